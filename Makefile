@@ -1,0 +1,32 @@
+# ioc — the two commands of the README:
+#   make run    set up and run everything locally (private ClickHouse, node with
+#               embedded NATS JetStream, simulator), until Ctrl-C
+#   make test   set up and run every test against real ClickHouse and NATS
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+GOTEST_FLAGS ?= -count=1 -timeout 30m
+DATA_DIR ?= data
+
+.PHONY: run test setup build vet bench fmt
+
+setup:
+	@deploy/local/setup.sh
+
+build: setup
+	$(GO) build -o bin/ioc ./cmd/ioc
+
+run: build
+	bin/ioc demo --data-dir $(DATA_DIR)
+
+test: setup
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

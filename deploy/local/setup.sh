@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what ioc needs on a Debian/Ubuntu machine with Go: ClickHouse
+# (server and client, from the distribution) and the Go modules. Safe to run
+# again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+need_apt=()
+command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need_apt+=(clickhouse-server)
+command -v clickhouse-client >/dev/null 2>&1 || need_apt+=(clickhouse-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} with apt-get"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian's package may start a system-wide server on port 9000; ioc runs
+  # its own private one and leaves the system service as it is.
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; else
+    echo "setup: Go is required (https://go.dev/doc/install)" >&2; exit 1
+  fi
+fi
+go mod download

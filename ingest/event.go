@@ -1,0 +1,436 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Families of events, the second part of a type vn.ioc.<family>.<transition>.
+const (
+	FamilyDossier   = "dossier"
+	FamilyFeedback  = "feedback"
+	FamilyCamera    = "camera"
+	FamilySurvey    = "survey"
+	FamilyIndicator = "indicator"
+)
+
+// Families lists every family in a stable order.
+var Families = []string{FamilyDossier, FamilyFeedback, FamilyCamera, FamilySurvey, FamilyIndicator}
+
+const typePrefix = "vn.ioc."
+
+// SplitType splits "vn.ioc.dossier.received" into ("dossier", "received").
+func SplitType(typ string) (family, transition string, err error) {
+	rest, ok := strings.CutPrefix(typ, typePrefix)
+	if !ok {
+		return "", "", fmt.Errorf("type %q must start with %q", typ, typePrefix)
+	}
+	family, transition, ok = strings.Cut(rest, ".")
+	if !ok || family == "" || transition == "" || strings.Contains(transition, ".") {
+		return "", "", fmt.Errorf("type %q must be vn.ioc.<family>.<transition>", typ)
+	}
+	return family, transition, nil
+}
+
+// CloudEvent is an event as a source sends it: CloudEvents 1.0, structured JSON mode.
+type CloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            string          `json:"time"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	DataSchema      string          `json:"dataschema,omitempty"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Record is an accepted event as it travels through JetStream to the writer:
+// validated, with personal data already replaced by pseudonyms.
+type Record struct {
+	Source     string          `json:"source"`
+	ID         string          `json:"id"`
+	Family     string          `json:"family"`
+	Transition string          `json:"transition"`
+	Subject    string          `json:"subject"`
+	Time       time.Time       `json:"time"`
+	AcceptedAt time.Time       `json:"accepted_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Key is the idempotency key of the record: source and id.
+func (r *Record) Key() string { return r.Source + "/" + r.ID }
+
+// Subject of the record in the events stream.
+func (r *Record) StreamSubject() string {
+	return streamSubjectPrefix + r.Family + "." + r.Transition
+}
+
+// Limits of one event's envelope.
+const (
+	maxIDLen      = 256
+	maxSourceLen  = 256
+	maxSubjectLen = 256
+	maxDataBytes  = 64 << 10
+)
+
+// Validator turns raw CloudEvents into Records, or says exactly what is wrong.
+type Validator struct {
+	contract *Contract
+	refs     RefChecker
+	pseudo   *Pseudonymizer
+	now      func() time.Time
+}
+
+// NewValidator builds a validator. refs may be nil (no reference checks).
+func NewValidator(c *Contract, refs RefChecker, p *Pseudonymizer) *Validator {
+	return &Validator{contract: c, refs: refs, pseudo: p, now: time.Now}
+}
+
+// Prepare decodes, validates and pseudonymizes one event. boundSource, when
+// not empty, is the only source the caller may send for.
+func (v *Validator) Prepare(raw []byte, boundSource string) (*Record, error) {
+	var ce CloudEvent
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&ce); err != nil {
+		return nil, envelopeError(err)
+	}
+	if ce.SpecVersion != "1.0" {
+		if ce.SpecVersion == "" {
+			return nil, &fieldError{"specversion", "is required (\"1.0\")"}
+		}
+		return nil, &fieldError{"specversion", fmt.Sprintf("%q is not supported (\"1.0\")", ce.SpecVersion)}
+	}
+	if err := checkText("id", ce.ID, maxIDLen); err != nil {
+		return nil, err
+	}
+	if err := checkText("source", ce.Source, maxSourceLen); err != nil {
+		return nil, err
+	}
+	if boundSource != "" && ce.Source != boundSource {
+		return nil, &fieldError{"source", fmt.Sprintf("%q is not the source this token may send for (%q)", ce.Source, boundSource)}
+	}
+	if err := checkText("subject", ce.Subject, maxSubjectLen); err != nil {
+		return nil, err
+	}
+	if ce.Type == "" {
+		return nil, &fieldError{"type", "is required"}
+	}
+	family, transition, err := SplitType(ce.Type)
+	if err != nil {
+		return nil, &fieldError{"type", err.Error()}
+	}
+	schema, ok := v.contract.types[ce.Type]
+	if !ok {
+		return nil, &fieldError{"type", fmt.Sprintf("unknown event type %q", ce.Type)}
+	}
+	if ce.Time == "" {
+		return nil, &fieldError{"time", "is required"}
+	}
+	t, err := time.Parse(time.RFC3339Nano, ce.Time)
+	if err != nil {
+		return nil, &fieldError{"time", fmt.Sprintf("%q is not an RFC 3339 time with offset", ce.Time)}
+	}
+	if t.Year() < 2000 || t.After(v.now().Add(24*time.Hour)) {
+		return nil, &fieldError{"time", fmt.Sprintf("%s is out of range (year 2000 to one day ahead)", ce.Time)}
+	}
+	if ce.DataContentType != "" && !strings.HasPrefix(ce.DataContentType, "application/json") {
+		return nil, &fieldError{"datacontenttype", fmt.Sprintf("%q is not supported (application/json)", ce.DataContentType)}
+	}
+	if len(ce.Data) == 0 || bytes.Equal(ce.Data, []byte("null")) {
+		return nil, &fieldError{"data", "is required"}
+	}
+	if len(ce.Data) > maxDataBytes {
+		return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}
+	}
+	var data any
+	if err := json.Unmarshal(ce.Data, &data); err != nil {
+		return nil, &fieldError{"data", "is not valid JSON"}
+	}
+	w := walker{refs: v.refs}
+	if v.pseudo != nil {
+		w.pseudo = v.pseudo.Pseudonym
+	}
+	if err := w.validate(schema, data, "data"); err != nil {
+		return nil, err
+	}
+	clean, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode data: %w", err)
+	}
+	return &Record{
+		Source: ce.Source, ID: ce.ID, Family: family, Transition: transition,
+		Subject: ce.Subject, Time: t.UTC(), AcceptedAt: v.now().UTC(), Data: clean,
+	}, nil
+}
+
+func checkText(field, s string, max int) error {
+	if s == "" {
+		return &fieldError{field, "is required"}
+	}
+	if len(s) > max {
+		return &fieldError{field, fmt.Sprintf("must be at most %d bytes", max)}
+	}
+	if !utf8.ValidString(s) {
+		return &fieldError{field, "is not valid UTF-8"}
+	}
+	if strings.ContainsAny(s, "\x00\r\n") {
+		return &fieldError{field, "must not contain control characters"}
+	}
+	return nil
+}
+
+// envelopeError names the envelope field a JSON type error is about.
+func envelopeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		f := te.Field
+		if f == "" {
+			return &fieldError{"event", "must be a JSON object"}
+		}
+		return &fieldError{f, "must be a " + te.Type.String()}
+	}
+	return &fieldError{"event", "is not valid JSON: " + err.Error()}
+}
+
+// SyntaxError is a body that cannot be split into events at all; Offset is
+// the 0-based index of the first byte that makes it invalid.
+type SyntaxError struct {
+	Offset int64
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("byte %d: %s", e.Offset, e.Msg) }
+
+// Body formats.
+const (
+	ContentSingle = "application/cloudevents+json"
+	ContentBatch  = "application/cloudevents-batch+json"
+	ContentNDJSON = "application/x-ndjson"
+)
+
+// SplitBody splits a request body into raw events according to its media
+// type. A body that cannot be split yields a *SyntaxError with the byte
+// offset; events that parse as JSON but are not valid events are returned and
+// rejected one by one later.
+func SplitBody(contentType string, body []byte, maxEvents int) ([]json.RawMessage, error) {
+	mt := strings.TrimSpace(strings.ToLower(strings.SplitN(contentType, ";", 2)[0]))
+	switch mt {
+	case ContentBatch:
+		return splitArray(body, maxEvents)
+	case ContentNDJSON, "application/cloudevents+ndjson", "application/jsonl":
+		return splitLines(body, maxEvents)
+	case ContentSingle, "application/json", "":
+		trimmed := bytes.TrimSpace(body)
+		if len(trimmed) > 0 && trimmed[0] == '[' {
+			return splitArray(body, maxEvents)
+		}
+		if !json.Valid(trimmed) {
+			return nil, syntaxAt(body, 0)
+		}
+		return []json.RawMessage{trimmed}, nil
+	}
+	return nil, &UnsupportedMediaError{mt}
+}
+
+// UnsupportedMediaError is a body of a media type intake does not read.
+type UnsupportedMediaError struct{ Type string }
+
+func (e *UnsupportedMediaError) Error() string {
+	return fmt.Sprintf("content type %q is not one of %s, %s, %s", e.Type, ContentSingle, ContentBatch, ContentNDJSON)
+}
+
+// TooManyEventsError is a body with more events than allowed.
+type TooManyEventsError struct{ Max int }
+
+func (e *TooManyEventsError) Error() string {
+	return fmt.Sprintf("more than %d events in one request", e.Max)
+}
+
+func splitArray(body []byte, maxEvents int) ([]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxFrom(body, err, dec.InputOffset())
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, &SyntaxError{0, "a batch must be a JSON array of events"}
+	}
+	var out []json.RawMessage
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, syntaxFrom(body, err, dec.InputOffset())
+		}
+		if len(out) == maxEvents {
+			return nil, &TooManyEventsError{maxEvents}
+		}
+		out = append(out, raw)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, syntaxFrom(body, err, dec.InputOffset())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &SyntaxError{dec.InputOffset(), "unexpected data after the batch"}
+	}
+	return out, nil
+}
+
+func splitLines(body []byte, maxEvents int) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	off := 0
+	for off < len(body) {
+		end := bytes.IndexByte(body[off:], '\n')
+		var line []byte
+		next := len(body)
+		if end >= 0 {
+			line = body[off : off+end]
+			next = off + end + 1
+		} else {
+			line = body[off:]
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 {
+			if !json.Valid(line) {
+				return nil, syntaxAt(body[off:next], int64(off))
+			}
+			if len(out) == maxEvents {
+				return nil, &TooManyEventsError{maxEvents}
+			}
+			out = append(out, json.RawMessage(line))
+		}
+		off = next
+	}
+	return out, nil
+}
+
+func syntaxAt(b []byte, base int64) error {
+	var v any
+	err := json.Unmarshal(b, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		// encoding/json counts the bytes read, the bad one included.
+		return &SyntaxError{base + max(se.Offset-1, 0), se.Error()}
+	}
+	return &SyntaxError{base, "invalid JSON"}
+}
+
+func syntaxFrom(body []byte, err error, off int64) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return syntaxAt(body, 0)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return &SyntaxError{off, "unexpected end of body"}
+	}
+	return &SyntaxError{off, err.Error()}
+}
+
+// eventParts is one event already split into its envelope and its data, for
+// an intake path that does not receive CloudEvents JSON (the Arrow backfill).
+type eventParts struct {
+	SpecVersion, ID, Source, Type, Subject string
+	// Time is the RFC 3339 text of the time; when HasAt, At is the time
+	// itself (an Arrow timestamp) and Time is not read.
+	Time  string
+	At    time.Time
+	HasAt bool
+	// Data is the data already decoded (JSON types: string, float64, bool,
+	// map[string]any; no nil values); when nil, RawData is its JSON text.
+	Data    map[string]any
+	RawData []byte
+}
+
+// prepareParts applies to an event already split into parts the checks
+// Prepare applies to CloudEvents JSON — same order, same messages, same
+// Record — plus one: family, when not empty, is the only family accepted
+// (field "type"). now is the clock of the range check and of AcceptedAt.
+// Keep it in step with Prepare: TestArrowMatchesPrepare compares both.
+func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now time.Time) (*Record, error) {
+	if p.SpecVersion != "1.0" {
+		if p.SpecVersion == "" {
+			return nil, &fieldError{"specversion", "is required (\"1.0\")"}
+		}
+		return nil, &fieldError{"specversion", fmt.Sprintf("%q is not supported (\"1.0\")", p.SpecVersion)}
+	}
+	if err := checkText("id", p.ID, maxIDLen); err != nil {
+		return nil, err
+	}
+	if err := checkText("source", p.Source, maxSourceLen); err != nil {
+		return nil, err
+	}
+	if boundSource != "" && p.Source != boundSource {
+		return nil, &fieldError{"source", fmt.Sprintf("%q is not the source this token may send for (%q)", p.Source, boundSource)}
+	}
+	if err := checkText("subject", p.Subject, maxSubjectLen); err != nil {
+		return nil, err
+	}
+	if p.Type == "" {
+		return nil, &fieldError{"type", "is required"}
+	}
+	fam, transition, err := SplitType(p.Type)
+	if err != nil {
+		return nil, &fieldError{"type", err.Error()}
+	}
+	if family != "" && fam != family {
+		return nil, &fieldError{"type", fmt.Sprintf("%q is not of family %q, the family of this request", p.Type, family)}
+	}
+	schema, ok := v.contract.types[p.Type]
+	if !ok {
+		return nil, &fieldError{"type", fmt.Sprintf("unknown event type %q", p.Type)}
+	}
+	t := p.At
+	if !p.HasAt {
+		if p.Time == "" {
+			return nil, &fieldError{"time", "is required"}
+		}
+		if t, err = time.Parse(time.RFC3339Nano, p.Time); err != nil {
+			return nil, &fieldError{"time", fmt.Sprintf("%q is not an RFC 3339 time with offset", p.Time)}
+		}
+	}
+	if t.Year() < 2000 || t.After(now.Add(24*time.Hour)) {
+		text := p.Time
+		if p.HasAt {
+			text = t.UTC().Format(time.RFC3339Nano)
+		}
+		return nil, &fieldError{"time", fmt.Sprintf("%s is out of range (year 2000 to one day ahead)", text)}
+	}
+	var data any
+	if p.Data != nil {
+		if jsonLarger(p.Data, maxDataBytes) {
+			return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}
+		}
+		data = p.Data
+	} else {
+		if len(p.RawData) == 0 || bytes.Equal(p.RawData, []byte("null")) {
+			return nil, &fieldError{"data", "is required"}
+		}
+		if len(p.RawData) > maxDataBytes {
+			return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}
+		}
+		if err := json.Unmarshal(p.RawData, &data); err != nil {
+			return nil, &fieldError{"data", "is not valid JSON"}
+		}
+	}
+	w := walker{refs: v.refs}
+	if v.pseudo != nil {
+		w.pseudo = v.pseudo.Pseudonym
+	}
+	if err := w.validate(schema, data, "data"); err != nil {
+		return nil, err
+	}
+	clean, err := marshalData(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode data: %w", err)
+	}
+	return &Record{
+		Source: p.Source, ID: p.ID, Family: fam, Transition: transition,
+		Subject: p.Subject, Time: t.UTC(), AcceptedAt: now.UTC(), Data: clean,
+	}, nil
+}

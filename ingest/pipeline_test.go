@@ -1,0 +1,405 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/query"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type units map[string]bool
+
+func (u units) Has(kind, code string) bool { return kind != "unit" || u[code] }
+
+const pseudonymKey = "test-pseudonym-key-0123456789"
+
+// pipeline is a real intake + writer over real JetStream and ClickHouse.
+type pipeline struct {
+	db     *query.DB
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	intake *ingest.Intake
+	tokens *auth.Issuer
+	srv    *httptest.Server
+}
+
+func newPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	db, _ := testenv.ClickHouse(t)
+	_, nc := testenv.NATS(t)
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ingest.EnsureStream(ctx, js, ingest.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contract, err := ingest.LoadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPseudonymizer([]byte(pseudonymKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ingest.NewMetrics(nil)
+	v := ingest.NewValidator(contract, units{"26740": true, "26734": true, "79": true}, p)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	in, err := ingest.NewIntake(ingest.IntakeConfig{}, js, v, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ingest.NewWriter(ingest.WriterConfig{FlushInterval: 50 * time.Millisecond}, db, nc, st, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("writer: %v", err)
+		}
+	})
+	tokens, err := auth.NewIssuer([]byte("test-token-key-0123456789abcdef-0123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/events", tokens.Require(auth.RoleIngest, auth.RoleAdmin)(http.HandlerFunc(in.HandleEvents)))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	nctx, ncancel := context.WithCancel(ctx)
+	t.Cleanup(ncancel)
+	go in.ServeNATS(nctx, nc, tokens)
+	return &pipeline{db: db, nc: nc, js: js, intake: in, tokens: tokens, srv: srv}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (p *pipeline) token(t *testing.T, role, source string) string {
+	t.Helper()
+	tok, err := p.tokens.Issue(auth.Claims{Role: role, Source: source}, "test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type response struct {
+	Accepted   int                `json:"accepted"`
+	Duplicates int                `json:"duplicates"`
+	Rejected   []ingest.Rejection `json:"rejected"`
+	Error      *struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Detail  map[string]any `json:"detail"`
+	} `json:"error"`
+}
+
+func (p *pipeline) post(t *testing.T, token, contentType string, body []byte) (int, response) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", p.srv.URL+"/api/v1/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r response
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("decode response (%d): %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, r
+}
+
+func (p *pipeline) count(t *testing.T, sql string, args ...any) uint64 {
+	t.Helper()
+	var n uint64
+	sql = strings.ReplaceAll(sql, "DB.", p.db.Database()+".")
+	if err := p.db.Conn.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func (p *pipeline) waitCount(t *testing.T, want uint64, sql string, args ...any) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, sql, func() (bool, error) {
+		n := p.count(t, sql, args...)
+		return n == want, fmt.Errorf("have %d, want %d", n, want)
+	})
+}
+
+func event(id, typ, subject, when string, data map[string]any) map[string]any {
+	return map[string]any{"specversion": "1.0", "id": id, "source": "hcmc/one-stop", "type": typ,
+		"subject": subject, "time": when, "data": data}
+}
+
+func received(id, subject, when string) map[string]any {
+	return event(id, "vn.ioc.dossier.received", subject, when, map[string]any{
+		"procedure_code": "TP-001", "channel": "online", "unit": "26740", "due_at": "2024-03-08T17:00:00+07:00",
+		"service_level": "full_online",
+		"applicant":     map[string]any{"kind": "citizen", "id": "079123456789", "name": "Nguyễn Văn An"},
+	})
+}
+
+func batch(t *testing.T, evs ...map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBatchLandsValidEventsAndRejectsInvalidOnes(t *testing.T) {
+	p := newPipeline(t)
+	tok := p.token(t, auth.RoleIngest, "hcmc/one-stop")
+	bad := received("e2", "D-2", "2024-03-01T09:00:00+07:00")
+	bad["data"].(map[string]any)["channel"] = "carrier-pigeon"
+	unknownUnit := received("e3", "D-3", "2024-03-01T09:00:00+07:00")
+	unknownUnit["data"].(map[string]any)["unit"] = "99999"
+	otherSource := received("e4", "D-4", "2024-03-01T09:00:00+07:00")
+	otherSource["source"] = "hcmc/1022"
+	noTime := received("e5", "D-5", "")
+	code, r := p.post(t, tok, ingest.ContentBatch, batch(t,
+		received("e1", "D-1", "2024-03-01T09:00:00+07:00"), bad, unknownUnit, otherSource, noTime,
+		received("e6", "D-6", "2024-03-01T10:00:00+07:00")))
+	if code != 202 || r.Accepted != 2 || len(r.Rejected) != 4 {
+		t.Fatalf("got %d %+v", code, r)
+	}
+	want := map[int]string{1: "data.channel", 2: "data.unit", 3: "source", 4: "time"}
+	for _, rej := range r.Rejected {
+		if rej.Field != want[rej.Index] || rej.ID == "" || !strings.Contains(rej.Error, rej.Field) {
+			t.Errorf("rejection %+v: want field %q named in the error", rej, want[rej.Index])
+		}
+	}
+	p.waitCount(t, 2, "SELECT count() FROM DB.dossier_events FINAL")
+	p.waitCount(t, 2, "SELECT count() FROM DB.dossiers WHERE unit = '26740' AND procedure_code = 'TP-001'")
+}
+
+func TestBodyErrors(t *testing.T) {
+	p := newPipeline(t)
+	tok := p.token(t, auth.RoleAdmin, "")
+	cases := []struct {
+		name, ct, body string
+		code           int
+		errCode        string
+	}{
+		{"syntax error names the offset", ingest.ContentBatch, `[{"id":"x"},{"id":}]`, 400, "invalid"},
+		{"ndjson syntax error", ingest.ContentNDJSON, "{\"a\":1}\n{oops}\n", 400, "invalid"},
+		{"unsupported media type", "text/plain", `{}`, 415, "unsupported"},
+		{"empty batch", ingest.ContentBatch, `[]`, 400, "invalid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, r := p.post(t, tok, c.ct, []byte(c.body))
+			if code != c.code || r.Error == nil || r.Error.Code != c.errCode {
+				t.Fatalf("got %d %+v", code, r)
+			}
+		})
+	}
+	t.Run("syntax error offset", func(t *testing.T) {
+		_, r := p.post(t, tok, ingest.ContentBatch, []byte(`[{"id":"x"},{"id":}]`))
+		if off, _ := r.Error.Detail["offset"].(float64); off != 18 {
+			t.Fatalf("offset %v, want 18 (%s)", r.Error.Detail, r.Error.Message)
+		}
+	})
+	t.Run("no token", func(t *testing.T) {
+		code, r := p.post(t, "", ingest.ContentSingle, []byte(`{}`))
+		if code != 401 || r.Error.Code != "unauthorized" {
+			t.Fatalf("got %d %+v", code, r)
+		}
+	})
+	t.Run("wrong role", func(t *testing.T) {
+		tok, _ := p.tokens.Issue(auth.Claims{Role: auth.RoleAnalyst}, "a", time.Hour)
+		code, _ := p.post(t, tok, ingest.ContentSingle, []byte(`{}`))
+		if code != 403 {
+			t.Fatalf("got %d", code)
+		}
+	})
+}
+
+func TestSameEventAnyNumberOfTimesAnyPathCountsOnce(t *testing.T) {
+	p := newPipeline(t)
+	tok := p.token(t, auth.RoleIngest, "hcmc/one-stop")
+	ev := received("dup-1", "D-DUP", "2024-03-01T09:00:00+07:00")
+	body := batch(t, ev)
+	_, r1 := p.post(t, tok, ingest.ContentBatch, body)
+	_, r2 := p.post(t, tok, ingest.ContentBatch, body)
+	single, _ := json.Marshal(ev)
+	_, r3 := p.post(t, tok, ingest.ContentSingle, single)
+	if r1.Accepted != 1 || r2.Duplicates != 1 || r3.Duplicates != 1 {
+		t.Fatalf("http: %+v %+v %+v", r1, r2, r3)
+	}
+	// Over NATS, with Nats-Msg-Id.
+	msg := nats.NewMsg(ingest.IngestSubject)
+	msg.Header.Set("Authorization", "Bearer "+tok)
+	msg.Header.Set("Content-Type", ingest.ContentSingle)
+	msg.Header.Set(nats.MsgIdHdr, "hcmc/one-stop/dup-1")
+	msg.Data = single
+	reply, err := p.nc.RequestMsg(msg, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r4 response
+	_ = json.Unmarshal(reply.Data, &r4)
+	if r4.Duplicates != 1 {
+		t.Fatalf("nats: %s", reply.Data)
+	}
+	p.waitCount(t, 1, "SELECT count() FROM DB.dossier_events")
+	// A redelivery after a crash between insert and ack reaches the stream
+	// again without the dedup header: ClickHouse must still count it once.
+	raw, _ := json.Marshal(ingest.Record{Source: "hcmc/one-stop", ID: "dup-1", Family: "dossier", Transition: "received",
+		Subject: "D-DUP", Time: time.Date(2024, 3, 1, 2, 0, 0, 0, time.UTC), AcceptedAt: time.Now(),
+		Data: json.RawMessage(`{"procedure_code":"TP-001","channel":"online","unit":"26740","due_at":"2024-03-08T17:00:00+07:00"}`)})
+	if _, err := p.js.Publish(context.Background(), "ioc.events.dossier.received", raw); err != nil {
+		t.Fatal(err)
+	}
+	p.waitCount(t, 2, "SELECT count() FROM DB.dossier_events")
+	if n := p.count(t, "SELECT count() FROM DB.dossier_events FINAL"); n != 1 {
+		t.Fatalf("FINAL count %d, want 1", n)
+	}
+	if n := p.count(t, "SELECT toUInt64(events) FROM DB.dossiers WHERE dossier_id = 'D-DUP'"); n != 1 {
+		t.Fatalf("state counts %d events, want 1", n)
+	}
+	if n := p.count(t, "SELECT count() FROM DB.dossiers"); n != 1 {
+		t.Fatalf("%d dossiers, want 1", n)
+	}
+}
+
+func TestOutOfOrderAndLateEvents(t *testing.T) {
+	p := newPipeline(t)
+	tok := p.token(t, auth.RoleIngest, "hcmc/one-stop")
+	resolved := event("r1", "vn.ioc.dossier.resolved", "D-OOO", "2024-03-05T10:00:00+07:00",
+		map[string]any{"outcome": "approved", "officer": "CB-1", "e_result": true})
+	assigned := event("a1", "vn.ioc.dossier.assigned", "D-OOO", "2024-03-02T10:00:00+07:00",
+		map[string]any{"unit": "26734", "officer": "CB-1"})
+	// resolved first, then assigned, then received; plus one event months late.
+	for _, ev := range []map[string]any{resolved, assigned, received("x1", "D-OOO", "2024-03-01T09:00:00+07:00"),
+		received("late1", "D-LATE", "2023-09-15T09:00:00+07:00")} {
+		if code, r := p.post(t, tok, ingest.ContentBatch, batch(t, ev)); code != 202 || r.Accepted != 1 {
+			t.Fatalf("%d %+v", code, r)
+		}
+	}
+	p.waitCount(t, 2, "SELECT count() FROM DB.dossiers")
+	var unit, holder, outcome, last string
+	var recv, res time.Time
+	var eres uint8
+	err := p.db.Conn.QueryRow(context.Background(), "SELECT unit, holder_unit, outcome, last_type, received_at, resolved_at, e_result FROM "+
+		p.db.Table("dossiers")+" WHERE dossier_id = 'D-OOO'").Scan(&unit, &holder, &outcome, &last, &recv, &res, &eres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unit != "26740" || holder != "26734" || outcome != "approved" || last != "resolved" || eres != 1 ||
+		!recv.Equal(time.Date(2024, 3, 1, 2, 0, 0, 0, time.UTC)) || !res.Equal(time.Date(2024, 3, 5, 3, 0, 0, 0, time.UTC)) {
+		t.Fatalf("state %q %q %q %q %v %v %d", unit, holder, outcome, last, recv, res, eres)
+	}
+	if n := p.count(t, "SELECT count() FROM system.parts WHERE database = ? AND table = 'dossier_events' AND partition = '202309' AND active",
+		p.db.Database()); n == 0 {
+		t.Fatal("the late event is not in partition 202309")
+	}
+}
+
+func TestPersonalDataIsNeverStoredInClear(t *testing.T) {
+	p := newPipeline(t)
+	tok := p.token(t, auth.RoleIngest, "hcmc/1022")
+	fb := event("fb1", "vn.ioc.feedback.received", "T-1", "2024-03-01T09:00:00+07:00", map[string]any{
+		"channel": "app", "category": "traffic", "unit": "26740", "due_at": "2024-03-20T17:00:00+07:00",
+		"location": map[string]any{"lat": 10.77, "lon": 106.70, "address": "1 Lê Lợi"},
+		"citizen":  map[string]any{"id": "079188001234", "name": "Trần Thị Bình", "phone": "0903123456"},
+	})
+	fb["source"] = "hcmc/1022"
+	if code, r := p.post(t, tok, ingest.ContentBatch, batch(t, fb)); code != 202 || r.Accepted != 1 {
+		t.Fatalf("%d %+v", code, r)
+	}
+	p.waitCount(t, 1, "SELECT count() FROM DB.feedback_events")
+	for _, clear := range []string{"079188001234", "Trần Thị Bình", "0903123456"} {
+		n := p.count(t, "SELECT count() FROM DB.feedback_events WHERE positionUTF8(concat(data, citizen_ref, citizen_name_ref, citizen_phone_ref), ?) > 0", clear)
+		if n != 0 {
+			t.Errorf("clear value %q stored", clear)
+		}
+	}
+	ps, _ := ingest.NewPseudonymizer([]byte(pseudonymKey))
+	want := ps.Pseudonym("079188001234")
+	if n := p.count(t, "SELECT count() FROM DB.feedback_events WHERE citizen_ref = ?", want); n != 1 {
+		t.Errorf("citizen_ref is not the keyed pseudonym %s", want)
+	}
+}
+
+func TestPoisonEventGoesToDeadLetters(t *testing.T) {
+	p := newPipeline(t)
+	if _, err := p.js.Publish(context.Background(), "ioc.events.survey.submitted", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitCount(t, 1, "SELECT count() FROM DB.dead_letters WHERE family = 'survey' AND payload = '{not json' AND reason LIKE 'undecodable%'")
+	// The writer goes on: a valid survey still lands.
+	tok := p.token(t, auth.RoleAdmin, "")
+	sv := event("s1", "vn.ioc.survey.submitted", "S-1", "2024-03-01T09:00:00+07:00", map[string]any{"unit": "26740", "rating": "satisfied"})
+	if code, r := p.post(t, tok, ingest.ContentBatch, batch(t, sv)); code != 202 || r.Accepted != 1 {
+		t.Fatalf("%d %+v", code, r)
+	}
+	p.waitCount(t, 1, "SELECT count() FROM DB.surveys WHERE score = 4")
+}
+
+func TestCommitNoticeNamesFamilyAndUnits(t *testing.T) {
+	p := newPipeline(t)
+	sub, err := p.nc.SubscribeSync(ingest.CommitSubjectPrefix + "dossier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := p.token(t, auth.RoleAdmin, "")
+	if code, _ := p.post(t, tok, ingest.ContentNDJSON, append(append(mustJSON(received("n1", "D-N1", "2024-03-01T09:00:00+07:00")), '\n'),
+		mustJSON(received("n2", "D-N2", "2024-03-01T09:05:00+07:00"))...)); code != 202 {
+		t.Fatalf("code %d", code)
+	}
+	var got ingest.CommitNotice
+	total := 0
+	for total < 2 {
+		m, err := sub.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal(m.Data, &got)
+		total += got.Count
+		if got.Family != "dossier" || len(got.Units) != 1 || got.Units[0] != "26740" || got.Watermark.IsZero() {
+			t.Fatalf("notice %+v", got)
+		}
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

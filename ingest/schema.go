@@ -1,0 +1,228 @@
+package ingest
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+//go:embed schema/*.json
+var schemaFS embed.FS
+
+// schemaNode is the subset of JSON Schema (2020-12) the event contract uses:
+// type, properties, required, enum, minimum/maximum, minLength/maxLength,
+// pattern, format "date-time", plus two annotations of ours: "x-pii" (the
+// value is personal data and is replaced by a keyed pseudonym at ingest) and
+// "x-ref" (the value must name a known reference entity, e.g. "unit").
+//
+// The published files under ingest/schema are the contract; this interpreter
+// is the only validator, so HTTP, NATS and Arrow intake enforce the same rules.
+type schemaNode struct {
+	Type       string                 `json:"type"`
+	Properties map[string]*schemaNode `json:"properties"`
+	Required   []string               `json:"required"`
+	Enum       []string               `json:"enum"`
+	Minimum    *float64               `json:"minimum"`
+	Maximum    *float64               `json:"maximum"`
+	MinLength  *int                   `json:"minLength"`
+	MaxLength  *int                   `json:"maxLength"`
+	Pattern    string                 `json:"pattern"`
+	Format     string                 `json:"format"`
+	PII        bool                   `json:"x-pii"`
+	Ref        string                 `json:"x-ref"`
+
+	re    *regexp.Regexp
+	order []string // property names, sorted, for deterministic error order
+}
+
+// Contract holds the compiled schema of every event type.
+type Contract struct {
+	types map[string]*schemaNode // by full CloudEvents type
+}
+
+// LoadContract compiles the embedded event schemas.
+func LoadContract() (*Contract, error) {
+	entries, err := schemaFS.ReadDir("schema")
+	if err != nil {
+		return nil, err
+	}
+	c := &Contract{types: make(map[string]*schemaNode)}
+	for _, e := range entries {
+		b, err := schemaFS.ReadFile("schema/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		var n schemaNode
+		if err := json.Unmarshal(b, &n); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", e.Name(), err)
+		}
+		if err := n.compile(); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", e.Name(), err)
+		}
+		typ := strings.TrimSuffix(e.Name(), ".json")
+		if _, _, err := SplitType(typ); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", e.Name(), err)
+		}
+		c.types[typ] = &n
+	}
+	return c, nil
+}
+
+// Types lists the event types of the contract, sorted.
+func (c *Contract) Types() []string {
+	out := make([]string, 0, len(c.types))
+	for t := range c.types {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Schema returns the published JSON Schema document of an event type.
+func SchemaDocument(typ string) ([]byte, error) {
+	return schemaFS.ReadFile("schema/" + typ + ".json")
+}
+
+func (n *schemaNode) compile() error {
+	if n.Pattern != "" {
+		re, err := regexp.Compile(n.Pattern)
+		if err != nil {
+			return err
+		}
+		n.re = re
+	}
+	for name, p := range n.Properties {
+		if err := p.compile(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		n.order = append(n.order, name)
+	}
+	sort.Strings(n.order)
+	return nil
+}
+
+// fieldError names the offending field by its JSON path.
+type fieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// RefChecker answers whether a reference value exists (e.g. a unit code).
+type RefChecker interface {
+	Has(kind, code string) bool
+}
+
+// walker validates a decoded value and rewrites personal data in place.
+type walker struct {
+	refs   RefChecker
+	pseudo func(string) string
+}
+
+func (w *walker) validate(n *schemaNode, v any, path string) error {
+	switch n.Type {
+	case "object":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return &fieldError{path, "must be an object"}
+		}
+		for _, r := range n.Required {
+			if x, ok := m[r]; !ok || x == nil {
+				return &fieldError{join(path, r), "is required"}
+			}
+		}
+		for _, name := range n.order {
+			x, ok := m[name]
+			if !ok || x == nil {
+				continue
+			}
+			p := n.Properties[name]
+			if err := w.validate(p, x, join(path, name)); err != nil {
+				return err
+			}
+			if p.PII && w.pseudo != nil {
+				if s, ok := x.(string); ok && s != "" {
+					m[name] = w.pseudo(s)
+				}
+			}
+		}
+		return nil
+	case "string":
+		s, ok := v.(string)
+		if !ok {
+			return &fieldError{path, "must be a string"}
+		}
+		if n.MinLength != nil && len(s) < *n.MinLength {
+			if *n.MinLength == 1 {
+				return &fieldError{path, "must not be empty"}
+			}
+			return &fieldError{path, fmt.Sprintf("must be at least %d characters", *n.MinLength)}
+		}
+		if n.MaxLength != nil && len(s) > *n.MaxLength {
+			return &fieldError{path, fmt.Sprintf("must be at most %d characters", *n.MaxLength)}
+		}
+		if len(n.Enum) > 0 && !contains(n.Enum, s) {
+			return &fieldError{path, fmt.Sprintf("%q is not one of %s", s, strings.Join(n.Enum, ", "))}
+		}
+		if n.re != nil && !n.re.MatchString(s) {
+			return &fieldError{path, fmt.Sprintf("%q does not match %s", s, n.Pattern)}
+		}
+		if n.Format == "date-time" {
+			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+				return &fieldError{path, fmt.Sprintf("%q is not an RFC 3339 time with offset", s)}
+			}
+		}
+		if n.Ref != "" && w.refs != nil && !w.refs.Has(n.Ref, s) {
+			return &fieldError{path, fmt.Sprintf("unknown %s %q", n.Ref, s)}
+		}
+		return nil
+	case "number", "integer":
+		f, ok := v.(float64)
+		if !ok {
+			return &fieldError{path, "must be a number"}
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return &fieldError{path, "must be a finite number"}
+		}
+		if n.Type == "integer" && f != math.Trunc(f) {
+			return &fieldError{path, "must be an integer"}
+		}
+		if n.Minimum != nil && f < *n.Minimum {
+			return &fieldError{path, fmt.Sprintf("must be ≥ %v", *n.Minimum)}
+		}
+		if n.Maximum != nil && f > *n.Maximum {
+			return &fieldError{path, fmt.Sprintf("must be ≤ %v", *n.Maximum)}
+		}
+		return nil
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			return &fieldError{path, "must be true or false"}
+		}
+		return nil
+	case "":
+		return nil
+	}
+	return &fieldError{path, "unsupported schema type " + n.Type}
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

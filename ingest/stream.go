@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	streamSubjectPrefix = "ioc.events."
+	// CommitSubjectPrefix + family carries the writer's commit notices.
+	CommitSubjectPrefix = "ioc.commits."
+	// IngestSubject is the NATS request subject of the intake.
+	IngestSubject = "ioc.ingest.events"
+)
+
+// StreamConfig shapes the JetStream topology.
+type StreamConfig struct {
+	// Name of the events stream. Default "IOC_EVENTS".
+	Name string
+	// Replicas of the stream on a NATS cluster. Default 1.
+	Replicas int
+	// DuplicateWindow within which JetStream drops a repeated source/id.
+	// Later repeats are made harmless by ClickHouse. Default 2m.
+	DuplicateWindow time.Duration
+	// MaxBytes bounds the stream; when full, new events are refused (the
+	// sender sees an error and retries) rather than old ones dropped.
+	// Default 8 GiB.
+	MaxBytes int64
+	// MaxAge of an event not yet written. Default 7 days.
+	MaxAge time.Duration
+	// AckWait before JetStream redelivers an unacknowledged event. The
+	// writer signals progress while it retries. Default 60s.
+	AckWait time.Duration
+}
+
+func (c *StreamConfig) setDefaults() {
+	if c.Name == "" {
+		c.Name = "IOC_EVENTS"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 8 << 30
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 60 * time.Second
+	}
+}
+
+// Validate names the field that is wrong.
+func (c StreamConfig) Validate() error {
+	switch {
+	case c.Replicas < 0 || c.Replicas > 5:
+		return fmt.Errorf("stream replicas %d: want 1 to 5", c.Replicas)
+	case c.DuplicateWindow < 0:
+		return errors.New("stream duplicate window must be positive")
+	case c.AckWait < 0:
+		return errors.New("stream ack wait must be positive")
+	}
+	return nil
+}
+
+// EnsureStream creates or updates the events stream and one durable pull
+// consumer per family for the writer.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sc := jetstream.StreamConfig{
+		Name:        cfg.Name,
+		Description: "ioc: accepted city events waiting to be written to ClickHouse",
+		Subjects:    []string{streamSubjectPrefix + ">"},
+		// Work queue: an event leaves the stream once the writer acked it,
+		// i.e. once ClickHouse holds it.
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.DuplicateWindow,
+		MaxBytes:   cfg.MaxBytes,
+		MaxAge:     cfg.MaxAge,
+		Discard:    jetstream.DiscardNew,
+	}
+	st, err := js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	for _, f := range Families {
+		_, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       writerConsumer(f),
+			Description:   "ioc writer for " + f + " events",
+			FilterSubject: streamSubjectPrefix + f + ".>",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.AckWait,
+			MaxDeliver:    -1,
+			MaxAckPending: 200_000,
+			MaxWaiting:    512,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create consumer for %s: %w", f, err)
+		}
+	}
+	return st, nil
+}
+
+func writerConsumer(family string) string { return "writer-" + family }
+
+// CommitNotice is published after each batch the writer committed.
+type CommitNotice struct {
+	Family string `json:"family"`
+	Count  int    `json:"count"`
+	// Units named by the batch's events (unit fields), sorted.
+	Units []string `json:"units,omitempty"`
+	// MinTime and MaxTime of the events' own times.
+	MinTime time.Time `json:"min_time"`
+	MaxTime time.Time `json:"max_time"`
+	// Watermark: every event this writer accepted before it is in ClickHouse.
+	Watermark time.Time `json:"watermark"`
+	// StreamSeq is the highest stream sequence of the batch.
+	StreamSeq uint64 `json:"stream_seq"`
+}
+
+// Connect dials NATS with the reconnect behaviour a long-running node wants.
+func Connect(url, name string) (*nats.Conn, error) {
+	return nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.ReconnectBufSize(64<<20),
+	)
+}

@@ -1,0 +1,397 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vn-ioc/ioc/query"
+)
+
+// WriterConfig bounds the writer's batches and retries.
+type WriterConfig struct {
+	// MaxBatch rows per insert. Default 20,000.
+	MaxBatch int
+	// FlushInterval: a batch is inserted at most this long after its first
+	// event arrived. Default 250ms.
+	FlushInterval time.Duration
+	// RetryMin and RetryMax bound the backoff between failed inserts.
+	// Defaults 100ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// PoisonAttempts: a single event whose insert ClickHouse refuses this
+	// many times goes to dead letters. Default 3.
+	PoisonAttempts int
+}
+
+func (c *WriterConfig) setDefaults() {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 20_000
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 250 * time.Millisecond
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 10 * time.Second
+	}
+	if c.PoisonAttempts == 0 {
+		c.PoisonAttempts = 3
+	}
+}
+
+// Validate names the field that is wrong.
+func (c WriterConfig) Validate() error {
+	switch {
+	case c.MaxBatch < 0 || c.MaxBatch > 1_000_000:
+		return fmt.Errorf("writer max batch %d: want 1 to 1,000,000", c.MaxBatch)
+	case c.FlushInterval < 0:
+		return errors.New("writer flush interval must be positive")
+	case c.RetryMin < 0 || c.RetryMax < c.RetryMin:
+		return errors.New("writer retry bounds: want 0 < min ≤ max")
+	}
+	return nil
+}
+
+// Writer drains the events stream into ClickHouse, one loop per family.
+type Writer struct {
+	cfg    WriterConfig
+	db     *query.DB
+	nc     *nats.Conn
+	stream jetstream.Stream
+	m      *Metrics
+	log    *slog.Logger
+
+	watermark atomic.Int64 // unix nanos of the latest committed acceptance time
+}
+
+// NewWriter builds a writer over an existing stream (see EnsureStream).
+func NewWriter(cfg WriterConfig, db *query.DB, nc *nats.Conn, stream jetstream.Stream, m *Metrics, log *slog.Logger) (*Writer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Writer{cfg: cfg, db: db, nc: nc, stream: stream, m: m, log: log}, nil
+}
+
+// Watermark is the acceptance time of the newest event committed.
+func (w *Writer) Watermark() time.Time { return time.Unix(0, w.watermark.Load()) }
+
+// Run writes until ctx ends, then finishes the batch in hand.
+func (w *Writer) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, f := range Families {
+		g.Go(func() error { return w.runFamily(ctx, f) })
+	}
+	g.Go(func() error { return w.watchPending(ctx) })
+	return g.Wait()
+}
+
+func (w *Writer) watchPending(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for _, f := range Families {
+			c, err := w.stream.Consumer(ctx, writerConsumer(f))
+			if err != nil {
+				continue
+			}
+			if info, err := c.Info(ctx); err == nil {
+				w.m.Pending.WithLabelValues(f).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// pending is one event in hand: its JetStream message and decoded row.
+type pending struct {
+	msg  jetstream.Msg
+	rec  *Record
+	row  []any
+	unit string
+}
+
+func (w *Writer) runFamily(ctx context.Context, family string) error {
+	cons, err := w.stream.Consumer(ctx, writerConsumer(family))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("writer %s: %w", family, err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(2*w.cfg.MaxBatch), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("writer %s: %w", family, err)
+	}
+	defer iter.Stop()
+	t := tables[family]
+	batch := make([]pending, 0, w.cfg.MaxBatch)
+	var first time.Time
+	for {
+		wait := time.Second
+		if len(batch) > 0 {
+			wait = time.Until(first.Add(w.cfg.FlushInterval))
+		}
+		if ctx.Err() != nil {
+			if len(batch) > 0 {
+				// Finish what is in hand with a fresh context so a shutdown
+				// does not leave it to redelivery (harmless, but slower).
+				fctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				w.commit(fctx, family, t, batch)
+				cancel()
+			}
+			return nil
+		}
+		var msg jetstream.Msg
+		if wait > 0 {
+			msg, err = iter.Next(jetstream.NextMaxWait(wait))
+		} else {
+			err = nats.ErrTimeout
+		}
+		switch {
+		case err == nil:
+			p := pending{msg: msg}
+			rec := &Record{}
+			if derr := json.Unmarshal(msg.Data(), rec); derr != nil {
+				w.deadLetter(ctx, family, []pending{p}, "undecodable record: "+derr.Error())
+				continue
+			}
+			p.rec = rec
+			row, unit, rerr := t.row(rec)
+			if rerr != nil {
+				w.deadLetter(ctx, family, []pending{p}, rerr.Error())
+				continue
+			}
+			p.row, p.unit = row, unit
+			if len(batch) == 0 {
+				first = time.Now()
+			}
+			batch = append(batch, p)
+			if len(batch) >= w.cfg.MaxBatch {
+				w.commit(ctx, family, t, batch)
+				batch = batch[:0]
+			}
+		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+			if len(batch) > 0 && time.Since(first) >= w.cfg.FlushInterval {
+				w.commit(ctx, family, t, batch)
+				batch = batch[:0]
+			}
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return nil
+		default:
+			// Connection trouble: the iterator reconnects by itself.
+			w.log.Warn("writer fetch", "family", family, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// commit inserts the batch, retrying until ClickHouse accepts it (splitting
+// out events it refuses as data errors), then acks every message.
+func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pending) {
+	start := time.Now()
+	w.insertAll(ctx, family, t, batch, 0)
+	notice := CommitNotice{Family: family}
+	units := map[string]bool{}
+	var wm time.Time
+	for _, p := range batch {
+		if p.row == nil { // dead-lettered during the insert
+			continue
+		}
+		_ = p.msg.Ack()
+		notice.Count++
+		if p.unit != "" {
+			units[p.unit] = true
+		}
+		if notice.MinTime.IsZero() || p.rec.Time.Before(notice.MinTime) {
+			notice.MinTime = p.rec.Time
+		}
+		if p.rec.Time.After(notice.MaxTime) {
+			notice.MaxTime = p.rec.Time
+		}
+		if p.rec.AcceptedAt.After(wm) {
+			wm = p.rec.AcceptedAt
+		}
+		if md, err := p.msg.Metadata(); err == nil && md.Sequence.Stream > notice.StreamSeq {
+			notice.StreamSeq = md.Sequence.Stream
+		}
+	}
+	if notice.Count == 0 {
+		return
+	}
+	w.m.InsertTime.WithLabelValues(family).Observe(time.Since(start).Seconds())
+	w.m.BatchSize.WithLabelValues(family).Observe(float64(notice.Count))
+	now := time.Now()
+	for _, p := range batch {
+		if p.row != nil {
+			w.m.Lag.WithLabelValues(family).Observe(now.Sub(p.rec.AcceptedAt).Seconds())
+		}
+	}
+	w.m.Written.WithLabelValues(family).Add(float64(notice.Count))
+	for u := range units {
+		notice.Units = append(notice.Units, u)
+	}
+	sort.Strings(notice.Units)
+	notice.Watermark = wm
+	if cur := w.watermark.Load(); wm.UnixNano() > cur {
+		w.watermark.Store(wm.UnixNano())
+	}
+	if b, err := json.Marshal(notice); err == nil {
+		_ = w.nc.Publish(CommitSubjectPrefix+family, b)
+	}
+}
+
+// insertAll inserts rows until they are in ClickHouse. Network and server
+// overload errors are retried with capped backoff, for as long as it takes
+// (the events stay unacknowledged in JetStream, kept alive with progress
+// signals). When the server refuses the data itself, the batch is split to
+// isolate the refused events, which go to dead letters after
+// PoisonAttempts tries.
+func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch []pending, depth int) {
+	backoff := w.cfg.RetryMin
+	lastProgress := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := w.insert(ctx, t, batch)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			// Shutting down: leave the events unacked for redelivery.
+			for i := range batch {
+				batch[i].row = nil
+			}
+			return
+		}
+		w.m.InsertErrors.WithLabelValues(family).Inc()
+		if isDataError(err) {
+			if len(batch) > 1 {
+				mid := len(batch) / 2
+				w.insertAll(ctx, family, t, batch[:mid], depth+1)
+				w.insertAll(ctx, family, t, batch[mid:], depth+1)
+				return
+			}
+			if attempt >= w.cfg.PoisonAttempts {
+				w.deadLetter(ctx, family, batch, "clickhouse refused the row: "+err.Error())
+				batch[0].row = nil
+				return
+			}
+		}
+		w.log.Warn("insert failed, retrying", "family", family, "rows", len(batch), "attempt", attempt, "err", err)
+		if time.Since(lastProgress) > 10*time.Second {
+			for _, p := range batch {
+				_ = p.msg.InProgress()
+			}
+			lastProgress = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			for i := range batch {
+				batch[i].row = nil
+			}
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, w.cfg.RetryMax)
+	}
+}
+
+func (w *Writer) insert(ctx context.Context, t *table, batch []pending) error {
+	b, err := w.db.Conn.PrepareBatch(ctx, insertSQL(w.db.Database(), t))
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	for _, p := range batch {
+		if err := b.Append(p.row...); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// isDataError: the server refused the rows themselves (as opposed to being
+// unreachable, overloaded or missing a table, which time can fix).
+func isDataError(err error) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) {
+		return false
+	}
+	switch ex.Code {
+	case 60, 81, // unknown table / database: schema being migrated
+		159, 209, 210, // timeouts, network
+		202, 241, 252, 242, // too many queries, memory, too many parts, read-only replica
+		3, 23, 24, 225, 319, 999: // unexpected end, read/write errors, zookeeper
+		return false
+	}
+	return true
+}
+
+// deadLetter records events that can never be inserted, then acks them.
+func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, reason string) {
+	sql := "INSERT INTO " + w.db.Table("dead_letters") + " (time, family, stream_seq, source, id, type, reason, payload)"
+	backoff := w.cfg.RetryMin
+	for {
+		err := func() error {
+			b, err := w.db.Conn.PrepareBatch(ctx, sql)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				var seq uint64
+				if md, err := p.msg.Metadata(); err == nil {
+					seq = md.Sequence.Stream
+				}
+				var head struct{ Source, ID, Transition string }
+				_ = json.Unmarshal(p.msg.Data(), &head)
+				typ := strings.TrimPrefix(p.msg.Subject(), streamSubjectPrefix)
+				if err := b.Append(time.Now().UTC().Truncate(time.Second), family, seq, head.Source, head.ID,
+					typ, reason, string(p.msg.Data())); err != nil {
+					_ = b.Abort()
+					return err
+				}
+			}
+			return b.Send()
+		}()
+		if err == nil {
+			break
+		}
+		w.log.Warn("dead letter insert failed, retrying", "family", family, "err", err)
+		select {
+		case <-ctx.Done():
+			return // unacked: redelivered and judged again after restart
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, w.cfg.RetryMax)
+	}
+	for _, p := range ps {
+		_ = p.msg.Ack()
+	}
+	w.m.DeadLetters.WithLabelValues(family).Add(float64(len(ps)))
+	w.log.Warn("events moved to dead letters", "family", family, "count", len(ps), "reason", reason)
+}

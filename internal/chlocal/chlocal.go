@@ -1,0 +1,290 @@
+// Package chlocal starts a private ClickHouse server from the installed
+// clickhouse-server binary: loopback only, its data, logs and config under
+// one folder, on a port of its own. The demo and the tests use it; production
+// runs ClickHouse as a service (deploy/).
+package chlocal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// Server is a running private ClickHouse.
+type Server struct {
+	Dir      string
+	TCPPort  int
+	HTTPPort int
+	cmd      *exec.Cmd
+	done     chan error
+}
+
+// Addr of the native protocol.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.TCPPort) }
+
+// Binary finds clickhouse-server (or the combined clickhouse binary).
+func Binary() (path string, args []string, err error) {
+	if p, err := exec.LookPath("clickhouse-server"); err == nil {
+		return p, nil, nil
+	}
+	for _, p := range []string{"/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil, nil
+		}
+	}
+	if p, err := exec.LookPath("clickhouse"); err == nil {
+		return p, []string{"server"}, nil
+	}
+	return "", nil, errors.New("clickhouse-server is not installed (apt-get install -y clickhouse-server)")
+}
+
+// Options of a private server.
+type Options struct {
+	// Dir holds data/, log/, tmp/ and the generated config. Required.
+	Dir string
+	// TCPPort for the native protocol; 0 picks a free port.
+	TCPPort int
+	// HTTPPort; 0 picks a free port.
+	HTTPPort int
+	// ReaderPassword is the password of the read-only user ioc_reader
+	// (default "ioc_reader").
+	ReaderPassword string
+	// Log receives the server's stdout/stderr; nil discards it.
+	Log *os.File
+}
+
+// Start writes the config and starts the server, waiting until it accepts
+// connections (or ctx ends). If a server started earlier from the same
+// folder is still running (its pid file is live), Start stops it first.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	bin, args, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"data", "tmp", "log", "user_files", "format_schemas"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	stopStale(dir)
+	if o.TCPPort == 0 {
+		if o.TCPPort, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if o.HTTPPort == 0 {
+		if o.HTTPPort, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if o.ReaderPassword == "" {
+		o.ReaderPassword = "ioc_reader"
+	}
+	if err := writeConfig(dir, o); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append(args, "--config-file="+filepath.Join(dir, "config.xml"))...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if o.Log != nil {
+		cmd.Stdout, cmd.Stderr = o.Log, o.Log
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start clickhouse-server: %w", err)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+	s := &Server{Dir: dir, TCPPort: o.TCPPort, HTTPPort: o.HTTPPort, cmd: cmd, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+		if err == nil {
+			c.Close()
+			return s, nil
+		}
+		select {
+		case werr := <-s.done:
+			return nil, fmt.Errorf("clickhouse-server exited at start (%v); see %s", werr, filepath.Join(dir, "log", "err.log"))
+		case <-ctx.Done():
+			s.Stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("clickhouse-server did not listen on %s within 60s; see %s", s.Addr(), filepath.Join(dir, "log", "err.log"))
+		}
+	}
+}
+
+// Stop terminates the server gracefully (SIGTERM, then SIGKILL after 20s).
+func (s *Server) Stop() error {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+	_ = os.Remove(filepath.Join(s.Dir, "server.pid"))
+	return nil
+}
+
+// Kill stops the server at once (SIGKILL), as a crash would.
+func (s *Server) Kill() {
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.done
+}
+
+// Restart starts the server again on the same ports with the same data.
+func (s *Server) Restart(ctx context.Context) (*Server, error) {
+	return Start(ctx, Options{Dir: s.Dir, TCPPort: s.TCPPort, HTTPPort: s.HTTPPort})
+}
+
+func stopStale(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "server.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if !strings.Contains(string(cmdline), "clickhouse") {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 200; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+var configTpl = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
+<!-- Generated by ioc for a private, loopback-only ClickHouse. -->
+<yandex>
+  <logger>
+    <level>warning</level>
+    <log>{{.Dir}}/log/server.log</log>
+    <errorlog>{{.Dir}}/log/err.log</errorlog>
+    <size>100M</size>
+    <count>3</count>
+  </logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>{{.TCPPort}}</tcp_port>
+  <http_port>{{.HTTPPort}}</http_port>
+  <max_connections>4096</max_connections>
+  <keep_alive_timeout>3</keep_alive_timeout>
+  <max_concurrent_queries>200</max_concurrent_queries>
+  <uncompressed_cache_size>536870912</uncompressed_cache_size>
+  <mark_cache_size>536870912</mark_cache_size>
+  <path>{{.Dir}}/data/</path>
+  <tmp_path>{{.Dir}}/tmp/</tmp_path>
+  <user_files_path>{{.Dir}}/user_files/</user_files_path>
+  <format_schema_path>{{.Dir}}/format_schemas/</format_schema_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+  <max_session_timeout>3600</max_session_timeout>
+  <default_session_timeout>60</default_session_timeout>
+</yandex>
+`))
+
+var usersTpl = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
+<!-- Generated by ioc. ioc_reader is the read-only user of the analysts' SQL API. -->
+<yandex>
+  <profiles>
+    <default>
+      <max_memory_usage>8000000000</max_memory_usage>
+      <load_balancing>random</load_balancing>
+    </default>
+    <ioc_readonly>
+      <readonly>1</readonly>
+      <max_execution_time>60</max_execution_time>
+      <max_memory_usage>2000000000</max_memory_usage>
+      <max_result_rows>100000000</max_result_rows>
+      <max_result_bytes>10000000000</max_result_bytes>
+    </ioc_readonly>
+  </profiles>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </default>
+    <ioc_reader>
+      <password>{{.ReaderPassword}}</password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>ioc_readonly</profile>
+      <quota>default</quota>
+    </ioc_reader>
+  </users>
+  <quotas>
+    <default>
+      <interval>
+        <duration>3600</duration>
+        <queries>0</queries>
+        <errors>0</errors>
+        <result_rows>0</result_rows>
+        <read_rows>0</read_rows>
+        <execution_time>0</execution_time>
+      </interval>
+    </default>
+  </quotas>
+</yandex>
+`))
+
+func writeConfig(dir string, o Options) error {
+	data := struct {
+		Dir               string
+		TCPPort, HTTPPort int
+		ReaderPassword    string
+	}{dir, o.TCPPort, o.HTTPPort, o.ReaderPassword}
+	for name, tpl := range map[string]*template.Template{"config.xml": configTpl, "users.xml": usersTpl} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if err := tpl.Execute(f, data); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

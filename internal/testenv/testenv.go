@@ -1,0 +1,150 @@
+// Package testenv starts the real servers integration tests need: a private
+// ClickHouse (from the installed clickhouse-server, or the one named by
+// IOC_TEST_CLICKHOUSE_ADDR) and an embedded NATS JetStream server. Without
+// ClickHouse a test is skipped with a clear message, except under CI=true,
+// where it fails: CI must never pass by skipping.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/vn-ioc/ioc/internal/chlocal"
+	"github.com/vn-ioc/ioc/internal/natsembed"
+	"github.com/vn-ioc/ioc/query"
+)
+
+var (
+	chOnce   sync.Once
+	chServer *chlocal.Server
+	chAddr   string
+	chErr    error
+	chDir    string
+)
+
+// Main runs the package's tests and stops the shared ClickHouse afterwards.
+// Use it from TestMain: func TestMain(m *testing.M) { testenv.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	if chServer != nil {
+		chServer.Stop()
+		os.RemoveAll(chDir)
+	}
+	os.Exit(code)
+}
+
+// ClickHouseAddr returns the address of a real ClickHouse for this test
+// process, starting a private one on first use.
+func ClickHouseAddr(t testing.TB) string {
+	t.Helper()
+	chOnce.Do(func() {
+		if a := os.Getenv("IOC_TEST_CLICKHOUSE_ADDR"); a != "" {
+			chAddr = a
+			return
+		}
+		if _, _, err := chlocal.Binary(); err != nil {
+			chErr = err
+			return
+		}
+		chDir, chErr = os.MkdirTemp("", "ioc-test-ch-")
+		if chErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		chServer, chErr = chlocal.Start(ctx, chlocal.Options{Dir: chDir})
+		if chErr == nil {
+			chAddr = chServer.Addr()
+		}
+	})
+	if chErr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("ClickHouse is required under CI: %v", chErr)
+		}
+		t.Skipf("no ClickHouse for integration tests: %v (run `make test`, which installs it)", chErr)
+	}
+	return chAddr
+}
+
+// ClickHouse returns a config for a fresh, migrated database of its own on
+// the test ClickHouse, dropped when the test ends.
+func ClickHouse(t testing.TB) (*query.DB, query.Config) {
+	t.Helper()
+	cfg := query.Config{Addr: ClickHouseAddr(t), Database: "test_" + RandomHex(6)}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db, err := query.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("open clickhouse: %v", err)
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = db.Conn.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+		db.Close()
+	})
+	return db, cfg
+}
+
+// NATS starts an embedded JetStream server on a random port, stopped when
+// the test ends, and returns it with a connection.
+func NATS(t testing.TB) (*server.Server, *nats.Conn) {
+	t.Helper()
+	s, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(t.TempDir(), "nats"), Port: -1})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return s, nc
+}
+
+// RandomHex returns n random bytes as hex.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Eventually polls cond every 20ms until it holds or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		if time.Now().After(deadline) {
+			if last != nil {
+				t.Fatalf("%s: not reached within %v: %v", what, timeout, last)
+			}
+			t.Fatalf("%s: not reached within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Errorf is fmt.Errorf, for conditions.
+var Errorf = fmt.Errorf

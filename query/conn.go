@@ -1,0 +1,116 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Config of the ClickHouse connection.
+type Config struct {
+	// Addr is host:port of the native protocol. Default 127.0.0.1:9000.
+	Addr string
+	// Database holding ioc's tables. Default "ioc".
+	Database string
+	// User and Password of the writing user. Default "default", "".
+	User     string
+	Password string
+	// Cluster, when set, makes migrations create Replicated tables behind
+	// Distributed ones on this cluster (remote_servers name). Default: none.
+	Cluster string
+	// MaxOpenConns bounds the pool. Default 16.
+	MaxOpenConns int
+	// DialTimeout for a new connection. Default 5s.
+	DialTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:9000"
+	}
+	if c.Database == "" {
+		c.Database = "ioc"
+	}
+	if c.User == "" {
+		c.User = "default"
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = 16
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+}
+
+// Validate rejects a configuration that cannot work.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if !identRe.MatchString(c.Database) {
+		return fmt.Errorf("clickhouse database %q: use letters, digits and _ only", c.Database)
+	}
+	if c.Cluster != "" && !identRe.MatchString(c.Cluster) {
+		return fmt.Errorf("clickhouse cluster %q: use letters, digits and _ only", c.Cluster)
+	}
+	if !strings.Contains(c.Addr, ":") {
+		return fmt.Errorf("clickhouse addr %q: want host:port", c.Addr)
+	}
+	return nil
+}
+
+// DB is ioc's handle on ClickHouse.
+type DB struct {
+	Conn driver.Conn
+	cfg  Config
+}
+
+// Open connects to ClickHouse (not to the database, which may not exist
+// yet) and checks the server answers.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:             []string{cfg.Addr},
+		Auth:             clickhouse.Auth{Database: "default", Username: cfg.User, Password: cfg.Password},
+		DialTimeout:      cfg.DialTimeout,
+		MaxOpenConns:     cfg.MaxOpenConns,
+		MaxIdleConns:     cfg.MaxOpenConns,
+		ConnMaxLifetime:  time.Hour,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse: %w", err)
+	}
+	db := &DB{Conn: conn, cfg: cfg}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ping clickhouse at %s: %w", cfg.Addr, err)
+	}
+	return db, nil
+}
+
+// Database is the name of ioc's database.
+func (db *DB) Database() string { return db.cfg.Database }
+
+// Table qualifies a table name with the database.
+func (db *DB) Table(name string) string { return db.cfg.Database + "." + name }
+
+// Close the pool.
+func (db *DB) Close() error { return db.Conn.Close() }
+
+// Ping checks the server answers.
+func (db *DB) Ping(ctx context.Context) error { return db.Conn.Ping(ctx) }
+
+// IsServerError reports whether err is an exception raised by the server
+// (the statement or its data was refused), as opposed to a network failure.
+func IsServerError(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex)
+}

@@ -1,0 +1,230 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Migration is one versioned schema step.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+}
+
+// Migrations renders the embedded migrations for a database and an optional
+// cluster, in version order.
+func Migrations(database, cluster string) ([]Migration, error) {
+	entries, err := migrationFS.ReadDir("migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".sql")
+		num, rest, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", e.Name())
+		}
+		src, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		text, err := render(string(src), database, cluster)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", e.Name(), err)
+		}
+		out = append(out, Migration{Version: v, Name: rest, Statements: splitStatements(text)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("two migrations with version %d", out[i].Version)
+		}
+	}
+	return out, nil
+}
+
+// render expands the template helpers that let one schema serve a single
+// server and a cluster:
+//
+//	{{local "t"}}        the table that holds rows: db.t, or db.t_local on a cluster
+//	{{onCluster}}        "" or ON CLUSTER name
+//	{{engine "E()" "t"}} E(), or ReplicatedE('/clickhouse/tables/{shard}/db/t', '{replica}')
+//	{{distributed "t" k}} nothing, or db.t as a Distributed table over db.t_local sharded by k
+func render(src, database, cluster string) (string, error) {
+	funcs := template.FuncMap{
+		"local": func(t string) string {
+			if cluster != "" {
+				return database + "." + t + "_local"
+			}
+			return database + "." + t
+		},
+		"onCluster": func() string {
+			if cluster != "" {
+				return "ON CLUSTER " + cluster
+			}
+			return ""
+		},
+		"engine": func(e, t string) string {
+			if cluster == "" {
+				return e
+			}
+			name, args, _ := strings.Cut(e, "(")
+			args = strings.TrimSuffix(args, ")")
+			zk := fmt.Sprintf("'/clickhouse/tables/{shard}/%s/%s', '{replica}'", database, t)
+			if args != "" {
+				zk += ", " + args
+			}
+			return "Replicated" + name + "(" + zk + ")"
+		},
+		"distributed": func(t, key string) string {
+			if cluster == "" {
+				return ""
+			}
+			return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s ON CLUSTER %[3]s AS %[1]s.%[2]s_local ENGINE = Distributed(%[3]s, %[1]s, %[2]s_local, %[4]s);",
+				database, t, cluster, key)
+		},
+	}
+	tpl, err := template.New("m").Funcs(funcs).Parse(src)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := tpl.Execute(&buf, struct{ DB string }{database}); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// splitStatements splits on ";" at line ends and drops comment-only parts.
+func splitStatements(text string) []string {
+	var out []string
+	for _, part := range strings.Split(text, ";\n") {
+		var lines []string
+		for _, l := range strings.Split(part, "\n") {
+			t := strings.TrimSpace(l)
+			if t == "" || strings.HasPrefix(t, "--") {
+				continue
+			}
+			lines = append(lines, l)
+		}
+		stmt := strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";")
+		if stmt != "" {
+			out = append(out, stmt)
+		}
+	}
+	return out
+}
+
+// Migrate creates the database and applies every migration not yet recorded
+// in schema_migrations. Each statement is idempotent (IF NOT EXISTS), so a
+// migration interrupted half-way is simply applied again. It returns the
+// schema version reached.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
+	onCluster := ""
+	if db.cfg.Cluster != "" {
+		onCluster = " ON CLUSTER " + db.cfg.Cluster
+	}
+	if err := db.Conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db.cfg.Database+onCluster); err != nil {
+		return 0, fmt.Errorf("create database: %w", err)
+	}
+	// The migrations table is local on every node: each records what it applied.
+	if err := db.Conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+db.Table("schema_migrations")+
+		" (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree() ORDER BY version"); err != nil {
+		return 0, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	done, err := db.appliedVersions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ms, err := Migrations(db.cfg.Database, db.cfg.Cluster)
+	if err != nil {
+		return 0, err
+	}
+	version := 0
+	for _, m := range ms {
+		if !done[m.Version] {
+			for i, s := range m.Statements {
+				if err := db.Conn.Exec(ctx, s); err != nil {
+					return version, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+				}
+			}
+			if err := db.record(ctx, m); err != nil {
+				return version, fmt.Errorf("record migration %d: %w", m.Version, err)
+			}
+		}
+		version = m.Version
+	}
+	return version, nil
+}
+
+func (db *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
+	rows, err := db.Conn.Query(ctx, "SELECT DISTINCT version FROM "+db.Table("schema_migrations"))
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	done := map[int]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		done[int(v)] = true
+	}
+	return done, rows.Err()
+}
+
+// SchemaVersion is the highest applied migration, 0 when none.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	done, err := db.appliedVersions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	v := 0
+	for k := range done {
+		if k > v {
+			v = k
+		}
+	}
+	return v, nil
+}
+
+// LatestVersion is the version of the newest embedded migration.
+func LatestVersion() int {
+	ms, err := Migrations("x", "")
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].Version
+}
+
+// record notes an applied migration. Inserts go through a batch: over the
+// native protocol an INSERT … VALUES with bound arguments is not answered by
+// ClickHouse 18.16.
+func (db *DB) record(ctx context.Context, m Migration) error {
+	b, err := db.Conn.PrepareBatch(ctx, "INSERT INTO "+db.Table("schema_migrations")+" (version, name, applied_at)")
+	if err != nil {
+		return err
+	}
+	if err := b.Append(uint32(m.Version), m.Name, time.Now().UTC()); err != nil {
+		_ = b.Abort()
+		return err
+	}
+	return b.Send()
+}
