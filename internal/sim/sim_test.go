@@ -1,0 +1,173 @@
+package sim
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/ingest/refdata"
+	"github.com/vn-ioc/ioc/internal/worktime"
+)
+
+var (
+	fixtureOnce sync.Once
+	fixtureSet  *refdata.Set
+	fixtureCal  *worktime.Calendar
+	fixtureErr  error
+)
+
+// fixture loads the bundled HCMC reference data and calendar once.
+func fixture(t testing.TB) (*refdata.Set, *worktime.Calendar) {
+	t.Helper()
+	fixtureOnce.Do(func() {
+		fixtureSet, fixtureErr = refdata.HCMC()
+		if fixtureErr == nil {
+			fixtureCal, fixtureErr = worktime.New(fixtureSet.Calendar, worktime.Config{})
+		}
+	})
+	if fixtureErr != nil {
+		t.Fatal(fixtureErr)
+	}
+	return fixtureSet, fixtureCal
+}
+
+// validator is the real intake validator of the event contract.
+func validator(t testing.TB) *ingest.Validator {
+	t.Helper()
+	c, err := ingest.LoadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPseudonymizer([]byte("0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ingest.NewValidator(c, nil, p)
+}
+
+// testConfig spans several simulated days in 20,000 events: a few cameras
+// and a busy one-stop shop, across a month boundary (indicator reports).
+func testConfig() Config {
+	return Config{
+		Seed:           42,
+		Start:          time.Date(2025, 9, 29, 6, 0, 0, 0, ict),
+		Cameras:        2,
+		DetectionEvery: 2 * time.Minute,
+		HeartbeatEvery: 10 * time.Minute,
+		DossiersPerDay: 600,
+		FeedbackPerDay: 200,
+	}
+}
+
+func TestGeneratorEventsValidate(t *testing.T) {
+	set, cal := fixture(t)
+	g, err := NewGenerator(testConfig(), set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := validator(t)
+	types := map[string]int{}
+	ids := map[string]bool{}
+	var last time.Time
+	for i := range 20000 {
+		ev, ok := g.Next()
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		raw := ev.AppendJSON(nil)
+		if _, err := v.Prepare(raw, ""); err != nil {
+			t.Fatalf("event %d rejected: %v\n%s", i, err, raw)
+		}
+		if ev.Time.Before(last) {
+			t.Fatalf("event %d at %v before %v", i, ev.Time, last)
+		}
+		last = ev.Time
+		key := ev.Source + "/" + ev.ID
+		if ids[key] {
+			t.Fatalf("duplicate id %s", key)
+		}
+		ids[key] = true
+		types[ev.Type]++
+	}
+	t.Logf("simulated %v; %v", last.Sub(testConfig().Start), types)
+	c, _ := ingest.LoadContract()
+	for _, typ := range c.Types() {
+		if types[typ] == 0 {
+			t.Errorf("no %s event", typ)
+		}
+	}
+}
+
+func TestGeneratorDeterministic(t *testing.T) {
+	set, cal := fixture(t)
+	cfg := testConfig()
+	cfg.Cameras = 0
+	cfg.InvalidShare, cfg.DuplicateShare = 0.01, 0.01
+	a, err := NewGenerator(cfg, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewGenerator(cfg, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5000 {
+		x, _ := a.Next()
+		y, _ := b.Next()
+		if xb, yb := x.AppendJSON(nil), y.AppendJSON(nil); !bytes.Equal(xb, yb) {
+			t.Fatalf("event %d differs:\n%s\n%s", i, xb, yb)
+		}
+	}
+	cfg.Seed++
+	c, _ := NewGenerator(cfg, set, cal)
+	x, _ := a.Next()
+	y, _ := c.Next()
+	if bytes.Equal(x.AppendJSON(nil), y.AppendJSON(nil)) {
+		t.Error("another seed gives the same event")
+	}
+}
+
+// TestGeneratorFaults checks that the broken events are exactly those the
+// contract rejects, and that duplicates repeat an earlier event unchanged.
+func TestGeneratorFaults(t *testing.T) {
+	set, cal := fixture(t)
+	cfg := testConfig()
+	cfg.InvalidShare, cfg.DuplicateShare = 0.03, 0.03
+	g, err := NewGenerator(cfg, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := validator(t)
+	sent := map[string][]byte{}
+	var invalid, dups int
+	for i := range 20000 {
+		ev, _ := g.Next()
+		raw := ev.AppendJSON(nil)
+		_, err := v.Prepare(raw, "")
+		switch {
+		case strings.HasPrefix(ev.Flaw, "invalid"):
+			invalid++
+			if err == nil {
+				t.Fatalf("event %d (%s) accepted:\n%s", i, ev.Flaw, raw)
+			}
+		case err != nil:
+			t.Fatalf("event %d rejected: %v\n%s", i, err, raw)
+		case ev.Flaw == "duplicate":
+			dups++
+			if prev, ok := sent[ev.Source+"/"+ev.ID]; !ok || !bytes.Equal(prev, raw) {
+				t.Fatalf("duplicate %d does not repeat an earlier event", i)
+			}
+		default:
+			if _, ok := sent[ev.Source+"/"+ev.ID]; ok {
+				t.Fatalf("event %d reuses id %s", i, ev.ID)
+			}
+			sent[ev.Source+"/"+ev.ID] = raw
+		}
+	}
+	if invalid < 400 || dups < 400 {
+		t.Errorf("%d invalid, %d duplicates of 20,000; want about 600 each", invalid, dups)
+	}
+}
