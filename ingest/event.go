@@ -64,6 +64,31 @@ type Record struct {
 	Data       json.RawMessage `json:"data"`
 }
 
+// AppendJSON appends the record as JSON, as encoding/json would write it.
+func (r *Record) AppendJSON(b []byte) []byte {
+	b = append(b, `{"source":`...)
+	b = appendJSONString(b, r.Source)
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, r.ID)
+	b = append(b, `,"family":`...)
+	b = appendJSONString(b, r.Family)
+	b = append(b, `,"transition":`...)
+	b = appendJSONString(b, r.Transition)
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, r.Subject)
+	b = append(b, `,"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","accepted_at":"`...)
+	b = r.AcceptedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	if len(r.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, r.Data...)
+	}
+	return append(b, '}')
+}
+
 // Key is the idempotency key of the record: source and id.
 func (r *Record) Key() string { return r.Source + "/" + r.ID }
 
@@ -97,77 +122,14 @@ func NewValidator(c *Contract, refs RefChecker, p *Pseudonymizer) *Validator {
 // not empty, is the only source the caller may send for.
 func (v *Validator) Prepare(raw []byte, boundSource string) (*Record, error) {
 	var ce CloudEvent
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&ce); err != nil {
+	if err := json.Unmarshal(raw, &ce); err != nil {
 		return nil, envelopeError(err)
-	}
-	if ce.SpecVersion != "1.0" {
-		if ce.SpecVersion == "" {
-			return nil, &fieldError{"specversion", "is required (\"1.0\")"}
-		}
-		return nil, &fieldError{"specversion", fmt.Sprintf("%q is not supported (\"1.0\")", ce.SpecVersion)}
-	}
-	if err := checkText("id", ce.ID, maxIDLen); err != nil {
-		return nil, err
-	}
-	if err := checkText("source", ce.Source, maxSourceLen); err != nil {
-		return nil, err
-	}
-	if boundSource != "" && ce.Source != boundSource {
-		return nil, &fieldError{"source", fmt.Sprintf("%q is not the source this token may send for (%q)", ce.Source, boundSource)}
-	}
-	if err := checkText("subject", ce.Subject, maxSubjectLen); err != nil {
-		return nil, err
-	}
-	if ce.Type == "" {
-		return nil, &fieldError{"type", "is required"}
-	}
-	family, transition, err := SplitType(ce.Type)
-	if err != nil {
-		return nil, &fieldError{"type", err.Error()}
-	}
-	schema, ok := v.contract.types[ce.Type]
-	if !ok {
-		return nil, &fieldError{"type", fmt.Sprintf("unknown event type %q", ce.Type)}
-	}
-	if ce.Time == "" {
-		return nil, &fieldError{"time", "is required"}
-	}
-	t, err := time.Parse(time.RFC3339Nano, ce.Time)
-	if err != nil {
-		return nil, &fieldError{"time", fmt.Sprintf("%q is not an RFC 3339 time with offset", ce.Time)}
-	}
-	if t.Year() < 2000 || t.After(v.now().Add(24*time.Hour)) {
-		return nil, &fieldError{"time", fmt.Sprintf("%s is out of range (year 2000 to one day ahead)", ce.Time)}
 	}
 	if ce.DataContentType != "" && !strings.HasPrefix(ce.DataContentType, "application/json") {
 		return nil, &fieldError{"datacontenttype", fmt.Sprintf("%q is not supported (application/json)", ce.DataContentType)}
 	}
-	if len(ce.Data) == 0 || bytes.Equal(ce.Data, []byte("null")) {
-		return nil, &fieldError{"data", "is required"}
-	}
-	if len(ce.Data) > maxDataBytes {
-		return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}
-	}
-	var data any
-	if err := json.Unmarshal(ce.Data, &data); err != nil {
-		return nil, &fieldError{"data", "is not valid JSON"}
-	}
-	w := walker{refs: v.refs}
-	if v.pseudo != nil {
-		w.pseudo = v.pseudo.Pseudonym
-	}
-	if err := w.validate(schema, data, "data"); err != nil {
-		return nil, err
-	}
-	clean, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("encode data: %w", err)
-	}
-	return &Record{
-		Source: ce.Source, ID: ce.ID, Family: family, Transition: transition,
-		Subject: ce.Subject, Time: t.UTC(), AcceptedAt: v.now().UTC(), Data: clean,
-	}, nil
+	return v.prepareParts(&eventParts{SpecVersion: ce.SpecVersion, ID: ce.ID, Source: ce.Source, Type: ce.Type,
+		Subject: ce.Subject, Time: ce.Time, RawData: ce.Data}, boundSource, "", v.now())
 }
 
 func checkText(field, s string, max int) error {
@@ -345,6 +307,11 @@ type eventParts struct {
 	// map[string]any; no nil values); when nil, RawData is its JSON text.
 	Data    map[string]any
 	RawData []byte
+	// DataBound, when > 0, is an upper bound of the JSON length of Data
+	// (the exact length is computed only beyond maxDataBytes); shape, when
+	// set, lists the keys Data may hold, for a faster encoding.
+	DataBound int
+	shape     *jsonShape
 }
 
 // prepareParts applies to an event already split into parts the checks
@@ -403,7 +370,7 @@ func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now 
 	}
 	var data any
 	if p.Data != nil {
-		if jsonLarger(p.Data, maxDataBytes) {
+		if (p.DataBound <= 0 || p.DataBound > maxDataBytes) && jsonSize(p.Data) > maxDataBytes {
 			return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}
 		}
 		data = p.Data
@@ -425,7 +392,7 @@ func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now 
 	if err := w.validate(schema, data, "data"); err != nil {
 		return nil, err
 	}
-	clean, err := marshalData(data)
+	clean, err := p.marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("encode data: %w", err)
 	}

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,12 +106,9 @@ func (in *Intake) Submit(ctx context.Context, raws []json.RawMessage, boundSourc
 	return in.publish(ctx, recs, idx, res)
 }
 
-// SubmitRecords publishes records that were validated by another path (the
-// Arrow backfill builds them column by column).
-func (in *Intake) SubmitRecords(ctx context.Context, recs []*Record, idx []int, res Result) (Result, error) {
-	return in.publish(ctx, recs, idx, res)
-}
-
+// publish stores records in JetStream, one message per event, so that
+// JetStream recognises each repeated source/id within its window and the
+// answer counts duplicates exactly.
 func (in *Intake) publish(ctx context.Context, recs []*Record, idx []int, res Result) (Result, error) {
 	if len(recs) == 0 {
 		return res, nil
@@ -118,11 +117,7 @@ func (in *Intake) publish(ctx context.Context, recs []*Record, idx []int, res Re
 	defer cancel()
 	futures := make([]jetstream.PubAckFuture, len(recs))
 	for i, rec := range recs {
-		payload, err := json.Marshal(rec)
-		if err != nil {
-			return res, fmt.Errorf("encode record: %w", err)
-		}
-		msg := &nats.Msg{Subject: rec.StreamSubject(), Data: payload, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: rec.StreamSubject(), Data: rec.AppendJSON(nil), Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, rec.Key())
 		f, err := in.js.PublishMsgAsync(msg)
 		if err != nil {
@@ -210,4 +205,71 @@ func sourceOf(_ json.RawMessage, bound string) string {
 		return bound
 	}
 	return "any"
+}
+
+// publishChunks stores records in JetStream a chunk per message (the
+// records of one family, newline-separated): far fewer messages to store
+// and acknowledge, for bulk backfills. JetStream then recognises only a
+// whole chunk sent again (its id is a hash of the events' keys); any other
+// repeat is made harmless by ClickHouse, as every later repeat is.
+func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, res Result) (Result, error) {
+	if len(recs) == 0 {
+		return res, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout)
+	defer cancel()
+	type chunk struct {
+		recs []*Record
+		idx  []int
+	}
+	byFamily := map[string]*chunk{}
+	var order []string
+	for i, r := range recs {
+		c := byFamily[r.Family]
+		if c == nil {
+			c = &chunk{}
+			byFamily[r.Family] = c
+			order = append(order, r.Family)
+		}
+		c.recs = append(c.recs, r)
+		c.idx = append(c.idx, idx[i])
+	}
+	var firstErr error
+	for _, fam := range order {
+		c := byFamily[fam]
+		h := sha256.New()
+		var body []byte
+		for _, r := range c.recs {
+			h.Write([]byte(r.Key()))
+			h.Write([]byte{0})
+			body = r.AppendJSON(body)
+			body = append(body, '\n')
+		}
+		msg := &nats.Msg{Subject: streamSubjectPrefix + fam + ".chunk", Data: body, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, "chunk/"+hex.EncodeToString(h.Sum(nil)))
+		ack, err := in.js.PublishMsg(ctx, msg)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			for j, r := range c.recs {
+				res.Rejected = append(res.Rejected, Rejection{Index: c.idx[j], ID: r.ID,
+					Error: "not stored: " + err.Error() + "; send it again", Retryable: true})
+			}
+			continue
+		}
+		for _, r := range c.recs {
+			if ack.Duplicate {
+				res.Duplicates++
+				in.m.Duplicates.WithLabelValues(r.Family, r.Source).Inc()
+			} else {
+				res.Accepted++
+				in.m.Accepted.WithLabelValues(r.Family, r.Source).Inc()
+			}
+		}
+	}
+	if res.Accepted == 0 && res.Duplicates == 0 && firstErr != nil {
+		return res, fmt.Errorf("jetstream unavailable: %w", firstErr)
+	}
+	return res, nil
 }

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -402,4 +406,79 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+func arrowStream(t *testing.T, n int, idPrefix string) []byte {
+	t.Helper()
+	mem := memory.NewGoAllocator()
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.BinaryTypes.String}, {Name: "source", Type: arrow.BinaryTypes.String},
+		{Name: "type", Type: arrow.BinaryTypes.String}, {Name: "subject", Type: arrow.BinaryTypes.String},
+		{Name: "time", Type: arrow.BinaryTypes.String}, {Name: "data", Type: arrow.BinaryTypes.String},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	for i := 0; i < n; i++ {
+		b.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("%s-%d", idPrefix, i))
+		b.Field(1).(*array.StringBuilder).Append("legacy/one-stop")
+		b.Field(2).(*array.StringBuilder).Append("received")
+		b.Field(3).(*array.StringBuilder).Append(fmt.Sprintf("HS-OLD-%d", i))
+		b.Field(4).(*array.StringBuilder).Append(time.Date(2021, 1, 4, 8, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute).Format(time.RFC3339))
+		unit := "26740"
+		if i == 7 {
+			unit = "nowhere" // one bad row: rejected, the rest lands
+		}
+		b.Field(5).(*array.StringBuilder).Append(`{"procedure_code":"TP-001","channel":"counter","unit":"` + unit + `","due_at":"2021-02-01T17:00:00+07:00"}`)
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestArrowBackfillLandsOnceEvenWhenSentTwice(t *testing.T) {
+	p := newPipeline(t)
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/events/arrow", p.tokens.Require(auth.RoleIngest)(http.HandlerFunc(p.intake.HandleArrow)))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	tok := p.token(t, auth.RoleIngest, "legacy/one-stop")
+	body := arrowStream(t, 25_000, "old")
+	post := func() ingest.ArrowResult {
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/events/arrow?family=dossier", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/vnd.apache.arrow.stream")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r ingest.ArrowResult
+		if resp.StatusCode != 202 || json.NewDecoder(resp.Body).Decode(&r) != nil {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		return r
+	}
+	r := post()
+	if r.Accepted != 24_999 || r.RejectedTotal != 1 || r.Rejected[0].Index != 7 || r.Rejected[0].Field != "data.unit" {
+		t.Fatalf("first backfill: %+v", r.Result)
+	}
+	p.waitCount(t, 24_999, "SELECT count() FROM DB.dossiers")
+	r = post()
+	if r.Duplicates != 24_999 {
+		t.Fatalf("second backfill: accepted %d, duplicates %d", r.Accepted, r.Duplicates)
+	}
+	if n := p.count(t, "SELECT count() FROM DB.dossier_events FINAL"); n != 24_999 {
+		t.Fatalf("%d events after sending twice", n)
+	}
+	if n := p.count(t, "SELECT count() FROM system.parts WHERE database = ? AND table = 'dossier_events' AND partition = '202101' AND active", p.db.Database()); n == 0 {
+		t.Fatal("history not in its month's partition")
+	}
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,6 +76,11 @@ type Writer struct {
 	log    *slog.Logger
 
 	watermark atomic.Int64 // unix nanos of the latest committed acceptance time
+
+	// OnCommit, when set before Run, is called after each committed batch
+	// with the acceptance times of its events (benchmarks measure
+	// acceptance → visible latency with it). It must not block.
+	OnCommit func(family string, accepted []time.Time, committed time.Time)
 }
 
 // NewWriter builds a writer over an existing stream (see EnsureStream).
@@ -123,13 +129,23 @@ func (w *Writer) watchPending(ctx context.Context) error {
 	}
 }
 
-// pending is one event in hand: its JetStream message and decoded row.
+// pending is one event in hand: its JetStream message (which may carry
+// several events) and its decoded row.
 type pending struct {
-	msg  jetstream.Msg
-	rec  *Record
-	row  []any
-	unit string
+	msg   jetstream.Msg
+	rec   *Record
+	row   []any
+	unit  string
+	state int8
 }
+
+// States of a pending event after a commit attempt.
+const (
+	stateInHand    int8 = iota
+	stateWritten        // in ClickHouse
+	stateDead           // in dead_letters
+	stateAbandoned      // shutting down: left for redelivery
+)
 
 func (w *Writer) runFamily(ctx context.Context, family string) error {
 	cons, err := w.stream.Consumer(ctx, writerConsumer(family))
@@ -170,23 +186,23 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 		switch {
 		case err == nil:
-			p := pending{msg: msg}
-			rec := &Record{}
-			if derr := json.Unmarshal(msg.Data(), rec); derr != nil {
-				w.deadLetter(ctx, family, []pending{p}, "undecodable record: "+derr.Error())
+			ps, dead := decodeMsg(msg, t)
+			stored := true
+			for _, d := range dead {
+				stored = stored && w.deadLetter(ctx, family, []pending{d.p}, d.reason)
+			}
+			if !stored {
+				continue // shutting down: the message is redelivered later
+			}
+			if len(ps) == 0 {
+				_ = msg.Ack() // nothing of it is left to write
 				continue
 			}
-			p.rec = rec
-			row, unit, rerr := t.row(rec)
-			if rerr != nil {
-				w.deadLetter(ctx, family, []pending{p}, rerr.Error())
-				continue
-			}
-			p.row, p.unit = row, unit
 			if len(batch) == 0 {
 				first = time.Now()
 			}
-			batch = append(batch, p)
+			// A message's events stay in one batch, so one commit acks it.
+			batch = append(batch, ps...)
 			if len(batch) >= w.cfg.MaxBatch {
 				w.commit(ctx, family, t, batch)
 				batch = batch[:0]
@@ -210,18 +226,35 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 }
 
 // commit inserts the batch, retrying until ClickHouse accepts it (splitting
-// out events it refuses as data errors), then acks every message.
+// out events it refuses as data errors), then acks every message whose
+// events are all written or dead-lettered.
 func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pending) {
 	start := time.Now()
-	w.insertAll(ctx, family, t, batch, 0)
+	for i := range batch {
+		batch[i].state = stateInHand
+	}
+	w.insertAll(ctx, family, t, batch)
+	abandoned := map[jetstream.Msg]bool{}
+	for _, p := range batch {
+		if p.state == stateAbandoned {
+			abandoned[p.msg] = true
+		}
+	}
 	notice := CommitNotice{Family: family}
 	units := map[string]bool{}
 	var wm time.Time
+	var last jetstream.Msg
 	for _, p := range batch {
-		if p.row == nil { // dead-lettered during the insert
+		if p.msg != last && !abandoned[p.msg] {
+			_ = p.msg.Ack()
+			last = p.msg
+			if md, err := p.msg.Metadata(); err == nil && md.Sequence.Stream > notice.StreamSeq {
+				notice.StreamSeq = md.Sequence.Stream
+			}
+		}
+		if p.state != stateWritten {
 			continue
 		}
-		_ = p.msg.Ack()
 		notice.Count++
 		if p.unit != "" {
 			units[p.unit] = true
@@ -235,9 +268,6 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 		if p.rec.AcceptedAt.After(wm) {
 			wm = p.rec.AcceptedAt
 		}
-		if md, err := p.msg.Metadata(); err == nil && md.Sequence.Stream > notice.StreamSeq {
-			notice.StreamSeq = md.Sequence.Stream
-		}
 	}
 	if notice.Count == 0 {
 		return
@@ -245,10 +275,21 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 	w.m.InsertTime.WithLabelValues(family).Observe(time.Since(start).Seconds())
 	w.m.BatchSize.WithLabelValues(family).Observe(float64(notice.Count))
 	now := time.Now()
+	lag := w.m.Lag.WithLabelValues(family)
+	var accepted []time.Time
+	if w.OnCommit != nil {
+		accepted = make([]time.Time, 0, notice.Count)
+	}
 	for _, p := range batch {
-		if p.row != nil {
-			w.m.Lag.WithLabelValues(family).Observe(now.Sub(p.rec.AcceptedAt).Seconds())
+		if p.state == stateWritten {
+			lag.Observe(now.Sub(p.rec.AcceptedAt).Seconds())
+			if w.OnCommit != nil {
+				accepted = append(accepted, p.rec.AcceptedAt)
+			}
 		}
+	}
+	if w.OnCommit != nil {
+		w.OnCommit(family, accepted, now)
 	}
 	w.m.Written.WithLabelValues(family).Add(float64(notice.Count))
 	for u := range units {
@@ -264,53 +305,101 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 	}
 }
 
+type deadEvent struct {
+	p      pending
+	reason string
+}
+
+// decodeMsg splits a message into its events (one record, or several
+// separated by newlines) and decodes each into a row.
+func decodeMsg(msg jetstream.Msg, t *table) (ps []pending, dead []deadEvent) {
+	data := msg.Data()
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		p := pending{msg: msg}
+		rec := &Record{}
+		if err := json.Unmarshal(line, rec); err != nil {
+			dead = append(dead, deadEvent{p, "undecodable record: " + err.Error()})
+			continue
+		}
+		p.rec = rec
+		row, unit, err := t.row(rec)
+		if err != nil {
+			dead = append(dead, deadEvent{p, err.Error()})
+			continue
+		}
+		p.row, p.unit = row, unit
+		ps = append(ps, p)
+	}
+	if len(ps) == 0 && len(dead) == 0 {
+		dead = append(dead, deadEvent{pending{msg: msg}, "empty message"})
+	}
+	return ps, dead
+}
+
 // insertAll inserts rows until they are in ClickHouse. Network and server
 // overload errors are retried with capped backoff, for as long as it takes
 // (the events stay unacknowledged in JetStream, kept alive with progress
 // signals). When the server refuses the data itself, the batch is split to
 // isolate the refused events, which go to dead letters after
-// PoisonAttempts tries.
-func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch []pending, depth int) {
+// PoisonAttempts tries. It marks each event written, dead or abandoned.
+func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch []pending) {
 	backoff := w.cfg.RetryMin
 	lastProgress := time.Now()
+	mark := func(state int8) {
+		for i := range batch {
+			batch[i].state = state
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		err := w.insert(ctx, t, batch)
 		if err == nil {
+			mark(stateWritten)
 			return
 		}
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			// Shutting down: leave the events unacked for redelivery.
-			for i := range batch {
-				batch[i].row = nil
-			}
+		if ctx.Err() != nil {
+			mark(stateAbandoned) // shutting down: redelivered after restart
 			return
 		}
 		w.m.InsertErrors.WithLabelValues(family).Inc()
 		if isDataError(err) {
 			if len(batch) > 1 {
 				mid := len(batch) / 2
-				w.insertAll(ctx, family, t, batch[:mid], depth+1)
-				w.insertAll(ctx, family, t, batch[mid:], depth+1)
+				w.insertAll(ctx, family, t, batch[:mid])
+				w.insertAll(ctx, family, t, batch[mid:])
 				return
 			}
 			if attempt >= w.cfg.PoisonAttempts {
-				w.deadLetter(ctx, family, batch, "clickhouse refused the row: "+err.Error())
-				batch[0].row = nil
+				if w.deadLetter(ctx, family, batch, "clickhouse refused the row: "+err.Error()) {
+					mark(stateDead)
+				} else {
+					mark(stateAbandoned)
+				}
 				return
 			}
 		}
 		w.log.Warn("insert failed, retrying", "family", family, "rows", len(batch), "attempt", attempt, "err", err)
 		if time.Since(lastProgress) > 10*time.Second {
+			var last jetstream.Msg
 			for _, p := range batch {
-				_ = p.msg.InProgress()
+				if p.msg != last {
+					_ = p.msg.InProgress()
+					last = p.msg
+				}
 			}
 			lastProgress = time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			for i := range batch {
-				batch[i].row = nil
-			}
+			mark(stateAbandoned)
 			return
 		case <-time.After(backoff):
 		}
@@ -352,8 +441,9 @@ func isDataError(err error) bool {
 	return true
 }
 
-// deadLetter records events that can never be inserted, then acks them.
-func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, reason string) {
+// deadLetter records events that can never be inserted; their messages
+// are acked by the caller. It reports false when ctx ended first.
+func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, reason string) bool {
 	sql := "INSERT INTO " + w.db.Table("dead_letters") + " (time, family, stream_seq, source, id, type, reason, payload)"
 	backoff := w.cfg.RetryMin
 	for {
@@ -367,11 +457,16 @@ func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, re
 				if md, err := p.msg.Metadata(); err == nil {
 					seq = md.Sequence.Stream
 				}
-				var head struct{ Source, ID, Transition string }
-				_ = json.Unmarshal(p.msg.Data(), &head)
 				typ := strings.TrimPrefix(p.msg.Subject(), streamSubjectPrefix)
-				if err := b.Append(time.Now().UTC().Truncate(time.Second), family, seq, head.Source, head.ID,
-					typ, reason, string(p.msg.Data())); err != nil {
+				source, id, payload := "", "", string(p.msg.Data())
+				if p.rec != nil {
+					source, id = p.rec.Source, p.rec.ID
+					if b, err := json.Marshal(p.rec); err == nil {
+						payload = string(b)
+					}
+				}
+				if err := b.Append(time.Now().UTC().Truncate(time.Second), family, seq, source, id,
+					typ, reason, payload); err != nil {
 					_ = b.Abort()
 					return err
 				}
@@ -384,14 +479,12 @@ func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, re
 		w.log.Warn("dead letter insert failed, retrying", "family", family, "err", err)
 		select {
 		case <-ctx.Done():
-			return // unacked: redelivered and judged again after restart
+			return false // unacked: redelivered and judged again after restart
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, w.cfg.RetryMax)
 	}
-	for _, p := range ps {
-		_ = p.msg.Ack()
-	}
 	w.m.DeadLetters.WithLabelValues(family).Add(float64(len(ps)))
 	w.log.Warn("events moved to dead letters", "family", family, "count", len(ps), "reason", reason)
+	return true
 }

@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/vn-ioc/ioc/internal/api"
+)
+
+// Limits of one Arrow backfill request.
+const (
+	// ArrowMaxRows per request.
+	ArrowMaxRows = 50_000_000
+	// ArrowMaxBodyBytes per request.
+	ArrowMaxBodyBytes = 4 << 30
+	// arrowMaxListed rejections are listed; the rest are counted.
+	arrowMaxListed = 1000
+)
+
+// ArrowResult is the answer to a backfill: like Result, with the rejections
+// listed up to a bound and counted in full.
+type ArrowResult struct {
+	Result
+	RejectedTotal int `json:"rejected_total"`
+}
+
+// HandleArrow serves POST /api/v1/events/arrow?family=F: an Arrow IPC
+// stream of one family's events (the column contract is DecodeArrow's). It
+// reads the stream chunk by chunk and publishes each chunk to JetStream
+// before reading on, so memory stays flat whatever the size. The answer
+// comes once every accepted row is stored.
+func (in *Intake) HandleArrow(w http.ResponseWriter, r *http.Request) {
+	code := http.StatusAccepted
+	defer func() { in.m.Requests.WithLabelValues("arrow", strconv.Itoa(code)).Inc() }()
+	fail := func(err error) {
+		var e *api.Error
+		if errors.As(err, &e) {
+			code = api.Status(e.Code)
+		} else {
+			code = 500
+		}
+		api.WriteError(w, r, err)
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && ct != "application/vnd.apache.arrow.stream" {
+		fail(api.Errorf(api.EUNSUPPORTED, fmt.Sprintf("content type %q: send application/vnd.apache.arrow.stream", ct)))
+		return
+	}
+	family := r.URL.Query().Get("family")
+	bound := boundSource(r.Context())
+	out := ArrowResult{Result: Result{Rejected: []Rejection{}}}
+	body := http.MaxBytesReader(w, r.Body, ArrowMaxBodyBytes)
+	err := DecodeArrow(body, family, in.v, bound, ArrowMaxRows, func(recs []*Record, idx []int, rejected []Rejection) error {
+		for _, rej := range rejected {
+			in.m.Rejected.WithLabelValues(family, sourceOf(nil, bound)).Inc()
+			out.RejectedTotal++
+			if len(out.Rejected) < arrowMaxListed {
+				out.Rejected = append(out.Rejected, rej)
+			}
+		}
+		res, err := in.publishChunks(r.Context(), recs, idx, Result{})
+		out.Accepted += res.Accepted
+		out.Duplicates += res.Duplicates
+		for _, rej := range res.Rejected {
+			out.RejectedTotal++
+			if len(out.Rejected) < arrowMaxListed {
+				out.Rejected = append(out.Rejected, rej)
+			}
+		}
+		return err
+	})
+	var ae *ArrowError
+	var tm *TooManyEventsError
+	var mb *http.MaxBytesError
+	switch {
+	case err == nil:
+		api.WriteJSON(w, code, out)
+	case errors.As(err, &ae):
+		e := api.Errorf(api.EINVALID, ae.Error())
+		e.Detail = map[string]any{"accepted_before_error": out.Accepted}
+		fail(e)
+	case errors.As(err, &tm), errors.As(err, &mb):
+		fail(api.Errorf(api.ETOOLARGE, fmt.Sprintf("backfill larger than %d rows or %d bytes; %d rows were accepted before, send the rest in another request", ArrowMaxRows, int64(ArrowMaxBodyBytes), out.Accepted)))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		fail(api.Errorf(api.EINVALID, "arrow stream cut short"))
+	default:
+		e := api.Errorf(api.EUNAVAILABLE, fmt.Sprintf("events could not be stored now (%d were); send the stream again", out.Accepted))
+		e.RetryAfter = 1
+		fail(e)
+	}
+}
