@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vn-ioc/ioc/internal/app"
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/chlocal"
+	"github.com/vn-ioc/ioc/internal/sim"
+)
+
+// runDemo runs everything on this machine: a private ClickHouse under the
+// data folder (unless IOC_CLICKHOUSE_ADDR names one), a node with embedded
+// NATS JetStream, and the simulated city feeding it, until Ctrl-C. A second
+// run resumes with the data kept.
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	e := env(getenv)
+	n := bindNode(fs, e)
+	chPort := fs.Int("clickhouse-port", e.num("IOC_DEMO_CLICKHOUSE_PORT", 19000), "port of the private ClickHouse (IOC_DEMO_CLICKHOUSE_PORT)")
+	s := bindSim(fs, e, false)
+	noSim := fs.Bool("no-sim", false, "do not start the simulator")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s.dataDir = n.dataDir
+	log, err := n.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if getenv("IOC_CLICKHOUSE_ADDR") == "" && !flagSet(fs, "clickhouse-addr") {
+		chLog, err := os.OpenFile(filepath.Join(mkdir(n.dataDir), "clickhouse.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer chLog.Close()
+		fmt.Fprintf(stdout, "starting a private ClickHouse in %s on 127.0.0.1:%d …\n", filepath.Join(n.dataDir, "clickhouse"), *chPort)
+		ch, err := chlocal.Start(ctx, chlocal.Options{Dir: filepath.Join(n.dataDir, "clickhouse"), TCPPort: *chPort, HTTPPort: *chPort + 1, Log: chLog})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			fmt.Fprintln(stdout, "stopping ClickHouse …")
+			ch.Stop()
+		}()
+		n.chAddr = ch.Addr()
+	}
+	a, err := app.New(ctx, n.appConfig(log))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(ctx) }()
+
+	tokens := map[string]string{}
+	for _, c := range []struct {
+		name string
+		cl   auth.Claims
+	}{
+		{"admin", auth.Claims{Role: auth.RoleAdmin}},
+		{"analyst", auth.Claims{Role: auth.RoleAnalyst}},
+		{"ingest (source hcmc/one-stop)", auth.Claims{Role: auth.RoleIngest, Source: "hcmc/one-stop"}},
+		{"leader (ward 26740, Sài Gòn)", auth.Claims{Role: auth.RoleLeader, Unit: "26740"}},
+		{"wall (dashboard city)", auth.Claims{Role: auth.RoleWall, Dashboard: "city"}},
+	} {
+		tok, err := a.Tokens.Issue(c.cl, strings.Fields(c.name)[0], 7*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		tokens[c.name] = tok
+	}
+	chAddr := n.chAddr
+	host, port, _ := strings.Cut(chAddr, ":")
+	fmt.Fprintf(stdout, `
+ioc is running.
+  HTTP API     %[1]s   (health: %[1]s/healthz, readiness: %[1]s/readyz, OpenAPI: %[1]s/api/v1/openapi.yaml)
+  NATS         %[2]s   (intake subject ioc.ingest.events)
+  ClickHouse   %[3]s   (clickhouse-client --host %[4]s --port %[5]s --database %[6]s)
+  data folder  %[7]s
+
+Tokens (valid 7 days; more with: go run ./cmd/ioc token --data-dir %[7]s --role analyst):
+`, a.URL(), a.NATSURL(), chAddr, host, port, n.chDB, n.dataDir)
+	for _, name := range []string{"admin", "analyst", "ingest (source hcmc/one-stop)", "leader (ward 26740, Sài Gòn)", "wall (dashboard city)"} {
+		fmt.Fprintf(stdout, "  %-30s %s\n", name, tokens[name])
+	}
+	fmt.Fprintf(stdout, `
+Try:
+  curl -s -H "Authorization: Bearer $ADMIN" %[1]s/api/v1/ingest/status
+  clickhouse-client --port %[2]s -q "SELECT last_type, count() FROM %[3]s.dossiers GROUP BY last_type"
+
+Press Ctrl-C to stop.
+`, a.URL(), port, n.chDB)
+
+	simDone := make(chan error, 1)
+	if *noSim {
+		simDone <- nil
+	} else {
+		s.url, s.token = a.URL(), tokens["admin"]
+		src, rc, err := s.source()
+		if err != nil {
+			return err
+		}
+		go func() {
+			st, err := sim.Run(ctx, rc, src, &sim.HTTPSender{URL: s.url, Token: s.token}, log.With("component", "sim"))
+			log.Info("simulator stopped", "sent", st.Sent, "accepted", st.Accepted, "duplicates", st.Duplicates, "rejected", st.Rejected)
+			simDone <- err
+		}()
+	}
+	err = <-runDone
+	if serr := <-simDone; serr != nil && ctx.Err() == nil {
+		log.Warn("simulator", "err", serr)
+	}
+	return err
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+func mkdir(dir string) string {
+	_ = os.MkdirAll(dir, 0o755)
+	return dir
+}

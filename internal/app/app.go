@@ -1,0 +1,348 @@
+// Package app assembles one ioc node: embedded or external NATS JetStream,
+// ClickHouse with its migrations and reference data, the intake (HTTP and
+// NATS), the writer, and the HTTP API. Run starts everything under one
+// errgroup and shuts down in order: stop intake, drain the writer, close
+// connections, stop the embedded NATS server.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/ingest/refdata"
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/natsembed"
+	"github.com/vn-ioc/ioc/query"
+)
+
+// Config of a node. The zero value of each field means its default.
+type Config struct {
+	// HTTPAddr to listen on. Default 127.0.0.1:8080.
+	HTTPAddr string
+	// DataDir holds the embedded NATS store and generated keys. Default ./data.
+	DataDir string
+	// NATSURL of an external NATS cluster; empty runs NATS embedded.
+	NATSURL string
+	// NATSPort of the embedded server. Default 4222; -1 picks a free port.
+	NATSPort int
+	// TokenKey signs tokens (≥ 32 bytes). Default: generated once and kept
+	// in DataDir/token.key.
+	TokenKey []byte
+	// PseudonymKey keys the pseudonyms of personal data (≥ 16 bytes).
+	// Default: generated once and kept in DataDir/pseudonym.key.
+	PseudonymKey []byte
+	// LoadReference seeds the bundled Ho Chi Minh City reference data when
+	// the database has none. Default true (set SkipReference to disable).
+	SkipReference bool
+
+	ClickHouse query.Config
+	Stream     ingest.StreamConfig
+	Intake     ingest.IntakeConfig
+	Writer     ingest.WriterConfig
+
+	// Log; default slog.Default().
+	Log *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.NATSPort == 0 {
+		c.NATSPort = 4222
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Validate names the field that is wrong.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); c.HTTPAddr != "" && err != nil {
+		return fmt.Errorf("http addr %q: %v", c.HTTPAddr, err)
+	}
+	if c.TokenKey != nil && len(c.TokenKey) < 32 {
+		return errors.New("token key (IOC_TOKEN_KEY) must be at least 32 bytes")
+	}
+	if c.PseudonymKey != nil && len(c.PseudonymKey) < 16 {
+		return errors.New("pseudonym key (IOC_PSEUDONYM_KEY) must be at least 16 bytes")
+	}
+	if err := c.ClickHouse.Validate(); err != nil {
+		return err
+	}
+	if err := c.Stream.Validate(); err != nil {
+		return err
+	}
+	if err := c.Intake.Validate(); err != nil {
+		return err
+	}
+	return c.Writer.Validate()
+}
+
+// KeyFromDir returns the key in DataDir/name, creating a random one (hex,
+// 64 characters) the first time.
+func KeyFromDir(dataDir, name string) ([]byte, error) {
+	path := filepath.Join(dataDir, name)
+	if b, err := os.ReadFile(path); err == nil {
+		k := strings.TrimSpace(string(b))
+		if len(k) < 32 {
+			return nil, fmt.Errorf("%s: key shorter than 32 characters", path)
+		}
+		return []byte(k), nil
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, err
+	}
+	k := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(k+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []byte(k), nil
+}
+
+// App is a running node.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	db       *query.DB
+	Tokens   *auth.Issuer
+	refs     *refdata.Index
+	refStore *refdata.Store
+	intake   *ingest.Intake
+	writer   *ingest.Writer
+	reg      *prometheus.Registry
+	metrics  *ingest.Metrics
+	listener net.Listener
+	ready    atomic.Bool
+}
+
+// New connects everything a node needs, applies migrations and seeds the
+// reference data; Run then serves. Close releases what New opened.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: cfg.Log}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	var err error
+	if cfg.TokenKey == nil {
+		if cfg.TokenKey, err = KeyFromDir(cfg.DataDir, "token.key"); err != nil {
+			return nil, fmt.Errorf("token key: %w", err)
+		}
+	}
+	if cfg.PseudonymKey == nil {
+		if cfg.PseudonymKey, err = KeyFromDir(cfg.DataDir, "pseudonym.key"); err != nil {
+			return nil, fmt.Errorf("pseudonym key: %w", err)
+		}
+	}
+	if a.Tokens, err = auth.NewIssuer(cfg.TokenKey); err != nil {
+		return nil, err
+	}
+	pseudo, err := ingest.NewPseudonymizer(cfg.PseudonymKey)
+	if err != nil {
+		return nil, err
+	}
+
+	url := cfg.NATSURL
+	if url == "" {
+		a.ns, err = natsembed.Start(natsembed.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: cfg.NATSPort})
+		if err != nil {
+			return nil, err
+		}
+		url = a.ns.ClientURL()
+		a.log.Info("embedded NATS JetStream started", "url", url, "store", filepath.Join(cfg.DataDir, "nats"))
+	}
+	if a.nc, err = ingest.Connect(url, "ioc"); err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	if a.js, err = jetstream.New(a.nc, jetstream.WithPublishAsyncMaxPending(16384)); err != nil {
+		return nil, err
+	}
+	if a.stream, err = ingest.EnsureStream(ctx, a.js, cfg.Stream); err != nil {
+		return nil, err
+	}
+
+	if a.db, err = query.Open(ctx, cfg.ClickHouse); err != nil {
+		return nil, err
+	}
+	v, err := a.db.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("clickhouse schema ready", "addr", cfg.ClickHouse.Addr, "database", a.db.Database(), "version", v)
+
+	a.refStore = refdata.NewStore(a.db)
+	set, err := a.seedReference(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.refs = refdata.NewIndex(set)
+
+	contract, err := ingest.LoadContract()
+	if err != nil {
+		return nil, err
+	}
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = ingest.NewMetrics(a.reg)
+	validator := ingest.NewValidator(contract, a.refs, pseudo)
+	if a.intake, err = ingest.NewIntake(cfg.Intake, a.js, validator, a.metrics, a.log); err != nil {
+		return nil, err
+	}
+	if a.writer, err = ingest.NewWriter(cfg.Writer, a.db, a.nc, a.stream, a.metrics, a.log); err != nil {
+		return nil, err
+	}
+	if a.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	ok = true
+	return a, nil
+}
+
+// seedReference loads the bundled city when the database has no units yet.
+func (a *App) seedReference(ctx context.Context) (*refdata.Set, error) {
+	empty, err := a.refStore.Empty(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if empty && !a.cfg.SkipReference {
+		set, err := refdata.HCMC()
+		if err != nil {
+			return nil, err
+		}
+		if err := a.refStore.SaveAll(ctx, set); err != nil {
+			return nil, fmt.Errorf("seed reference data: %w", err)
+		}
+		a.log.Info("reference data seeded", "units", len(set.Units), "procedures", len(set.Procedures),
+			"officers", len(set.Officers), "cameras", len(set.Cameras), "calendar_days", len(set.Calendar))
+		return set, nil
+	}
+	return a.refStore.Load(ctx)
+}
+
+// URL of the HTTP API.
+func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
+
+// NATSURL the node is connected to.
+func (a *App) NATSURL() string { return a.nc.ConnectedUrl() }
+
+// DB is the node's ClickHouse handle.
+func (a *App) DB() *query.DB { return a.db }
+
+// Run serves until ctx ends, then shuts down in order.
+func (a *App) Run(ctx context.Context) error {
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	writerCtx, stopWriter := context.WithCancel(context.Background())
+	defer stopWriter()
+	intakeCtx, stopIntake := context.WithCancel(ctx)
+	defer stopIntake()
+
+	g, gctx := errgroup.WithContext(ctx)
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- a.writer.Run(writerCtx) }()
+	g.Go(func() error { return a.intake.ServeNATS(intakeCtx, a.nc, a.Tokens) })
+	g.Go(func() error {
+		if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error { return a.refreshReference(intakeCtx) })
+	a.ready.Store(true)
+	a.log.Info("ioc serving", "http", a.URL(), "nats", a.NATSURL())
+
+	<-gctx.Done()
+	a.ready.Store(false)
+	// 1. stop intake: no new events accepted.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	_ = srv.Shutdown(shutCtx)
+	cancel()
+	stopIntake()
+	err := g.Wait()
+	// 2. drain the writer: it finishes the batch in hand.
+	stopWriter()
+	if werr := <-writerDone; err == nil {
+		err = werr
+	}
+	a.log.Info("ioc stopped")
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// refreshReference picks up reference data replaced through another node.
+func (a *App) refreshReference(ctx context.Context) error {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			set, err := a.refStore.Load(ctx)
+			if err != nil {
+				a.log.Warn("reference refresh", "err", err)
+				continue
+			}
+			a.refs.Replace(set)
+		}
+	}
+}
+
+// Close releases connections and stops the embedded NATS server.
+func (a *App) Close() {
+	if a.listener != nil {
+		a.listener.Close()
+	}
+	if a.nc != nil {
+		a.nc.Drain()
+		a.nc.Close()
+	}
+	if a.db != nil {
+		a.db.Close()
+	}
+	if a.ns != nil {
+		a.ns.Shutdown()
+		a.ns.WaitForShutdown()
+	}
+}
+
+// Writer is the node's ClickHouse writer (benchmarks hook into it).
+func (a *App) Writer() *ingest.Writer { return a.writer }

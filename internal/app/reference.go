@@ -1,0 +1,106 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/vn-ioc/ioc/ingest/refdata"
+	"github.com/vn-ioc/ioc/internal/api"
+)
+
+func referenceKind(r *http.Request) (string, error) {
+	kind := chi.URLParam(r, "kind")
+	if !slices.Contains(refdata.Kinds, kind) {
+		return "", api.Errorf(api.ENOTFOUND, fmt.Sprintf("unknown reference kind %q (one of %s)", kind, strings.Join(refdata.Kinds, ", ")))
+	}
+	return kind, nil
+}
+
+// handleReferenceGet serves GET /api/v1/reference/{kind}: the current rows.
+func (a *App) handleReferenceGet(w http.ResponseWriter, r *http.Request) {
+	kind, err := referenceKind(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	set, err := a.refStore.Load(r.Context())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{kind: kindOf(set, kind)})
+}
+
+// handleReferencePut serves PUT /api/v1/reference/{kind}: replaces the whole
+// kind with the body (CSV or JSON). The new set is validated together with
+// the other kinds before anything is written.
+func (a *App) handleReferencePut(w http.ResponseWriter, r *http.Request) {
+	kind, err := referenceKind(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	set, err := a.ReplaceReference(r, kind)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"kind": kind, "rows": countOf(set, kind)})
+}
+
+// ReplaceReference parses, validates and saves one kind, then refreshes
+// the in-memory index used by validation.
+func (a *App) ReplaceReference(r *http.Request, kind string) (*refdata.Set, error) {
+	parsed, err := refdata.Parse(kind, r.Header.Get("Content-Type"), http.MaxBytesReader(nil, r.Body, 64<<20))
+	if err != nil {
+		return nil, api.Errorf(api.EINVALID, err.Error())
+	}
+	cur, err := a.refStore.Load(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	next, err := cur.With(kind, parsed)
+	if err != nil {
+		return nil, api.Errorf(api.EINVALID, err.Error())
+	}
+	if err := next.Validate(); err != nil {
+		return nil, api.Errorf(api.EINVALID, err.Error())
+	}
+	if err := a.refStore.Save(r.Context(), kind, next); err != nil {
+		return nil, err
+	}
+	a.refs.Replace(next)
+	return next, nil
+}
+
+func kindOf(s *refdata.Set, kind string) any {
+	switch kind {
+	case "units":
+		return s.Units
+	case "procedures":
+		return s.Procedures
+	case "officers":
+		return s.Officers
+	case "cameras":
+		return s.Cameras
+	}
+	return s.Calendar
+}
+
+func countOf(s *refdata.Set, kind string) int {
+	switch kind {
+	case "units":
+		return len(s.Units)
+	case "procedures":
+		return len(s.Procedures)
+	case "officers":
+		return len(s.Officers)
+	case "cameras":
+		return len(s.Cameras)
+	}
+	return len(s.Calendar)
+}

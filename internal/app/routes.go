@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vn-ioc/ioc/docs"
+	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/internal/api"
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/query"
+)
+
+// routes registers every route of the HTTP API in one place.
+func (a *App) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", a.handleReady)
+	r.Get("/api/v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(docs.OpenAPI)
+	})
+	r.With(a.Tokens.Require(auth.RoleAdmin)).Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+
+	r.Route("/api/v1", func(r chi.Router) {
+		ingestRoles := a.Tokens.Require(auth.RoleIngest, auth.RoleAdmin)
+		readRoles := a.Tokens.Require(auth.RoleAdmin, auth.RoleAnalyst, auth.RoleLeader, auth.RoleWall)
+		r.With(ingestRoles).Post("/events", a.intake.HandleEvents)
+		r.With(ingestRoles).Post("/events/arrow", a.intake.HandleArrow)
+		r.With(a.Tokens.Require(auth.Roles...)).Get("/events/types", a.handleEventTypes)
+		r.With(a.Tokens.Require(auth.Roles...)).Get("/events/types/{type}/schema", a.handleEventSchema)
+		r.With(a.Tokens.Require(auth.RoleAdmin)).Get("/ingest/status", a.handleIngestStatus)
+		r.With(readRoles).Get("/reference/{kind}", a.handleReferenceGet)
+		r.With(a.Tokens.Require(auth.RoleAdmin)).Put("/reference/{kind}", a.handleReferencePut)
+	})
+	return r
+}
+
+func (a *App) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	fail := func(name, msg string) { checks[name] = msg; ok = false }
+	if !a.ready.Load() {
+		fail("node", "starting or stopping")
+	}
+	if a.nc.IsConnected() {
+		checks["nats"] = "ok"
+	} else {
+		fail("nats", "disconnected")
+	}
+	if err := a.db.Ping(ctx); err != nil {
+		fail("clickhouse", "unreachable")
+	} else if v, err := a.db.SchemaVersion(ctx); err != nil || v < query.LatestVersion() {
+		fail("clickhouse", "schema not migrated")
+	} else {
+		checks["clickhouse"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	api.WriteJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+func (a *App) handleEventTypes(w http.ResponseWriter, r *http.Request) {
+	c, err := ingest.LoadContract()
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"types": c.Types()})
+}
+
+func (a *App) handleEventSchema(w http.ResponseWriter, r *http.Request) {
+	b, err := ingest.SchemaDocument(chi.URLParam(r, "type"))
+	if err != nil {
+		api.WriteError(w, r, api.Errorf(api.ENOTFOUND, "unknown event type"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/schema+json")
+	_, _ = w.Write(b)
+}
+
+func (a *App) handleIngestStatus(w http.ResponseWriter, r *http.Request) {
+	out := map[string]any{"watermark": a.writer.Watermark().UTC()}
+	pending := map[string]uint64{}
+	for _, f := range ingest.Families {
+		if c, err := a.stream.Consumer(r.Context(), "writer-"+f); err == nil {
+			if info, err := c.Info(r.Context()); err == nil {
+				pending[f] = info.NumPending + uint64(info.NumAckPending)
+			}
+		}
+	}
+	out["pending"] = pending
+	api.WriteJSON(w, http.StatusOK, out)
+}
