@@ -97,6 +97,10 @@ func TestPrepareRejectsNamingTheField(t *testing.T) {
 		{"bad nested enum", edit(func(m map[string]any) { data(m)["applicant"].(map[string]any)["kind"] = "alien" }), "data.applicant.kind", ""},
 		{"bad date-time", edit(func(m map[string]any) { data(m)["due_at"] = "tomorrow" }), "data.due_at", ""},
 		{"wrong type", edit(func(m map[string]any) { data(m)["fee_paid_online"] = "yes" }), "data.fee_paid_online", ""},
+		{"unknown data field (could carry personal data)", edit(func(m map[string]any) { data(m)["extra_phone"] = "0903123456" }), "data.extra_phone", ""},
+		{"unknown nested field", edit(func(m map[string]any) { data(m)["applicant"].(map[string]any)["phone"] = "0903" }), "data.applicant.phone", ""},
+		{"date-time beyond ClickHouse's range", edit(func(m map[string]any) { data(m)["due_at"] = "2200-01-01T00:00:00Z" }), "data.due_at", ""},
+		{"date-time before 2000", edit(func(m map[string]any) { data(m)["due_at"] = "1960-01-01T00:00:00Z" }), "data.due_at", ""},
 		{"data content type", edit(func(m map[string]any) { m["datacontenttype"] = "text/xml" }), "datacontenttype", ""},
 	}
 	for _, c := range cases {

@@ -67,6 +67,7 @@ func (in *Intake) handle(ctx context.Context, contentType string, body io.Reader
 	if err != nil {
 		e := api.Errorf(api.EUNAVAILABLE, "events could not be stored now; send them again")
 		e.RetryAfter = 1
+		e.Detail = map[string]any{"rejected": res.Rejected}
 		return res, 503, e
 	}
 	return res, http.StatusAccepted, nil

@@ -33,7 +33,10 @@ type schemaNode struct {
 	MaxLength  *int                   `json:"maxLength"`
 	Pattern    string                 `json:"pattern"`
 	Format     string                 `json:"format"`
-	PII        bool                   `json:"x-pii"`
+	// AdditionalProperties false: a field the schema does not name is
+	// refused (it could carry personal data past pseudonymization).
+	AdditionalProperties *bool `json:"additionalProperties"`
+	PII                  bool  `json:"x-pii"`
 	Ref        string                 `json:"x-ref"`
 
 	re    *regexp.Regexp
@@ -132,6 +135,13 @@ func (w *walker) validate(n *schemaNode, v any, path string) error {
 		if !ok {
 			return &fieldError{path, "must be an object"}
 		}
+		if hasUnknown(n, m) {
+			for _, k := range sortedKeys(m) {
+				if _, ok := n.Properties[k]; !ok {
+					return &fieldError{join(path, k), "is not a field of this event type"}
+				}
+			}
+		}
 		for _, r := range n.Required {
 			if x, ok := m[r]; !ok || x == nil {
 				return &fieldError{join(path, r), "is required"}
@@ -162,10 +172,10 @@ func (w *walker) validate(n *schemaNode, v any, path string) error {
 			if *n.MinLength == 1 {
 				return &fieldError{path, "must not be empty"}
 			}
-			return &fieldError{path, fmt.Sprintf("must be at least %d characters", *n.MinLength)}
+			return &fieldError{path, fmt.Sprintf("must be at least %d bytes", *n.MinLength)}
 		}
 		if n.MaxLength != nil && len(s) > *n.MaxLength {
-			return &fieldError{path, fmt.Sprintf("must be at most %d characters", *n.MaxLength)}
+			return &fieldError{path, fmt.Sprintf("must be at most %d bytes (UTF-8)", *n.MaxLength)}
 		}
 		if len(n.Enum) > 0 && !contains(n.Enum, s) {
 			return &fieldError{path, fmt.Sprintf("%q is not one of %s", s, strings.Join(n.Enum, ", "))}
@@ -174,8 +184,13 @@ func (w *walker) validate(n *schemaNode, v any, path string) error {
 			return &fieldError{path, fmt.Sprintf("%q does not match %s", s, n.Pattern)}
 		}
 		if n.Format == "date-time" {
-			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
 				return &fieldError{path, fmt.Sprintf("%q is not an RFC 3339 time with offset", s)}
+			}
+			// ClickHouse's DateTime holds 1970 to 2105; keep to sane years.
+			if t.Year() < 2000 || t.Year() >= 2100 {
+				return &fieldError{path, fmt.Sprintf("%s is out of range (years 2000 to 2099)", s)}
 			}
 		}
 		if n.Ref != "" && w.refs != nil && !w.refs.Has(n.Ref, s) {
@@ -225,4 +240,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// hasUnknown reports whether m has a key the closed schema n does not name.
+func hasUnknown(n *schemaNode, m map[string]any) bool {
+	if n.AdditionalProperties == nil || *n.AdditionalProperties {
+		return false
+	}
+	for k := range m {
+		if _, ok := n.Properties[k]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -31,7 +31,9 @@ type StreamConfig struct {
 	// sender sees an error and retries) rather than old ones dropped.
 	// Default 8 GiB.
 	MaxBytes int64
-	// MaxAge of an event not yet written. Default 7 days.
+	// MaxAge of an event not yet written. Default 0: no limit — an event
+	// leaves the stream only once written, however long ClickHouse is down
+	// (MaxBytes then stops intake instead of dropping anything).
 	MaxAge time.Duration
 	// AckWait before JetStream redelivers an unacknowledged event. The
 	// writer signals progress while it retries. Default 60s.
@@ -50,9 +52,6 @@ func (c *StreamConfig) setDefaults() {
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = 8 << 30
-	}
-	if c.MaxAge == 0 {
-		c.MaxAge = 7 * 24 * time.Hour
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 60 * time.Second
@@ -126,7 +125,8 @@ type CommitNotice struct {
 	// MinTime and MaxTime of the events' own times.
 	MinTime time.Time `json:"min_time"`
 	MaxTime time.Time `json:"max_time"`
-	// Watermark: every event this writer accepted before it is in ClickHouse.
+	// Watermark is the newest acceptance time among the batch's events. It
+	// is not a guarantee about other batches or nodes.
 	Watermark time.Time `json:"watermark"`
 	// StreamSeq is the highest stream sequence of the batch.
 	StreamSeq uint64 `json:"stream_seq"`

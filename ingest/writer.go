@@ -408,7 +408,7 @@ func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch [
 }
 
 func (w *Writer) insert(ctx context.Context, t *table, batch []pending) error {
-	b, err := w.db.Conn.PrepareBatch(ctx, insertSQL(w.db.Database(), t))
+	b, err := w.db.Conn.PrepareBatch(w.db.InsertContext(ctx), insertSQL(w.db.Database(), t))
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
@@ -448,7 +448,7 @@ func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, re
 	backoff := w.cfg.RetryMin
 	for {
 		err := func() error {
-			b, err := w.db.Conn.PrepareBatch(ctx, sql)
+			b, err := w.db.Conn.PrepareBatch(w.db.InsertContext(ctx), sql)
 			if err != nil {
 				return err
 			}

@@ -102,6 +102,16 @@ func (db *DB) Database() string { return db.cfg.Database }
 // Table qualifies a table name with the database.
 func (db *DB) Table(name string) string { return db.cfg.Database + "." + name }
 
+// InsertContext is the context for inserts: on a cluster, an insert into a
+// Distributed table returns only once the shards hold the rows
+// (insert_distributed_sync), so the writer never acks JetStream early.
+func (db *DB) InsertContext(ctx context.Context) context.Context {
+	if db.cfg.Cluster == "" {
+		return ctx
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+}
+
 // Close the pool.
 func (db *DB) Close() error { return db.Conn.Close() }
 

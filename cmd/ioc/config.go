@@ -39,11 +39,50 @@ func (e env) num(name string, def int) int {
 	return def
 }
 
+// Numeric and duration variables, checked before any command runs so that
+// a typo is an error rather than a silently ignored setting.
+var (
+	numberVars   = []string{"IOC_NATS_PORT", "IOC_NATS_REPLICAS", "IOC_WRITER_MAX_BATCH", "IOC_DEMO_CLICKHOUSE_PORT"}
+	durationVars = []string{"IOC_WRITER_FLUSH", "IOC_DEDUP_WINDOW"}
+	boolVars     = []string{"IOC_NATS_SYNC_ALWAYS"}
+)
+
+func checkEnv(getenv func(string) string) error {
+	for _, name := range numberVars {
+		if v := getenv(name); v != "" {
+			if _, err := strconv.Atoi(v); err != nil {
+				return fmt.Errorf("%s=%q: want a whole number", name, v)
+			}
+		}
+	}
+	for _, name := range durationVars {
+		if v := getenv(name); v != "" {
+			if _, err := time.ParseDuration(v); err != nil {
+				return fmt.Errorf("%s=%q: want a duration such as 250ms or 2m", name, v)
+			}
+		}
+	}
+	for _, name := range boolVars {
+		if v := getenv(name); v != "" {
+			if _, err := strconv.ParseBool(v); err != nil {
+				return fmt.Errorf("%s=%q: want true or false", name, v)
+			}
+		}
+	}
+	return nil
+}
+
+func (e env) flag(name string) bool {
+	b, _ := strconv.ParseBool(e(name))
+	return b
+}
+
 // nodeFlags binds the flags every command that talks to a node's backends
 // shares, with IOC_* environment variables as defaults.
 type nodeFlags struct {
 	httpAddr, dataDir, natsURL                  string
-	natsPort                                    int
+	natsPort, natsReplicas                      int
+	natsSync                                    bool
 	chAddr, chDB, chUser, chPassword, chCluster string
 	tokenKey, pseudonymKey, logLevel            string
 	maxBatch                                    int
@@ -56,6 +95,8 @@ func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
 	fs.StringVar(&n.dataDir, "data-dir", e.str("IOC_DATA_DIR", "data"), "data folder: embedded NATS store, keys, private ClickHouse (IOC_DATA_DIR)")
 	fs.StringVar(&n.natsURL, "nats-url", e.str("IOC_NATS_URL", ""), "external NATS URL; empty runs NATS embedded (IOC_NATS_URL)")
 	fs.IntVar(&n.natsPort, "nats-port", e.num("IOC_NATS_PORT", 4222), "port of the embedded NATS server, -1 for a free one (IOC_NATS_PORT)")
+	fs.IntVar(&n.natsReplicas, "nats-replicas", e.num("IOC_NATS_REPLICAS", 1), "replicas of the events stream on a NATS cluster (IOC_NATS_REPLICAS)")
+	fs.BoolVar(&n.natsSync, "nats-sync-always", e.flag("IOC_NATS_SYNC_ALWAYS"), "embedded NATS: fsync every write, to survive power loss (IOC_NATS_SYNC_ALWAYS)")
 	fs.StringVar(&n.chAddr, "clickhouse-addr", e.str("IOC_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port (IOC_CLICKHOUSE_ADDR)")
 	fs.StringVar(&n.chDB, "clickhouse-database", e.str("IOC_CLICKHOUSE_DATABASE", "ioc"), "ClickHouse database (IOC_CLICKHOUSE_DATABASE)")
 	fs.StringVar(&n.chUser, "clickhouse-user", e.str("IOC_CLICKHOUSE_USER", "default"), "ClickHouse user (IOC_CLICKHOUSE_USER)")
@@ -80,11 +121,12 @@ func (n *nodeFlags) logger(w io.Writer) (*slog.Logger, error) {
 
 func (n *nodeFlags) appConfig(log *slog.Logger) app.Config {
 	c := app.Config{
-		HTTPAddr: n.httpAddr,
-		DataDir:  n.dataDir,
-		NATSURL:  n.natsURL,
-		NATSPort: n.natsPort,
-		Log:      log,
+		HTTPAddr:       n.httpAddr,
+		DataDir:        n.dataDir,
+		NATSURL:        n.natsURL,
+		NATSPort:       n.natsPort,
+		NATSSyncAlways: n.natsSync,
+		Log:            log,
 	}
 	if n.tokenKey != "" {
 		c.TokenKey = []byte(n.tokenKey)
@@ -100,5 +142,6 @@ func (n *nodeFlags) appConfig(log *slog.Logger) app.Config {
 	c.Writer.MaxBatch = n.maxBatch
 	c.Writer.FlushInterval = n.flush
 	c.Stream.DuplicateWindow = n.dupWindow
+	c.Stream.Replicas = n.natsReplicas
 	return c
 }

@@ -44,6 +44,8 @@ type Config struct {
 	NATSURL string
 	// NATSPort of the embedded server. Default 4222; -1 picks a free port.
 	NATSPort int
+	// NATSSyncAlways makes the embedded JetStream fsync every write.
+	NATSSyncAlways bool
 	// TokenKey signs tokens (≥ 32 bytes). Default: generated once and kept
 	// in DataDir/token.key.
 	TokenKey []byte
@@ -144,6 +146,7 @@ type App struct {
 	metrics  *ingest.Metrics
 	listener net.Listener
 	ready    atomic.Bool
+	natsURL  string
 }
 
 // New connects everything a node needs, applies migrations and seeds the
@@ -181,13 +184,21 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 
 	url := cfg.NATSURL
 	if url == "" {
-		a.ns, err = natsembed.Start(natsembed.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: cfg.NATSPort})
+		// The embedded server wants a token, kept in the data folder, so
+		// that no other local process can write to the streams.
+		tok, err := KeyFromDir(cfg.DataDir, "nats.key")
+		if err != nil {
+			return nil, fmt.Errorf("nats token: %w", err)
+		}
+		a.ns, err = natsembed.Start(natsembed.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: cfg.NATSPort,
+			Token: string(tok), SyncAlways: cfg.NATSSyncAlways})
 		if err != nil {
 			return nil, err
 		}
-		url = a.ns.ClientURL()
-		a.log.Info("embedded NATS JetStream started", "url", url, "store", filepath.Join(cfg.DataDir, "nats"))
+		url = strings.Replace(a.ns.ClientURL(), "nats://", "nats://"+string(tok)+"@", 1)
+		a.log.Info("embedded NATS JetStream started", "url", a.ns.ClientURL(), "store", filepath.Join(cfg.DataDir, "nats"))
 	}
+	a.natsURL = url
 	if a.nc, err = ingest.Connect(url, "ioc"); err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}
@@ -259,8 +270,8 @@ func (a *App) seedReference(ctx context.Context) (*refdata.Set, error) {
 // URL of the HTTP API.
 func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
 
-// NATSURL the node is connected to.
-func (a *App) NATSURL() string { return a.nc.ConnectedUrl() }
+// NATSURL the node is connected to, with the embedded server's token.
+func (a *App) NATSURL() string { return a.natsURL }
 
 // DB is the node's ClickHouse handle.
 func (a *App) DB() *query.DB { return a.db }

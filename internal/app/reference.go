@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -55,8 +56,17 @@ func (a *App) handleReferencePut(w http.ResponseWriter, r *http.Request) {
 // ReplaceReference parses, validates and saves one kind, then refreshes
 // the in-memory index used by validation.
 func (a *App) ReplaceReference(r *http.Request, kind string) (*refdata.Set, error) {
-	parsed, err := refdata.Parse(kind, r.Header.Get("Content-Type"), http.MaxBytesReader(nil, r.Body, 64<<20))
+	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(r.Header.Get("Content-Type"), ";", 2)[0]))
+	if ct != "text/csv" && ct != "application/json" {
+		return nil, api.Errorf(api.EUNSUPPORTED, fmt.Sprintf("content type %q: send text/csv or application/json", ct))
+	}
+	body := http.MaxBytesReader(nil, r.Body, 32<<20)
+	parsed, err := refdata.Parse(kind, ct, body)
 	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) || strings.Contains(err.Error(), "too large") {
+			return nil, api.Errorf(api.ETOOLARGE, "reference data larger than 32 MiB")
+		}
 		return nil, api.Errorf(api.EINVALID, err.Error())
 	}
 	cur, err := a.refStore.Load(r.Context())

@@ -24,11 +24,11 @@ func (a *App) routes() http.Handler {
 		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", a.handleReady)
-	r.Get("/api/v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+	r.With(a.Tokens.Require(auth.Roles...)).Get("/api/v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(docs.OpenAPI)
 	})
-	r.With(a.Tokens.Require(auth.RoleAdmin)).Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	r.With(a.Tokens.Require(auth.RoleAdmin)).Get("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}).ServeHTTP)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		ingestRoles := a.Tokens.Require(auth.RoleIngest, auth.RoleAdmin)

@@ -21,6 +21,13 @@ type Options struct {
 	Port int
 	// MaxStore bounds JetStream file storage in bytes. Default 8 GiB.
 	MaxStore int64
+	// Token clients must present. Default: none (tests only; ioc always
+	// sets one, so no other local process can write to the streams).
+	Token string
+	// SyncAlways makes JetStream fsync every write: survives power loss,
+	// at a cost in throughput. Default false (a process crash loses
+	// nothing; the OS flushes every 2 minutes).
+	SyncAlways bool
 }
 
 // Start runs the server and waits until it is ready for connections.
@@ -44,6 +51,8 @@ func Start(o Options) (*server.Server, error) {
 		JetStreamMaxMemory: 256 << 20,
 		MaxPayload:         8 << 20,
 		NoSigs:             true,
+		Authorization:      o.Token,
+		SyncAlways:         o.SyncAlways,
 		NoLog:              true,
 	})
 	if err != nil {
