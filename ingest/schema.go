@@ -35,9 +35,9 @@ type schemaNode struct {
 	Format     string                 `json:"format"`
 	// AdditionalProperties false: a field the schema does not name is
 	// refused (it could carry personal data past pseudonymization).
-	AdditionalProperties *bool `json:"additionalProperties"`
-	PII                  bool  `json:"x-pii"`
-	Ref        string                 `json:"x-ref"`
+	AdditionalProperties *bool  `json:"additionalProperties"`
+	PII                  bool   `json:"x-pii"`
+	Ref                  string `json:"x-ref"`
 
 	re    *regexp.Regexp
 	order []string // property names, sorted, for deterministic error order
