@@ -91,8 +91,12 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
 		// Input may end exactly at the bound: only more data is an error.
 		var one [1]byte
-		if n, _ := l.r.Read(one[:]); n > 0 {
+		n, err := l.r.Read(one[:])
+		if n > 0 {
 			return 0, errTooLarge
+		}
+		if err != nil && err != io.EOF {
+			return 0, err // a reader's own failure is never an end of input
 		}
 		return 0, io.EOF
 	}

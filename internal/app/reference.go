@@ -1,8 +1,9 @@
 package app
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -60,13 +61,18 @@ func (a *App) ReplaceReference(r *http.Request, kind string) (*refdata.Set, erro
 	if ct != "text/csv" && ct != "application/json" {
 		return nil, api.Errorf(api.EUNSUPPORTED, fmt.Sprintf("content type %q: send text/csv or application/json", ct))
 	}
-	body := http.MaxBytesReader(nil, r.Body, 32<<20)
-	parsed, err := refdata.Parse(kind, ct, body)
+	// Read it whole first: a body cut at the limit must be refused, never
+	// parsed as if it ended there.
+	const maxBody = 32 << 20
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) || strings.Contains(err.Error(), "too large") {
-			return nil, api.Errorf(api.ETOOLARGE, "reference data larger than 32 MiB")
-		}
+		return nil, api.Errorf(api.EINVALID, "read body: "+err.Error())
+	}
+	if len(body) > maxBody {
+		return nil, api.Errorf(api.ETOOLARGE, "reference data larger than 32 MiB")
+	}
+	parsed, err := refdata.Parse(kind, ct, bytes.NewReader(body))
+	if err != nil {
 		return nil, api.Errorf(api.EINVALID, err.Error())
 	}
 	cur, err := a.refStore.Load(r.Context())

@@ -1,0 +1,174 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// node starts a whole App against the test ClickHouse and an embedded NATS.
+func node(t *testing.T) (*App, map[string]string) {
+	t.Helper()
+	chAddr := testenv.ClickHouseAddr(t)
+	dir := t.TempDir()
+	cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, NATSPort: -1,
+		TokenKey: []byte("app-test-token-key-0123456789abcdef"), PseudonymKey: []byte("app-test-pseudonym-key")}
+	cfg.ClickHouse.Addr = chAddr
+	cfg.ClickHouse.Database = "app_" + testenv.RandomHex(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		_ = a.DB().Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.ClickHouse.Database)
+		a.Close()
+	})
+	toks := map[string]string{}
+	for role, c := range map[string]auth.Claims{
+		"admin": {Role: auth.RoleAdmin}, "analyst": {Role: auth.RoleAnalyst},
+		"ingest": {Role: auth.RoleIngest, Source: "hcmc/one-stop"},
+	} {
+		tok, err := a.Tokens.Issue(c, role, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks[role] = tok
+	}
+	return a, toks
+}
+
+func call(t *testing.T, method, url, token, ct, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestNodeHealthMetricsAndAuth(t *testing.T) {
+	a, toks := node(t)
+	u := a.URL()
+	cases := []struct {
+		name, method, path, token string
+		want                      int
+	}{
+		{"health needs no token", "GET", "/healthz", "", 200},
+		{"ready", "GET", "/readyz", "", 200},
+		{"metrics need a token", "GET", "/metrics", "", 401},
+		{"metrics need admin", "GET", "/metrics", toks["analyst"], 403},
+		{"metrics for admin", "GET", "/metrics", toks["admin"], 200},
+		{"openapi needs a token", "GET", "/api/v1/openapi.yaml", "", 401},
+		{"openapi with any token", "GET", "/api/v1/openapi.yaml", toks["ingest"], 200},
+		{"event types", "GET", "/api/v1/events/types", toks["analyst"], 200},
+		{"a type's schema", "GET", "/api/v1/events/types/vn.ioc.survey.submitted/schema", toks["analyst"], 200},
+		{"unknown type", "GET", "/api/v1/events/types/vn.ioc.nope/schema", toks["analyst"], 404},
+		{"ingest may not read reference data", "GET", "/api/v1/reference/units", toks["ingest"], 403},
+		{"bad token", "GET", "/api/v1/reference/units", "not-a-token", 401},
+		{"unknown reference kind", "GET", "/api/v1/reference/planets", toks["analyst"], 404},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if code, body := call(t, c.method, u+c.path, c.token, "", ""); code != c.want {
+				t.Fatalf("%s %s: %d, want %d: %s", c.method, c.path, code, c.want, body)
+			}
+		})
+	}
+	_, body := call(t, "GET", u+"/metrics", toks["admin"], "", "")
+	for _, m := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metric %s missing", m)
+		}
+	}
+}
+
+func TestReferenceReplacedByAPIIsUsedByValidation(t *testing.T) {
+	a, toks := node(t)
+	u := a.URL()
+	// The bundled city is seeded.
+	code, body := call(t, "GET", u+"/api/v1/reference/units", toks["analyst"], "", "")
+	var units struct {
+		Units []struct{ Code, Kind string }
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &units) != nil || len(units.Units) != 477 {
+		t.Fatalf("units: %d, %d rows", code, len(units.Units))
+	}
+	// A bad replacement is refused naming the row and field; nothing changes.
+	bad := "code,parent,name,level,kind,lat,lon\n79,,Thành phố Hồ Chí Minh,0,city,10.77,106.70\n99901,12345,Phường Mới,1,ward,10.7,106.6\n"
+	code, body = call(t, "PUT", u+"/api/v1/reference/units", toks["admin"], "text/csv", bad)
+	if code != 400 || !strings.Contains(body, "99901") || !strings.Contains(body, "parent") {
+		t.Fatalf("bad units: %d %s", code, body)
+	}
+	if code, _ := call(t, "PUT", u+"/api/v1/reference/units", toks["analyst"], "text/csv", bad); code != 403 {
+		t.Fatalf("analyst replaced reference data: %d", code)
+	}
+	if code, _ := call(t, "PUT", u+"/api/v1/reference/units", toks["admin"], "text/plain", bad); code != 415 {
+		t.Fatalf("text/plain: %d", code)
+	}
+	huge := "id,unit,name\n" + strings.Repeat("CB-X,79,Nguyễn Văn A\n", 33<<20/20)
+	if code, body := call(t, "PUT", u+"/api/v1/reference/officers", toks["admin"], "text/csv", huge); code != 413 {
+		t.Fatalf("33 MiB of officers: %d %.200s", code, body)
+	}
+	// An event for a ward that does not exist yet is rejected …
+	ev := `{"specversion":"1.0","id":"x1","source":"hcmc/one-stop","type":"vn.ioc.survey.submitted","subject":"S1",
+	        "time":"2025-09-01T09:00:00+07:00","data":{"unit":"99902","rating":"satisfied"}}`
+	code, body = call(t, "POST", u+"/api/v1/events", toks["ingest"], "application/cloudevents+json", ev)
+	if code != 202 || !strings.Contains(body, `"field":"data.unit"`) {
+		t.Fatalf("unknown unit: %d %s", code, body)
+	}
+	// … and accepted once the units are replaced through the API.
+	_, cur := call(t, "GET", u+"/api/v1/reference/units", toks["admin"], "", "")
+	var all struct{ Units []map[string]any }
+	if err := json.Unmarshal([]byte(cur), &all); err != nil {
+		t.Fatal(err)
+	}
+	all.Units = append(all.Units, map[string]any{"code": "99902", "parent": "79", "name": "Phường Thử", "level": 1,
+		"kind": "ward", "lat": 10.8, "lon": 106.7, "valid_from": "2025-07-01T00:00:00Z"})
+	next, _ := json.Marshal(all.Units)
+	code, body = call(t, "PUT", u+"/api/v1/reference/units", toks["admin"], "application/json", string(next))
+	if code != 200 {
+		t.Fatalf("replace units: %d %s", code, body)
+	}
+	code, body = call(t, "POST", u+"/api/v1/events", toks["ingest"], "application/cloudevents+json", ev)
+	if code != 202 || !strings.Contains(body, `"accepted":1`) {
+		t.Fatalf("after replacement: %d %s", code, body)
+	}
+	_, metrics := call(t, "GET", u+"/metrics", toks["admin"], "", "")
+	for _, m := range []string{`ioc_events_accepted_total{family="survey",source="hcmc/one-stop"} 1`,
+		`ioc_events_rejected_total{family="survey",source="hcmc/one-stop"} 1`} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, "survey in ClickHouse", func() (bool, error) {
+		var n uint64
+		err := a.DB().Conn.QueryRow(context.Background(), "SELECT count() FROM "+a.DB().Table("surveys")+" WHERE unit = '99902'").Scan(&n)
+		return n == 1, err
+	})
+}
