@@ -35,6 +35,7 @@ Commands:
   token      print a signed token for a role
   reference  export or replace reference data (units, procedures, officers, cameras, calendar)
   bench      measure intake → ClickHouse throughput and latency on this machine
+             ('bench arrow' measures the Arrow backfill)
   version    print the version
 
 Run 'ioc <command> -h' for the flags of a command.
@@ -63,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "reference":
 		return runReference(ctx, rest, getenv, stdout, stderr)
 	case "bench":
+		if len(rest) > 0 && rest[0] == "arrow" {
+			return runBenchArrow(ctx, rest[1:], stdout, stderr)
+		}
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "ioc", version)
