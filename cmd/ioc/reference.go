@@ -65,7 +65,7 @@ func runReference(ctx context.Context, args []string, getenv func(string) string
 	if verb == "get" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(kindRows(cur, *kind))
+		return enc.Encode(cur.Rows(*kind))
 	}
 	if *file == "" {
 		return fmt.Errorf("-file is required")
@@ -95,18 +95,4 @@ func runReference(ctx context.Context, args []string, getenv func(string) string
 	}
 	fmt.Fprintf(stdout, "replaced %s from %s\n", *kind, *file)
 	return nil
-}
-
-func kindRows(s *refdata.Set, kind string) any {
-	switch kind {
-	case "units":
-		return s.Units
-	case "procedures":
-		return s.Procedures
-	case "officers":
-		return s.Officers
-	case "cameras":
-		return s.Cameras
-	}
-	return s.Calendar
 }

@@ -29,3 +29,38 @@ func (s *Set) With(kind string, part *Set) (*Set, error) {
 	}
 	return &next, nil
 }
+
+// Rows returns the slice of one kind (one of Kinds) of the set; nil for an
+// unknown kind.
+func (s *Set) Rows(kind string) any {
+	switch kind {
+	case "units":
+		return s.Units
+	case "procedures":
+		return s.Procedures
+	case "officers":
+		return s.Officers
+	case "cameras":
+		return s.Cameras
+	case "calendar":
+		return s.Calendar
+	}
+	return nil
+}
+
+// Count is the number of rows of one kind.
+func (s *Set) Count(kind string) int {
+	switch kind {
+	case "units":
+		return len(s.Units)
+	case "procedures":
+		return len(s.Procedures)
+	case "officers":
+		return len(s.Officers)
+	case "cameras":
+		return len(s.Cameras)
+	case "calendar":
+		return len(s.Calendar)
+	}
+	return 0
+}

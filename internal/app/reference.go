@@ -34,7 +34,7 @@ func (a *App) handleReferenceGet(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{kind: kindOf(set, kind)})
+	api.WriteJSON(w, http.StatusOK, map[string]any{kind: set.Rows(kind)})
 }
 
 // handleReferencePut serves PUT /api/v1/reference/{kind}: replaces the whole
@@ -51,7 +51,7 @@ func (a *App) handleReferencePut(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"kind": kind, "rows": countOf(set, kind)})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"kind": kind, "rows": set.Count(kind)})
 }
 
 // ReplaceReference parses, validates and saves one kind, then refreshes
@@ -91,32 +91,4 @@ func (a *App) ReplaceReference(r *http.Request, kind string) (*refdata.Set, erro
 	}
 	a.refs.Replace(next)
 	return next, nil
-}
-
-func kindOf(s *refdata.Set, kind string) any {
-	switch kind {
-	case "units":
-		return s.Units
-	case "procedures":
-		return s.Procedures
-	case "officers":
-		return s.Officers
-	case "cameras":
-		return s.Cameras
-	}
-	return s.Calendar
-}
-
-func countOf(s *refdata.Set, kind string) int {
-	switch kind {
-	case "units":
-		return len(s.Units)
-	case "procedures":
-		return len(s.Procedures)
-	case "officers":
-		return len(s.Officers)
-	case "cameras":
-		return len(s.Cameras)
-	}
-	return len(s.Calendar)
 }
