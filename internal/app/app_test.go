@@ -3,14 +3,18 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/sim"
 	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/internal/worktime"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -171,4 +175,50 @@ func TestReferenceReplacedByAPIIsUsedByValidation(t *testing.T) {
 		err := a.DB().Conn.QueryRow(context.Background(), "SELECT count() FROM "+a.DB().Table("surveys")+" WHERE unit = '99902'").Scan(&n)
 		return n == 1, err
 	})
+}
+
+// A scenario played through the whole node lands the published figures
+// exactly: Cầu Kho ward, 2023, 1,328 of 1,331 surveys satisfied, all 756
+// of those by QR satisfied (BRIEF.md).
+func TestScenarioReproducesPublishedFiguresInClickHouse(t *testing.T) {
+	a, _ := node(t)
+	sc, err := sim.LoadScenario("caukho-2023")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := refdata.HCMC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := worktime.New(set.Calendar, worktime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	player, err := sc.Player(1, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.Tokens.Issue(auth.Claims{Role: auth.RoleAdmin}, "sim", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sim.Run(context.Background(), sim.RunConfig{Rate: 50_000, BatchSize: 1000, Unpaced: true}, player,
+		&sim.HTTPSender{URL: a.URL(), Token: tok}, nil)
+	if err != nil || st.Rejected != 0 {
+		t.Fatalf("run: %v, %+v", err, st)
+	}
+	q := "SELECT count(), countIf(rating IN ('very_satisfied', 'satisfied')), countIf(channel = 'qr'), " +
+		"countIf(channel = 'qr' AND rating IN ('very_satisfied', 'satisfied')) FROM " + a.DB().Table("surveys") +
+		" WHERE unit IN (SELECT code FROM " + a.DB().Table("units") + " WHERE has(path, 'L-26761'))" +
+		" AND toYear(toTimeZone(time, 'Asia/Ho_Chi_Minh')) = 2023"
+	var n, sat, qr, qrSat uint64
+	testenv.Eventually(t, 30*time.Second, "all surveys in ClickHouse", func() (bool, error) {
+		if err := a.DB().Conn.QueryRow(context.Background(), q).Scan(&n, &sat, &qr, &qrSat); err != nil {
+			return false, err
+		}
+		return n == 1331, fmt.Errorf("%d surveys", n)
+	})
+	if sat != 1328 || qr != 756 || qrSat != 756 {
+		t.Fatalf("satisfied %d of %d, QR %d (%d satisfied); want 1328, 756, 756", sat, n, qr, qrSat)
+	}
 }
