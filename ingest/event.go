@@ -89,6 +89,14 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// jsonSizeHint is about the length of AppendJSON's output (exactly, unless
+// strings need escapes).
+func (r *Record) jsonSizeHint() int {
+	// The keys and punctuation, two RFC 3339 times with nanoseconds.
+	return 100 + 2*len(time.RFC3339Nano) + len(r.Source) + len(r.ID) + len(r.Family) + len(r.Transition) +
+		len(r.Subject) + len(r.Data)
+}
+
 // Key is the idempotency key of the record: source and id.
 func (r *Record) Key() string { return r.Source + "/" + r.ID }
 
@@ -110,26 +118,104 @@ type Validator struct {
 	contract *Contract
 	refs     RefChecker
 	pseudo   *Pseudonymizer
+	pseudoFn func(string) string // pseudo.Pseudonym, made once
 	now      func() time.Time
 }
 
 // NewValidator builds a validator. refs may be nil (no reference checks).
 func NewValidator(c *Contract, refs RefChecker, p *Pseudonymizer) *Validator {
-	return &Validator{contract: c, refs: refs, pseudo: p, now: time.Now}
+	v := &Validator{contract: c, refs: refs, pseudo: p, now: time.Now}
+	if p != nil {
+		v.pseudoFn = p.Pseudonym
+	}
+	return v
 }
 
 // Prepare decodes, validates and pseudonymizes one event. boundSource, when
 // not empty, is the only source the caller may send for.
 func (v *Validator) Prepare(raw []byte, boundSource string) (*Record, error) {
 	var ce CloudEvent
-	if err := json.Unmarshal(raw, &ce); err != nil {
-		return nil, envelopeError(err)
+	p, ok := decodeEnvelope(raw, &ce)
+	if !ok {
+		// Not something the fast reader understands: encoding/json says
+		// what it is (or decodes it, if it is merely unusual).
+		ce = CloudEvent{}
+		if err := json.Unmarshal(raw, &ce); err != nil {
+			return nil, envelopeError(err)
+		}
+		p = eventParts{SpecVersion: ce.SpecVersion, ID: ce.ID, Source: ce.Source, Type: ce.Type,
+			Subject: ce.Subject, Time: ce.Time, RawData: ce.Data}
 	}
 	if ce.DataContentType != "" && !strings.HasPrefix(ce.DataContentType, "application/json") {
 		return nil, &fieldError{"datacontenttype", fmt.Sprintf("%q is not supported (application/json)", ce.DataContentType)}
 	}
-	return v.prepareParts(&eventParts{SpecVersion: ce.SpecVersion, ID: ce.ID, Source: ce.Source, Type: ce.Type,
-		Subject: ce.Subject, Time: ce.Time, RawData: ce.Data}, boundSource, "", v.now())
+	return v.prepareParts(&p, boundSource, "", v.now())
+}
+
+// envelopeNames are the JSON names of CloudEvent's fields.
+var envelopeNames = []string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data"}
+
+// decodeEnvelope is json.Unmarshal(raw, ce) on the fast reader, with the
+// data decoded too (as prepareParts would decode it); not ok when the fast
+// reader cannot answer for it.
+func decodeEnvelope(raw []byte, ce *CloudEvent) (p eventParts, ok bool) {
+	d := jdec{s: string(raw)}
+	if d.next() != '{' {
+		return eventParts{}, false
+	}
+	ok = d.fields(envelopeNames, func(key string) (known, ok bool) {
+		switch key {
+		case "specversion":
+			return true, d.strField(&ce.SpecVersion)
+		case "id":
+			return true, d.strField(&ce.ID)
+		case "source":
+			return true, d.strField(&ce.Source)
+		case "type":
+			return true, d.strField(&ce.Type)
+		case "subject":
+			return true, d.strField(&ce.Subject)
+		case "time":
+			return true, d.strField(&ce.Time)
+		case "datacontenttype":
+			return true, d.strField(&ce.DataContentType)
+		case "dataschema":
+			return true, d.strField(&ce.DataSchema)
+		case "data":
+			d.space()
+			start := d.i
+			p.decoded, p.hasDecoded = nil, false
+			if len(d.s)-start <= maxDataBytes {
+				if p.decoded, ok = d.value(); !ok {
+					return true, false
+				}
+				p.hasDecoded = true
+			} else {
+				// Possibly too large data is decoded only once its size
+				// is known to be within bounds (prepareParts refuses it
+				// otherwise).
+				if _, _, ok = d.skip(); !ok {
+					return true, false
+				}
+				if d.i-start <= maxDataBytes {
+					sub := jdec{s: d.s[start:d.i]}
+					if p.decoded, ok = sub.value(); !ok {
+						return true, false
+					}
+					p.hasDecoded = true
+				}
+			}
+			ce.Data = raw[start:d.i:d.i]
+			return true, true
+		}
+		return false, true
+	})
+	if !ok || !d.end() {
+		return eventParts{}, false
+	}
+	p.SpecVersion, p.ID, p.Source, p.Type, p.Subject, p.Time = ce.SpecVersion, ce.ID, ce.Source, ce.Type, ce.Subject, ce.Time
+	p.RawData = ce.Data
+	return p, true
 }
 
 func checkText(field, s string, max int) error {
@@ -193,7 +279,7 @@ func SplitBody(contentType string, body []byte, maxEvents int) ([]json.RawMessag
 		if len(trimmed) > 0 && trimmed[0] == '[' {
 			return splitArray(body, maxEvents)
 		}
-		if !json.Valid(trimmed) {
+		if !validJSON(trimmed) {
 			return nil, syntaxAt(body, 0)
 		}
 		return []json.RawMessage{trimmed}, nil
@@ -216,6 +302,48 @@ func (e *TooManyEventsError) Error() string {
 }
 
 func splitArray(body []byte, maxEvents int) ([]json.RawMessage, error) {
+	if out, ok := splitArrayFast(body, maxEvents); ok {
+		return out, nil
+	}
+	return splitArraySlow(body, maxEvents)
+}
+
+// splitArrayFast splits a well-formed batch of at most maxEvents events
+// into subslices of body; it reports not ok for anything else, for
+// splitArraySlow to say exactly what is wrong.
+func splitArrayFast(body []byte, maxEvents int) ([]json.RawMessage, bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '[' {
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	var out []json.RawMessage
+	if i < len(body) && body[i] == ']' {
+		return out, skipSpace(body, i+1) == len(body)
+	}
+	// Events of a batch are some hundred bytes each.
+	out = make([]json.RawMessage, 0, min(maxEvents, len(body)/256+1))
+	for {
+		end, ok := scanValue(body, i, 1)
+		if !ok || len(out) == maxEvents {
+			return nil, false
+		}
+		out = append(out, body[i:end:end])
+		i = skipSpace(body, end)
+		if i >= len(body) {
+			return nil, false
+		}
+		if body[i] == ']' {
+			return out, skipSpace(body, i+1) == len(body)
+		}
+		if body[i] != ',' {
+			return nil, false
+		}
+		i = skipSpace(body, i+1)
+	}
+}
+
+func splitArraySlow(body []byte, maxEvents int) ([]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
 	if err != nil {
@@ -259,7 +387,7 @@ func splitLines(body []byte, maxEvents int) ([]json.RawMessage, error) {
 		}
 		line = bytes.TrimSpace(line)
 		if len(line) > 0 {
-			if !json.Valid(line) {
+			if !validJSON(line) {
 				return nil, syntaxAt(body[off:next], int64(off))
 			}
 			if len(out) == maxEvents {
@@ -312,6 +440,9 @@ type eventParts struct {
 	// set, lists the keys Data may hold, for a faster encoding.
 	DataBound int
 	shape     *jsonShape
+	// decoded, when hasDecoded, is RawData already decoded.
+	decoded    any
+	hasDecoded bool
 }
 
 // prepareParts applies to an event already split into parts the checks
@@ -381,15 +512,18 @@ func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now 
 		if len(p.RawData) > maxDataBytes {
 			return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}
 		}
-		if err := json.Unmarshal(p.RawData, &data); err != nil {
-			return nil, &fieldError{"data", "is not valid JSON"}
+		if p.hasDecoded {
+			data = p.decoded
+		} else {
+			var decoded any
+			if err := json.Unmarshal(p.RawData, &decoded); err != nil {
+				return nil, &fieldError{"data", "is not valid JSON"}
+			}
+			data = decoded
 		}
 	}
-	w := walker{refs: v.refs}
-	if v.pseudo != nil {
-		w.pseudo = v.pseudo.Pseudonym
-	}
-	if err := w.validate(schema, data, "data"); err != nil {
+	w := walker{refs: v.refs, pseudo: v.pseudoFn}
+	if err := w.validate(schema, data, "", "data"); err != nil {
 		return nil, err
 	}
 	clean, err := p.marshal(data)

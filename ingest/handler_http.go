@@ -18,7 +18,7 @@ import (
 // accepted events; 400 with the byte offset when the body cannot be split
 // into events; 413 beyond the limits; 503 when JetStream stored nothing.
 func (in *Intake) HandleEvents(w http.ResponseWriter, r *http.Request) {
-	res, code, err := in.handle(r.Context(), r.Header.Get("Content-Type"), r.Body, boundSource(r.Context()))
+	res, code, err := in.handle(r.Context(), r.Header.Get("Content-Type"), r.Body, r.ContentLength, boundSource(r.Context()))
 	in.m.Requests.WithLabelValues("http", strconv.Itoa(code)).Inc()
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -34,12 +34,18 @@ func boundSource(ctx context.Context) string {
 	return ""
 }
 
-// handle is the transport-independent part of an intake request.
-func (in *Intake) handle(ctx context.Context, contentType string, body io.Reader, bound string) (Result, int, error) {
-	data, err := io.ReadAll(io.LimitReader(body, in.cfg.MaxBodyBytes+1))
+// handle is the transport-independent part of an intake request; size is
+// the body's length when known, else -1.
+func (in *Intake) handle(ctx context.Context, contentType string, body io.Reader, size int64, bound string) (Result, int, error) {
+	data, err := readAllLimited(body, in.cfg.MaxBodyBytes+1, size)
 	if err != nil {
 		return Result{}, 400, api.Errorf(api.EINVALID, "read body: "+err.Error())
 	}
+	return in.handleData(ctx, contentType, data, bound)
+}
+
+// handleData is handle of a body already in memory (a NATS message's).
+func (in *Intake) handleData(ctx context.Context, contentType string, data []byte, bound string) (Result, int, error) {
 	if int64(len(data)) > in.cfg.MaxBodyBytes {
 		return Result{}, 413, api.Errorf(api.ETOOLARGE, fmt.Sprintf("body larger than %d bytes", in.cfg.MaxBodyBytes))
 	}
@@ -71,6 +77,30 @@ func (in *Intake) handle(ctx context.Context, contentType string, body io.Reader
 		return res, 503, e
 	}
 	return res, http.StatusAccepted, nil
+}
+
+// readAllLimited is io.ReadAll(io.LimitReader(r, limit)), reading into a
+// buffer of the expected size at once when the size is known.
+func readAllLimited(r io.Reader, limit, size int64) ([]byte, error) {
+	if size < 0 || size >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	lr := io.LimitReader(r, limit)
+	// One byte more than announced, so that reading the end needs no growth.
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced
+		}
+	}
 }
 
 // errorBody is what NATS requesters receive on a request-level failure.

@@ -117,8 +117,8 @@ func (in *Intake) publish(ctx context.Context, recs []*Record, idx []int, res Re
 	defer cancel()
 	futures := make([]jetstream.PubAckFuture, len(recs))
 	for i, rec := range recs {
-		msg := &nats.Msg{Subject: rec.StreamSubject(), Data: rec.AppendJSON(nil), Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, rec.Key())
+		msg := &nats.Msg{Subject: rec.StreamSubject(), Data: rec.AppendJSON(make([]byte, 0, rec.jsonSizeHint())),
+			Header: nats.Header{jetstream.MsgIDHeader: []string{rec.Key()}}}
 		f, err := in.js.PublishMsgAsync(msg)
 		if err != nil {
 			// Not stored: this and the rest are reported retryable below.

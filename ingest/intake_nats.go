@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -18,19 +19,57 @@ import (
 // "Authorization: Bearer <token>" and "Content-Type"; the reply is the same
 // JSON: {accepted, duplicates, rejected} or {"error": {code, message}}.
 // A single event may also carry Nats-Msg-Id, which must equal source/id.
+//
+// Requests are served concurrently, up to natsConcurrency at once (as HTTP
+// requests are): a request waiting for JetStream to store its events does
+// not hold up the next one. When ctx ends, ServeNATS waits for the requests
+// in hand to be answered; requests still pending are answered one by one
+// while the subscription drains.
 func (in *Intake) ServeNATS(ctx context.Context, nc *nats.Conn, tokens *auth.Issuer) error {
-	sub, err := nc.QueueSubscribe(IngestSubject, "ioc-intake", func(m *nats.Msg) {
+	serve := func(m *nats.Msg) {
 		reply := in.serveNATSMsg(ctx, m, tokens)
 		if m.Reply != "" {
 			_ = m.Respond(reply)
 		}
+	}
+	slots := make(chan struct{}, natsConcurrency)
+	var (
+		mu       sync.Mutex
+		stopping bool
+		inHand   sync.WaitGroup
+	)
+	sub, err := nc.QueueSubscribe(IngestSubject, "ioc-intake", func(m *nats.Msg) {
+		mu.Lock()
+		if stopping {
+			mu.Unlock()
+			serve(m)
+			return
+		}
+		inHand.Add(1)
+		mu.Unlock()
+		slots <- struct{}{}
+		go func() {
+			defer func() {
+				<-slots
+				inHand.Done()
+			}()
+			serve(m)
+		}()
 	})
 	if err != nil {
 		return err
 	}
 	<-ctx.Done()
-	return sub.Drain()
+	err = sub.Drain()
+	mu.Lock()
+	stopping = true
+	mu.Unlock()
+	inHand.Wait()
+	return err
 }
+
+// natsConcurrency bounds the NATS intake requests served at once.
+const natsConcurrency = 16
 
 func (in *Intake) serveNATSMsg(ctx context.Context, m *nats.Msg, tokens *auth.Issuer) []byte {
 	code := 0
@@ -60,7 +99,7 @@ func (in *Intake) serveNATSMsg(ctx context.Context, m *nats.Msg, tokens *auth.Is
 			return marshalError(api.Errorf(api.EINVALID, "Nats-Msg-Id must be source/id of the single event it carries"))
 		}
 	}
-	res, status, err := in.handle(ctx, m.Header.Get("Content-Type"), bytes.NewReader(m.Data), bound)
+	res, status, err := in.handleData(ctx, m.Header.Get("Content-Type"), m.Data, bound)
 	code = status
 	if err != nil {
 		return marshalError(err)

@@ -18,6 +18,14 @@ type Pseudonymizer struct {
 	pool sync.Pool
 }
 
+// pseudoState is one HMAC with buffers of its own, so that computing a
+// pseudonym allocates only the result.
+type pseudoState struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+}
+
 // PseudonymPrefix marks a pseudonymized value.
 const PseudonymPrefix = "p1:"
 
@@ -28,19 +36,23 @@ func NewPseudonymizer(key []byte) (*Pseudonymizer, error) {
 	}
 	k := append([]byte(nil), key...)
 	p := &Pseudonymizer{}
-	p.pool.New = func() any { return hmac.New(sha256.New, k) }
+	p.pool.New = func() any { return &pseudoState{h: hmac.New(sha256.New, k)} }
 	return p, nil
 }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // Pseudonym of a clear value: "p1:" and 26 base32 characters (128 bits).
-func (p *Pseudonymizer) Pseudonym(clear string) string {
-	h := p.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(clear))
-	var sum [sha256.Size]byte
-	out := h.Sum(sum[:0])
-	p.pool.Put(h)
-	return PseudonymPrefix + b32.EncodeToString(out[:16])
+func (p *Pseudonymizer) Pseudonym(value string) string {
+	st := p.pool.Get().(*pseudoState)
+	st.h.Reset()
+	st.in = append(st.in[:0], value...)
+	st.h.Write(st.in)
+	clear(st.in) // keep no personal data around
+	out := st.h.Sum(st.sum[:0])
+	var buf [len(PseudonymPrefix) + 26]byte
+	copy(buf[:], PseudonymPrefix)
+	b32.Encode(buf[len(PseudonymPrefix):], out[:16])
+	p.pool.Put(st)
+	return string(buf[:])
 }

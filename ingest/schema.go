@@ -128,9 +128,12 @@ type walker struct {
 	pseudo func(string) string
 }
 
-func (w *walker) validate(n *schemaNode, v any, path string) error {
+// validate checks v against n; the value's path is join(parent, name),
+// built only for an error message (or as the parent of an object's fields).
+func (w *walker) validate(n *schemaNode, v any, parent, name string) error {
 	switch n.Type {
 	case "object":
+		path := join(parent, name)
 		m, ok := v.(map[string]any)
 		if !ok {
 			return &fieldError{path, "must be an object"}
@@ -147,18 +150,18 @@ func (w *walker) validate(n *schemaNode, v any, path string) error {
 				return &fieldError{join(path, r), "is required"}
 			}
 		}
-		for _, name := range n.order {
-			x, ok := m[name]
+		for _, field := range n.order {
+			x, ok := m[field]
 			if !ok || x == nil {
 				continue
 			}
-			p := n.Properties[name]
-			if err := w.validate(p, x, join(path, name)); err != nil {
+			p := n.Properties[field]
+			if err := w.validate(p, x, path, field); err != nil {
 				return err
 			}
 			if p.PII && w.pseudo != nil {
 				if s, ok := x.(string); ok && s != "" {
-					m[name] = w.pseudo(s)
+					m[field] = w.pseudo(s)
 				}
 			}
 		}
@@ -166,64 +169,64 @@ func (w *walker) validate(n *schemaNode, v any, path string) error {
 	case "string":
 		s, ok := v.(string)
 		if !ok {
-			return &fieldError{path, "must be a string"}
+			return &fieldError{join(parent, name), "must be a string"}
 		}
 		if n.MinLength != nil && len(s) < *n.MinLength {
 			if *n.MinLength == 1 {
-				return &fieldError{path, "must not be empty"}
+				return &fieldError{join(parent, name), "must not be empty"}
 			}
-			return &fieldError{path, fmt.Sprintf("must be at least %d bytes", *n.MinLength)}
+			return &fieldError{join(parent, name), fmt.Sprintf("must be at least %d bytes", *n.MinLength)}
 		}
 		if n.MaxLength != nil && len(s) > *n.MaxLength {
-			return &fieldError{path, fmt.Sprintf("must be at most %d bytes (UTF-8)", *n.MaxLength)}
+			return &fieldError{join(parent, name), fmt.Sprintf("must be at most %d bytes (UTF-8)", *n.MaxLength)}
 		}
 		if len(n.Enum) > 0 && !contains(n.Enum, s) {
-			return &fieldError{path, fmt.Sprintf("%q is not one of %s", s, strings.Join(n.Enum, ", "))}
+			return &fieldError{join(parent, name), fmt.Sprintf("%q is not one of %s", s, strings.Join(n.Enum, ", "))}
 		}
 		if n.re != nil && !n.re.MatchString(s) {
-			return &fieldError{path, fmt.Sprintf("%q does not match %s", s, n.Pattern)}
+			return &fieldError{join(parent, name), fmt.Sprintf("%q does not match %s", s, n.Pattern)}
 		}
 		if n.Format == "date-time" {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				return &fieldError{path, fmt.Sprintf("%q is not an RFC 3339 time with offset", s)}
+				return &fieldError{join(parent, name), fmt.Sprintf("%q is not an RFC 3339 time with offset", s)}
 			}
 			// ClickHouse's DateTime holds 1970 to 2105; keep to sane years.
 			if t.Year() < 2000 || t.Year() >= 2100 {
-				return &fieldError{path, fmt.Sprintf("%s is out of range (years 2000 to 2099)", s)}
+				return &fieldError{join(parent, name), fmt.Sprintf("%s is out of range (years 2000 to 2099)", s)}
 			}
 		}
 		if n.Ref != "" && w.refs != nil && !w.refs.Has(n.Ref, s) {
-			return &fieldError{path, fmt.Sprintf("unknown %s %q", n.Ref, s)}
+			return &fieldError{join(parent, name), fmt.Sprintf("unknown %s %q", n.Ref, s)}
 		}
 		return nil
 	case "number", "integer":
 		f, ok := v.(float64)
 		if !ok {
-			return &fieldError{path, "must be a number"}
+			return &fieldError{join(parent, name), "must be a number"}
 		}
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return &fieldError{path, "must be a finite number"}
+			return &fieldError{join(parent, name), "must be a finite number"}
 		}
 		if n.Type == "integer" && f != math.Trunc(f) {
-			return &fieldError{path, "must be an integer"}
+			return &fieldError{join(parent, name), "must be an integer"}
 		}
 		if n.Minimum != nil && f < *n.Minimum {
-			return &fieldError{path, fmt.Sprintf("must be ≥ %v", *n.Minimum)}
+			return &fieldError{join(parent, name), fmt.Sprintf("must be ≥ %v", *n.Minimum)}
 		}
 		if n.Maximum != nil && f > *n.Maximum {
-			return &fieldError{path, fmt.Sprintf("must be ≤ %v", *n.Maximum)}
+			return &fieldError{join(parent, name), fmt.Sprintf("must be ≤ %v", *n.Maximum)}
 		}
 		return nil
 	case "boolean":
 		if _, ok := v.(bool); !ok {
-			return &fieldError{path, "must be true or false"}
+			return &fieldError{join(parent, name), "must be true or false"}
 		}
 		return nil
 	case "":
 		return nil
 	}
-	return &fieldError{path, "unsupported schema type " + n.Type}
+	return &fieldError{join(parent, name), "unsupported schema type " + n.Type}
 }
 
 func join(path, name string) string {

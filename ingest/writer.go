@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -134,7 +135,7 @@ func (w *Writer) watchPending(ctx context.Context) error {
 type pending struct {
 	msg   jetstream.Msg
 	rec   *Record
-	row   []any
+	row   any // the family's row type (see table.decode)
 	unit  string
 	state int8
 }
@@ -162,6 +163,7 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 	defer iter.Stop()
 	t := tables[family]
 	batch := make([]pending, 0, w.cfg.MaxBatch)
+	var scratch []pending // one message's events
 	var first time.Time
 	for {
 		wait := time.Second
@@ -186,7 +188,9 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 		switch {
 		case err == nil:
-			ps, dead := decodeMsg(msg, t)
+			var dead []deadEvent
+			scratch, dead = decodeMsg(msg, t, scratch[:0])
+			ps := scratch
 			stored := true
 			for _, d := range dead {
 				stored = stored && w.deadLetter(ctx, family, []pending{d.p}, d.reason)
@@ -248,8 +252,8 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 		if p.msg != last && !abandoned[p.msg] {
 			_ = p.msg.Ack()
 			last = p.msg
-			if md, err := p.msg.Metadata(); err == nil && md.Sequence.Stream > notice.StreamSeq {
-				notice.StreamSeq = md.Sequence.Stream
+			if seq, ok := streamSeq(p.msg); ok && seq > notice.StreamSeq {
+				notice.StreamSeq = seq
 			}
 		}
 		if p.state != stateWritten {
@@ -305,14 +309,51 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 	}
 }
 
+// streamSeq is msg.Metadata().Sequence.Stream, read from the ack subject
+// as nats.go reads it, without the rest of the metadata:
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>, or
+// since server 2.9 $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.… (11 tokens or more).
+func streamSeq(msg jetstream.Msg) (uint64, bool) {
+	reply := msg.Reply()
+	if reply == "" {
+		return 0, false
+	}
+	var tokens [12]string
+	n, start := 0, 0
+	for i := 0; i <= len(reply); i++ {
+		if i == len(reply) || reply[i] == '.' {
+			if n < len(tokens) {
+				tokens[n] = reply[start:i]
+			}
+			n++
+			start = i + 1
+		}
+	}
+	if n < 9 || n > 9 && n < 11 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+		return 0, false
+	}
+	sseq := tokens[7]
+	if n == 9 {
+		sseq = tokens[5]
+	}
+	var seq uint64
+	for _, c := range []byte(sseq) {
+		if c < '0' || c > '9' {
+			return 0, true // as nats.go's ParseNum
+		}
+		seq = seq*10 + uint64(c-'0')
+	}
+	return seq, true
+}
+
 type deadEvent struct {
 	p      pending
 	reason string
 }
 
 // decodeMsg splits a message into its events (one record, or several
-// separated by newlines) and decodes each into a row.
-func decodeMsg(msg jetstream.Msg, t *table) (ps []pending, dead []deadEvent) {
+// separated by newlines) and decodes each into a row, appended to ps.
+func decodeMsg(msg jetstream.Msg, t *table, ps []pending) (_ []pending, dead []deadEvent) {
 	data := msg.Data()
 	for len(data) > 0 {
 		line := data
@@ -325,13 +366,13 @@ func decodeMsg(msg jetstream.Msg, t *table) (ps []pending, dead []deadEvent) {
 			continue
 		}
 		p := pending{msg: msg}
-		rec := &Record{}
-		if err := json.Unmarshal(line, rec); err != nil {
+		rec, text, err := decodeRecord(line)
+		if err != nil {
 			dead = append(dead, deadEvent{p, "undecodable record: " + err.Error()})
 			continue
 		}
 		p.rec = rec
-		row, unit, err := t.row(rec)
+		row, unit, err := t.decode(rec, text)
 		if err != nil {
 			dead = append(dead, deadEvent{p, err.Error()})
 			continue
@@ -343,6 +384,64 @@ func decodeMsg(msg jetstream.Msg, t *table) (ps []pending, dead []deadEvent) {
 		dead = append(dead, deadEvent{pending{msg: msg}, "empty message"})
 	}
 	return ps, dead
+}
+
+// recordNames are the JSON names of Record's fields.
+var recordNames = []string{"source", "id", "family", "transition", "subject", "time", "accepted_at", "data"}
+
+// decodeRecord is json.Unmarshal of a stream message's line into a Record,
+// with the fast reader when it can; data is the text of the record's data.
+func decodeRecord(line []byte) (rec *Record, data string, err error) {
+	rec = &Record{}
+	d := jdec{s: string(line)}
+	dataStart, dataEnd := -1, -1
+	timeField := func(t *time.Time) bool {
+		start, end, ok := d.skip()
+		switch {
+		case !ok:
+			return false
+		case d.s[start] == 'n': // null leaves it
+			return d.s[start:end] == "null"
+		case d.s[start] != '"':
+			return false
+		}
+		return t.UnmarshalJSON(line[start:end]) == nil
+	}
+	ok := d.next() == '{' && d.fields(recordNames, func(key string) (bool, bool) {
+		switch key {
+		case "source":
+			return true, d.strField(&rec.Source)
+		case "id":
+			return true, d.strField(&rec.ID)
+		case "family":
+			return true, d.strField(&rec.Family)
+		case "transition":
+			return true, d.strField(&rec.Transition)
+		case "subject":
+			return true, d.strField(&rec.Subject)
+		case "time":
+			return true, timeField(&rec.Time)
+		case "accepted_at":
+			return true, timeField(&rec.AcceptedAt)
+		case "data":
+			var ok bool
+			dataStart, dataEnd, ok = d.skip()
+			return true, ok
+		}
+		return false, true
+	}) && d.end()
+	if ok {
+		if dataStart >= 0 {
+			rec.Data = line[dataStart:dataEnd:dataEnd]
+			data = d.s[dataStart:dataEnd]
+		}
+		return rec, data, nil
+	}
+	rec = &Record{}
+	if err := json.Unmarshal(line, rec); err != nil {
+		return nil, "", err
+	}
+	return rec, string(rec.Data), nil
 }
 
 // insertAll inserts rows until they are in ClickHouse. Network and server
@@ -412,14 +511,32 @@ func (w *Writer) insert(ctx context.Context, t *table, batch []pending) error {
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
-	for _, p := range batch {
-		if err := b.Append(p.row...); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("append: %w", err)
-		}
+	if err := appendColumns(b, t, batch); err != nil {
+		_ = b.Abort()
+		return fmt.Errorf("append: %w", err)
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// appendColumns adds the batch's rows to an insert column by column, each
+// column from one typed slice (no []any of boxed values per row).
+func appendColumns(b driver.Batch, t *table, batch []pending) error {
+	got := b.Columns()
+	if len(got) != len(t.columns) {
+		return fmt.Errorf("insert into %s has %d columns, want %d", t.name, len(got), len(t.columns))
+	}
+	for i, c := range got {
+		if c.Name() != t.columns[i] {
+			return fmt.Errorf("insert into %s: column %d is %s, want %s", t.name, i, c.Name(), t.columns[i])
+		}
+	}
+	for i, vals := range t.values(batch) {
+		if err := b.Column(i).Append(vals); err != nil {
+			return fmt.Errorf("column %s: %w", t.columns[i], err)
+		}
 	}
 	return nil
 }

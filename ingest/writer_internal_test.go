@@ -1,0 +1,124 @@
+package ingest
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vn-ioc/ioc/internal/testenv"
+)
+
+type replyMsg struct {
+	jetstream.Msg
+	reply string
+}
+
+func (m replyMsg) Reply() string { return m.reply }
+
+func TestStreamSeqAsMetadata(t *testing.T) {
+	for reply, want := range map[string]uint64{
+		"$JS.ACK.IOC_EVENTS.writer-camera.1.4711.4700.1700000000000000000.12":       4711,
+		"$JS.ACK.hub.ACCHASH.IOC_EVENTS.writer-camera.1.4712.4701.1700000000.0.rnd": 4712,
+		"$JS.ACK._.ACCHASH.S.C.2.99.98.1700000000.0":                                99,
+		"$JS.ACK.S.C.1.x9.1.1.1":          0,
+		"$JS.ACK.A.B.S.C.1.7.3.4.5.6.7.8": 7,
+	} {
+		if got, ok := streamSeq(replyMsg{reply: reply}); !ok || got != want {
+			t.Errorf("%s: %d %v, want %d", reply, got, ok, want)
+		}
+	}
+	for _, reply := range []string{"", "$JS.ACK.S.C.1.2.3.4", "$JS.ACK.A.B.S.C.1.2.3.4", "_INBOX.a.b.c.d.e.f.g.h"} {
+		if _, ok := streamSeq(replyMsg{reply: reply}); ok {
+			t.Errorf("%s: ok", reply)
+		}
+	}
+
+	// And on messages of a real stream.
+	_, nc := testenv.NATS(t)
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := EnsureStream(ctx, js, StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: streamSubjectPrefix + "camera.status", Data: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := st.Consumer(ctx, writerConsumer(FamilyCamera))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(5, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for msg := range batch.Messages() {
+		md, err := msg.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := streamSeq(msg); !ok || got != md.Sequence.Stream {
+			t.Errorf("%s: %d %v, want %d", msg.Reply(), got, ok, md.Sequence.Stream)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Fatalf("%d messages", n)
+	}
+}
+
+func TestReadAllLimitedAsReadAll(t *testing.T) {
+	body := strings.Repeat("0123456789", 100)
+	for _, limit := range []int64{1, 10, 999, 1000, 1001, 5000} {
+		for _, size := range []int64{-1, 0, 1, 10, 500, 999, 1000, 1001, 4999, 5000} {
+			for _, one := range []bool{false, true} {
+				var r io.Reader = strings.NewReader(body)
+				if one {
+					r = iotest.OneByteReader(r)
+				}
+				got, err := readAllLimited(r, limit, size)
+				want, werr := io.ReadAll(io.LimitReader(strings.NewReader(body), limit))
+				if string(got) != string(want) || err != werr {
+					t.Fatalf("limit %d size %d: %d bytes %v, want %d %v", limit, size, len(got), err, len(want), werr)
+				}
+			}
+		}
+	}
+	if _, err := readAllLimited(iotest.ErrReader(io.ErrUnexpectedEOF), 100, 10); err != io.ErrUnexpectedEOF {
+		t.Fatal(err)
+	}
+}
+
+func TestPseudonymIsKeyedHMAC(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	p, err := NewPseudonymizer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, clear := range []string{"", "079123456789", "Lê Văn C", strings.Repeat("x", 1000)} {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(clear))
+		want := PseudonymPrefix + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h.Sum(nil)[:16])
+		for range 2 { // a pooled state gives the same again
+			if got := p.Pseudonym(clear); got != want {
+				t.Fatalf("%q: %s, want %s", clear, got, want)
+			}
+		}
+	}
+}
