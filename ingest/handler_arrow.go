@@ -87,6 +87,7 @@ func (in *Intake) HandleArrow(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		fail(api.Errorf(api.EINVALID, "arrow stream cut short"))
 	default:
+		in.log.Warn("arrow backfill stopped", "accepted", out.Accepted, "err", err)
 		e := api.Errorf(api.EUNAVAILABLE, fmt.Sprintf("events could not be stored now (%d were); send the stream again", out.Accepted))
 		e.RetryAfter = 1
 		fail(e)

@@ -156,7 +156,9 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 		return fmt.Errorf("writer %s: %w", family, err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(2*w.cfg.MaxBatch), jetstream.PullExpiry(5*time.Second))
+	// Bound what is buffered by bytes as well as by count: bulk chunks carry
+	// thousands of events each.
+	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(2*w.cfg.MaxBatch, 64<<20), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("writer %s: %w", family, err)
 	}

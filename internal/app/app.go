@@ -135,6 +135,7 @@ type App struct {
 	log      *slog.Logger
 	ns       *server.Server
 	nc       *nats.Conn
+	wnc      *nats.Conn // the writer's
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	db       *query.DB
@@ -238,7 +239,20 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if a.intake, err = ingest.NewIntake(cfg.Intake, a.js, validator, a.metrics, a.log); err != nil {
 		return nil, err
 	}
-	if a.writer, err = ingest.NewWriter(cfg.Writer, a.db, a.nc, a.stream, a.metrics, a.log); err != nil {
+	// The writer has a connection of its own, so that deliveries to it never
+	// queue in front of the intake's publish acknowledgements.
+	if a.wnc, err = ingest.Connect(url, "ioc-writer"); err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	wjs, err := jetstream.New(a.wnc)
+	if err != nil {
+		return nil, err
+	}
+	wstream, err := wjs.Stream(ctx, a.stream.CachedInfo().Config.Name)
+	if err != nil {
+		return nil, err
+	}
+	if a.writer, err = ingest.NewWriter(cfg.Writer, a.db, a.wnc, wstream, a.metrics, a.log); err != nil {
 		return nil, err
 	}
 	if a.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -358,9 +372,11 @@ func (a *App) Close() {
 	if a.listener != nil {
 		a.listener.Close()
 	}
-	if a.nc != nil {
-		a.nc.Drain()
-		a.nc.Close()
+	for _, nc := range []*nats.Conn{a.nc, a.wnc} {
+		if nc != nil {
+			nc.Drain()
+			nc.Close()
+		}
 	}
 	if a.db != nil {
 		a.db.Close()
