@@ -61,7 +61,7 @@ func (in *Intake) HandleArrow(w http.ResponseWriter, r *http.Request) {
 				out.Rejected = append(out.Rejected, rej)
 			}
 		}
-		res, err := in.publishChunks(r.Context(), recs, idx, Result{})
+		res, err := in.publish(r.Context(), recs, idx, Result{})
 		out.Accepted += res.Accepted
 		out.Duplicates += res.Duplicates
 		for _, rej := range res.Rejected {

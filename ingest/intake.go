@@ -22,6 +22,13 @@ type IntakeConfig struct {
 	MaxBodyBytes int64
 	// PublishTimeout for JetStream to store a request's events. Default 10s.
 	PublishTimeout time.Duration
+	// DedupWindow: a repeat of an event this node stored within it is
+	// answered as a duplicate (the JetStream duplicate window plays the same
+	// role for whole chunks). Default 2m.
+	DedupWindow time.Duration
+	// DedupMaxKeys bounds the keys remembered per window (about 40 bytes
+	// each). Default 8,000,000.
+	DedupMaxKeys int
 }
 
 func (c *IntakeConfig) setDefaults() {
@@ -34,11 +41,17 @@ func (c *IntakeConfig) setDefaults() {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 10 * time.Second
 	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = 2 * time.Minute
+	}
+	if c.DedupMaxKeys == 0 {
+		c.DedupMaxKeys = 8_000_000
+	}
 }
 
 // Validate names the field that is wrong.
 func (c IntakeConfig) Validate() error {
-	if c.MaxEvents < 0 || c.MaxBodyBytes < 0 || c.PublishTimeout < 0 {
+	if c.MaxEvents < 0 || c.MaxBodyBytes < 0 || c.PublishTimeout < 0 || c.DedupWindow < 0 || c.DedupMaxKeys < 0 {
 		return errors.New("intake limits must be positive")
 	}
 	return nil
@@ -64,11 +77,12 @@ type Result struct {
 
 // Intake validates events and stores the valid ones in JetStream.
 type Intake struct {
-	js  jetstream.JetStream
-	v   *Validator
-	m   *Metrics
-	cfg IntakeConfig
-	log *slog.Logger
+	recent *recentKeys
+	js     jetstream.JetStream
+	v      *Validator
+	m      *Metrics
+	cfg    IntakeConfig
+	log    *slog.Logger
 }
 
 // NewIntake builds an intake over a JetStream context whose stream exists.
@@ -80,7 +94,7 @@ func NewIntake(cfg IntakeConfig, js jetstream.JetStream, v *Validator, m *Metric
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Intake{js: js, v: v, m: m, cfg: cfg, log: log}, nil
+	return &Intake{js: js, v: v, m: m, cfg: cfg, log: log, recent: newRecentKeys(cfg.DedupWindow, cfg.DedupMaxKeys)}, nil
 }
 
 // Config returns the effective limits.
@@ -106,64 +120,34 @@ func (in *Intake) Submit(ctx context.Context, raws []json.RawMessage, boundSourc
 	return in.publish(ctx, recs, idx, res)
 }
 
-// publish stores records in JetStream, one message per event, so that
-// JetStream recognises each repeated source/id within its window and the
-// answer counts duplicates exactly.
+// publish stores records in JetStream, several events per message (the
+// events of one family, newline-separated, at most maxChunkBytes): one
+// stored message and one acknowledgement per chunk rather than per event,
+// which is what lets one node carry a city's whole load. Repeats this node
+// stored recently are answered as duplicates and not stored again; a chunk
+// sent again whole (a retried request, on any node) is recognised by
+// JetStream from its id, a hash of its events' keys. Any other repeat is
+// stored again and collapses in ClickHouse.
 func (in *Intake) publish(ctx context.Context, recs []*Record, idx []int, res Result) (Result, error) {
 	if len(recs) == 0 {
 		return res, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout)
-	defer cancel()
-	futures := make([]jetstream.PubAckFuture, len(recs))
-	for i, rec := range recs {
-		msg := &nats.Msg{Subject: rec.StreamSubject(), Data: rec.AppendJSON(make([]byte, 0, rec.jsonSizeHint())),
-			Header: nats.Header{jetstream.MsgIDHeader: []string{rec.Key()}}}
-		f, err := in.js.PublishMsgAsync(msg)
-		if err != nil {
-			// Not stored: this and the rest are reported retryable below.
-			for j := i; j < len(recs); j++ {
-				res.Rejected = append(res.Rejected, Rejection{Index: idx[j], ID: recs[j].ID,
-					Error: "not stored: " + err.Error() + "; send it again", Retryable: true})
-			}
-			futures = futures[:i]
-			break
+	keys := make([][2]uint64, 0, len(recs))
+	fresh, freshIdx := recs[:0:0], idx[:0:0]
+	inRequest := make(map[[2]uint64]bool, len(recs))
+	for i, r := range recs {
+		k := in.recent.key(r)
+		if inRequest[k] || in.recent.seen(k) {
+			res.Duplicates++
+			in.m.Duplicates.WithLabelValues(r.Family, r.Source).Inc()
+			continue
 		}
-		futures[i] = f
+		inRequest[k] = true
+		fresh = append(fresh, r)
+		freshIdx = append(freshIdx, idx[i])
+		keys = append(keys, k)
 	}
-	var firstErr error
-	for i, f := range futures {
-		rec := recs[i]
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				res.Duplicates++
-				in.m.Duplicates.WithLabelValues(rec.Family, rec.Source).Inc()
-			} else {
-				res.Accepted++
-				in.m.Accepted.WithLabelValues(rec.Family, rec.Source).Inc()
-			}
-		case err := <-f.Err():
-			if firstErr == nil {
-				firstErr = err
-			}
-			res.Rejected = append(res.Rejected, Rejection{Index: idx[i], ID: rec.ID,
-				Error: "not stored: " + err.Error() + "; send it again", Retryable: true})
-		case <-ctx.Done():
-			if firstErr == nil {
-				firstErr = ctx.Err()
-			}
-			res.Rejected = append(res.Rejected, Rejection{Index: idx[i], ID: rec.ID,
-				Error: "not stored within the publish timeout; send it again", Retryable: true})
-		}
-	}
-	if firstErr != nil {
-		in.log.Warn("jetstream publish failed", "err", firstErr)
-	}
-	if res.Accepted == 0 && res.Duplicates == 0 && firstErr != nil {
-		return res, fmt.Errorf("jetstream unavailable: %w", firstErr)
-	}
-	return res, nil
+	return in.publishChunks(ctx, fresh, freshIdx, keys, res)
 }
 
 func rejection(i int, raw json.RawMessage, err error) Rejection {
@@ -207,66 +191,100 @@ func sourceOf(_ json.RawMessage, bound string) string {
 	return "any"
 }
 
-// publishChunks stores records in JetStream a chunk per message (the
-// records of one family, newline-separated): far fewer messages to store
-// and acknowledge, for bulk backfills. JetStream then recognises only a
-// whole chunk sent again (its id is a hash of the events' keys); any other
-// repeat is made harmless by ClickHouse, as every later repeat is.
-func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, res Result) (Result, error) {
+// maxChunkBytes bounds one JetStream message: under NATS's default
+// max_payload of 1 MiB, so an external NATS needs no special setting.
+const maxChunkBytes = 900 << 10
+
+type chunk struct {
+	family string
+	recs   []*Record
+	idx    []int
+	keys   [][2]uint64
+	body   []byte
+	future jetstream.PubAckFuture
+}
+
+// publishChunks publishes the records in chunks, all at once, and waits for
+// JetStream to store them.
+func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, keys [][2]uint64, res Result) (Result, error) {
 	if len(recs) == 0 {
 		return res, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout)
 	defer cancel()
-	type chunk struct {
-		recs []*Record
-		idx  []int
-	}
-	byFamily := map[string]*chunk{}
-	var order []string
+	open := map[string]*chunk{}
+	var chunks []*chunk
 	for i, r := range recs {
-		c := byFamily[r.Family]
-		if c == nil {
-			c = &chunk{}
-			byFamily[r.Family] = c
-			order = append(order, r.Family)
+		c := open[r.Family]
+		size := r.jsonSizeHint() + 1
+		if c == nil || (len(c.body)+size > maxChunkBytes && len(c.recs) > 0) {
+			c = &chunk{family: r.Family, body: make([]byte, 0, min(maxChunkBytes, size*(len(recs)-i)))}
+			open[r.Family] = c
+			chunks = append(chunks, c)
 		}
 		c.recs = append(c.recs, r)
 		c.idx = append(c.idx, idx[i])
+		c.keys = append(c.keys, keys[i])
+		c.body = r.AppendJSON(c.body)
+		c.body = append(c.body, '\n')
+	}
+	fail := func(c *chunk, err error) {
+		for j, r := range c.recs {
+			res.Rejected = append(res.Rejected, Rejection{Index: c.idx[j], ID: r.ID,
+				Error: "not stored: " + err.Error() + "; send it again", Retryable: true})
+		}
 	}
 	var firstErr error
-	for _, fam := range order {
-		c := byFamily[fam]
+	for _, c := range chunks {
 		h := sha256.New()
-		var body []byte
 		for _, r := range c.recs {
-			h.Write([]byte(r.Key()))
+			h.Write([]byte(r.Source))
 			h.Write([]byte{0})
-			body = r.AppendJSON(body)
-			body = append(body, '\n')
+			h.Write([]byte(r.ID))
+			h.Write([]byte{0})
 		}
-		msg := &nats.Msg{Subject: streamSubjectPrefix + fam + ".chunk", Data: body, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, "chunk/"+hex.EncodeToString(h.Sum(nil)))
-		ack, err := in.js.PublishMsg(ctx, msg)
+		msg := &nats.Msg{Subject: streamSubjectPrefix + c.family + ".chunk", Data: c.body,
+			Header: nats.Header{jetstream.MsgIDHeader: []string{"chunk/" + hex.EncodeToString(h.Sum(nil))}}}
+		f, err := in.js.PublishMsgAsync(msg)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
-			for j, r := range c.recs {
-				res.Rejected = append(res.Rejected, Rejection{Index: c.idx[j], ID: r.ID,
-					Error: "not stored: " + err.Error() + "; send it again", Retryable: true})
-			}
+			fail(c, err)
 			continue
 		}
-		for _, r := range c.recs {
-			if ack.Duplicate {
-				res.Duplicates++
-				in.m.Duplicates.WithLabelValues(r.Family, r.Source).Inc()
-			} else {
-				res.Accepted++
-				in.m.Accepted.WithLabelValues(r.Family, r.Source).Inc()
-			}
+		c.future = f
+	}
+	for _, c := range chunks {
+		if c.future == nil {
+			continue
 		}
+		select {
+		case ack := <-c.future.Ok():
+			for _, r := range c.recs {
+				if ack.Duplicate {
+					res.Duplicates++
+					in.m.Duplicates.WithLabelValues(r.Family, r.Source).Inc()
+				} else {
+					res.Accepted++
+					in.m.Accepted.WithLabelValues(r.Family, r.Source).Inc()
+				}
+			}
+			in.recent.add(c.keys)
+		case err := <-c.future.Err():
+			if firstErr == nil {
+				firstErr = err
+			}
+			fail(c, err)
+		case <-ctx.Done():
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+			fail(c, errors.New("not stored within the publish timeout"))
+		}
+	}
+	if firstErr != nil {
+		in.log.Warn("jetstream publish failed", "err", firstErr)
 	}
 	if res.Accepted == 0 && res.Duplicates == 0 && firstErr != nil {
 		return res, fmt.Errorf("jetstream unavailable: %w", firstErr)

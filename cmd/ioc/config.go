@@ -142,6 +142,7 @@ func (n *nodeFlags) appConfig(log *slog.Logger) app.Config {
 	c.Writer.MaxBatch = n.maxBatch
 	c.Writer.FlushInterval = n.flush
 	c.Stream.DuplicateWindow = n.dupWindow
+	c.Intake.DedupWindow = n.dupWindow
 	c.Stream.Replicas = n.natsReplicas
 	return c
 }
