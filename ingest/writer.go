@@ -156,9 +156,10 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 		return fmt.Errorf("writer %s: %w", family, err)
 	}
-	// Bound what is buffered by bytes as well as by count: bulk chunks carry
-	// thousands of events each.
-	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(2*w.cfg.MaxBatch, 64<<20), jetstream.PullExpiry(5*time.Second))
+	// Messages are chunks of up to 900 KiB: 128 of them bound what is
+	// buffered to about 115 MiB. (With a byte limit on the pull as well,
+	// the iterator stopped pulling in our benchmark runs: nats.go v1.47.)
+	iter, err := cons.Messages(jetstream.PullMaxMessages(128), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("writer %s: %w", family, err)
 	}
