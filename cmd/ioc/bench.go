@@ -329,8 +329,17 @@ func benchFloor(ctx context.Context, stdout io.Writer, ch *chlocal.Server, db st
 			return err
 		}
 		colList := strings.TrimSpace(cols.String())
-		var data bytes.Buffer
-		if err := chq(fmt.Sprintf("SELECT %s FROM %s.%s FORMAT Native", colList, db, table), nil, &data); err != nil {
+		// Through a file: the export can be larger than memory.
+		data, err := os.CreateTemp("", "ioc-floor-*.native")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(data.Name())
+		defer data.Close()
+		if err := chq(fmt.Sprintf("SELECT %s FROM %s.%s FORMAT Native", colList, db, table), nil, data); err != nil {
+			return err
+		}
+		if _, err := data.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
 		var rows bytes.Buffer
@@ -341,7 +350,7 @@ func benchFloor(ctx context.Context, stdout io.Writer, ch *chlocal.Server, db st
 			continue
 		}
 		t0 := time.Now()
-		if err := chq(fmt.Sprintf("INSERT INTO floor.%s (%s) FORMAT Native", table, colList), &data, nil); err != nil {
+		if err := chq(fmt.Sprintf("INSERT INTO floor.%s (%s) FORMAT Native", table, colList), data, nil); err != nil {
 			return err
 		}
 		took += time.Since(t0)
