@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/vn-ioc/ioc/internal/jsonx"
 )
 
 // ContentArrowStream is the media type of an Arrow IPC stream.
@@ -761,7 +763,7 @@ type shapeMember struct {
 func (s *jsonShape) add(path []string) {
 	i := slices.IndexFunc(s.members, func(m shapeMember) bool { return m.name == path[0] })
 	if i < 0 {
-		s.members = append(s.members, shapeMember{name: path[0], quoted: append(appendJSONString(nil, path[0]), ':')})
+		s.members = append(s.members, shapeMember{name: path[0], quoted: append(jsonx.AppendString(nil, path[0]), ':')})
 		slices.SortFunc(s.members, func(a, b shapeMember) int { return strings.Compare(a.name, b.name) })
 		i = slices.IndexFunc(s.members, func(m shapeMember) bool { return m.name == path[0] })
 	}

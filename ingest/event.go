@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/vn-ioc/ioc/internal/jsonx"
 )
 
 // Families of events, the second part of a type vn.ioc.<family>.<transition>.
@@ -67,15 +69,15 @@ type Record struct {
 // AppendJSON appends the record as JSON, as encoding/json would write it.
 func (r *Record) AppendJSON(b []byte) []byte {
 	b = append(b, `{"source":`...)
-	b = appendJSONString(b, r.Source)
+	b = jsonx.AppendString(b, r.Source)
 	b = append(b, `,"id":`...)
-	b = appendJSONString(b, r.ID)
+	b = jsonx.AppendString(b, r.ID)
 	b = append(b, `,"family":`...)
-	b = appendJSONString(b, r.Family)
+	b = jsonx.AppendString(b, r.Family)
 	b = append(b, `,"transition":`...)
-	b = appendJSONString(b, r.Transition)
+	b = jsonx.AppendString(b, r.Transition)
 	b = append(b, `,"subject":`...)
-	b = appendJSONString(b, r.Subject)
+	b = jsonx.AppendString(b, r.Subject)
 	b = append(b, `,"time":"`...)
 	b = r.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","accepted_at":"`...)

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vn-ioc/ioc/internal/jsonx"
 )
 
 var jsonSamples = []string{
@@ -173,7 +175,7 @@ func FuzzAppendJSONFloat(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if got := appendJSONFloat(nil, x); string(got) != string(want) {
+		if got := jsonx.AppendFloat(nil, x); string(got) != string(want) {
 			t.Fatalf("%v: %s, encoding/json %s", x, got, want)
 		}
 	})
