@@ -20,7 +20,8 @@ build: setup
 run: build
 	bin/ioc demo --data-dir $(DATA_DIR)
 
-test: setup
+test:
+	@deploy/local/setup.sh --test
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test $(GOTEST_FLAGS) ./...

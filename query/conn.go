@@ -124,3 +124,8 @@ func IsServerError(err error) bool {
 	var ex *clickhouse.Exception
 	return errors.As(err, &ex)
 }
+
+// Config returns the configuration the pool was opened with (defaults
+// applied), for components that open a connection of their own, such as
+// the SQL API's read-only user.
+func (db *DB) Config() Config { return db.cfg }

@@ -42,8 +42,8 @@ func (e env) num(name string, def int) int {
 // Numeric and duration variables, checked before any command runs so that
 // a typo is an error rather than a silently ignored setting.
 var (
-	numberVars   = []string{"IOC_NATS_PORT", "IOC_NATS_REPLICAS", "IOC_WRITER_MAX_BATCH", "IOC_DEMO_CLICKHOUSE_PORT"}
-	durationVars = []string{"IOC_WRITER_FLUSH", "IOC_DEDUP_WINDOW"}
+	numberVars   = []string{"IOC_NATS_PORT", "IOC_NATS_REPLICAS", "IOC_WRITER_MAX_BATCH", "IOC_DEMO_CLICKHOUSE_PORT", "IOC_SQL_MAX_ROWS", "IOC_SQL_PER_TOKEN"}
+	durationVars = []string{"IOC_WRITER_FLUSH", "IOC_DEDUP_WINDOW", "IOC_SQL_MAX_TIMEOUT"}
 	boolVars     = []string{"IOC_NATS_SYNC_ALWAYS"}
 )
 
@@ -87,6 +87,10 @@ type nodeFlags struct {
 	tokenKey, pseudonymKey, logLevel            string
 	maxBatch                                    int
 	flush, dupWindow                            time.Duration
+	readerUser, readerPassword                  string
+	sqlMaxRows                                  int64
+	sqlPerToken                                 int
+	sqlMaxTimeout                               time.Duration
 }
 
 func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
@@ -108,6 +112,11 @@ func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
 	fs.IntVar(&n.maxBatch, "writer-max-batch", e.num("IOC_WRITER_MAX_BATCH", 20000), "rows per ClickHouse insert (IOC_WRITER_MAX_BATCH)")
 	fs.DurationVar(&n.flush, "writer-flush", e.dur("IOC_WRITER_FLUSH", 250*time.Millisecond), "longest wait before a batch is inserted (IOC_WRITER_FLUSH)")
 	fs.DurationVar(&n.dupWindow, "dedup-window", e.dur("IOC_DEDUP_WINDOW", 2*time.Minute), "JetStream duplicate window (IOC_DEDUP_WINDOW)")
+	fs.StringVar(&n.readerUser, "clickhouse-reader-user", e.str("IOC_CLICKHOUSE_READER_USER", "ioc_reader"), "read-only ClickHouse user of the SQL API (IOC_CLICKHOUSE_READER_USER)")
+	fs.StringVar(&n.readerPassword, "clickhouse-reader-password", e.str("IOC_CLICKHOUSE_READER_PASSWORD", "ioc_reader"), "its password (IOC_CLICKHOUSE_READER_PASSWORD)")
+	fs.Int64Var(&n.sqlMaxRows, "sql-max-rows", int64(e.num("IOC_SQL_MAX_ROWS", 100_000_000)), "largest max_rows a SQL request may ask for (IOC_SQL_MAX_ROWS)")
+	fs.IntVar(&n.sqlPerToken, "sql-per-token", e.num("IOC_SQL_PER_TOKEN", 4), "SQL statements one token may run at once (IOC_SQL_PER_TOKEN)")
+	fs.DurationVar(&n.sqlMaxTimeout, "sql-max-timeout", e.dur("IOC_SQL_MAX_TIMEOUT", 5*time.Minute), "longest timeout a SQL request may ask for (IOC_SQL_MAX_TIMEOUT)")
 	return n
 }
 
@@ -144,5 +153,10 @@ func (n *nodeFlags) appConfig(log *slog.Logger) app.Config {
 	c.Stream.DuplicateWindow = n.dupWindow
 	c.Intake.DedupWindow = n.dupWindow
 	c.Stream.Replicas = n.natsReplicas
+	c.SQL.ReaderUser = n.readerUser
+	c.SQL.ReaderPassword = n.readerPassword
+	c.SQL.MaxRows = n.sqlMaxRows
+	c.SQL.PerToken = n.sqlPerToken
+	c.SQL.MaxTimeout = n.sqlMaxTimeout
 	return c
 }

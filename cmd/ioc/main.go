@@ -36,6 +36,7 @@ Commands:
   reference  export or replace reference data (units, procedures, officers, cameras, calendar)
   bench      measure intake → ClickHouse throughput and latency on this machine
              ('bench arrow' measures the Arrow backfill)
+             ('bench sql' measures the SQL API's export against clickhouse-client)
   version    print the version
 
 Run 'ioc <command> -h' for the flags of a command.
@@ -66,6 +67,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench":
 		if len(rest) > 0 && rest[0] == "arrow" {
 			return runBenchArrow(ctx, rest[1:], stdout, stderr)
+		}
+		if len(rest) > 0 && rest[0] == "sql" {
+			return runBenchSQL(ctx, rest[1:], stdout, stderr)
 		}
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "version":

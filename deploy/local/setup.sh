@@ -25,3 +25,20 @@ if ! command -v go >/dev/null 2>&1; then
   fi
 fi
 go mod download
+
+# The tests also read ioc's Arrow streams with an independent implementation
+# (apache-arrow from npm, pinned by its lockfile).
+if [ "${1:-}" = "--test" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing nodejs and npm with apt-get"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  dir=query/sqlapi/testdata/arrowcheck
+  if [ ! -d "$dir/node_modules/apache-arrow" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+fi

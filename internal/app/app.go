@@ -33,6 +33,7 @@ import (
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/natsembed"
 	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/sqlapi"
 )
 
 // Config of a node. The zero value of each field means its default.
@@ -61,6 +62,7 @@ type Config struct {
 	Stream     ingest.StreamConfig
 	Intake     ingest.IntakeConfig
 	Writer     ingest.WriterConfig
+	SQL        sqlapi.Config
 
 	// Log; default slog.Default().
 	Log *slog.Logger
@@ -99,6 +101,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Intake.Validate(); err != nil {
+		return err
+	}
+	if err := c.SQL.Validate(); err != nil {
 		return err
 	}
 	return c.Writer.Validate()
@@ -144,6 +149,8 @@ type App struct {
 	refStore *refdata.Store
 	intake   *ingest.Intake
 	writer   *ingest.Writer
+	sql      *sqlapi.Service
+	sqlErr   error // why the SQL API is off, when it is
 	reg      *prometheus.Registry
 	metrics  *ingest.Metrics
 	listener net.Listener
@@ -235,6 +242,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = ingest.NewMetrics(a.reg)
+	// The SQL API needs ClickHouse's read-only user. Without it the node
+	// still ingests; the API answers 503 with the reason, and /readyz says so.
+	if a.sql, err = sqlapi.New(ctx, cfg.SQL, a.db, a.reg, a.log); err != nil {
+		a.sqlErr = err
+		a.log.Error("SQL API disabled", "err", err)
+	}
 	validator := ingest.NewValidator(contract, a.refs, pseudo)
 	if a.intake, err = ingest.NewIntake(cfg.Intake, a.js, validator, a.metrics, a.log); err != nil {
 		return nil, err
@@ -325,6 +338,14 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return a.refreshReference(intakeCtx) })
+	auditDone := make(chan error, 1)
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	defer stopAudit()
+	if a.sql != nil {
+		go func() { auditDone <- a.sql.Run(auditCtx) }()
+	} else {
+		auditDone <- nil
+	}
 	a.ready.Store(true)
 	a.log.Info("ioc serving", "http", a.URL(), "nats", a.NATSURL())
 
@@ -340,6 +361,11 @@ func (a *App) Run(ctx context.Context) error {
 	stopWriter()
 	if werr := <-writerDone; err == nil {
 		err = werr
+	}
+	// 3. flush the SQL audit.
+	stopAudit()
+	if aerr := <-auditDone; err == nil {
+		err = aerr
 	}
 	a.log.Info("ioc stopped")
 	if errors.Is(err, context.Canceled) {
@@ -377,6 +403,9 @@ func (a *App) Close() {
 			nc.Drain()
 			nc.Close()
 		}
+	}
+	if a.sql != nil {
+		a.sql.Close()
 	}
 	if a.db != nil {
 		a.db.Close()

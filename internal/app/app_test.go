@@ -76,6 +76,23 @@ func call(t *testing.T, method, url, token, ct, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+func callAccept(t *testing.T, url, token, ct, accept, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Accept", accept)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func TestNodeHealthMetricsAndAuth(t *testing.T) {
 	a, toks := node(t)
 	u := a.URL()

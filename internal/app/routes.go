@@ -40,6 +40,9 @@ func (a *App) routes() http.Handler {
 		r.With(a.Tokens.Require(auth.RoleAdmin)).Get("/ingest/status", a.handleIngestStatus)
 		r.With(readRoles).Get("/reference/{kind}", a.handleReferenceGet)
 		r.With(a.Tokens.Require(auth.RoleAdmin)).Put("/reference/{kind}", a.handleReferencePut)
+		sqlRoles := a.Tokens.Require(auth.RoleAdmin, auth.RoleAnalyst, auth.RoleLeader)
+		r.With(sqlRoles).Post("/sql", a.handleSQL)
+		r.With(sqlRoles).Get("/schema", a.handleSchema)
 	})
 	return r
 }
@@ -64,6 +67,13 @@ func (a *App) handleReady(w http.ResponseWriter, r *http.Request) {
 		fail("clickhouse", "schema not migrated")
 	} else {
 		checks["clickhouse"] = "ok"
+	}
+	// The SQL API is reported, not required: without it the node still
+	// ingests.
+	if a.sql != nil {
+		checks["sql"] = "ok"
+	} else {
+		checks["sql"] = "disabled: " + a.sqlErr.Error()
 	}
 	status := http.StatusOK
 	if !ok {

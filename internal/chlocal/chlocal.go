@@ -232,7 +232,7 @@ var usersTpl = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
     </default>
     <ioc_readonly>
       <readonly>1</readonly>
-      <max_execution_time>60</max_execution_time>
+      <max_execution_time>300</max_execution_time>
       <max_memory_usage>2000000000</max_memory_usage>
       <max_result_rows>100000000</max_result_rows>
       <max_result_bytes>10000000000</max_result_bytes>

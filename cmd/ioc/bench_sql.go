@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+
+	"github.com/vn-ioc/ioc/internal/app"
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/chlocal"
+)
+
+// benchSQLQuery reads the raw dossier events: strings, times, enums-as-
+// strings and numbers, as an analyst's export would.
+const benchSQLQuery = "SELECT source, id, type, subject, time, accepted_at, unit, procedure_code, channel, due_at, officer, components, amount FROM dossier_events"
+
+// runBenchSQL measures the SQL API's export: N rows of dossier_events read
+// through POST /api/v1/sql as Arrow (decoded by a real Arrow reader), JSON
+// and CSV, against clickhouse-client reading the same query in Native and
+// TSV as the ceiling. Each is run several times; medians are reported.
+func runBenchSQL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench sql", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rows := fs.Int("rows", 10_000_000, "rows to export")
+	runs := fs.Int("runs", 3, "runs of each format")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "ioc-bench-sql-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ch, err := chlocal.Start(ctx, chlocal.Options{Dir: filepath.Join(dir, "clickhouse")})
+	if err != nil {
+		return err
+	}
+	defer ch.Stop()
+	port, _ := chlocal.FreePort()
+	cfg := app.Config{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: dir, NATSPort: -1,
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	cfg.ClickHouse.Addr = ch.Addr()
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	tok, err := a.Tokens.Issue(auth.Claims{Role: auth.RoleAnalyst}, "bench", time.Hour)
+	if err != nil {
+		return err
+	}
+	// Synthetic dossier events, written by ClickHouse itself.
+	fill := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, unit, procedure_code, channel, due_at, officer, components, amount)
+SELECT 'bench/one-stop', concat('e-', toString(number)), ['received','assigned','resolved','returned'][number %% 4 + 1],
+ concat('HS-', toString(intDiv(number, 4))), toDateTime(1700000000 + number * 3), toDateTime(1700000000 + number * 3 + 1),
+ toString(26734 + number %% 168), concat('P', toString(number %% 51)), ['online','counter','postal'][number %% 3 + 1],
+ toDateTime(1700000000 + number * 3 + 864000), concat('CB-', toString(number %% 1203)), toUInt32(number %% 7), (number %% 100000) / 100
+FROM system.numbers LIMIT %d`, a.DB().Table("dossier_events"), *rows)
+	if err := a.DB().Conn.Exec(ctx, fill); err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	fmt.Fprintf(stdout, "machine: %d CPUs, %s; %d rows of dossier_events (13 columns)\n", runtime.NumCPU(), runtime.GOARCH, *rows)
+	fmt.Fprintf(stdout, "query: %s\n\n", benchSQLQuery)
+
+	post := func(format string, consume func(io.Reader) (int, error)) (time.Duration, int, error) {
+		b, _ := json.Marshal(map[string]any{"sql": benchSQLQuery, "format": format, "max_rows": *rows, "timeout": 300})
+		req, _ := http.NewRequestWithContext(ctx, "POST", a.URL()+"/api/v1/sql", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			msg, _ := io.ReadAll(resp.Body)
+			return 0, 0, fmt.Errorf("%s: %d %s", format, resp.StatusCode, msg)
+		}
+		n, err := consume(resp.Body)
+		return time.Since(start), n, err
+	}
+	arrowReader := func(r io.Reader) (int, error) {
+		rd, err := ipc.NewReader(r)
+		if err != nil {
+			return 0, err
+		}
+		defer rd.Release()
+		n := 0
+		for rd.Next() {
+			n += int(rd.Record().NumRows())
+		}
+		return n, rd.Err()
+	}
+	lineReader := func(skip int) func(io.Reader) (int, error) {
+		return func(r io.Reader) (int, error) {
+			sc := bufio.NewScanner(r)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			n := -skip
+			for sc.Scan() {
+				n++
+			}
+			return n, sc.Err()
+		}
+	}
+	host, chPort, _ := net.SplitHostPort(ch.Addr())
+	client := func(format string) (time.Duration, error) {
+		cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", chPort, "--database", a.DB().Database(),
+			"--query", benchSQLQuery+" FORMAT "+format)
+		cmd.Stdout = io.Discard
+		cmd.Stderr = stderr
+		start := time.Now()
+		err := cmd.Run()
+		return time.Since(start), err
+	}
+
+	type result struct {
+		name    string
+		times   []time.Duration
+		checkNs int
+	}
+	var results []result
+	measure := func(name string, f func() (time.Duration, int, error)) error {
+		r := result{name: name}
+		for i := 0; i < *runs; i++ {
+			d, n, err := f()
+			if err != nil {
+				return err
+			}
+			if n >= 0 && n != *rows {
+				return fmt.Errorf("%s read %d rows, want %d", name, n, *rows)
+			}
+			r.times = append(r.times, d)
+		}
+		slices.Sort(r.times)
+		results = append(results, r)
+		med := r.times[len(r.times)/2]
+		fmt.Fprintf(stdout, "%-28s median %7.2fs  %10.0f rows/s  (runs: %v)\n", name, med.Seconds(), float64(*rows)/med.Seconds(), r.times)
+		return nil
+	}
+	steps := []struct {
+		name string
+		f    func() (time.Duration, int, error)
+	}{
+		{"clickhouse-client Native", func() (time.Duration, int, error) { d, err := client("Native"); return d, -1, err }},
+		{"clickhouse-client TSV", func() (time.Duration, int, error) { d, err := client("TabSeparated"); return d, -1, err }},
+		{"ioc Arrow (Go ipc reader)", func() (time.Duration, int, error) { return post("arrow", arrowReader) }},
+		{"ioc JSON (line count)", func() (time.Duration, int, error) { return post("json", lineReader(3)) }},
+		{"ioc NDJSON (line count)", func() (time.Duration, int, error) { return post("ndjson", lineReader(0)) }},
+		{"ioc CSV (line count)", func() (time.Duration, int, error) { return post("csv", lineReader(1)) }},
+	}
+	for _, s := range steps {
+		if err := measure(s.name, s.f); err != nil {
+			return err
+		}
+	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Fprintf(stdout, "\nratios to clickhouse-client Native: ")
+	base := results[0].times[len(results[0].times)/2]
+	for _, r := range results[1:] {
+		fmt.Fprintf(stdout, "%s %.2f; ", r.name, base.Seconds()/r.times[len(r.times)/2].Seconds())
+	}
+	fmt.Fprintf(stdout, "\npeak RSS of this process (server + readers): %d MiB\n", ru.Maxrss>>10)
+	return nil
+}

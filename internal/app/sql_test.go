@@ -1,0 +1,84 @@
+package app
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vn-ioc/ioc/internal/auth"
+)
+
+// The SQL API through the node: roles, a leader's scope from its token, the
+// schema, and the audit.
+func TestSQLThroughNode(t *testing.T) {
+	a, toks := node(t)
+	u := a.URL() + "/api/v1/sql"
+	for role, c := range map[string]auth.Claims{
+		"wall":        {Role: auth.RoleWall, Dashboard: "city"},
+		"leader":      {Role: auth.RoleLeader, Unit: "25747"},
+		"leader-city": {Role: auth.RoleLeader, Unit: "79"},
+		"leader-none": {Role: auth.RoleLeader, Unit: "00000"},
+	} {
+		tok, err := a.Tokens.Issue(c, role, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks[role] = tok
+	}
+	count := `{"sql": "SELECT count() AS n FROM units WHERE kind = {k:String}", "params": {"k": "ward"}, "format": "csv"}`
+	for _, c := range []struct {
+		name, token, body string
+		want              int
+		contains          string
+	}{
+		{"no token", "", count, 401, ""},
+		{"ingest refused", toks["ingest"], count, 403, ""},
+		{"wall refused", toks["wall"], count, 403, ""},
+		{"analyst", toks["analyst"], count, 200, "\"n\"\r\n113\r\n"},
+		{"admin", toks["admin"], count, 200, "113"},
+		{"leader reads units (reference data)", toks["leader"], count, 200, "113"},
+		{"city leader sees other wards", toks["leader-city"], `{"sql": "SELECT countIf(unit != '26734') > 0 AS outside FROM officers", "format": "csv"}`, 200, "\"outside\"\r\n1\r\n"},
+		{"leader raw table", toks["leader"], `{"sql": "SELECT * FROM dossier_events"}`, 400, "outside your scope"},
+		{"leader of an unknown unit", toks["leader-none"], count, 403, "not a known unit"},
+		{"raw body with Accept", toks["analyst"], "SELECT 1 AS one", 200, "\"one\"\r\n1\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ct := "application/json"
+			if !strings.HasPrefix(c.body, "{") {
+				ct = "text/plain"
+			}
+			code, body := callAccept(t, u, c.token, ct, "text/csv", c.body)
+			if code != c.want || !strings.Contains(body, c.contains) {
+				t.Fatalf("%d %q, want %d containing %q", code, body, c.want, c.contains)
+			}
+		})
+	}
+	// A leader counts the officers of its subtree, whatever it asks.
+	subtree, _ := json.Marshal(a.refs.Subtree("25747"))
+	_, mine := callAccept(t, u, toks["leader"], "application/json", "text/csv", `{"sql": "SELECT count() FROM officers"}`)
+	_, theirs := callAccept(t, u, toks["analyst"], "application/json", "text/csv", `{"sql": "SELECT count() FROM officers WHERE has({s:Array(String)}, unit)", "params": {"s": `+string(subtree)+`}}`)
+	_, all := callAccept(t, u, toks["analyst"], "application/json", "text/csv", `{"sql": "SELECT count() FROM officers"}`)
+	if mine != theirs || mine == all {
+		t.Errorf("leader of 25747 counts %q officers; its subtree has %q, the city %q", mine, theirs, all)
+	}
+	code, body := call(t, "GET", a.URL()+"/api/v1/schema", toks["leader"], "", "")
+	var schema struct {
+		Views []struct {
+			Name   string
+			Scoped bool
+		}
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &schema) != nil || len(schema.Views) == 0 {
+		t.Fatalf("schema: %d %s", code, body)
+	}
+	for _, v := range schema.Views {
+		if v.Scoped != (v.Name != "units" && v.Name != "procedures" && v.Name != "calendar") {
+			t.Errorf("view %s scoped=%v for a leader", v.Name, v.Scoped)
+		}
+	}
+	_, body = call(t, "GET", a.URL()+"/readyz", "", "", "")
+	if !strings.Contains(body, `"sql":"ok"`) {
+		t.Errorf("readyz: %s", body)
+	}
+}
