@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -20,9 +17,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/vn-ioc/ioc/ingest"
-	"github.com/vn-ioc/ioc/internal/app"
 	"github.com/vn-ioc/ioc/internal/auth"
-	"github.com/vn-ioc/ioc/internal/chlocal"
 )
 
 // runBenchArrow measures the Arrow backfill end to end: a stream of
@@ -36,29 +31,11 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ioc-bench-arrow-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	ch, err := chlocal.Start(ctx, chlocal.Options{Dir: filepath.Join(dir, "clickhouse")})
-	if err != nil {
-		return err
-	}
-	defer ch.Stop()
-	port, _ := chlocal.FreePort()
-	cfg := app.Config{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: dir, NATSPort: -1,
-		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	cfg.ClickHouse.Addr = ch.Addr()
-	a, err := app.New(ctx, cfg)
+	a, err := startBenchNode(ctx, "arrow", stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	defer func() { stop(); <-done }()
 	tok, err := a.Tokens.Issue(auth.Claims{Role: auth.RoleIngest, Source: "legacy/one-stop"}, "bench", time.Hour)
 	if err != nil {
 		return err
@@ -83,7 +60,7 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("backfill answered %d: %v", resp.StatusCode, err)
 	}
 	answered := time.Since(start)
-	for landedRows(ctx, a, "") < int64(res.Accepted) && ctx.Err() == nil {
+	for landedRows(ctx, a.App, "") < int64(res.Accepted) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 	landed := time.Since(start)

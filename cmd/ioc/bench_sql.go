@@ -8,12 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"syscall"
@@ -21,9 +18,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow/ipc"
 
-	"github.com/vn-ioc/ioc/internal/app"
 	"github.com/vn-ioc/ioc/internal/auth"
-	"github.com/vn-ioc/ioc/internal/chlocal"
 )
 
 // benchSQLQuery reads the raw dossier events: strings, times, enums-as-
@@ -42,29 +37,11 @@ func runBenchSQL(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ioc-bench-sql-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	ch, err := chlocal.Start(ctx, chlocal.Options{Dir: filepath.Join(dir, "clickhouse")})
-	if err != nil {
-		return err
-	}
-	defer ch.Stop()
-	port, _ := chlocal.FreePort()
-	cfg := app.Config{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: dir, NATSPort: -1,
-		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	cfg.ClickHouse.Addr = ch.Addr()
-	a, err := app.New(ctx, cfg)
+	a, err := startBenchNode(ctx, "sql", stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	defer func() { stop(); <-done }()
 	tok, err := a.Tokens.Issue(auth.Claims{Role: auth.RoleAnalyst}, "bench", time.Hour)
 	if err != nil {
 		return err
@@ -123,7 +100,7 @@ FROM system.numbers LIMIT %d`, a.DB().Table("dossier_events"), *rows)
 			return n, sc.Err()
 		}
 	}
-	host, chPort, _ := net.SplitHostPort(ch.Addr())
+	host, chPort, _ := net.SplitHostPort(a.ch.Addr())
 	client := func(format string) (time.Duration, error) {
 		cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", chPort, "--database", a.DB().Database(),
 			"--query", benchSQLQuery+" FORMAT "+format)

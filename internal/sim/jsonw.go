@@ -4,7 +4,8 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/vn-ioc/ioc/internal/jsonx"
 )
 
 // obj appends one JSON object field by field. The generator writes its own
@@ -23,13 +24,13 @@ func (o *obj) key(k string) {
 		o.b = append(o.b, ',')
 	}
 	o.first = false
-	o.b = appendString(o.b, k)
+	o.b = jsonx.AppendString(o.b, k)
 	o.b = append(o.b, ':')
 }
 
 func (o *obj) str(k, v string) {
 	o.key(k)
-	o.b = appendString(o.b, v)
+	o.b = jsonx.AppendString(o.b, v)
 }
 
 func (o *obj) int(k string, v int64) {
@@ -77,48 +78,4 @@ func (o *obj) end() []byte { return append(o.b, '}') }
 // appendTime writes RFC 3339 with the +07:00 offset, to the second.
 func appendTime(b []byte, t time.Time) []byte {
 	return t.In(ict).AppendFormat(b, time.RFC3339)
-}
-
-const hex = "0123456789abcdef"
-
-// appendString writes a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
