@@ -120,7 +120,9 @@ type Service struct {
 	audit    *auditor
 	metrics  *metrics
 	log      *slog.Logger
-	readonly error // non-nil when the reader user turned out not to be read-only
+	readonly error           // non-nil when the reader user turned out not to be read-only
+	closing  context.Context // done once Close is called: ends the kill loops
+	closed   context.CancelFunc
 
 	mu      sync.Mutex
 	running map[string]int // per Caller.Key
@@ -151,6 +153,7 @@ func New(ctx context.Context, cfg Config, db *query.DB, reg metricsRegisterer, l
 		return nil, fmt.Errorf("open clickhouse as %s: %w", cfg.ReaderUser, err)
 	}
 	s := &Service{cfg: cfg, db: db, reader: reader, log: log, running: map[string]int{}, serverTZ: time.UTC}
+	s.closing, s.closed = context.WithCancel(context.Background())
 	s.metrics = newMetrics(reg)
 	s.audit = newAuditor(db, s.metrics, log)
 	if err := s.checkReader(ctx); err != nil {
@@ -180,8 +183,11 @@ func (s *Service) checkReader(ctx context.Context) error {
 // Run writes the audit until ctx ends, then flushes it.
 func (s *Service) Run(ctx context.Context) error { return s.audit.run(ctx) }
 
-// Close the reader connection.
-func (s *Service) Close() error { return s.reader.Close() }
+// Close the reader connection and end the kill loops.
+func (s *Service) Close() error {
+	s.closed()
+	return s.reader.Close()
+}
 
 // Policy returns the guard policy for a caller.
 func (s *Service) policy(c Caller) Policy {
@@ -395,25 +401,37 @@ func firstLine(s string) string {
 // kill stops a query in ClickHouse by its id, and keeps at it until the
 // query is gone: under load a KILL can reach the server before the query
 // itself, and a query whose client left is otherwise only noticed when it
-// next sends a block.
+// next sends a block. It gives up after killPatience, or when the service
+// closes.
 func (s *Service) kill(id string) {
 	s.metrics.killed.Inc()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(s.closing, killPatience)
 		defer cancel()
-		for ctx.Err() == nil {
-			if err := s.db.Conn.Exec(ctx, "KILL QUERY WHERE query_id = '"+id+"' ASYNC"); err != nil {
+		pause := 100 * time.Millisecond
+		for {
+			if err := s.db.Conn.Exec(ctx, "KILL QUERY WHERE query_id = '"+id+"' ASYNC"); err != nil && ctx.Err() == nil {
 				s.log.Warn("kill query", "query_id", id, "err", err)
 			}
-			time.Sleep(200 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				if s.closing.Err() == nil {
+					s.log.Error("query still running after KILL QUERY", "query_id", id, "patience", killPatience)
+				}
+				return
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 2*time.Second)
 			var n uint64
 			if err := s.db.Conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = ?", id).Scan(&n); err == nil && n == 0 {
 				return
 			}
 		}
-		s.log.Error("query still running 30s after KILL QUERY", "query_id", id)
 	}()
 }
+
+// killPatience is how long kill keeps sending KILL QUERY.
+const killPatience = 2 * time.Minute
 
 func newQueryID() string {
 	var b [16]byte

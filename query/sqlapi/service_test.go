@@ -269,16 +269,26 @@ func checkWithNodeArrow(t *testing.T, stream []byte) {
 	}
 }
 
-// processGone waits until ClickHouse no longer runs the query.
+// processGone waits until ClickHouse no longer runs the query. The wait is
+// generous: the claim is that the query stops, not how fast on a loaded
+// machine (BENCHMARKS.md has the timing).
 func processGone(t *testing.T, db *query.DB, id string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	testenv.Eventually(t, 10*time.Second, "query "+id+" stopped in clickhouse", func() (bool, error) {
+	for {
 		var n uint64
 		err := db.Conn.QueryRow(context.Background(), "SELECT count() FROM system.processes WHERE query_id = ?", id).Scan(&n)
-		return n == 0, err
-	})
-	return time.Since(start)
+		if err == nil && n == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > time.Minute {
+			var elapsed float64
+			var read uint64
+			_ = db.Conn.QueryRow(context.Background(), "SELECT elapsed, read_rows FROM system.processes WHERE query_id = ?", id).Scan(&elapsed, &read)
+			t.Fatalf("query %s still in system.processes after %v (err %v): elapsed %.1fs, read %d rows", id, time.Since(start), err, elapsed, read)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestHostileStatementsLeaveServerHealthy(t *testing.T) {
