@@ -1,0 +1,30 @@
+package stream
+
+import (
+	"context"
+	"errors"
+)
+
+// Authenticator turns a token into a session. Its errors are shown to the
+// client as they are: clear text, no internals.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Session, error)
+}
+
+// Session is one authenticated client. Its methods are called from the
+// connection's own goroutine only.
+type Session interface {
+	// Allow says whether the session may subscribe to channel; the error
+	// text is shown to the client (e.g. "unit 26734 is outside your unit
+	// 760's subtree"). An error that wraps ErrUnknownChannel is answered
+	// with code "not_found", any other with "forbidden".
+	Allow(channel string) error
+	// Subject names the client for logs, metrics and the welcome message
+	// ("leader:760").
+	Subject() string
+}
+
+// ErrUnknownChannel is what Session.Allow wraps for a channel that does not
+// exist (an unknown KPI), so that the client gets "not_found" rather than
+// "forbidden".
+var ErrUnknownChannel = errors.New("unknown channel")
