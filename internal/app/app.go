@@ -28,12 +28,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vn-ioc/ioc/dashboards"
 	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/natsembed"
 	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/kpi"
 	"github.com/vn-ioc/ioc/query/sqlapi"
+	"github.com/vn-ioc/ioc/stream"
 )
 
 // Config of a node. The zero value of each field means its default.
@@ -63,6 +66,8 @@ type Config struct {
 	Intake     ingest.IntakeConfig
 	Writer     ingest.WriterConfig
 	SQL        sqlapi.Config
+	KPI        kpi.Config
+	WS         stream.Config
 
 	// Log; default slog.Default().
 	Log *slog.Logger
@@ -104,6 +109,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.SQL.Validate(); err != nil {
+		return err
+	}
+	if err := c.KPI.Validate(); err != nil {
+		return err
+	}
+	if err := c.WS.Validate(); err != nil {
 		return err
 	}
 	return c.Writer.Validate()
@@ -152,10 +163,18 @@ type App struct {
 	sql      *sqlapi.Service
 	sqlErr   error // why the SQL API is off, when it is
 	reg      *prometheus.Registry
-	metrics  *ingest.Metrics
-	listener net.Listener
-	ready    atomic.Bool
-	natsURL  string
+
+	kpiCat     *kpi.Catalog
+	kpiBuilder *kpi.Builder
+	kpiStore   *kpi.Store
+	kpiReader  *kpi.Reader
+	engine     *kpi.Engine
+	hub        *stream.Hub
+	dashboards map[string]*dashboards.Dashboard
+	metrics    *ingest.Metrics
+	listener   net.Listener
+	ready      atomic.Bool
+	natsURL    string
 }
 
 // New connects everything a node needs, applies migrations and seeds the
@@ -248,6 +267,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.sqlErr = err
 		a.log.Error("SQL API disabled", "err", err)
 	}
+	if err := a.setupKPIs(ctx); err != nil {
+		return nil, err
+	}
 	validator := ingest.NewValidator(contract, a.refs, pseudo)
 	if a.intake, err = ingest.NewIntake(cfg.Intake, a.js, validator, a.metrics, a.log); err != nil {
 		return nil, err
@@ -338,6 +360,8 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return a.refreshReference(intakeCtx) })
+	g.Go(func() error { return a.engine.Run(intakeCtx) })
+	g.Go(func() error { return a.kpiStore.Watch(intakeCtx, a.hub.Publish) })
 	auditDone := make(chan error, 1)
 	auditCtx, stopAudit := context.WithCancel(context.Background())
 	defer stopAudit()
@@ -351,7 +375,9 @@ func (a *App) Run(ctx context.Context) error {
 
 	<-gctx.Done()
 	a.ready.Store(false)
-	// 1. stop intake: no new events accepted.
+	// 1. stop intake: no new events accepted; websocket clients are told
+	// the node goes away, so that they reconnect to another one.
+	a.hub.Close()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	_ = srv.Shutdown(shutCtx)
 	cancel()

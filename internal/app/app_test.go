@@ -199,7 +199,38 @@ func TestReferenceReplacedByAPIIsUsedByValidation(t *testing.T) {
 // of those by QR satisfied (BRIEF.md).
 func TestScenarioReproducesPublishedFiguresInClickHouse(t *testing.T) {
 	a, _ := node(t)
-	sc, err := sim.LoadScenario("caukho-2023")
+	tok := playScenario(t, a, "caukho-2023")
+	q := "SELECT count(), countIf(rating IN ('very_satisfied', 'satisfied')), countIf(channel = 'qr'), " +
+		"countIf(channel = 'qr' AND rating IN ('very_satisfied', 'satisfied')) FROM " + a.DB().Table("surveys") +
+		" WHERE unit IN (SELECT code FROM " + a.DB().Table("units") + " WHERE has(path, 'L-26761'))" +
+		" AND toYear(toTimeZone(time, 'Asia/Ho_Chi_Minh')) = 2023"
+	var n, sat, qr, qrSat uint64
+	testenv.Eventually(t, 30*time.Second, "all surveys in ClickHouse", func() (bool, error) {
+		if err := a.DB().Conn.QueryRow(context.Background(), q).Scan(&n, &sat, &qr, &qrSat); err != nil {
+			return false, err
+		}
+		return n == 1331, fmt.Errorf("%d surveys", n)
+	})
+	if sat != 1328 || qr != 756 || qrSat != 756 {
+		t.Fatalf("satisfied %d of %d, QR %d (%d satisfied); want 1328, 756, 756", sat, n, qr, qrSat)
+	}
+	// The KPIs give the published percentages to the last digit.
+	year := "&from=2023-01-01T00:00:00%2B07:00&to=2024-01-01T00:00:00%2B07:00"
+	v := waitKPI(t, a, tok, "survey.satisfied_rate?unit=L-26761"+year, 1328, 1331)
+	if pct := fmt.Sprintf("%.2f", *v.Value*100); pct != "99.77" {
+		t.Errorf("satisfied rate %s %%, want 99.77 %%", pct)
+	}
+	v = waitKPI(t, a, tok, "survey.unsatisfied_rate?unit=L-26761"+year, 3, 1331)
+	if pct := fmt.Sprintf("%.2f", *v.Value*100); pct != "0.23" {
+		t.Errorf("unsatisfied rate %s %%, want 0.23 %%", pct)
+	}
+}
+
+// playScenario plays a simulator scenario through the node's HTTP intake
+// as fast as it takes it, and returns the admin token it used.
+func playScenario(t *testing.T, a *App, name string) string {
+	t.Helper()
+	sc, err := sim.LoadScenario(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,20 +253,7 @@ func TestScenarioReproducesPublishedFiguresInClickHouse(t *testing.T) {
 	st, err := sim.Run(context.Background(), sim.RunConfig{Rate: 50_000, BatchSize: 1000, Unpaced: true}, player,
 		&sim.HTTPSender{URL: a.URL(), Token: tok}, nil)
 	if err != nil || st.Rejected != 0 {
-		t.Fatalf("run: %v, %+v", err, st)
+		t.Fatalf("run %s: %v, %+v", name, err, st)
 	}
-	q := "SELECT count(), countIf(rating IN ('very_satisfied', 'satisfied')), countIf(channel = 'qr'), " +
-		"countIf(channel = 'qr' AND rating IN ('very_satisfied', 'satisfied')) FROM " + a.DB().Table("surveys") +
-		" WHERE unit IN (SELECT code FROM " + a.DB().Table("units") + " WHERE has(path, 'L-26761'))" +
-		" AND toYear(toTimeZone(time, 'Asia/Ho_Chi_Minh')) = 2023"
-	var n, sat, qr, qrSat uint64
-	testenv.Eventually(t, 30*time.Second, "all surveys in ClickHouse", func() (bool, error) {
-		if err := a.DB().Conn.QueryRow(context.Background(), q).Scan(&n, &sat, &qr, &qrSat); err != nil {
-			return false, err
-		}
-		return n == 1331, fmt.Errorf("%d surveys", n)
-	})
-	if sat != 1328 || qr != 756 || qrSat != 756 {
-		t.Fatalf("satisfied %d of %d, QR %d (%d satisfied); want 1328, 756, 756", sat, n, qr, qrSat)
-	}
+	return tok
 }

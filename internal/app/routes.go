@@ -43,7 +43,14 @@ func (a *App) routes() http.Handler {
 		sqlRoles := a.Tokens.Require(auth.RoleAdmin, auth.RoleAnalyst, auth.RoleLeader)
 		r.With(sqlRoles).Post("/sql", a.handleSQL)
 		r.With(sqlRoles).Get("/schema", a.handleSchema)
+		r.With(readRoles).Get("/kpis", a.handleKPICatalog)
+		r.With(readRoles).Get("/kpis/{kpi}", a.handleKPIValue)
+		r.With(readRoles).Get("/kpis/{kpi}/series", a.handleKPISeries)
+		r.With(readRoles).Get("/kpis/{kpi}/sql", a.handleKPISQL)
 	})
+	// The websocket authenticates with its token itself (query string or
+	// first message): browsers cannot set headers on it.
+	r.Get("/ws", a.hub.ServeHTTP)
 	return r
 }
 

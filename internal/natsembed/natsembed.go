@@ -19,7 +19,8 @@ type Options struct {
 	Host string
 	// Port to listen on; 0 means the NATS default 4222, -1 a random port.
 	Port int
-	// MaxStore bounds JetStream file storage in bytes. Default 8 GiB.
+	// MaxStore bounds JetStream file storage in bytes. Default 10 GiB: the
+	// events stream (8 GiB) and the KPI bucket (1 GiB) with room to spare.
 	MaxStore int64
 	// Token clients must present. Default: none (tests only; ioc always
 	// sets one, so no other local process can write to the streams).
@@ -39,7 +40,7 @@ func Start(o Options) (*server.Server, error) {
 		o.Host = "127.0.0.1"
 	}
 	if o.MaxStore == 0 {
-		o.MaxStore = 8 << 30
+		o.MaxStore = 10 << 30
 	}
 	s, err := server.NewServer(&server.Options{
 		ServerName:         "ioc-embedded",

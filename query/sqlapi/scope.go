@@ -6,7 +6,7 @@ import (
 
 // Views are the curated views analysts read, in the order GET
 // /api/v1/schema lists them. They are the views the KPI SQL reads too.
-var Views = []string{"dossiers", "tickets", "surveys", "detections", "camera_status", "indicators",
+var Views = []string{"dossiers", "tickets", "surveys", "detections", "camera_status", "camera_overview", "indicators",
 	"units", "procedures", "officers", "cameras", "calendar"}
 
 // viewSource names the table whose documentation describes a view's
@@ -26,14 +26,15 @@ func LeaderScope(database string, subtree []string) map[string]string {
 		in = "('')" // matches nothing
 	}
 	return map[string]string{
-		"dossiers":      "unit IN " + in,
-		"tickets":       "unit IN " + in,
-		"surveys":       "unit IN " + in,
-		"detections":    "unit IN " + in,
-		"indicators":    "unit IN " + in,
-		"officers":      "unit IN " + in,
-		"cameras":       "unit IN " + in,
-		"camera_status": "camera_id IN (SELECT id FROM " + database + ".cameras WHERE unit IN " + in + ")",
+		"dossiers":        "unit IN " + in,
+		"tickets":         "unit IN " + in,
+		"surveys":         "unit IN " + in,
+		"detections":      "unit IN " + in,
+		"indicators":      "unit IN " + in,
+		"officers":        "unit IN " + in,
+		"cameras":         "unit IN " + in,
+		"camera_overview": "unit IN " + in,
+		"camera_status":   "camera_id IN (SELECT id FROM " + database + ".cameras WHERE unit IN " + in + ")",
 		// Reference data that is not about one unit's work is public.
 		"units":      "",
 		"procedures": "",

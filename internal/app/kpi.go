@@ -1,0 +1,348 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/vn-ioc/ioc/dashboards"
+	"github.com/vn-ioc/ioc/internal/api"
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query/kpi"
+	"github.com/vn-ioc/ioc/stream"
+)
+
+// scope is what a token may read of the KPIs, the same on REST and on the
+// websocket: a leader its unit's subtree, a wall the tiles of its
+// dashboard over the dashboard's subtree, analysts and admins everything.
+type scope struct {
+	claims  *auth.Claims
+	root    string          // the unit a request without unit= reads
+	subtree map[string]bool // nil: every unit
+	dash    *dashboards.Dashboard
+	cat     *kpi.Catalog
+	known   func(string) bool
+}
+
+func (a *App) scopeOf(c *auth.Claims) (*scope, error) {
+	s := &scope{claims: c, root: a.cityRoot(), cat: a.kpiCat, known: func(u string) bool { return a.refs.Has("unit", u) }}
+	limit := func(unit string) error {
+		if !a.refs.Has("unit", unit) {
+			return api.Errorf(api.EFORBIDDEN, "the token's unit "+unit+" is not a known unit")
+		}
+		s.root = unit
+		s.subtree = map[string]bool{}
+		for _, u := range a.refs.Subtree(unit) {
+			s.subtree[u] = true
+		}
+		return nil
+	}
+	switch c.Role {
+	case auth.RoleLeader:
+		if err := limit(c.Unit); err != nil {
+			return nil, err
+		}
+	case auth.RoleWall:
+		s.dash = a.dashboards[c.Dashboard]
+		if s.dash == nil {
+			return nil, api.Errorf(api.EFORBIDDEN, "the token's dashboard "+c.Dashboard+" is not defined")
+		}
+		if err := limit(s.dash.Unit); err != nil {
+			return nil, err
+		}
+	case auth.RoleAdmin, auth.RoleAnalyst:
+	default:
+		return nil, api.Errorf(api.EFORBIDDEN, "a "+c.Role+" token cannot read KPIs")
+	}
+	return s, nil
+}
+
+// allow checks one key; window "custom" stands for a from/to request.
+func (s *scope) allow(kpiID, unit, window string) (*kpi.KPI, error) {
+	k, ok := s.cat.KPI(kpiID)
+	if !ok {
+		return nil, api.Errorf(api.ENOTFOUND, "unknown kpi "+kpiID+" (GET /api/v1/kpis lists them)")
+	}
+	if !s.known(unit) {
+		return nil, api.Errorf(api.ENOTFOUND, "unknown unit "+unit)
+	}
+	if err := k.CheckWindow(window); err != nil {
+		return nil, api.Errorf(api.EINVALID, err.Error())
+	}
+	if s.subtree != nil && !s.subtree[unit] {
+		return nil, api.Errorf(api.EFORBIDDEN, "unit "+unit+" is outside the subtree of unit "+s.root+" this token sees")
+	}
+	if s.dash != nil && !s.dash.Shows(kpiID, window) {
+		return nil, api.Errorf(api.EFORBIDDEN, "dashboard "+s.dash.ID+" does not show "+kpiID+" over window "+window)
+	}
+	return k, nil
+}
+
+// cityRoot is the root of the unit tree.
+func (a *App) cityRoot() string {
+	for _, u := range a.refs.Set().Units {
+		if u.Parent == "" {
+			return u.Code
+		}
+	}
+	return ""
+}
+
+// calendar is the business calendar of the current reference data.
+func (a *App) calendar() *worktime.Calendar {
+	cal, err := worktime.New(a.refs.Set().Calendar, worktime.Config{})
+	if err != nil { // reference data is validated when loaded
+		cal, _ = worktime.New(nil, worktime.Config{})
+	}
+	return cal
+}
+
+// kpiRequest reads unit, window, from and to of a KPI request.
+type kpiRequest struct {
+	k    *kpi.KPI
+	unit string
+	span kpi.Span
+}
+
+func (a *App) readKPIRequest(r *http.Request) (*kpiRequest, error) {
+	s, err := a.scopeOf(auth.FromContext(r.Context()))
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	id := chi.URLParam(r, "kpi")
+	unit := q.Get("unit")
+	if unit == "" {
+		unit = s.root
+	}
+	window := q.Get("window")
+	from, to := q.Get("from"), q.Get("to")
+	if from != "" || to != "" {
+		if window != "" && window != kpi.WindowCustom {
+			return nil, api.Errorf(api.EINVALID, "give window or from and to, not both")
+		}
+		window = kpi.WindowCustom
+	}
+	if window == "" {
+		window = kpi.WindowToday
+		if k, ok := a.kpiCat.KPI(id); ok && k.Instant() {
+			window = kpi.WindowNow
+		}
+	}
+	k, err := s.allow(id, unit, window)
+	if err != nil {
+		return nil, err
+	}
+	req := &kpiRequest{k: k, unit: unit, span: kpi.Span{Window: window}}
+	if window == kpi.WindowCustom {
+		f, err1 := time.Parse(time.RFC3339, from)
+		t, err2 := time.Parse(time.RFC3339, to)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, api.Errorf(api.EINVALID, "from and to must both be RFC 3339 times (2023-01-01T00:00:00+07:00)")
+		}
+		if req.span, err = kpi.Custom(f, t, time.Now(), a.kpiBuilder.Loc); err != nil {
+			return nil, api.Errorf(api.EINVALID, err.Error())
+		}
+	}
+	return req, nil
+}
+
+func (a *App) handleKPICatalog(w http.ResponseWriter, r *http.Request) {
+	type entry struct {
+		*kpi.KPI
+		Windows []string `json:"windows"`
+	}
+	out := make([]entry, len(a.kpiCat.KPIs))
+	for i, k := range a.kpiCat.KPIs {
+		out[i] = entry{k, k.Windows()}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"catalog_version": a.kpiCat.Version, "windows": kpi.StandardWindows, "kpis": out})
+}
+
+func (a *App) handleKPIValue(w http.ResponseWriter, r *http.Request) {
+	req, err := a.readKPIRequest(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	var v kpi.Value
+	if req.span.Window == kpi.WindowCustom {
+		v, err = a.kpiReader.Compute(ctx, req.k, req.unit, req.span)
+	} else {
+		v, err = a.kpiReader.Value(ctx, req.k, req.unit, req.span.Window, time.Now())
+	}
+	if err != nil {
+		api.WriteError(w, r, kpiError(err))
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, v)
+}
+
+func (a *App) handleKPISQL(w http.ResponseWriter, r *http.Request) {
+	req, err := a.readKPIRequest(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	span := req.span
+	if span.Window != kpi.WindowCustom {
+		if span, err = a.kpiReader.Span(r.Context(), req.k, req.unit, span.Window, time.Now()); err != nil {
+			api.WriteError(w, r, kpiError(err))
+			return
+		}
+	}
+	sql := a.kpiBuilder.SQL(a.kpiCat, req.k, req.unit, span)
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		api.WriteJSON(w, http.StatusOK, map[string]any{"kpi": req.k.ID, "unit": req.unit, "window": span.Window,
+			"from": span.From, "to": span.To, "at": span.At, "sql": sql})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(sql + "\n"))
+}
+
+func (a *App) handleKPISeries(w http.ResponseWriter, r *http.Request) {
+	req, err := a.readKPIRequest(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	step := r.URL.Query().Get("step")
+	if step == "" {
+		step = defaultStep[req.span.Window]
+	}
+	span := req.span
+	if span.Window != kpi.WindowCustom {
+		if span, err = kpi.Resolve(span.Window, time.Now(), a.kpiBuilder.Loc); err != nil {
+			api.WriteError(w, r, api.Errorf(api.EINVALID, err.Error()))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	sql, points, err := a.kpiReader.Series(ctx, req.k, req.unit, span, step)
+	if err != nil {
+		api.WriteError(w, r, kpiError(err))
+		return
+	}
+	if points == nil {
+		points = []kpi.Point{}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"kpi": req.k.ID, "unit": req.unit, "window": span.Window, "step": step,
+		"from": span.From, "to": span.To, "version": req.k.Version, "points": points, "sql": sql})
+}
+
+var defaultStep = map[string]string{"today": "hour", "24h": "hour", "week": "day", "7d": "day", "month": "day",
+	"30d": "day", "quarter": "week", "ytd": "month", "custom": "day"}
+
+// kpiError keeps ClickHouse's text from clients; validation errors of the
+// kpi package are the client's.
+func kpiError(err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return api.Errorf(api.EUNAVAILABLE, "the KPI query did not finish in time; retry")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "has no series") || strings.HasPrefix(msg, "step ") {
+		return api.Errorf(api.EINVALID, msg)
+	}
+	return api.Errorf(api.EUNAVAILABLE, "clickhouse could not compute the KPI; retry later")
+}
+
+// wsAuth authenticates websocket clients with the same tokens and scopes.
+type wsAuth struct{ a *App }
+
+var _ stream.Authenticator = wsAuth{}
+
+func (w wsAuth) Authenticate(_ context.Context, token string) (stream.Session, error) {
+	c, err := w.a.Tokens.Verify(token)
+	if err != nil {
+		return nil, errors.New("invalid token: " + err.Error())
+	}
+	s, err := w.a.scopeOf(c)
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), api.EFORBIDDEN+": "))
+	}
+	return wsSession{s}, nil
+}
+
+type wsSession struct{ s *scope }
+
+func (s wsSession) Allow(channel string) error {
+	k, ok := kpi.ParseChannel(channel)
+	if !ok {
+		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>")
+	}
+	if k.Window == kpi.WindowCustom {
+		return errors.New("custom windows are for REST only; subscribe to a standard window")
+	}
+	if _, err := s.s.allow(k.KPI, k.Unit, k.Window); err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			if ae.Code == api.ENOTFOUND {
+				return notFound(ae.Message)
+			}
+			return errors.New(ae.Message)
+		}
+		return err
+	}
+	return nil
+}
+
+// notFound is an unknown KPI or unit: its text alone for the client, and
+// stream.ErrUnknownChannel for the hub's error code.
+type notFound string
+
+func (e notFound) Error() string { return string(e) }
+func (e notFound) Unwrap() error { return stream.ErrUnknownChannel }
+
+func (s wsSession) Subject() string {
+	c := s.s.claims
+	switch c.Role {
+	case auth.RoleLeader:
+		return "leader:" + c.Unit
+	case auth.RoleWall:
+		return "wall:" + c.Dashboard
+	}
+	return c.Role + ":" + c.Subject
+}
+
+// setupKPIs loads the catalog and the dashboards, opens the KV bucket of
+// values and wires the engine and the websocket hub.
+func (a *App) setupKPIs(ctx context.Context) error {
+	var err error
+	if a.kpiCat, err = kpi.Load(); err != nil {
+		return err
+	}
+	cal := a.calendar()
+	a.kpiBuilder = &kpi.Builder{DB: a.db.Database(), Loc: cal.Location(), Calendar: a.calendar}
+	check := func(id, window string) error {
+		k, ok := a.kpiCat.KPI(id)
+		if !ok {
+			return errors.New("unknown kpi " + id)
+		}
+		return k.CheckWindow(window)
+	}
+	if a.dashboards, err = dashboards.Load(check, func(u string) bool { return a.refs.Has("unit", u) }); err != nil {
+		return err
+	}
+	if a.kpiStore, err = kpi.OpenStore(ctx, a.js, a.cfg.KPI.Store, a.kpiCat, cal.Location()); err != nil {
+		return err
+	}
+	a.kpiReader = &kpi.Reader{Cat: a.kpiCat, B: a.kpiBuilder, DB: a.db, Store: a.kpiStore}
+	if a.engine, err = kpi.NewEngine(a.cfg.KPI, a.kpiCat, a.kpiBuilder, a.db, a.nc, a.js, a.kpiStore, a.reg, a.log); err != nil {
+		return err
+	}
+	a.hub, err = stream.New(a.cfg.WS, a.kpiStore, wsAuth{a}, a.reg, a.log)
+	return err
+}

@@ -1,0 +1,230 @@
+package kpi
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed catalog.yaml
+var catalogYAML []byte
+
+// Kinds of KPI, that is how a value follows from its sums.
+const (
+	KindCount     = "count"      // value = numerator × scale
+	KindRatio     = "ratio"      // value = numerator / denominator × scale
+	KindMean      = "mean"       // value = numerator / denominator × scale
+	KindPerMinute = "per_minute" // value = numerator / minutes of the window
+)
+
+// Text in English and Vietnamese.
+type Text struct {
+	EN string `yaml:"en" json:"en"`
+	VI string `yaml:"vi" json:"vi"`
+}
+
+// Source is a curated view a KPI sums over.
+type Source struct {
+	Name string `yaml:"-" json:"name"`
+	View string `yaml:"view" json:"view"`
+	// Unit is the view's column holding the unit a row belongs to.
+	Unit string `yaml:"unit" json:"unit"`
+}
+
+// KPI is one catalog entry.
+type KPI struct {
+	ID          string  `yaml:"id" json:"id"`
+	Family      string  `yaml:"family" json:"family"`
+	Version     int     `yaml:"version" json:"version"`
+	Title       Text    `yaml:"title" json:"title"`
+	Definition  string  `yaml:"definition" json:"definition"`
+	Example     string  `yaml:"example,omitempty" json:"example,omitempty"`
+	Source      string  `yaml:"source" json:"source"`
+	Time        string  `yaml:"time,omitempty" json:"time,omitempty"`
+	Filter      string  `yaml:"filter,omitempty" json:"filter,omitempty"`
+	Numerator   string  `yaml:"numerator" json:"numerator"`
+	Denominator string  `yaml:"denominator,omitempty" json:"denominator,omitempty"`
+	Scale       float64 `yaml:"scale,omitempty" json:"scale,omitempty"`
+	Kind        string  `yaml:"kind" json:"kind"`
+	Format      string  `yaml:"format,omitempty" json:"format,omitempty"`
+	Better      string  `yaml:"better" json:"better"`
+}
+
+// Instant reports whether the KPI is taken at an instant (window "now")
+// rather than over a window of time.
+func (k *KPI) Instant() bool { return k.Time == "" }
+
+// Windows the KPI is published for.
+func (k *KPI) Windows() []string {
+	if k.Instant() {
+		return []string{WindowNow}
+	}
+	return StandardWindows
+}
+
+// Catalog is the validated set of KPIs.
+type Catalog struct {
+	Version int                `yaml:"catalog_version" json:"catalog_version"`
+	Sources map[string]*Source `yaml:"sources" json:"-"`
+	KPIs    []*KPI             `yaml:"kpis" json:"kpis"`
+
+	byID map[string]*KPI
+}
+
+// Load parses and validates the catalog bundled with ioc.
+func Load() (*Catalog, error) { return Parse(catalogYAML) }
+
+// Parse parses and validates a catalog file.
+func Parse(b []byte) (*Catalog, error) {
+	var c Catalog
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("kpi catalog: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("kpi catalog: %w", err)
+	}
+	return &c, nil
+}
+
+// KPI returns the entry with that id.
+func (c *Catalog) KPI(id string) (*KPI, bool) {
+	k, ok := c.byID[id]
+	return k, ok
+}
+
+// Families lists the families that have KPIs, sorted.
+func (c *Catalog) Families() []string {
+	var out []string
+	for _, k := range c.KPIs {
+		if !slices.Contains(out, k.Family) {
+			out = append(out, k.Family)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var (
+	idRE     = regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$`)
+	columnRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	// placeholderRE matches {now}, {now_minus:120}, {now_plus_working_hours:8}.
+	placeholderRE = regexp.MustCompile(`\{([a-z_]+)(?::([0-9.]+))?\}`)
+)
+
+// forbidden in SQL fragments: they are spliced into statements.
+var fragmentForbidden = []string{";", "--", "/*", "*/", "#", "`"}
+
+func (c *Catalog) validate() error {
+	if c.Version <= 0 {
+		return errors.New("catalog_version must be a positive integer")
+	}
+	if len(c.Sources) == 0 {
+		return errors.New("sources: none declared")
+	}
+	for name, s := range c.Sources {
+		s.Name = name
+		if !columnRE.MatchString(s.View) {
+			return fmt.Errorf("sources.%s.view: %q is not a view name", name, s.View)
+		}
+		if !columnRE.MatchString(s.Unit) {
+			return fmt.Errorf("sources.%s.unit: %q is not a column name", name, s.Unit)
+		}
+	}
+	c.byID = map[string]*KPI{}
+	for i, k := range c.KPIs {
+		where := fmt.Sprintf("kpis[%d]", i)
+		if k.ID != "" {
+			where = "kpi " + k.ID
+		}
+		if err := k.validate(c); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if _, dup := c.byID[k.ID]; dup {
+			return fmt.Errorf("%s: id declared twice", where)
+		}
+		c.byID[k.ID] = k
+	}
+	return nil
+}
+
+func (k *KPI) validate(c *Catalog) error {
+	switch {
+	case !idRE.MatchString(k.ID):
+		return fmt.Errorf("id %q must look like family.name (lower case)", k.ID)
+	case !strings.HasPrefix(k.ID, k.Family+"."):
+		return fmt.Errorf("family %q must be the id's prefix", k.Family)
+	case k.Version <= 0:
+		return errors.New("version must be a positive integer")
+	case k.Title.EN == "" || k.Title.VI == "":
+		return errors.New("title needs en and vi")
+	case k.Definition == "":
+		return errors.New("definition is empty")
+	case c.Sources[k.Source] == nil:
+		return fmt.Errorf("source %q is not declared under sources", k.Source)
+	case k.Time != "" && !columnRE.MatchString(k.Time):
+		return fmt.Errorf("time %q is not a column name", k.Time)
+	case k.Numerator == "":
+		return errors.New("numerator is empty")
+	case k.Better != "higher" && k.Better != "lower" && k.Better != "neutral":
+		return fmt.Errorf("better %q must be higher, lower or neutral", k.Better)
+	}
+	switch k.Kind {
+	case KindCount:
+		if k.Denominator != "" {
+			return errors.New("a count has no denominator")
+		}
+	case KindRatio, KindMean:
+		if k.Denominator == "" {
+			return fmt.Errorf("a %s needs a denominator", k.Kind)
+		}
+	case KindPerMinute:
+		if k.Denominator != "" || k.Instant() {
+			return errors.New("a per_minute KPI needs a time column and no denominator")
+		}
+	default:
+		return fmt.Errorf("kind %q must be count, ratio, mean or per_minute", k.Kind)
+	}
+	if k.Scale == 0 {
+		k.Scale = 1
+	}
+	for name, frag := range map[string]string{"filter": k.Filter, "numerator": k.Numerator, "denominator": k.Denominator} {
+		if err := checkFragment(frag); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func checkFragment(frag string) error {
+	for _, bad := range fragmentForbidden {
+		if strings.Contains(frag, bad) {
+			return fmt.Errorf("%q is not allowed in a SQL fragment", bad)
+		}
+	}
+	for _, m := range placeholderRE.FindAllStringSubmatch(frag, -1) {
+		switch m[1] {
+		case "now":
+			if m[2] != "" {
+				return errors.New("{now} takes no argument")
+			}
+		case "now_minus", "now_plus_working_hours":
+			if _, err := strconv.ParseFloat(m[2], 64); err != nil || m[2] == "" {
+				return fmt.Errorf("{%s:N} needs a number", m[1])
+			}
+		default:
+			return fmt.Errorf("unknown placeholder {%s}", m[1])
+		}
+	}
+	if strings.Count(frag, "(") != strings.Count(frag, ")") || strings.Count(frag, "'")%2 != 0 {
+		return errors.New("unbalanced parentheses or quotes")
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package kpi_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vn-ioc/ioc/ingest/refdata"
+	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query/kpi"
+)
+
+// BenchmarkRecomputeDossiers measures one recomputation of every dossier
+// KPI for every unit and window, at growing histories. The dossiers are
+// made by ClickHouse itself (INSERT … SELECT from system.numbers): a
+// received and, for 3 in 4, a resolved event each, spread over two years
+// and the city's units. Sizes: IOC_BENCH_DOSSIERS (default 100000,1000000;
+// 10000000 takes some minutes to load).
+func BenchmarkRecomputeDossiers(b *testing.B) {
+	sizes := "100000,1000000"
+	if v := os.Getenv("IOC_BENCH_DOSSIERS"); v != "" {
+		sizes = v
+	}
+	db, _ := testenv.ClickHouse(b)
+	ctx := context.Background()
+	set, err := refdata.HCMC()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
+		b.Fatal(err)
+	}
+	cal, _ := worktime.New(set.Calendar, worktime.Config{})
+	cat, _ := kpi.Load()
+	bld := &kpi.Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
+	eng, err := kpi.NewEngine(kpi.Config{QueryTimeout: 10 * time.Minute}, cat, bld, db, nil, nil, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wards []string
+	for _, u := range set.Units {
+		if u.Kind == "ward" {
+			wards = append(wards, "'"+u.Code+"'")
+		}
+	}
+	units := "[" + strings.Join(wards, ",") + "]"
+	loaded := 0
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Grow the history to n dossiers.
+		start := time.Now()
+		insert := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, unit, channel, service_level, due_at)
+SELECT 'bench', concat('r', toString(number)), 'received', concat('D', toString(number)), t, t,
+       %s[number %% %d + 1], ['online', 'counter', 'postal'][number %% 3 + 1], ['full_online', 'partial_online', 'offline'][number %% 3 + 1],
+       t + 86400 * (number %% 15 + 1)
+FROM (SELECT number, toDateTime(1700000000 + intDiv(number * 63072000, %d)) AS t FROM system.numbers LIMIT %d, %d)`,
+			db.Table("dossier_events"), units, len(wards), n, loaded, n-loaded)
+		if err := db.Conn.Exec(ctx, insert); err != nil {
+			b.Fatal(err)
+		}
+		resolve := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, e_result)
+SELECT 'bench', concat('s', toString(number)), 'resolved', concat('D', toString(number)), t, t, toUInt8(number %% 2)
+FROM (SELECT number, toDateTime(1700000000 + intDiv(number * 63072000, %d) + 3600 * (number %% 500)) AS t FROM system.numbers LIMIT %d, %d)
+WHERE number %% 4 != 0`, db.Table("dossier_events"), n, loaded, n-loaded)
+		if err := db.Conn.Exec(ctx, resolve); err != nil {
+			b.Fatal(err)
+		}
+		_ = db.Conn.Exec(ctx, "OPTIMIZE TABLE "+db.Table("dossier_state")+" FINAL")
+		loaded = n
+		b.Logf("%d dossiers loaded in %v", n, time.Since(start).Round(time.Second))
+		at := time.Unix(1700000000+63072000, 0)
+		b.Run(fmt.Sprintf("dossiers=%d", n), func(b *testing.B) {
+			var keys int
+			for b.Loop() {
+				vals, err := eng.Compute(ctx, "dossier", at)
+				if err != nil {
+					b.Fatal(err)
+				}
+				keys = len(vals)
+			}
+			b.ReportMetric(float64(keys), "keys")
+		})
+	}
+}

@@ -1,0 +1,316 @@
+package kpi_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vn-ioc/ioc/ingest/refdata"
+	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/kpi"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// city is a test database with Ho Chi Minh City's reference data and
+// random events of every family around the instant at.
+type city struct {
+	db    *query.DB
+	set   *refdata.Set
+	cat   *kpi.Catalog
+	b     *kpi.Builder
+	at    time.Time
+	units []string
+}
+
+func newCity(t *testing.T, seed uint64) *city {
+	t.Helper()
+	db, _ := testenv.ClickHouse(t)
+	set, err := refdata.HCMC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := worktime.New(set.Calendar, worktime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := kpi.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &city{db: db, set: set, cat: cat, at: time.Now().Truncate(time.Second),
+		b: &kpi.Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}}
+	for _, u := range set.Units {
+		c.units = append(c.units, u.Code)
+	}
+	c.fill(t, rand.New(rand.NewPCG(seed, 7)))
+	return c
+}
+
+// fill inserts raw events straight into the event tables (the state
+// views fold them as the writer's inserts would be folded), some of them
+// twice, as a crash between insert and acknowledgement would.
+func (c *city) fill(t *testing.T, r *rand.Rand) {
+	t.Helper()
+	ctx := context.Background()
+	leaf := func() string { return c.units[r.IntN(len(c.units))] }
+	ago := func(maxHours int) time.Time { return c.at.Add(-time.Duration(r.IntN(maxHours*3600)) * time.Second) }
+	pick := func(s ...string) string { return s[r.IntN(len(s))] }
+
+	type row = []any
+	insert := func(table string, cols string, rows []row) {
+		t.Helper()
+		batch, err := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table(table)+" ("+cols+")")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rw := range rows {
+			if err := batch.Append(rw...); err != nil {
+				t.Fatal(err)
+			}
+			if i%10 == 0 { // a repeated delivery
+				if err := batch.Append(rw...); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := batch.Send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var dossiers []row
+	const dcols = "source, id, type, subject, time, accepted_at, unit, channel, service_level, due_at, e_result, method, portal"
+	for i := 0; i < 3000; i++ {
+		id := fmt.Sprintf("d%d", i)
+		recv := ago(24 * 120)
+		due := recv.Add(time.Duration(4+r.IntN(200)) * time.Hour)
+		unit := leaf()
+		ev := func(typ string, at time.Time, extra ...any) {
+			rw := row{"test", id + "-" + typ, typ, id, at, at, "", "", "", time.Unix(0, 0), uint8(0), "", ""}
+			copy(rw[6:], extra)
+			if typ == "synced" {
+				rw[12] = "national"
+			}
+			dossiers = append(dossiers, rw)
+		}
+		ev("received", recv, unit, pick("online", "counter", "postal"), pick("full_online", "partial_online", "offline"), due)
+		if r.IntN(3) == 0 {
+			ev("supplement_requested", recv.Add(time.Hour))
+			due = due.Add(48 * time.Hour)
+			ev("supplement_received", recv.Add(3*time.Hour), "", "", "", due)
+		}
+		if r.IntN(4) == 0 {
+			ev("paid", recv.Add(time.Minute), "", "", "", time.Unix(0, 0), uint8(0), pick("online", "cash"))
+		}
+		if r.IntN(2) == 0 {
+			ev("digitized", recv.Add(2*time.Minute))
+		}
+		if r.IntN(5) == 0 {
+			ev("synced", recv.Add(3*time.Minute))
+		}
+		switch r.IntN(10) {
+		case 0:
+			ev("withdrawn", recv.Add(time.Hour))
+		case 1, 2, 3:
+			// open
+		default:
+			res := recv.Add(time.Duration(r.IntN(260)) * time.Hour)
+			if res.After(c.at) {
+				break
+			}
+			ev("resolved", res, "", "", "", time.Unix(0, 0), uint8(r.IntN(2)))
+			if res.After(due) && r.IntN(2) == 0 {
+				ev("apology_issued", res.Add(time.Hour))
+			}
+		}
+	}
+	insert("dossier_events", dcols, dossiers)
+
+	var tickets []row
+	for i := 0; i < 1500; i++ {
+		id := fmt.Sprintf("t%d", i)
+		recv := ago(24 * 60)
+		due := recv.Add(time.Duration(24+r.IntN(300)) * time.Hour)
+		unit := leaf()
+		tickets = append(tickets, row{"test", id + "-r", "received", id, recv, recv, unit, due, uint8(0)})
+		if r.IntN(3) > 0 {
+			res := recv.Add(time.Duration(r.IntN(400)) * time.Hour)
+			if res.Before(c.at) {
+				tickets = append(tickets, row{"test", id + "-s", "resolved", id, res, res, "", time.Unix(0, 0), uint8(0)})
+				if r.IntN(2) == 0 {
+					tickets = append(tickets, row{"test", id + "-q", "rated", id, res.Add(time.Hour), res, "", time.Unix(0, 0), uint8(1 + r.IntN(5))})
+				}
+			}
+		}
+	}
+	insert("feedback_events", "source, id, type, subject, time, accepted_at, unit, due_at, rating", tickets)
+
+	var surveys []row
+	for i := 0; i < 2000; i++ {
+		at := ago(24 * 100)
+		surveys = append(surveys, row{"test", fmt.Sprintf("s%d", i), "submitted", fmt.Sprintf("s%d", i), at, at, leaf(),
+			pick("very_satisfied", "satisfied", "neutral", "unsatisfied", "very_unsatisfied")})
+	}
+	insert("survey_events", "source, id, type, subject, time, accepted_at, unit, rating", surveys)
+
+	var cams []row
+	for i, cam := range c.set.Cameras {
+		if i%3 == 0 {
+			continue // never heard from
+		}
+		at := c.at.Add(-time.Duration(r.IntN(300)) * time.Second)
+		cams = append(cams, row{"test", cam.ID + "-st", "status", cam.ID, at, at, uint8(r.IntN(4)/3 ^ 1), "", int8(0)})
+		for j := 0; j < 3; j++ {
+			dt := ago(48)
+			kind := pick("vehicle_count", "congestion", "flooding")
+			cams = append(cams, row{"test", fmt.Sprintf("%s-d%d", cam.ID, j), "detection", cam.ID, dt, dt, uint8(0), kind, int8(r.IntN(5))})
+		}
+	}
+	insert("camera_events", "source, id, type, subject, time, accepted_at, online, kind, level", cams)
+}
+
+// TestEngineEqualsSQL is the wall == SQL property: for random units and
+// windows, the value the engine computes for every unit at once equals the
+// value of the key's own SQL (what /sql shows), numerator, denominator
+// and value alike.
+func TestEngineEqualsSQL(t *testing.T) {
+	c := newCity(t, 1)
+	ctx := context.Background()
+	eng, err := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := &kpi.Reader{Cat: c.cat, B: c.b, DB: c.db}
+	r := rand.New(rand.NewPCG(2, 3))
+	root := "79"
+	checked, nonzero := 0, 0
+	for _, fam := range c.cat.Families() {
+		vals, err := eng.Compute(ctx, fam, c.at)
+		if err != nil {
+			t.Fatalf("%s: %v", fam, err)
+		}
+		var keys []kpi.Key
+		for k := range vals {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b kpi.Key) int { return cmpKey(a, b) })
+		// the city for every KPI and window, and random units
+		var sample []kpi.Key
+		for _, k := range keys {
+			if k.Unit == root || r.IntN(40) == 0 {
+				sample = append(sample, k)
+			}
+		}
+		for _, k := range sample {
+			want := vals[k]
+			kp, _ := c.cat.KPI(k.KPI)
+			span := kpi.Span{Window: k.Window, From: want.From, To: want.To, At: want.At}
+			got, err := reader.Compute(ctx, kp, k.Unit, span)
+			if err != nil {
+				t.Fatalf("%v: %v", k, err)
+			}
+			checked++
+			if want.Numerator != 0 {
+				nonzero++
+			}
+			if got.Numerator != want.Numerator || got.Denominator != want.Denominator || !sameFloat(got.Value, want.Value) {
+				t.Errorf("%v: engine %d/%d=%v, sql %d/%d=%v", k, want.Numerator, want.Denominator, show(want.Value),
+					got.Numerator, got.Denominator, show(got.Value))
+			}
+		}
+	}
+	if checked < 100 || nonzero < checked/3 {
+		t.Fatalf("checked %d keys, %d of them non-zero: the data does not exercise the KPIs", checked, nonzero)
+	}
+	t.Logf("%d keys checked, %d non-zero", checked, nonzero)
+}
+
+// TestDuplicatesChangeNothing: delivering every event again leaves every
+// value as it was.
+func TestDuplicatesChangeNothing(t *testing.T) {
+	c := newCity(t, 5)
+	ctx := context.Background()
+	eng, _ := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
+	before := map[kpi.Key]kpi.Value{}
+	for _, fam := range c.cat.Families() {
+		vals, err := eng.Compute(ctx, fam, c.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range vals {
+			before[k] = v
+		}
+	}
+	for _, tbl := range []string{"dossier_events", "feedback_events", "survey_events", "camera_events"} {
+		if err := c.db.Conn.Exec(ctx, "INSERT INTO "+c.db.Table(tbl)+" SELECT * FROM "+c.db.Table(tbl)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, fam := range c.cat.Families() {
+		vals, err := eng.Compute(ctx, fam, c.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vals) != countFamily(before, fam) {
+			t.Errorf("%s: %d keys after, %d before", fam, len(vals), countFamily(before, fam))
+		}
+		for k, v := range vals {
+			if b := before[k]; b.Numerator != v.Numerator || b.Denominator != v.Denominator {
+				t.Errorf("%v: %d/%d before the repeats, %d/%d after", k, b.Numerator, b.Denominator, v.Numerator, v.Denominator)
+			}
+		}
+	}
+}
+
+func countFamily(m map[kpi.Key]kpi.Value, fam string) int {
+	n := 0
+	for k := range m {
+		if len(k.KPI) > len(fam) && k.KPI[:len(fam)+1] == fam+"." {
+			n++
+		}
+	}
+	return n
+}
+
+func cmpKey(a, b kpi.Key) int {
+	if a.KPI != b.KPI {
+		return cmpStr(a.KPI, b.KPI)
+	}
+	if a.Unit != b.Unit {
+		return cmpStr(a.Unit, b.Unit)
+	}
+	return cmpStr(a.Window, b.Window)
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func sameFloat(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+func show(f *float64) string {
+	if f == nil {
+		return "null"
+	}
+	return fmt.Sprint(*f)
+}

@@ -1,0 +1,94 @@
+package kpi
+
+import (
+	"fmt"
+	"strings"
+)
+
+//go:generate go test -run TestDocsUpToDate -update .
+
+var familyTitles = map[string]string{
+	"dossier":  "Dossiers (hồ sơ thủ tục hành chính)",
+	"feedback": "Feedback (phản ánh kiến nghị, 1022)",
+	"survey":   "Satisfaction (hài lòng)",
+	"camera":   "Cameras",
+}
+
+// Markdown is docs/kpis.md, generated from the catalog.
+func Markdown(c *Catalog) string {
+	var w strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
+	p("# KPI catalog\n\n")
+	p("*Danh mục chỉ số — sinh tự động từ `query/kpi/catalog.yaml`; đừng sửa tay.*\n\n")
+	p("Generated from [`query/kpi/catalog.yaml`](../query/kpi/catalog.yaml) (catalog version %d) by\n", c.Version)
+	p("`go generate ./query/kpi`; a test fails when this page and the catalog disagree.\n\n")
+	p("## How a value is computed\n\n")
+	p("Every value is keyed by **{kpi, unit, window}**. A unit means the unit **and its whole\n")
+	p("subtree** (`units.path`). Each KPI sums two integer expressions over the rows of one\n")
+	p("curated view ([schema.md](schema.md)) whose unit is in the subtree, whose `time` column is\n")
+	p("in the window and that pass the filter:\n\n")
+	p("| kind | value |\n|---|---|\n")
+	p("| `count` | numerator (the denominator is the number of rows counted) |\n")
+	p("| `ratio` | numerator / denominator, `null` when the denominator is 0 |\n")
+	p("| `mean` | numerator / denominator × scale |\n")
+	p("| `per_minute` | numerator / minutes of the window that have passed |\n\n")
+	p("Windows (Asia/Ho_Chi_Minh): `today`, `week` (Monday–Sunday), `month`, `quarter`, `ytd`\n")
+	p("(whole calendar periods), `24h`, `7d`, `30d` (ending at the instant of computation), or a\n")
+	p("custom `from`/`to` on REST. KPIs without a time column are taken at an instant: their only\n")
+	p("window is `now`. In the SQL fragments, `{now}` is that instant, `{now_minus:S}` S seconds\n")
+	p("earlier and `{now_plus_working_hours:H}` H working hours later on the business calendar.\n\n")
+	p("`GET /api/v1/kpis/{kpi}/sql?unit=&window=` gives the exact statement behind a value: run in\n")
+	p("clickhouse-client it returns the same numerator, denominator and value.\n\n")
+	for _, fam := range c.Families() {
+		title := familyTitles[fam]
+		if title == "" {
+			title = fam
+		}
+		p("## %s\n\n", title)
+		for _, k := range c.KPIs {
+			if k.Family != fam {
+				continue
+			}
+			p("### `%s` — %s\n\n", k.ID, k.Title.EN)
+			p("*%s*\n\n", k.Title.VI)
+			p("%s\n\n", k.Definition)
+			if k.Example != "" {
+				p("Example: %s.\n\n", k.Example)
+			}
+			src := c.Sources[k.Source]
+			p("| | |\n|---|---|\n")
+			p("| kind | `%s`%s |\n", k.Kind, formatNote(k))
+			p("| windows | %s |\n", "`"+strings.Join(k.Windows(), "`, `")+"`")
+			p("| view | `%s` (unit column `%s`) |\n", src.View, src.Unit)
+			if k.Time != "" {
+				p("| time column | `%s` |\n", k.Time)
+			}
+			if k.Filter != "" {
+				p("| filter | `%s` |\n", cell(k.Filter))
+			}
+			p("| numerator | `%s` |\n", cell(k.Numerator))
+			if k.Denominator != "" {
+				p("| denominator | `%s` |\n", cell(k.Denominator))
+			}
+			if k.Scale != 1 {
+				p("| scale | %g |\n", k.Scale)
+			}
+			p("| better | %s |\n| version | %d |\n\n", k.Better, k.Version)
+		}
+	}
+	p("## Not computed yet\n\n")
+	p("- `dossier.avg_processing_days` (working days net of supplement pauses) needs working-day\n")
+	p("  arithmetic in ClickHouse over the business calendar; not in the catalog yet.\n")
+	p("- The Decision 766 scorecard (`score766.*`) and the digital transformation index (`dti.*`).\n")
+	p("- Survey rates per officer and per channel.\n")
+	return w.String()
+}
+
+func formatNote(k *KPI) string {
+	if k.Format == "" {
+		return ""
+	}
+	return ", shown as " + k.Format
+}
+
+func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }

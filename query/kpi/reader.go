@@ -1,0 +1,99 @@
+package kpi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vn-ioc/ioc/query"
+)
+
+// Reader answers the REST API: values from the store when the engine
+// published them, else computed with the same SQL /sql shows.
+type Reader struct {
+	Cat   *Catalog
+	B     *Builder
+	DB    *query.DB
+	Store *Store
+}
+
+// Compute runs the key's SQL (Builder.SQL) and returns its value.
+func (r *Reader) Compute(ctx context.Context, k *KPI, unit string, s Span) (Value, error) {
+	var num, den int64
+	var val *float64
+	if err := r.DB.Conn.QueryRow(ctx, r.B.SQL(r.Cat, k, unit, s)).Scan(&num, &den, &val); err != nil {
+		return Value{}, fmt.Errorf("compute %s: %w", k.ID, err)
+	}
+	v := newValue(k, unit, s, num, den)
+	return v, nil
+}
+
+// Value is the latest published value of a standard key, or the key
+// computed now when the engine has published none.
+func (r *Reader) Value(ctx context.Context, k *KPI, unit, window string, now time.Time) (Value, error) {
+	v, ok, err := r.published(ctx, k, unit, window)
+	if err != nil || ok {
+		return v, err
+	}
+	s, err := Resolve(window, now, r.B.Loc)
+	if err != nil {
+		return Value{}, err
+	}
+	return r.Compute(ctx, k, unit, s)
+}
+
+// Span of a key for /sql: the span of its latest published value, so that
+// the statement reproduces exactly the number the wall shows; the span at
+// now when none was published.
+func (r *Reader) Span(ctx context.Context, k *KPI, unit, window string, now time.Time) (Span, error) {
+	v, ok, err := r.published(ctx, k, unit, window)
+	if err != nil {
+		return Span{}, err
+	}
+	if ok {
+		return Span{Window: window, From: v.From.In(r.B.Loc), To: v.To.In(r.B.Loc), At: v.At.In(r.B.Loc)}, nil
+	}
+	return Resolve(window, now, r.B.Loc)
+}
+
+// published is the key's value in the store, if the engine published one.
+func (r *Reader) published(ctx context.Context, k *KPI, unit, window string) (Value, bool, error) {
+	if err := k.CheckWindow(window); err != nil {
+		return Value{}, false, err
+	}
+	if r.Store == nil {
+		return Value{}, false, nil
+	}
+	return r.Store.Get(ctx, Key{KPI: k.ID, Unit: unit, Window: window})
+}
+
+// Point of a series.
+type Point struct {
+	T           time.Time `json:"t"`
+	Numerator   int64     `json:"numerator"`
+	Denominator int64     `json:"denominator"`
+	Value       *float64  `json:"value"`
+}
+
+// Series is the KPI's trend over the span by step.
+func (r *Reader) Series(ctx context.Context, k *KPI, unit string, s Span, step string) (string, []Point, error) {
+	sql, err := r.B.SeriesSQL(r.Cat, k, unit, s, step)
+	if err != nil {
+		return "", nil, err
+	}
+	rows, err := r.DB.Conn.Query(ctx, sql)
+	if err != nil {
+		return sql, nil, fmt.Errorf("series %s: %w", k.ID, err)
+	}
+	defer rows.Close()
+	var out []Point
+	for rows.Next() {
+		var p Point
+		if err := rows.Scan(&p.T, &p.Numerator, &p.Denominator, &p.Value); err != nil {
+			return sql, nil, err
+		}
+		p.T = p.T.In(r.B.Loc)
+		out = append(out, p)
+	}
+	return sql, out, rows.Err()
+}

@@ -1,0 +1,194 @@
+package kpi
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vn-ioc/ioc/internal/worktime"
+)
+
+// Builder writes the SQL of KPIs over the curated views of one database.
+// The SQL of a single key (the /sql endpoint) and the engine's query for
+// every unit at once sum the same integer expressions over the same rows,
+// so they give the same numbers.
+type Builder struct {
+	DB  string
+	Loc *time.Location
+	// Calendar resolves {now_plus_working_hours:H}.
+	Calendar func() *worktime.Calendar
+}
+
+// literal is a DateTime literal in local time, readable by an analyst.
+func (b *Builder) literal(t time.Time) string {
+	return "toDateTime('" + t.In(b.Loc).Format("2006-01-02 15:04:05") + "', '" + b.Loc.String() + "')"
+}
+
+// expand replaces the placeholders of a fragment for the instant at.
+func (b *Builder) expand(frag string, at time.Time) string {
+	return placeholderRE.ReplaceAllStringFunc(frag, func(m string) string {
+		p := placeholderRE.FindStringSubmatch(m)
+		n, _ := strconv.ParseFloat(p[2], 64) // validated at load
+		switch p[1] {
+		case "now":
+			return b.literal(at)
+		case "now_minus":
+			return b.literal(at.Add(-time.Duration(n * float64(time.Second))))
+		case "now_plus_working_hours":
+			return b.literal(b.Calendar().AddWorkingHours(at, n).Truncate(time.Second))
+		}
+		return m
+	})
+}
+
+// rowTerms are the per-row numerator and denominator and the row condition
+// of a KPI over a span.
+func (b *Builder) rowTerms(k *KPI, s Span) (num, den, cond string) {
+	num = "toInt64(" + b.expand(k.Numerator, s.At) + ")"
+	den = "toInt64(1)"
+	if k.Denominator != "" {
+		den = "toInt64(" + b.expand(k.Denominator, s.At) + ")"
+	}
+	var conds []string
+	if !k.Instant() {
+		conds = append(conds, k.Time+" >= "+b.literal(s.From), k.Time+" < "+b.literal(s.To))
+	}
+	if k.Filter != "" {
+		conds = append(conds, "("+b.expand(k.Filter, s.At)+")")
+	}
+	if len(conds) == 0 {
+		conds = []string{"1"}
+	}
+	return num, den, strings.Join(conds, " AND ")
+}
+
+// valueExpr is the SQL of the value from the numerator and denominator
+// aliases, computed the way Value computes it in Go.
+func valueExpr(k *KPI, s Span) string {
+	scale := ""
+	if k.Scale != 1 {
+		scale = " * " + strconv.FormatFloat(k.Scale, 'g', -1, 64)
+	}
+	switch k.Kind {
+	case KindCount:
+		return "toFloat64(numerator)" + scale
+	case KindPerMinute:
+		return "numerator / " + strconv.FormatFloat(s.Minutes(), 'g', -1, 64)
+	}
+	return "if(denominator = 0, NULL, numerator / denominator" + scale + ")"
+}
+
+// SQL is the statement that gives the value of one key: the KPI over the
+// unit and its whole subtree. Run in clickhouse-client it returns the
+// numerator, the denominator and the value the API reports.
+func (b *Builder) SQL(cat *Catalog, k *KPI, unit string, s Span) string {
+	src := cat.Sources[k.Source]
+	num, den, cond := b.rowTerms(k, s)
+	var w strings.Builder
+	fmt.Fprintf(&w, "-- %s (version %d): %s\n", k.ID, k.Version, k.Title.EN)
+	fmt.Fprintf(&w, "-- unit %s and its subtree; %s\n", unit, describeSpan(s, b))
+	fmt.Fprintf(&w, "SELECT\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", valueExpr(k, s))
+	fmt.Fprintf(&w, "    SELECT %s AS n, %s AS d\n", num, den)
+	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
+	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, quote(unit))
+	fmt.Fprintf(&w, "      AND %s\n)", cond)
+	return w.String()
+}
+
+func describeSpan(s Span, b *Builder) string {
+	if s.From.IsZero() {
+		return "at " + s.At.In(b.Loc).Format("2006-01-02 15:04:05") + " " + b.Loc.String()
+	}
+	return fmt.Sprintf("window %s = [%s, %s) %s, taken at %s", s.Window, s.From.In(b.Loc).Format("2006-01-02 15:04:05"),
+		s.To.In(b.Loc).Format("2006-01-02 15:04:05"), b.Loc.String(), s.At.In(b.Loc).Format("2006-01-02 15:04:05"))
+}
+
+// column is one sum of the engine's query: a KPI's numerator or
+// denominator over one span.
+type column struct {
+	kpi  *KPI
+	span Span
+	den  bool
+}
+
+// AllUnits is the engine's query for the KPIs of one source over the
+// spans: one pass over the view, grouped by unit, then rolled up to every
+// ancestor through units.path. It returns the statement and, in the order
+// of its columns after `unit`, what each sum is.
+func (b *Builder) AllUnits(cat *Catalog, source string, kpis []*KPI, spans map[string]Span) (string, []column) {
+	src := cat.Sources[source]
+	var cols []column
+	var inner, outer []string
+	for _, k := range kpis {
+		for _, win := range k.Windows() {
+			s := spans[win]
+			num, den, cond := b.rowTerms(k, s)
+			for _, isDen := range []bool{false, true} {
+				expr := num
+				if isDen {
+					expr = den
+				}
+				name := "c" + strconv.Itoa(len(cols))
+				inner = append(inner, "sumIf("+expr+", "+cond+") AS "+name)
+				outer = append(outer, "sum("+name+") AS "+name)
+				cols = append(cols, column{kpi: k, span: s, den: isDen})
+			}
+		}
+	}
+	names := make([]string, len(cols))
+	for i := range cols {
+		names[i] = "c" + strconv.Itoa(i)
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "SELECT anc AS unit, %s\nFROM (\n", strings.Join(outer, ", "))
+	fmt.Fprintf(&w, "    SELECT path, %s\n    FROM (\n", strings.Join(names, ", "))
+	fmt.Fprintf(&w, "        SELECT %s AS unit, %s\n        FROM %s.%s\n        GROUP BY unit\n", src.Unit, strings.Join(inner, ", "), b.DB, src.View)
+	fmt.Fprintf(&w, "    ) ANY INNER JOIN (SELECT code AS unit, path FROM %s.units) USING unit\n", b.DB)
+	fmt.Fprintf(&w, ") ARRAY JOIN path AS anc\nGROUP BY anc")
+	return w.String(), cols
+}
+
+// Steps of a series.
+var steps = map[string]string{
+	"hour":  "toStartOfHour(%s, '%s')",
+	"day":   "toDateTime(toDate(%s, '%s'), '%[2]s')",
+	"week":  "toDateTime(toMonday(%s, '%s'), '%[2]s')",
+	"month": "toDateTime(toStartOfMonth(%s, '%s'), '%[2]s')",
+}
+
+// SeriesSQL is the statement of a KPI's trend over a span, one row per step.
+func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step string) (string, error) {
+	if k.Instant() {
+		return "", fmt.Errorf("%s is taken at an instant and has no series: the state it reads keeps no history", k.ID)
+	}
+	f, ok := steps[step]
+	if !ok {
+		return "", fmt.Errorf("step %q: use hour, day, week or month", step)
+	}
+	src := cat.Sources[k.Source]
+	num, den, cond := b.rowTerms(k, s)
+	bucket := fmt.Sprintf(f, k.Time, b.Loc.String())
+	val := valueExpr(k, s)
+	if k.Kind == KindPerMinute {
+		val = "numerator / " + stepMinutes[step]
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "-- %s (version %d) by %s: unit %s and its subtree; %s\n", k.ID, k.Version, step, unit, describeSpan(s, b))
+	fmt.Fprintf(&w, "SELECT\n    t,\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", val)
+	fmt.Fprintf(&w, "    SELECT %s AS t, %s AS n, %s AS d\n", bucket, num, den)
+	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
+	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, quote(unit))
+	fmt.Fprintf(&w, "      AND %s\n)\nGROUP BY t\nORDER BY t", cond)
+	return w.String(), nil
+}
+
+// stepMinutes divide per_minute series: the minutes of a whole step.
+var stepMinutes = map[string]string{"hour": "60", "day": "1440", "week": "10080",
+	"month": "((toUnixTimestamp(addMonths(t, 1)) - toUnixTimestamp(t)) / 60)"}
+
+// quote is a ClickHouse string literal.
+func quote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(s) + "'"
+}

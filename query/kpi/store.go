@@ -1,0 +1,226 @@
+package kpi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vn-ioc/ioc/stream"
+)
+
+// StoreConfig shapes the KV bucket of latest values.
+type StoreConfig struct {
+	// Bucket name. Default "ioc_kpi".
+	Bucket string
+	// History kept per key, for clients that resume after a reconnect
+	// (1–64). Default 32.
+	History uint8
+	// Replicas of the bucket on a NATS cluster. Default 1.
+	Replicas int
+	// MaxBytes of the bucket; its oldest history goes first when full.
+	// Default 1 GiB.
+	MaxBytes int64
+}
+
+func (c *StoreConfig) setDefaults() {
+	if c.Bucket == "" {
+		c.Bucket = "ioc_kpi"
+	}
+	if c.History == 0 {
+		c.History = 32
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 1 << 30
+	}
+}
+
+// Validate names the field that is wrong.
+func (c StoreConfig) Validate() error {
+	if c.History > 64 {
+		return fmt.Errorf("kpi history %d: at most 64", c.History)
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("kpi bucket replicas %d: between 1 and 5", c.Replicas)
+	}
+	return nil
+}
+
+// Store is the NATS KV bucket of the latest value of every key, shared by
+// all nodes: the engine writes it, every node's websocket hub reads it and
+// watches it. It implements stream.Source.
+type Store struct {
+	kv  jetstream.KeyValue
+	cat *Catalog
+	now func() time.Time
+	loc *time.Location
+}
+
+var _ stream.Source = (*Store)(nil)
+
+// OpenStore creates the bucket when missing.
+func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, cat *Catalog, loc *time.Location) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "ioc: latest value of every KPI key",
+		History:     cfg.History,
+		Replicas:    cfg.Replicas,
+		MaxBytes:    cfg.MaxBytes,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kpi bucket %s: %w", cfg.Bucket, err)
+	}
+	return &Store{kv: kv, cat: cat, now: time.Now, loc: loc}, nil
+}
+
+// Get returns the stored value of a key; ok is false when it was never
+// published.
+func (s *Store) Get(ctx context.Context, k Key) (Value, bool, error) {
+	e, err := s.kv.Get(ctx, k.bucketKey())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Value{}, false, nil
+	}
+	if err != nil {
+		return Value{}, false, err
+	}
+	var v Value
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return Value{}, false, fmt.Errorf("kpi value %s: %w", e.Key(), err)
+	}
+	return v, true, nil
+}
+
+// Latest is the snapshot of a channel. A key never published (nothing was
+// ever counted for it) is a zero value with seq 0.
+func (s *Store) Latest(ctx context.Context, channel string) (stream.Update, bool, error) {
+	k, ok := ParseChannel(channel)
+	if !ok {
+		return stream.Update{}, false, fmt.Errorf("channel %q is not kpi:<kpi>:<unit>:<window>", channel)
+	}
+	e, err := s.kv.Get(ctx, k.bucketKey())
+	if err == nil {
+		u, err := entryUpdate(e)
+		return u, err == nil, err
+	}
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return stream.Update{}, false, err
+	}
+	kp, ok := s.cat.KPI(k.KPI)
+	if !ok {
+		return stream.Update{}, false, nil
+	}
+	span, err := Resolve(k.Window, s.now(), s.loc)
+	if err != nil {
+		return stream.Update{}, false, nil
+	}
+	b, _ := json.Marshal(newValue(kp, k.Unit, span, 0, 0))
+	return stream.Update{Channel: channel, Seq: 0, Data: b}, true, nil
+}
+
+// Since returns the values of a channel after seq, from the bucket's
+// history: complete when the history still holds every one of them.
+func (s *Store) Since(ctx context.Context, channel string, seq uint64) ([]stream.Update, bool, error) {
+	k, ok := ParseChannel(channel)
+	if !ok {
+		return nil, false, fmt.Errorf("channel %q is not kpi:<kpi>:<unit>:<window>", channel)
+	}
+	hist, err := s.kv.History(ctx, k.bucketKey())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, seq == 0, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var out []stream.Update
+	var latest uint64
+	for _, e := range hist {
+		u, err := entryUpdate(e)
+		if err != nil {
+			return nil, false, err
+		}
+		latest = u.Seq
+		if u.Seq > seq {
+			out = append(out, u)
+		}
+	}
+	switch {
+	case seq > latest: // the client saw a sequence this bucket never had
+		return nil, false, nil
+	case len(out) == 0:
+		return nil, true, nil
+	}
+	return out, out[0].Seq == seq+1, nil
+}
+
+// Watch calls fn for every value published from now on, in order, until
+// ctx ends.
+func (s *Store) Watch(ctx context.Context, fn func(stream.Update)) error {
+	w, err := s.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("watch kpi bucket: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("kpi bucket watch closed")
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			if u, err := entryUpdate(e); err == nil {
+				fn(u)
+			}
+		}
+	}
+}
+
+// loadAll reads the latest value of every key (the engine's starting
+// point after it takes over).
+func (s *Store) loadAll(ctx context.Context) (map[Key]Value, error) {
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	out := map[Key]Value{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-w.Updates():
+			if e == nil { // the initial values are all delivered
+				return out, nil
+			}
+			var v Value
+			if err := json.Unmarshal(e.Value(), &v); err == nil {
+				out[v.Key] = v
+			}
+		}
+	}
+}
+
+func entryUpdate(e jetstream.KeyValueEntry) (stream.Update, error) {
+	var v struct {
+		Key
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return stream.Update{}, fmt.Errorf("kpi value %s: %w", e.Key(), err)
+	}
+	return stream.Update{Channel: v.Key.Channel(), Seq: v.Seq, Data: json.RawMessage(e.Value())}, nil
+}
