@@ -312,7 +312,16 @@ func (s *Service) Exec(ctx context.Context, c Caller, req Request, sink Sink) (s
 	// timeout passes: closing the connection alone leaves a long
 	// aggregation running until it next tries to send a block.
 	stop := context.AfterFunc(qctx, func() { s.kill(sum.QueryID) })
-	defer stop()
+	// The driver's socket deadline can fire a moment before the context's:
+	// the statement then ends here with the query still running in
+	// ClickHouse (an aggregation sends nothing until it is done), and the
+	// kill above would never run. Whatever ends it early is killed.
+	finished := false
+	defer func() {
+		if stop() && !finished {
+			s.kill(sum.QueryID)
+		}
+	}()
 
 	rows, err := s.reader.Query(clickhouse.Context(qctx, clickhouse.WithQueryID(sum.QueryID)), st.SQL)
 	if err != nil {
@@ -349,6 +358,8 @@ func (s *Service) Exec(ctx context.Context, c Caller, req Request, sink Sink) (s
 	if runErr == nil && !sum.Truncated {
 		if err := rows.Err(); err != nil {
 			runErr = err
+		} else {
+			finished = true
 		}
 	}
 	if runErr != nil {
