@@ -1,6 +1,7 @@
 // Package dashboards holds the dashboard definitions (walls, tablets) as
 // data. A wall token names one dashboard and may read exactly the KPI keys
-// its tiles declare, for the dashboard's unit subtree.
+// its tiles declare and the drill-down lists it declares, for the
+// dashboard's unit subtree.
 package dashboards
 
 import (
@@ -28,6 +29,9 @@ type Dashboard struct {
 	Title map[string]string `yaml:"title" json:"title"`
 	Unit  string            `yaml:"unit" json:"unit"`
 	Tiles []Tile            `yaml:"tiles" json:"tiles"`
+	// Lists are the drill-down lists (query/drill: dossier.overdue, …) the
+	// dashboard shows; optional.
+	Lists []string `yaml:"lists,omitempty" json:"lists,omitempty"`
 }
 
 // Shows reports whether the dashboard declares the KPI over the window.
@@ -39,6 +43,9 @@ func (d *Dashboard) Shows(kpi, window string) bool {
 	}
 	return false
 }
+
+// ShowsList reports whether the dashboard declares the drill-down list.
+func (d *Dashboard) ShowsList(name string) bool { return slices.Contains(d.Lists, name) }
 
 // Checker validates a tile against the KPI catalog and the units.
 type Checker func(kpi, window string) error
@@ -66,6 +73,11 @@ func Load(check Checker, unitExists func(string) bool) (map[string]*Dashboard, e
 				if err := check(t.KPI, w); err != nil {
 					return nil, fmt.Errorf("dashboard %s: tiles[%d]: %w", d.ID, i, err)
 				}
+			}
+		}
+		for i, l := range d.Lists {
+			if l == "" || slices.Index(d.Lists, l) != i {
+				return nil, fmt.Errorf("dashboard %s: lists[%d]: %q is empty or repeated", d.ID, i, l)
 			}
 		}
 		out[d.ID] = &d

@@ -211,6 +211,23 @@ func (h *Hub) Publish(u Update) {
 	}
 }
 
+// Subscribed reports whether any client of this hub is subscribed to the
+// channel: a producer that computes channels on demand (lists) stops
+// computing those nobody follows any more.
+func (h *Hub) Subscribed(channel string) bool {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.channels[channel].subsOrNil()) > 0
+}
+
+func (l *subList) subsOrNil() []*sub {
+	if l == nil {
+		return nil
+	}
+	return l.subs
+}
+
 func (h *Hub) shard(channel string) *shard {
 	return &h.shards[maphash.String(h.seed, channel)&(numShards-1)]
 }

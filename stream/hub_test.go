@@ -439,6 +439,24 @@ func TestUnsubscribe(t *testing.T) {
 	}
 }
 
+func TestSubscribed(t *testing.T) {
+	th := newTestHub(t, Config{})
+	if th.Subscribed(ch79) {
+		t.Fatal("subscribed before any client")
+	}
+	c := th.dialWelcome(t)
+	c.subscribe("r1", ch79)
+	c.expect("snapshot")
+	if !th.Subscribed(ch79) || th.Subscribed(ch79+"x") {
+		t.Fatal("Subscribed does not follow the subscription")
+	}
+	c.send(`{"type":"unsubscribe","id":"u1","channel":"` + ch79 + `"}`)
+	c.expect("unsubscribed")
+	if th.Subscribed(ch79) {
+		t.Fatal("still subscribed after unsubscribe")
+	}
+}
+
 func TestOversizedMessage(t *testing.T) {
 	th := newTestHub(t, Config{})
 	for _, n := range []int{4097, 200 << 10} {

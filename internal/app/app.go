@@ -170,6 +170,7 @@ type App struct {
 	kpiReader  *kpi.Reader
 	engine     *kpi.Engine
 	hub        *stream.Hub
+	lists      *listFeed
 	dashboards map[string]*dashboards.Dashboard
 	metrics    *ingest.Metrics
 	listener   net.Listener
@@ -361,6 +362,7 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.refreshReference(intakeCtx) })
 	g.Go(func() error { return a.engine.Run(intakeCtx) })
+	g.Go(func() error { return a.lists.Run(intakeCtx, a.nc) })
 	g.Go(func() error { return a.kpiStore.Watch(intakeCtx, a.hub.Publish) })
 	auditDone := make(chan error, 1)
 	auditCtx, stopAudit := context.WithCancel(context.Background())

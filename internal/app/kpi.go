@@ -13,6 +13,7 @@ import (
 	"github.com/vn-ioc/ioc/internal/api"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query/drill"
 	"github.com/vn-ioc/ioc/query/kpi"
 	"github.com/vn-ioc/ioc/stream"
 )
@@ -279,24 +280,31 @@ func (w wsAuth) Authenticate(_ context.Context, token string) (stream.Session, e
 type wsSession struct{ s *scope }
 
 func (s wsSession) Allow(channel string) error {
+	if strings.HasPrefix(channel, drill.ChannelPrefix) {
+		return s.allowList(channel)
+	}
 	k, ok := kpi.ParseChannel(channel)
 	if !ok {
-		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>")
+		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window> nor list:<list>:<unit>")
 	}
 	if k.Window == kpi.WindowCustom {
 		return errors.New("custom windows are for REST only; subscribe to a standard window")
 	}
-	if _, err := s.s.allow(k.KPI, k.Unit, k.Window); err != nil {
-		var ae *api.Error
-		if errors.As(err, &ae) {
-			if ae.Code == api.ENOTFOUND {
-				return notFound(ae.Message)
-			}
-			return errors.New(ae.Message)
+	_, err := s.s.allow(k.KPI, k.Unit, k.Window)
+	return wsError(err)
+}
+
+// wsError is a scope error as the websocket shows it: its message alone,
+// and stream.ErrUnknownChannel for what does not exist.
+func wsError(err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		if ae.Code == api.ENOTFOUND {
+			return notFound(ae.Message)
 		}
-		return err
+		return errors.New(ae.Message)
 	}
-	return nil
+	return err
 }
 
 // notFound is an unknown KPI or unit: its text alone for the client, and
@@ -343,6 +351,9 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	if a.engine, err = kpi.NewEngine(a.cfg.KPI, a.kpiCat, a.kpiBuilder, a.db, a.nc, a.js, a.kpiStore, a.reg, a.log); err != nil {
 		return err
 	}
-	a.hub, err = stream.New(a.cfg.WS, a.kpiStore, wsAuth{a}, a.reg, a.log)
+	if a.lists, err = a.newListFeed(); err != nil {
+		return err
+	}
+	a.hub, err = stream.New(a.cfg.WS, sourceMux{kpi: a.kpiStore, list: a.lists}, wsAuth{a}, a.reg, a.log)
 	return err
 }

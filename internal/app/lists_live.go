@@ -1,0 +1,342 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/query/drill"
+	"github.com/vn-ioc/ioc/stream"
+)
+
+// How a node keeps its list channels (list:<list>:<unit>) fresh: the feed
+// keeps the channels clients subscribed to on this node and recomputes them
+// as long as the hub has subscribers for them (without a hub to ask, until
+// none subscribed for listIdle).
+const (
+	// listRefresh: every live channel is recomputed this often, for what
+	// time alone changes (a deadline passing).
+	listRefresh = 30 * time.Second
+	// listDebounce gathers the commit notices of a burst into one round.
+	listDebounce = 250 * time.Millisecond
+	// listIdle: without a hub to ask, a channel no client subscribed to on
+	// this node for this long is no longer recomputed.
+	listIdle = time.Hour
+	// listMaxChannels bounds the channels a node recomputes; past it the
+	// channel subscribed to least recently is dropped.
+	listMaxChannels = 512
+	// listParallel bounds the lists computed at once by a round.
+	listParallel = 4
+)
+
+// listFeed is the stream.Source of the list channels, and the refresher
+// that publishes a channel's new value to the hub when its rows change.
+// Sequences come from one counter of the node: they go up per channel, and
+// mean nothing on another node, which is why a resuming client always gets
+// a fresh snapshot. A listFeed is safe for concurrent use.
+type listFeed struct {
+	compute func(ctx context.Context, list, unit string, at time.Time) (*drill.Result, error)
+	publish func(stream.Update)
+	// subscribed says whether a channel still has subscribers on this
+	// node; nil falls back to listIdle.
+	subscribed func(string) bool
+	now        func() time.Time
+	log        *slog.Logger
+	m          listMetrics
+
+	seq   atomic.Uint64
+	mu    sync.Mutex
+	chans map[string]*listChan
+	dirty map[string]bool // families with commits since the last round
+	wake  chan struct{}
+}
+
+var _ stream.Source = (*listFeed)(nil)
+
+// listChan is the latest value of one channel on this node.
+type listChan struct {
+	channel, list, unit string
+	seen                time.Time // last subscribe
+	seq                 uint64    // 0: never computed
+	digest              [32]byte
+	at                  time.Time
+	data                json.RawMessage
+}
+
+type listMetrics struct {
+	channels prometheus.Gauge
+	computed *prometheus.CounterVec
+	dropped  *prometheus.CounterVec
+}
+
+func newListMetrics(reg prometheus.Registerer) listMetrics {
+	m := listMetrics{
+		channels: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_list_channels",
+			Help: "List channels this node keeps fresh for its websocket clients."}),
+		computed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_computations_total",
+			Help: "Lists computed for the websocket, by outcome (changed, unchanged, error)."}, []string{"outcome"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_channels_dropped_total",
+			Help: "List channels no longer refreshed, by reason (idle, limit)."}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.channels, m.computed, m.dropped)
+	}
+	return m
+}
+
+// newListFeed checks the lists the dashboards declare and makes the feed of
+// the node's list channels.
+func (a *App) newListFeed() (*listFeed, error) {
+	for id, d := range a.dashboards {
+		for i, l := range d.Lists {
+			if !drill.Known(l) {
+				return nil, fmt.Errorf("dashboard %s: lists[%d]: unknown list %q (one of %s)", id, i, l, strings.Join(drill.Lists, ", "))
+			}
+		}
+	}
+	return &listFeed{
+		compute: func(ctx context.Context, list, unit string, at time.Time) (*drill.Result, error) {
+			return drill.Run(ctx, a.db, a.calendar(), drill.Request{List: list, Unit: unit, At: at})
+		},
+		publish:    func(u stream.Update) { a.hub.Publish(u) },
+		subscribed: func(ch string) bool { return a.hub.Subscribed(ch) },
+		now:        time.Now,
+		log:        a.log,
+		m:          newListMetrics(a.reg),
+		chans:      map[string]*listChan{},
+		dirty:      map[string]bool{},
+		wake:       make(chan struct{}, 1),
+	}, nil
+}
+
+// Latest computes the list of the channel now. When its rows changed since
+// the channel's last value on this node, it gets the next seq, and is also
+// published to the channel's other subscribers.
+func (f *listFeed) Latest(ctx context.Context, channel string) (stream.Update, bool, error) {
+	c, err := f.touch(channel)
+	if err != nil {
+		return stream.Update{}, false, err
+	}
+	u, err := f.recompute(ctx, c, f.now())
+	if err != nil {
+		return stream.Update{}, false, err
+	}
+	return u, true, nil
+}
+
+// Since never recovers: a list's history is not kept, so a resuming client
+// gets recovered:false and a fresh snapshot.
+func (f *listFeed) Since(_ context.Context, channel string, _ uint64) ([]stream.Update, bool, error) {
+	if _, err := f.touch(channel); err != nil {
+		return nil, false, err
+	}
+	return nil, false, nil
+}
+
+// touch records a subscribe to the channel.
+func (f *listFeed) touch(channel string) (*listChan, error) {
+	list, unit, ok := drill.ParseChannel(channel)
+	if !ok || !drill.Known(list) {
+		return nil, fmt.Errorf("channel %q is not a list channel", channel)
+	}
+	now := f.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.chans[channel]
+	if c == nil {
+		if len(f.chans) >= listMaxChannels {
+			var oldest *listChan
+			for _, o := range f.chans {
+				if oldest == nil || o.seen.Before(oldest.seen) {
+					oldest = o
+				}
+			}
+			delete(f.chans, oldest.channel)
+			f.m.dropped.WithLabelValues("limit").Inc()
+			f.log.Warn("list channels over the limit: the least recently subscribed is no longer refreshed",
+				"limit", listMaxChannels, "channel", oldest.channel)
+		}
+		c = &listChan{channel: channel, list: list, unit: unit}
+		f.chans[channel] = c
+		f.m.channels.Set(float64(len(f.chans)))
+	}
+	c.seen = now
+	return c, nil
+}
+
+// recompute computes the channel's list at the instant at, keeps it, and
+// publishes it when it changed.
+func (f *listFeed) recompute(ctx context.Context, c *listChan, at time.Time) (stream.Update, error) {
+	res, err := f.compute(ctx, c.list, c.unit, at)
+	if err != nil {
+		f.m.computed.WithLabelValues("error").Inc()
+		return stream.Update{}, err
+	}
+	u, changed, err := f.store(c, res)
+	if err != nil {
+		f.m.computed.WithLabelValues("error").Inc()
+		return stream.Update{}, err
+	}
+	if changed {
+		f.m.computed.WithLabelValues("changed").Inc()
+		f.publish(u)
+	} else {
+		f.m.computed.WithLabelValues("unchanged").Inc()
+	}
+	return u, nil
+}
+
+// listPayload is the data of a list channel's update: the REST result and
+// the channel's seq.
+type listPayload struct {
+	*drill.Result
+	Seq uint64 `json:"seq"`
+}
+
+// store keeps res as the channel's value: with the next seq when its
+// digest changed, else under the current seq (the rows are the same; only
+// the instant and the working time within the hour moved). A result older
+// than the one kept (computations finishing out of order) changes nothing.
+func (f *listFeed) store(c *listChan, res *drill.Result) (stream.Update, bool, error) {
+	d := res.Digest()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.seq != 0 && res.At.Before(c.at) {
+		return stream.Update{Channel: c.channel, Seq: c.seq, Data: c.data}, false, nil
+	}
+	changed := c.seq == 0 || d != c.digest
+	seq := c.seq
+	if changed {
+		seq = f.seq.Add(1)
+	}
+	b, err := json.Marshal(listPayload{res, seq})
+	if err != nil {
+		return stream.Update{}, false, fmt.Errorf("encode %s: %w", c.channel, err)
+	}
+	c.seq, c.digest, c.at, c.data = seq, d, res.At, b
+	return stream.Update{Channel: c.channel, Seq: seq, Data: b}, changed, nil
+}
+
+// Run recomputes the live channels on every commit notice of their family
+// (debounced) and every listRefresh, until ctx ends.
+func (f *listFeed) Run(ctx context.Context, nc *nats.Conn) error {
+	sub, err := nc.Subscribe(ingest.CommitSubjectPrefix+">", f.onCommit)
+	if err != nil {
+		return fmt.Errorf("subscribe commit notices: %w", err)
+	}
+	defer sub.Unsubscribe()
+	tick := time.NewTicker(listRefresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			f.refresh(ctx, nil)
+		case <-f.wake:
+			select {
+			case <-time.After(listDebounce):
+			case <-ctx.Done():
+				return nil
+			}
+			f.mu.Lock()
+			fams := f.dirty
+			f.dirty = map[string]bool{}
+			f.mu.Unlock()
+			f.refresh(ctx, fams)
+		}
+	}
+}
+
+func (f *listFeed) onCommit(m *nats.Msg) {
+	var n ingest.CommitNotice
+	if err := json.Unmarshal(m.Data, &n); err != nil || (n.Family != "dossier" && n.Family != "feedback") {
+		return
+	}
+	f.mu.Lock()
+	f.dirty[n.Family] = true
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// refresh drops the idle channels and recomputes the others of the
+// families (nil: all), listParallel at a time.
+func (f *listFeed) refresh(ctx context.Context, families map[string]bool) {
+	now := f.now()
+	f.mu.Lock()
+	var todo []*listChan
+	for ch, c := range f.chans {
+		gone := now.Sub(c.seen) > listIdle
+		if f.subscribed != nil {
+			// Just subscribed: the hub may register it a moment after
+			// Latest is asked.
+			gone = now.Sub(c.seen) > listDebounce && !f.subscribed(ch)
+		}
+		if gone {
+			delete(f.chans, ch)
+			f.m.dropped.WithLabelValues("idle").Inc()
+			continue
+		}
+		if families == nil || families[drill.Family(c.list)] {
+			todo = append(todo, c)
+		}
+	}
+	f.m.channels.Set(float64(len(f.chans)))
+	f.mu.Unlock()
+
+	sem := make(chan struct{}, listParallel)
+	var wg sync.WaitGroup
+	for _, c := range todo {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			cctx, cancel := context.WithTimeout(ctx, listTimeout)
+			defer cancel()
+			if _, err := f.recompute(cctx, c, now); err != nil && ctx.Err() == nil {
+				f.log.Warn("list refresh", "channel", c.channel, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// sourceMux routes a channel to the Source that holds it: list channels to
+// the node's list feed, every other channel to the KPI store.
+type sourceMux struct {
+	kpi, list stream.Source
+}
+
+var _ stream.Source = sourceMux{}
+
+func (m sourceMux) pick(channel string) stream.Source {
+	if strings.HasPrefix(channel, drill.ChannelPrefix) {
+		return m.list
+	}
+	return m.kpi
+}
+
+func (m sourceMux) Latest(ctx context.Context, channel string) (stream.Update, bool, error) {
+	return m.pick(channel).Latest(ctx, channel)
+}
+
+func (m sourceMux) Since(ctx context.Context, channel string, seq uint64) ([]stream.Update, bool, error) {
+	return m.pick(channel).Since(ctx, channel, seq)
+}

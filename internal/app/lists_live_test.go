@@ -1,0 +1,200 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vn-ioc/ioc/query/drill"
+	"github.com/vn-ioc/ioc/stream"
+)
+
+// fakeLists is a listFeed over lists held in memory.
+type fakeLists struct {
+	mu        sync.Mutex
+	rows      map[string][]drill.Dossier // by channel
+	computed  map[string]int
+	published []stream.Update
+	now       time.Time
+}
+
+func newFakeFeed() (*listFeed, *fakeLists) {
+	fk := &fakeLists{rows: map[string][]drill.Dossier{}, computed: map[string]int{}, now: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
+	f := &listFeed{
+		compute: func(_ context.Context, list, unit string, at time.Time) (*drill.Result, error) {
+			fk.mu.Lock()
+			defer fk.mu.Unlock()
+			ch := drill.Channel(list, unit)
+			fk.computed[ch]++
+			rows := append([]drill.Dossier{}, fk.rows[ch]...)
+			if unit == "broken" {
+				return nil, errors.New("clickhouse down")
+			}
+			return &drill.Result{List: list, Unit: unit, At: at, Total: uint64(len(rows)), Rows: rows}, nil
+		},
+		publish: func(u stream.Update) { fk.mu.Lock(); fk.published = append(fk.published, u); fk.mu.Unlock() },
+		now:     func() time.Time { fk.mu.Lock(); defer fk.mu.Unlock(); return fk.now },
+		log:     slog.New(slog.DiscardHandler),
+		m:       newListMetrics(nil),
+		chans:   map[string]*listChan{},
+		dirty:   map[string]bool{},
+		wake:    make(chan struct{}, 1),
+	}
+	return f, fk
+}
+
+func (fk *fakeLists) set(ch string, ids ...string) {
+	fk.mu.Lock()
+	defer fk.mu.Unlock()
+	var rows []drill.Dossier
+	for _, id := range ids {
+		rows = append(rows, drill.Dossier{DossierID: id})
+	}
+	fk.rows[ch] = rows
+}
+
+func (fk *fakeLists) advance(d time.Duration) { fk.mu.Lock(); fk.now = fk.now.Add(d); fk.mu.Unlock() }
+
+// Seqs move only when the rows do; a new value reaches the other
+// subscribers; resuming never recovers.
+func TestListFeedSeqs(t *testing.T) {
+	f, fk := newFakeFeed()
+	ctx := context.Background()
+	const ch = "list:dossier.overdue:26740"
+	fk.set(ch, "A")
+	u1, ok, err := f.Latest(ctx, ch)
+	if err != nil || !ok || u1.Seq == 0 || u1.Channel != ch || len(fk.published) != 1 {
+		t.Fatalf("first: %+v %v %v, %d published", u1, ok, err, len(fk.published))
+	}
+	fk.advance(time.Second)
+	u2, _, _ := f.Latest(ctx, ch)
+	if u2.Seq != u1.Seq || len(fk.published) != 1 || string(u2.Data) == string(u1.Data) {
+		t.Fatalf("unchanged rows: seq %d → %d, %d published", u1.Seq, u2.Seq, len(fk.published))
+	}
+	fk.set(ch, "A", "B")
+	fk.advance(time.Second)
+	u3, _, _ := f.Latest(ctx, ch)
+	if u3.Seq <= u2.Seq || len(fk.published) != 2 || fk.published[1].Seq != u3.Seq {
+		t.Fatalf("changed rows: seq %d → %d, %d published", u2.Seq, u3.Seq, len(fk.published))
+	}
+	// A computation older than the value kept changes nothing.
+	old, _ := f.compute(ctx, "dossier.overdue", "26740", fk.now.Add(-time.Minute))
+	old.Rows = []drill.Dossier{}
+	if u, changed, _ := f.store(f.chans[ch], old); changed || u.Seq != u3.Seq {
+		t.Fatalf("older result stored as seq %d", u.Seq)
+	}
+	// Seqs come from one counter of the node: another channel's go on from it.
+	u4, _, _ := f.Latest(ctx, "list:feedback.overdue:79")
+	if u4.Seq <= u3.Seq {
+		t.Fatalf("seq %d after %d", u4.Seq, u3.Seq)
+	}
+	if ups, complete, err := f.Since(ctx, ch, u3.Seq); ups != nil || complete || err != nil {
+		t.Fatalf("since: %v %v %v", ups, complete, err)
+	}
+	for _, bad := range []string{"list:dossier.late:79", "list:dossier.overdue", "kpi:x:79:today"} {
+		if _, _, err := f.Latest(ctx, bad); err == nil {
+			t.Errorf("Latest(%q) worked", bad)
+		}
+	}
+	if _, _, err := f.Latest(ctx, "list:dossier.overdue:broken"); err == nil {
+		t.Error("a failed computation gave a value")
+	}
+}
+
+// A round recomputes the channels of the families named, drops those no
+// one subscribed to for listIdle, and publishes only what changed.
+func TestListFeedRefresh(t *testing.T) {
+	f, fk := newFakeFeed()
+	ctx := context.Background()
+	dch, fch := "list:dossier.overdue:26740", "list:feedback.overdue:26740"
+	for _, ch := range []string{dch, fch} {
+		if _, _, err := f.Latest(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fk.set(dch, "A")
+	f.refresh(ctx, map[string]bool{"feedback": true})
+	if fk.computed[dch] != 1 || fk.computed[fch] != 2 || len(fk.published) != 2 {
+		t.Fatalf("feedback round: computed %v, %d published", fk.computed, len(fk.published))
+	}
+	f.refresh(ctx, map[string]bool{"dossier": true})
+	if fk.computed[dch] != 2 || len(fk.published) != 3 || fk.published[2].Channel != dch {
+		t.Fatalf("dossier round: computed %v, published %v", fk.computed, fk.published)
+	}
+	fk.advance(listIdle / 2)
+	_, _, _ = f.Since(ctx, fch, 0) // a resubscribe keeps it
+	fk.advance(listIdle/2 + time.Second)
+	f.refresh(ctx, nil)
+	if _, ok := f.chans[dch]; ok || f.chans[fch] == nil || fk.computed[dch] != 2 || fk.computed[fch] != 3 {
+		t.Fatalf("idle round: channels %v, computed %v", f.chans, fk.computed)
+	}
+}
+
+// With a hub to ask, a channel is recomputed while it has subscribers,
+// however long, and dropped as soon as it has none.
+func TestListFeedFollowsSubscribers(t *testing.T) {
+	f, fk := newFakeFeed()
+	ctx := context.Background()
+	dch, fch := "list:dossier.overdue:26740", "list:feedback.overdue:26740"
+	followed := map[string]bool{dch: true, fch: true}
+	f.subscribed = func(ch string) bool { return followed[ch] }
+	for _, ch := range []string{dch, fch} {
+		if _, _, err := f.Latest(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fk.advance(3 * listIdle)
+	f.refresh(ctx, nil)
+	if len(f.chans) != 2 || fk.computed[dch] != 2 || fk.computed[fch] != 2 {
+		t.Fatalf("followed for hours: channels %v, computed %v", f.chans, fk.computed)
+	}
+	followed[fch] = false
+	fk.advance(time.Second)
+	f.refresh(ctx, nil)
+	if f.chans[fch] != nil || f.chans[dch] == nil || fk.computed[fch] != 2 {
+		t.Fatalf("unfollowed: channels %v, computed %v", f.chans, fk.computed)
+	}
+}
+
+// Past listMaxChannels the channel subscribed to least recently goes.
+func TestListFeedLimit(t *testing.T) {
+	f, fk := newFakeFeed()
+	for i := 0; i <= listMaxChannels; i++ {
+		if _, err := f.touch(fmt.Sprintf("list:dossier.overdue:%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		fk.advance(time.Millisecond)
+	}
+	if len(f.chans) != listMaxChannels || f.chans["list:dossier.overdue:0"] != nil || f.chans["list:dossier.overdue:1"] == nil {
+		t.Fatalf("%d channels", len(f.chans))
+	}
+}
+
+func TestSourceMux(t *testing.T) {
+	f, fk := newFakeFeed()
+	m := sourceMux{kpi: kpiOnly{}, list: f}
+	if _, _, err := m.Latest(context.Background(), "kpi:survey.count:79:today"); err != errKPI {
+		t.Fatalf("kpi channel: %v", err)
+	}
+	if _, _, err := m.Since(context.Background(), "kpi:survey.count:79:today", 1); err != errKPI {
+		t.Fatalf("kpi channel since: %v", err)
+	}
+	if u, ok, err := m.Latest(context.Background(), "list:dossier.overdue:79"); err != nil || !ok || u.Seq == 0 || len(fk.published) != 1 {
+		t.Fatalf("list channel: %+v %v %v", u, ok, err)
+	}
+}
+
+var errKPI = errors.New("kpi source")
+
+type kpiOnly struct{}
+
+func (kpiOnly) Latest(context.Context, string) (stream.Update, bool, error) {
+	return stream.Update{}, false, errKPI
+}
+func (kpiOnly) Since(context.Context, string, uint64) ([]stream.Update, bool, error) {
+	return nil, false, errKPI
+}

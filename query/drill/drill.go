@@ -1,0 +1,329 @@
+package drill
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query"
+)
+
+// The lists.
+const (
+	DossierOverdue  = "dossier.overdue"
+	DossierDueSoon  = "dossier.due_soon"
+	FeedbackOverdue = "feedback.overdue"
+)
+
+// Lists are the names of every list.
+var Lists = []string{DossierOverdue, DossierDueSoon, FeedbackOverdue}
+
+// Known reports whether name is a list.
+func Known(name string) bool { return slices.Contains(Lists, name) }
+
+// Family is the event family whose commits can change a list: "dossier"
+// or "feedback".
+func Family(list string) string {
+	f, _, _ := strings.Cut(list, ".")
+	return f
+}
+
+// Bounds and defaults of a request.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+	DefaultHours = 8
+	MinHours     = 1
+	MaxHours     = 80
+)
+
+// ErrUnknownList is wrapped by the error for a list that does not exist.
+var ErrUnknownList = errors.New("unknown list")
+
+// Request names one list of one unit subtree at one instant.
+type Request struct {
+	// List is one of Lists.
+	List string
+	// Unit is the root of the subtree: the unit and every unit whose path
+	// holds it.
+	Unit string
+	// At is the instant the list is taken at, cut to the second. Default
+	// now.
+	At time.Time
+	// Limit on the rows returned, 1–MaxLimit. Default DefaultLimit.
+	Limit int
+	// Hours of working time of the due-soon window (dossier.due_soon only),
+	// MinHours–MaxHours. Default DefaultHours.
+	Hours float64
+}
+
+// Validate names the field that is wrong. Zero values stand for the
+// defaults.
+func (r Request) Validate() error {
+	switch {
+	case !Known(r.List):
+		return fmt.Errorf("list %q: %w (one of %s)", r.List, ErrUnknownList, strings.Join(Lists, ", "))
+	case r.Unit == "":
+		return errors.New("unit: missing")
+	case r.Limit < 0 || r.Limit > MaxLimit:
+		return fmt.Errorf("limit %d: between 1 and %d", r.Limit, MaxLimit)
+	case r.Hours != 0 && r.List != DossierDueSoon:
+		return fmt.Errorf("hours: only %s has a window of working hours", DossierDueSoon)
+	case r.Hours != 0 && !(r.Hours >= MinHours && r.Hours <= MaxHours): // NaN too
+		return fmt.Errorf("hours %v: between %d and %d working hours", r.Hours, MinHours, MaxHours)
+	}
+	return nil
+}
+
+func (r *Request) setDefaults() {
+	if r.At.IsZero() {
+		r.At = time.Now()
+	}
+	r.At = r.At.Truncate(time.Second)
+	if r.Limit == 0 {
+		r.Limit = DefaultLimit
+	}
+	if r.Hours == 0 && r.List == DossierDueSoon {
+		r.Hours = DefaultHours
+	}
+}
+
+// Dossier is a row of dossier.overdue and dossier.due_soon.
+type Dossier struct {
+	DossierID     string `json:"dossier_id"`
+	Unit          string `json:"unit"`
+	UnitName      string `json:"unit_name"`
+	HolderUnit    string `json:"holder_unit"`
+	ProcedureCode string `json:"procedure_code"`
+	// ProcedureName as the dossier was received with, else the reference
+	// procedure's.
+	ProcedureName string `json:"procedure_name"`
+	Officer       string `json:"officer"`
+	// OfficerName is empty when the officer is not in the reference data.
+	OfficerName string    `json:"officer_name"`
+	ReceivedAt  time.Time `json:"received_at"`
+	DueAt       time.Time `json:"due_at"`
+	Supplements uint64    `json:"supplements"`
+	// WorkingDaysLate (dossier.overdue): working time from DueAt to the
+	// list's instant, in working days of the calendar's working hours.
+	WorkingDaysLate *float64 `json:"working_days_late,omitempty"`
+	// WorkingHoursLeft (dossier.due_soon): working time from the list's
+	// instant to DueAt, in hours.
+	WorkingHoursLeft *float64 `json:"working_hours_left,omitempty"`
+
+	hours float64 // working hours late or left
+}
+
+// Ticket is a row of feedback.overdue.
+type Ticket struct {
+	TicketID        string    `json:"ticket_id"`
+	Unit            string    `json:"unit"`
+	UnitName        string    `json:"unit_name"`
+	HolderUnit      string    `json:"holder_unit"`
+	Category        string    `json:"category"`
+	Channel         string    `json:"channel"`
+	Officer         string    `json:"officer"`
+	OfficerName     string    `json:"officer_name"`
+	ReceivedAt      time.Time `json:"received_at"`
+	DueAt           time.Time `json:"due_at"`
+	WorkingDaysLate float64   `json:"working_days_late"`
+
+	hours float64
+}
+
+// Result is a list with what it was taken from.
+type Result struct {
+	List string    `json:"list"`
+	Unit string    `json:"unit"`
+	At   time.Time `json:"at"`
+	// Until and Hours: the due-soon window, [At, Until) = Hours working
+	// hours (dossier.due_soon only).
+	Until *time.Time `json:"until,omitempty"`
+	Hours float64    `json:"hours,omitempty"`
+	Limit int        `json:"limit"`
+	// Total counts every row the list matches, not only those returned.
+	Total     uint64 `json:"total"`
+	Truncated bool   `json:"truncated"`
+	// Rows is []Dossier or []Ticket (never nil), most late first.
+	Rows     any    `json:"rows"`
+	SQL      string `json:"sql"`
+	CountSQL string `json:"count_sql"`
+}
+
+// Dossiers are the rows of a dossier list (nil for feedback.overdue).
+func (r *Result) Dossiers() []Dossier { d, _ := r.Rows.([]Dossier); return d }
+
+// Tickets are the rows of feedback.overdue (nil for the dossier lists).
+func (r *Result) Tickets() []Ticket { t, _ := r.Rows.([]Ticket); return t }
+
+// Run computes a list: the rows page and the total, then the working time of
+// each row on cal.
+func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (*Result, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	r.setDefaults()
+	st, err := Build(db.Database(), cal, r)
+	if err != nil {
+		return nil, err
+	}
+	res := newResult(r, st, cal.Location())
+	rows, err := db.Conn.Query(ctx, st.SQL)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", r.List, err)
+	}
+	defer rows.Close()
+	var n int
+	switch r.List {
+	case FeedbackOverdue:
+		out := []Ticket{}
+		for rows.Next() {
+			var t Ticket
+			if err := rows.Scan(&t.TicketID, &t.Unit, &t.UnitName, &t.HolderUnit, &t.Category, &t.Channel,
+				&t.Officer, &t.OfficerName, &t.ReceivedAt, &t.DueAt); err != nil {
+				return nil, fmt.Errorf("list %s: %w", r.List, err)
+			}
+			out = append(out, t)
+		}
+		res.Rows, n = out, len(out)
+	default:
+		out := []Dossier{}
+		for rows.Next() {
+			var d Dossier
+			if err := rows.Scan(&d.DossierID, &d.Unit, &d.UnitName, &d.HolderUnit, &d.ProcedureCode, &d.ProcedureName,
+				&d.Officer, &d.OfficerName, &d.ReceivedAt, &d.DueAt, &d.Supplements); err != nil {
+				return nil, fmt.Errorf("list %s: %w", r.List, err)
+			}
+			out = append(out, d)
+		}
+		res.Rows, n = out, len(out)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s: %w", r.List, err)
+	}
+	if err := db.Conn.QueryRow(ctx, st.CountSQL).Scan(&res.Total); err != nil {
+		return nil, fmt.Errorf("list %s total: %w", r.List, err)
+	}
+	res.finish(cal, n)
+	return res, nil
+}
+
+func newResult(r Request, st Statement, loc *time.Location) *Result {
+	res := &Result{List: r.List, Unit: r.Unit, At: st.At.In(loc), Limit: r.Limit, SQL: st.SQL, CountSQL: st.CountSQL}
+	if r.List == DossierDueSoon {
+		u := st.Until.In(loc)
+		res.Until, res.Hours = &u, r.Hours
+	}
+	return res
+}
+
+// finish sets the working time of every row from its due_at, puts the
+// times in the calendar's zone, and reconciles the total with the n rows
+// read.
+func (res *Result) finish(cal *worktime.Calendar, n int) {
+	loc := cal.Location()
+	switch rows := res.Rows.(type) {
+	case []Dossier:
+		for i := range rows {
+			d := &rows[i]
+			d.ReceivedAt, d.DueAt = d.ReceivedAt.In(loc), d.DueAt.In(loc)
+			if res.List == DossierDueSoon {
+				d.hours = cal.WorkingHoursBetween(res.At, d.DueAt)
+				h := d.hours
+				d.WorkingHoursLeft = &h
+			} else {
+				d.hours = cal.WorkingHoursBetween(d.DueAt, res.At)
+				days := cal.WorkingDaysBetween(d.DueAt, res.At)
+				d.WorkingDaysLate = &days
+			}
+		}
+	case []Ticket:
+		for i := range rows {
+			t := &rows[i]
+			t.ReceivedAt, t.DueAt = t.ReceivedAt.In(loc), t.DueAt.In(loc)
+			t.hours = cal.WorkingHoursBetween(t.DueAt, res.At)
+			t.WorkingDaysLate = cal.WorkingDaysBetween(t.DueAt, res.At)
+		}
+	}
+	if res.Total < uint64(n) { // rows committed between the two statements
+		res.Total = uint64(n)
+	}
+	res.Truncated = res.Total > uint64(n)
+}
+
+// Digest identifies what a list shows, to tell whether it changed: the
+// total, the truncation and every field of every row, with the working time
+// in whole working hours — the instant alone does not change it until a
+// row's working time crosses a whole hour.
+func (res *Result) Digest() [32]byte {
+	h := sha256.New()
+	var buf [8]byte
+	num := func(v uint64) {
+		binary.LittleEndian.PutUint64(buf[:], v)
+		h.Write(buf[:])
+	}
+	str := func(ss ...string) {
+		for _, s := range ss {
+			num(uint64(len(s)))
+			h.Write([]byte(s))
+		}
+	}
+	hours := func(f float64) { num(uint64(int64(math.Floor(f)))) }
+	str(res.List, res.Unit)
+	num(res.Total)
+	if res.Truncated {
+		num(1)
+	} else {
+		num(0)
+	}
+	switch rows := res.Rows.(type) {
+	case []Dossier:
+		num(uint64(len(rows)))
+		for _, d := range rows {
+			str(d.DossierID, d.Unit, d.UnitName, d.HolderUnit, d.ProcedureCode, d.ProcedureName, d.Officer, d.OfficerName)
+			num(uint64(d.ReceivedAt.Unix()))
+			num(uint64(d.DueAt.Unix()))
+			num(d.Supplements)
+			hours(d.hours)
+		}
+	case []Ticket:
+		num(uint64(len(rows)))
+		for _, t := range rows {
+			str(t.TicketID, t.Unit, t.UnitName, t.HolderUnit, t.Category, t.Channel, t.Officer, t.OfficerName)
+			num(uint64(t.ReceivedAt.Unix()))
+			num(uint64(t.DueAt.Unix()))
+			hours(t.hours)
+		}
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// ChannelPrefix starts the websocket channel of a list.
+const ChannelPrefix = "list:"
+
+// Channel is the websocket channel of a list of a unit subtree:
+// list:<list>:<unit>.
+func Channel(list, unit string) string { return ChannelPrefix + list + ":" + unit }
+
+// ParseChannel reads a list:<list>:<unit> channel; ok is false when the
+// channel does not have that shape (the list is not checked).
+func ParseChannel(ch string) (list, unit string, ok bool) {
+	rest, found := strings.CutPrefix(ch, ChannelPrefix)
+	if !found {
+		return "", "", false
+	}
+	list, unit, found = strings.Cut(rest, ":")
+	if !found || list == "" || unit == "" || strings.Contains(unit, ":") {
+		return "", "", false
+	}
+	return list, unit, true
+}

@@ -1,0 +1,144 @@
+package drill
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query"
+)
+
+// Statement is the SQL of one list at one instant.
+type Statement struct {
+	// SQL returns the rows, in order: for dossier lists dossier_id, unit,
+	// unit_name, holder_unit, procedure_code, procedure_name, officer,
+	// officer_name, received_at, due_at, supplements; for feedback.overdue
+	// ticket_id, unit, unit_name, holder_unit, category, channel, officer,
+	// officer_name, received_at, due_at.
+	SQL string
+	// CountSQL returns one row, total: every row the list matches.
+	CountSQL string
+	// At is the instant the list is taken at, to the second.
+	At time.Time
+	// Until is the end (excluded) of the due-soon window: At plus Hours
+	// working hours, to the second. Zero for the other lists.
+	Until time.Time
+}
+
+// Build writes the statements of a request over the views of database db.
+// The request must be valid (Validate); Build applies its defaults.
+func Build(db string, cal *worktime.Calendar, r Request) (Statement, error) {
+	if err := r.Validate(); err != nil {
+		return Statement{}, err
+	}
+	r.setDefaults()
+	loc := cal.Location()
+	st := Statement{At: r.At}
+	lit := func(t time.Time) string { return literal(t, loc) }
+	var conds []string
+	var table, id string
+	switch r.List {
+	case DossierOverdue, DossierDueSoon:
+		table, id = "dossiers", "dossier_id"
+		conds = []string{"received_at > toDateTime(0)", "resolved_at = toDateTime(0)", "withdrawn_at = toDateTime(0)"}
+	case FeedbackOverdue:
+		table, id = "tickets", "ticket_id"
+		conds = []string{"received_at > toDateTime(0)", "resolved_at = toDateTime(0)", "closed_at = toDateTime(0)"}
+	}
+	if r.List == DossierDueSoon {
+		// As the KPI dossier.due_soon: the end of the window to the second.
+		st.Until = cal.AddWorkingHours(r.At, r.Hours).Truncate(time.Second)
+		conds = append(conds, "due_at >= "+lit(r.At), "due_at < "+lit(st.Until))
+	} else {
+		conds = append(conds, "due_at > toDateTime(0)", "due_at < "+lit(r.At))
+	}
+	where := fmt.Sprintf("unit IN (SELECT code FROM %s.units WHERE has(path, %s))\n", db, query.Quote(r.Unit))
+	for _, c := range conds {
+		where += "  AND " + c + "\n"
+	}
+
+	var head strings.Builder
+	fmt.Fprintf(&head, "-- %s: %s\n", r.List, titles[r.List])
+	fmt.Fprintf(&head, "-- unit %s and its subtree, at %s (%s)", oneLine(r.Unit), r.At.In(loc).Format(time.DateTime), loc)
+	if r.List == DossierDueSoon {
+		fmt.Fprintf(&head, ", due before %s (%s working hours later)", st.Until.In(loc).Format(time.DateTime),
+			strconv.FormatFloat(r.Hours, 'g', -1, 64))
+	}
+	head.WriteString("\n")
+	st.CountSQL = head.String() + "SELECT count() AS total\nFROM " + db + "." + table + "\nWHERE " + where
+	st.CountSQL = strings.TrimSuffix(st.CountSQL, "\n")
+
+	// The page is cut first, from the view alone, and only its rows are
+	// joined to the reference views: ClickHouse 18.16 takes one JOIN per
+	// SELECT, so each join nests the previous SELECT.
+	var w strings.Builder
+	w.WriteString(head.String())
+	fmt.Fprintf(&w, "-- the first %d, %s; %s is computed by ioc from the business calendar\n",
+		r.Limit, order(r.List), workingColumn(r.List))
+	inner := func(indent string, s string) string {
+		return indent + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+indent) + "\n"
+	}
+	page := fmt.Sprintf("FROM %s.%s\nWHERE %sORDER BY due_at, %s\nLIMIT %d\n", db, table, where, id, r.Limit)
+	switch table {
+	case "dossiers":
+		l0 := "SELECT dossier_id, unit, holder_unit, procedure_code, procedure_name AS sent_procedure_name,\n" +
+			"    officer, received_at, due_at, supplements\n" + page
+		l1 := "SELECT dossier_id, unit, unit_name, holder_unit, procedure_code, sent_procedure_name,\n" +
+			"    officer, received_at, due_at, supplements\nFROM (\n" + inner("    ", l0) + ")\n" +
+			fmt.Sprintf("ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM %s.units) USING unit\n", db)
+		l2 := "SELECT dossier_id, unit, unit_name, holder_unit, procedure_code,\n" +
+			"    if(sent_procedure_name != '', sent_procedure_name, ref_procedure_name) AS procedure_name,\n" +
+			"    officer, received_at, due_at, supplements\nFROM (\n" + inner("    ", l1) + ")\n" +
+			fmt.Sprintf("ANY LEFT JOIN (SELECT code AS procedure_code, name AS ref_procedure_name FROM %s.procedures) USING procedure_code\n", db)
+		w.WriteString("SELECT dossier_id, unit, unit_name, holder_unit, procedure_code, procedure_name,\n" +
+			"    officer, officer_name, received_at, due_at, supplements\nFROM (\n" + inner("    ", l2) + ")\n")
+	case "tickets":
+		l0 := "SELECT ticket_id, unit, holder_unit, category, channel, officer, received_at, due_at\n" + page
+		l1 := "SELECT ticket_id, unit, unit_name, holder_unit, category, channel, officer, received_at, due_at\nFROM (\n" +
+			inner("    ", l0) + ")\n" +
+			fmt.Sprintf("ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM %s.units) USING unit\n", db)
+		w.WriteString("SELECT ticket_id, unit, unit_name, holder_unit, category, channel, officer, officer_name,\n" +
+			"    received_at, due_at\nFROM (\n" + inner("    ", l1) + ")\n")
+	}
+	fmt.Fprintf(&w, "ANY LEFT JOIN (SELECT id AS officer, name AS officer_name FROM %s.officers) USING officer\n", db)
+	fmt.Fprintf(&w, "ORDER BY due_at, %s", id)
+	st.SQL = w.String()
+	return st, nil
+}
+
+var titles = map[string]string{
+	DossierOverdue:  "open dossiers (received, neither resolved nor withdrawn) past their latest deadline",
+	DossierDueSoon:  "open dossiers (received, neither resolved nor withdrawn) whose deadline falls within the next working hours",
+	FeedbackOverdue: "open tickets (received, neither resolved nor closed) past their deadline",
+}
+
+func workingColumn(list string) string {
+	if list == DossierDueSoon {
+		return "working_hours_left"
+	}
+	return "working_days_late"
+}
+
+// literal is a DateTime literal in local time, readable by an analyst.
+func literal(t time.Time, loc *time.Location) string {
+	return "toDateTime('" + t.In(loc).Format(time.DateTime) + "', " + query.Quote(loc.String()) + ")"
+}
+
+// oneLine keeps a value from ending an SQL comment line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func order(list string) string {
+	if list == DossierDueSoon {
+		return "soonest deadline first"
+	}
+	return "most late first"
+}
