@@ -116,12 +116,20 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 
 func writerConsumer(family string) string { return "writer-" + family }
 
+// MaxNoticeSubjects bounds the subjects a commit notice lists.
+const MaxNoticeSubjects = 10_000
+
 // CommitNotice is published after each batch the writer committed.
 type CommitNotice struct {
 	Family string `json:"family"`
 	Count  int    `json:"count"`
 	// Units named by the batch's events (unit fields), sorted.
 	Units []string `json:"units,omitempty"`
+	// Subjects are the entities the batch touched (dossier, ticket, camera,
+	// survey ids), at most MaxNoticeSubjects of them; SubjectsTruncated
+	// says the batch touched more.
+	Subjects          []string `json:"subjects,omitempty"`
+	SubjectsTruncated bool     `json:"subjects_truncated,omitempty"`
 	// MinTime and MaxTime of the events' own times.
 	MinTime time.Time `json:"min_time"`
 	MaxTime time.Time `json:"max_time"`

@@ -249,6 +249,7 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 	}
 	notice := CommitNotice{Family: family}
 	units := map[string]bool{}
+	subjects := map[string]bool{}
 	var wm time.Time
 	var last jetstream.Msg
 	for _, p := range batch {
@@ -265,6 +266,14 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 		notice.Count++
 		if p.unit != "" {
 			units[p.unit] = true
+		}
+		if s := p.rec.Subject; !subjects[s] {
+			if len(subjects) < MaxNoticeSubjects {
+				subjects[s] = true
+				notice.Subjects = append(notice.Subjects, s)
+			} else {
+				notice.SubjectsTruncated = true
+			}
 		}
 		if notice.MinTime.IsZero() || p.rec.Time.Before(notice.MinTime) {
 			notice.MinTime = p.rec.Time

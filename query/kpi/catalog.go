@@ -35,6 +35,13 @@ type Source struct {
 	View string `yaml:"view" json:"view"`
 	// Unit is the view's column holding the unit a row belongs to.
 	Unit string `yaml:"unit" json:"unit"`
+	// ID is the key column of an entity view; Family its family in
+	// entity_hours; Hours maps its time columns to entity_hours kinds.
+	ID     string            `yaml:"id,omitempty" json:"id,omitempty"`
+	Family string            `yaml:"family,omitempty" json:"family,omitempty"`
+	Hours  map[string]string `yaml:"hours,omitempty" json:"hours,omitempty"`
+	// Events marks a view of one row per event, found by its time column.
+	Events bool `yaml:"events,omitempty" json:"events,omitempty"`
 }
 
 // KPI is one catalog entry.
@@ -137,6 +144,14 @@ func (c *Catalog) validate() error {
 		if !columnRE.MatchString(s.Unit) {
 			return fmt.Errorf("sources.%s.unit: %q is not a column name", name, s.Unit)
 		}
+		if len(s.Hours) > 0 && (!columnRE.MatchString(s.ID) || !columnRE.MatchString(s.Family)) {
+			return fmt.Errorf("sources.%s: an entity view with hours needs id and family", name)
+		}
+		for col, kind := range s.Hours {
+			if !columnRE.MatchString(col) || !columnRE.MatchString(kind) {
+				return fmt.Errorf("sources.%s.hours: %q: %q is not a column and event kind", name, col, kind)
+			}
+		}
 	}
 	c.byID = map[string]*KPI{}
 	for i, k := range c.KPIs {
@@ -199,6 +214,12 @@ func (k *KPI) validate(c *Catalog) error {
 		if err := checkFragment(frag); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		if !k.Instant() && placeholderRE.MatchString(frag) {
+			return fmt.Errorf("%s: a KPI over windows is kept in rollups and may not depend on the instant (no placeholders)", name)
+		}
+	}
+	if src := c.Sources[k.Source]; !k.Instant() && !src.Events && src.Hours[k.Time] == "" {
+		return fmt.Errorf("time %q: source %s keeps no hours for it (sources.%[2]s.hours)", k.Time, k.Source)
 	}
 	return nil
 }

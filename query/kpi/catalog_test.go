@@ -42,7 +42,7 @@ func TestCatalogCoversKPIsMD(t *testing.T) {
 
 func TestCatalogRejects(t *testing.T) {
 	base := `catalog_version: 1
-sources: {dossiers: {view: dossiers, unit: unit}}
+sources: {dossiers: {view: dossiers, unit: unit, id: dossier_id, family: dossier, hours: {received_at: received}}}
 kpis:
   - id: dossier.x
     family: dossier
@@ -61,7 +61,7 @@ kpis:
 	for _, tc := range []struct{ name, from, to, want string }{
 		{"unknown field", "better: higher", "better: higher\n    colour: red", "field colour not found"},
 		{"bad id", "id: dossier.x", "id: Dossier-X", "must look like family.name"},
-		{"family prefix", "family: dossier", "family: feedback", "must be the id's prefix"},
+		{"family prefix", "    family: dossier\n", "    family: feedback\n", "must be the id's prefix"},
 		{"unknown source", "source: dossiers", "source: nowhere", `source "nowhere" is not declared`},
 		{"ratio without denominator", "kind: count", "kind: ratio", "needs a denominator"},
 		{"count with denominator", `numerator: "1"`, "numerator: \"1\"\n    denominator: \"1\"", "a count has no denominator"},
@@ -72,6 +72,8 @@ kpis:
 		{"placeholder arg", `numerator: "1"`, `numerator: "due_at < {now_minus}"`, "needs a number"},
 		{"unbalanced", `numerator: "1"`, `numerator: "(1"`, "unbalanced"},
 		{"time column", "time: received_at", "time: received at", "is not a column name"},
+		{"time without hours", "time: received_at", "time: resolved_at", "keeps no hours for it"},
+		{"placeholder over windows", `numerator: "1"`, `numerator: "due_at < {now}"`, "may not depend on the instant"},
 		{"better", "better: higher", "better: more", `better "more"`},
 		{"duplicate", "", "", "declared twice"},
 	} {
@@ -118,9 +120,9 @@ func TestResolve(t *testing.T) {
 		{"month", "2026-11-01 00:00:00", "2026-12-01 00:00:00"},
 		{"quarter", "2026-10-01 00:00:00", "2027-01-01 00:00:00"},
 		{"ytd", "2026-01-01 00:00:00", "2027-01-01 00:00:00"},
-		{"24h", "2026-11-21 15:04:05", "2026-11-22 15:04:05"},
-		{"7d", "2026-11-15 15:04:05", "2026-11-22 15:04:05"},
-		{"30d", "2026-10-23 15:04:05", "2026-11-22 15:04:05"},
+		{"24h", "2026-11-21 16:00:00", "2026-11-22 16:00:00"},
+		{"7d", "2026-11-16 00:00:00", "2026-11-23 00:00:00"},
+		{"30d", "2026-10-24 00:00:00", "2026-11-23 00:00:00"},
 	} {
 		s, err := Resolve(tc.window, at, loc)
 		if err != nil {

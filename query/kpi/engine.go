@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +24,7 @@ type Config struct {
 	// Store is the KV bucket of latest values.
 	Store StoreConfig
 	// Debounce gathers the commit notices that arrive within it into one
-	// recomputation of their families. Default 150ms.
+	// recomputation of their families. Default 50ms.
 	Debounce time.Duration
 	// Sweep recomputes every family on a timer, for the changes that come
 	// from time alone (a deadline passing, a window rolling over).
@@ -43,7 +43,7 @@ type Config struct {
 func (c *Config) setDefaults() {
 	c.Store.setDefaults()
 	if c.Debounce == 0 {
-		c.Debounce = 150 * time.Millisecond
+		c.Debounce = 50 * time.Millisecond
 	}
 	if c.Sweep == 0 {
 		c.Sweep = 30 * time.Second
@@ -84,11 +84,15 @@ type Engine struct {
 	metrics *engineMetrics
 
 	mu        sync.Mutex
-	dirty     map[string]bool      // families with commits not yet recomputed
+	pending   map[string]*work     // what commits asked for, per family, not yet recomputed
 	watermark map[string]time.Time // newest acceptance time committed, per family
 	wake      chan struct{}
 
 	last map[Key]Value // what the store holds, while this node leads
+	mem  *memory       // the rollup sums the windows read; nil until loaded
+
+	instantAt   map[string]time.Time     // when the family's instant KPIs were last computed
+	instantCost map[string]time.Duration // and how long that took
 }
 
 // NewEngine wires an engine; Run starts it.
@@ -105,8 +109,8 @@ func NewEngine(cfg Config, cat *Catalog, b *Builder, db *query.DB, nc *nats.Conn
 		log = slog.Default()
 	}
 	return &Engine{cfg: cfg, cat: cat, b: b, db: db, nc: nc, js: js, store: store, log: log, now: time.Now,
-		metrics: newEngineMetrics(reg), dirty: map[string]bool{}, watermark: map[string]time.Time{},
-		wake: make(chan struct{}, 1)}, nil
+		metrics: newEngineMetrics(reg), pending: map[string]*work{}, watermark: map[string]time.Time{},
+		wake: make(chan struct{}, 1), instantAt: map[string]time.Time{}, instantCost: map[string]time.Duration{}}, nil
 }
 
 // Run follows commit notices and, while this node holds the lease,
@@ -129,7 +133,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.metrics.leader.Set(1)
 		err := e.lead(ctx, lease)
 		e.metrics.leader.Set(0)
-		e.last = nil
+		e.last, e.mem = nil, nil
 		if ctx.Err() != nil {
 			lease.release()
 			return nil
@@ -145,7 +149,12 @@ func (e *Engine) onCommit(m *nats.Msg) {
 		return
 	}
 	e.mu.Lock()
-	e.dirty[n.Family] = true
+	w := e.pending[n.Family]
+	if w == nil {
+		w = &work{}
+		e.pending[n.Family] = w
+	}
+	w.add(n.Subjects, n.SubjectsTruncated, n.MinTime, n.MaxTime)
 	if n.Watermark.After(e.watermark[n.Family]) {
 		e.watermark[n.Family] = n.Watermark
 	}
@@ -156,8 +165,35 @@ func (e *Engine) onCommit(m *nats.Msg) {
 	}
 }
 
-// lead computes while the lease holds.
-func (e *Engine) lead(ctx context.Context, lease *lease) error {
+// lead computes while the lease holds. The lease is renewed on its own
+// goroutine, so that a long recomputation never lets it lapse; when a
+// renewal fails, ctx ends with the reason and the engine stops leading.
+func (e *Engine) lead(parent context.Context, lease *lease) error {
+	ctx, lost := context.WithCancelCause(parent)
+	defer lost(nil)
+	go func() {
+		renew := time.NewTicker(e.cfg.LeaderTTL / 3)
+		defer renew.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-renew.C:
+				if err := lease.renew(ctx); err != nil {
+					lost(err)
+					return
+				}
+			}
+		}
+	}()
+	err := e.leadLoop(ctx)
+	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+func (e *Engine) leadLoop(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
 	last, err := e.store.loadAll(lctx)
 	cancel()
@@ -165,24 +201,29 @@ func (e *Engine) lead(ctx context.Context, lease *lease) error {
 		return fmt.Errorf("load kpi values: %w", err)
 	}
 	e.last = last
-	// Everything once at the start: values may have moved while no one led.
-	if err := e.recompute(ctx, e.cat.Families()); err != nil && ctx.Err() == nil {
+	// Everything once at the start: commits may have been missed while no
+	// node led.
+	start := time.Now()
+	for _, fam := range e.cat.Families() {
+		if err := e.Rebuild(ctx, fam, e.now()); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.log.Error("kpi rollup rebuild", "family", fam, "err", err)
+		}
+	}
+	e.log.Info("kpi rollups rebuilt", "took", time.Since(start).Round(time.Millisecond))
+	if err := e.recompute(ctx, e.cat.Families(), true); err != nil && ctx.Err() == nil {
 		e.log.Error("kpi recompute", "err", err)
 	}
 	sweep := time.NewTicker(e.cfg.Sweep)
 	defer sweep.Stop()
-	renew := time.NewTicker(e.cfg.LeaderTTL / 3)
-	defer renew.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-renew.C:
-			if err := lease.renew(ctx); err != nil {
-				return err
-			}
 		case <-sweep.C:
-			if err := e.recompute(ctx, e.cat.Families()); err != nil && ctx.Err() == nil {
+			if err := e.recompute(ctx, e.cat.Families(), true); err != nil && ctx.Err() == nil {
 				e.log.Error("kpi sweep", "err", err)
 			}
 		case <-e.wake:
@@ -194,76 +235,124 @@ func (e *Engine) lead(ctx context.Context, lease *lease) error {
 			}
 			e.mu.Lock()
 			var fams []string
-			for f := range e.dirty {
+			for f := range e.pending {
 				fams = append(fams, f)
 			}
-			clear(e.dirty)
 			e.mu.Unlock()
 			slices.Sort(fams)
-			if err := e.recompute(ctx, fams); err != nil {
+			if err := e.recompute(ctx, fams, false); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				// The work stays pending: retried at the next notice or sweep.
 				e.log.Error("kpi recompute", "families", fams, "err", err)
-				// Retry at the next notice or sweep.
-				e.mu.Lock()
-				for _, f := range fams {
-					e.dirty[f] = true
-				}
-				e.mu.Unlock()
 			}
 		}
 	}
 }
 
-// recompute computes every KPI of the families for every unit and
-// standard window, and publishes the values that changed.
-func (e *Engine) recompute(ctx context.Context, families []string) error {
+// recompute brings the rollups of the families up to date with the
+// commits pending for them, computes the KPIs of the families for every
+// unit and standard window, and publishes the values that changed. The
+// windowed KPIs come from the rollups and are always computed; the
+// instant ones read the state views, whose cost grows with the entities
+// kept, so on commits they are computed at most once per four times their
+// last cost (on every commit while that is small), and always on a sweep.
+func (e *Engine) recompute(ctx context.Context, families []string, sweep bool) error {
 	at := e.now()
-	spans := map[string]Span{}
-	for _, w := range append([]string{WindowNow}, StandardWindows...) {
-		s, err := Resolve(w, at, e.b.Loc)
-		if err != nil {
-			return err
-		}
-		spans[w] = s
-	}
 	var errs []error
 	for _, fam := range families {
 		e.mu.Lock()
+		w := e.pending[fam]
+		delete(e.pending, fam)
 		asOf := e.watermark[fam]
 		e.mu.Unlock()
 		start := time.Now()
-		vals, err := e.computeFamily(ctx, fam, spans)
+		if w != nil {
+			if err := e.apply(ctx, fam, w, at); err != nil {
+				e.mu.Lock()
+				if p := e.pending[fam]; p != nil { // keep the work for a retry
+					w.add(slices.Collect(maps.Keys(p.subjects)), p.truncated, p.minT, p.maxT)
+				}
+				e.pending[fam] = w
+				e.mu.Unlock()
+				errs = append(errs, fmt.Errorf("%s: %w", fam, err))
+				continue
+			}
+		}
+		instants := sweep || time.Since(e.instantAt[fam]) >= max(e.cfg.Debounce, 4*e.instantCost[fam])
+		vals, computed, err := e.compute(ctx, fam, at, instants)
 		e.metrics.duration.WithLabelValues(fam).Observe(time.Since(start).Seconds())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", fam, err))
 			continue
 		}
-		if err := e.publish(ctx, fam, vals, asOf); err != nil {
+		if err := e.publish(ctx, fam, vals, computed, asOf); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", fam, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Compute returns every value of the family's KPIs at the instant at,
-// without publishing (tests and the benchmark driver).
-func (e *Engine) Compute(ctx context.Context, family string, at time.Time) (map[Key]Value, error) {
+// Spans resolves every window at the instant at.
+func (e *Engine) spans(at time.Time) map[string]Span {
 	spans := map[string]Span{}
 	for _, w := range append([]string{WindowNow}, StandardWindows...) {
 		s, _ := Resolve(w, at, e.b.Loc)
 		spans[w] = s
 	}
-	return e.computeFamily(ctx, family, spans)
+	return spans
 }
 
-// computeFamily runs one query per source of the family's KPIs.
-func (e *Engine) computeFamily(ctx context.Context, family string, spans map[string]Span) (map[Key]Value, error) {
+// Compute returns every value of the family's KPIs at the instant at:
+// windows from the rollups (as they stand), instants from the views.
+func (e *Engine) Compute(ctx context.Context, family string, at time.Time) (map[Key]Value, error) {
+	vals, _, err := e.compute(ctx, family, at, true)
+	return vals, err
+}
+
+// ComputeWindows returns the values of the family's windowed KPIs only:
+// what a commit recomputes while the instant ones are throttled
+// (benchmarks).
+func (e *Engine) ComputeWindows(ctx context.Context, family string, at time.Time) (map[Key]Value, error) {
+	vals, _, err := e.compute(ctx, family, at, false)
+	return vals, err
+}
+
+// compute returns the values of the family's windowed KPIs and, with
+// instants, of its instant ones, and the ids of the KPIs it computed.
+func (e *Engine) compute(ctx context.Context, family string, at time.Time, instants bool) (map[Key]Value, map[string]bool, error) {
+	spans := e.spans(at)
+	out := map[Key]Value{}
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
+	defer cancel()
+	if e.mem == nil {
+		m, err := e.loadMemory(qctx, at)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load rollups: %w", err)
+		}
+		e.mem = m
+	}
+	e.mem.prune(at)
+	paths, err := e.unitPaths(qctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unit paths: %w", err)
+	}
+	e.mem.windows(e, family, spans, paths, out)
+	computed := map[string]bool{}
+	for _, k := range e.cat.KPIs {
+		if k.Family == family && (!k.Instant() || instants) {
+			computed[k.ID] = true
+		}
+	}
+	if !instants {
+		return out, computed, nil
+	}
+	start := time.Now()
 	bySource := map[string][]*KPI{}
 	var sources []string
 	for _, k := range e.cat.KPIs {
-		if k.Family != family {
+		if k.Family != family || !k.Instant() {
 			continue
 		}
 		if bySource[k.Source] == nil {
@@ -271,17 +360,22 @@ func (e *Engine) computeFamily(ctx context.Context, family string, spans map[str
 		}
 		bySource[k.Source] = append(bySource[k.Source], k)
 	}
-	out := map[Key]Value{}
 	for _, src := range sources {
 		sql, cols := e.b.AllUnits(e.cat, src, bySource[src], spans)
-		qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
-		err := e.scan(qctx, sql, cols, out)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", src, err)
+		if err := e.scan(qctx, sql, cols, out); err != nil {
+			return nil, nil, fmt.Errorf("source %s: %w", src, err)
 		}
 	}
-	return out, nil
+	e.instantAt[family], e.instantCost[family] = time.Now(), time.Since(start)
+	return out, computed, nil
+}
+
+// ApplyCommit brings the rollups up to date with one commit notice, as the
+// engine does when it receives it (tests and benchmarks).
+func (e *Engine) ApplyCommit(ctx context.Context, n ingest.CommitNotice, at time.Time) error {
+	w := &work{}
+	w.add(n.Subjects, n.SubjectsTruncated, n.MinTime, n.MaxTime)
+	return e.apply(ctx, n.Family, w, at)
 }
 
 func (e *Engine) scan(ctx context.Context, sql string, cols []column, out map[Key]Value) error {
@@ -313,10 +407,9 @@ func (e *Engine) scan(ctx context.Context, sql string, cols []column, out map[Ke
 // publish stores the values that changed, each with the next sequence of
 // its key; keys the store holds but the query no longer returned (their
 // rows left the window) fall back to zero.
-func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value, asOf time.Time) error {
-	prefix := family + "."
+func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value, computed map[string]bool, asOf time.Time) error {
 	for k, old := range e.last {
-		if _, ok := vals[k]; ok || !strings.HasPrefix(k.KPI, prefix) {
+		if _, ok := vals[k]; ok || !computed[k.KPI] {
 			continue
 		}
 		kp, ok := e.cat.KPI(k.KPI)

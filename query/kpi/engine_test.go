@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/internal/worktime"
@@ -189,9 +190,22 @@ func TestEngineEqualsSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := &kpi.Reader{Cat: c.cat, B: c.b, DB: c.db}
 	r := rand.New(rand.NewPCG(2, 3))
 	root := "79"
+	for _, fam := range c.cat.Families() {
+		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
+			t.Fatalf("%s: rebuild: %v", fam, err)
+		}
+	}
+	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool { return k.Unit == root || r.IntN(40) == 0 })
+}
+
+// checkAgainstSQL compares the engine's values of a sample of keys with
+// their SQL.
+func checkAgainstSQL(t *testing.T, c *city, eng *kpi.Engine, r *rand.Rand, pick func(kpi.Key) bool) {
+	t.Helper()
+	ctx := context.Background()
+	reader := &kpi.Reader{Cat: c.cat, B: c.b, DB: c.db}
 	checked, nonzero := 0, 0
 	for _, fam := range c.cat.Families() {
 		vals, err := eng.Compute(ctx, fam, c.at)
@@ -203,10 +217,9 @@ func TestEngineEqualsSQL(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.SortFunc(keys, func(a, b kpi.Key) int { return cmpKey(a, b) })
-		// the city for every KPI and window, and random units
 		var sample []kpi.Key
 		for _, k := range keys {
-			if k.Unit == root || r.IntN(40) == 0 {
+			if pick(k) {
 				sample = append(sample, k)
 			}
 		}
@@ -242,6 +255,9 @@ func TestDuplicatesChangeNothing(t *testing.T) {
 	eng, _ := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
 	before := map[kpi.Key]kpi.Value{}
 	for _, fam := range c.cat.Families() {
+		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
 		vals, err := eng.Compute(ctx, fam, c.at)
 		if err != nil {
 			t.Fatal(err)
@@ -256,6 +272,9 @@ func TestDuplicatesChangeNothing(t *testing.T) {
 		}
 	}
 	for _, fam := range c.cat.Families() {
+		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
 		vals, err := eng.Compute(ctx, fam, c.at)
 		if err != nil {
 			t.Fatal(err)
@@ -313,4 +332,77 @@ func show(f *float64) string {
 		return "null"
 	}
 	return fmt.Sprint(*f)
+}
+
+// TestEngineIncremental: after the rollups are built, new events are
+// applied from commit notices alone (their subjects and times), and every
+// value still equals its SQL.
+func TestEngineIncremental(t *testing.T) {
+	c := newCity(t, 9)
+	ctx := context.Background()
+	eng, _ := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
+	for _, fam := range c.cat.Families() {
+		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The engine now holds the window sums in memory; what follows must
+	// update them from the changes it writes.
+	for _, fam := range c.cat.Families() {
+		if _, err := eng.Compute(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Resolve open dossiers, receive new ones, take new surveys: all in the
+	// last hours, as live traffic would.
+	var open []string
+	rows, err := c.db.Conn.Query(ctx, "SELECT dossier_id FROM "+c.db.Table("dossiers")+" WHERE resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0) ORDER BY dossier_id LIMIT 60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		open = append(open, id)
+	}
+	rows.Close()
+	if len(open) < 20 {
+		t.Fatalf("only %d open dossiers", len(open))
+	}
+	batch, _ := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("dossier_events")+" (source, id, type, subject, time, accepted_at, unit, channel, due_at, e_result)")
+	subjects := []string{}
+	minT := c.at.Add(-3 * time.Hour)
+	for i, id := range open {
+		at := minT.Add(time.Duration(i) * time.Minute)
+		_ = batch.Append("inc", id+"-res", "resolved", id, at, at, "", "", time.Unix(0, 0), uint8(i%2))
+		subjects = append(subjects, id)
+	}
+	for i := 0; i < 40; i++ {
+		id := fmt.Sprintf("new%d", i)
+		at := minT.Add(time.Duration(i) * time.Minute)
+		_ = batch.Append("inc", id+"-rec", "received", id, at, at, c.units[i*7%len(c.units)], "online", at.Add(48*time.Hour), uint8(0))
+		subjects = append(subjects, id)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.ApplyCommit(ctx, ingest.CommitNotice{Family: "dossier", Subjects: subjects, MinTime: minT, MaxTime: c.at}, c.at); err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
+	for i := 0; i < 30; i++ {
+		at := minT.Add(time.Duration(i) * time.Minute)
+		_ = sb.Append("inc", fmt.Sprintf("ns%d", i), "submitted", fmt.Sprintf("ns%d", i), at, at, c.units[i*11%len(c.units)], "satisfied")
+	}
+	if err := sb.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.ApplyCommit(ctx, ingest.CommitNotice{Family: "survey", MinTime: minT, MaxTime: c.at}, c.at); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	touched := map[string]bool{"dossier.resolved": true, "dossier.received": true, "survey.count": true, "dossier.e_result_rate": true}
+	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool {
+		return touched[k.KPI] && (k.Unit == "79" || r.IntN(8) == 0) || r.IntN(60) == 0
+	})
 }

@@ -3,9 +3,10 @@ package kpi
 import "github.com/prometheus/client_golang/prometheus"
 
 type engineMetrics struct {
-	leader    prometheus.Gauge
-	duration  *prometheus.HistogramVec
-	published *prometheus.CounterVec
+	leader     prometheus.Gauge
+	duration   *prometheus.HistogramVec
+	published  *prometheus.CounterVec
+	rollupRows *prometheus.CounterVec
 }
 
 func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
@@ -17,9 +18,11 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			[]string{"family"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_kpi_values_published_total",
 			Help: "KPI values that changed and were published."}, []string{"family"}),
+		rollupRows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_kpi_rollup_rows_written_total",
+			Help: "Rollup rows rewritten because their sums changed."}, []string{"table"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.leader, m.duration, m.published)
+		reg.MustRegister(m.leader, m.duration, m.published, m.rollupRows)
 	}
 	return m
 }

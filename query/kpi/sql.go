@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query"
 )
 
 // Builder writes the SQL of KPIs over the curated views of one database.
@@ -188,7 +189,4 @@ var stepMinutes = map[string]string{"hour": "60", "day": "1440", "week": "10080"
 	"month": "((toUnixTimestamp(addMonths(t, 1)) - toUnixTimestamp(t)) / 60)"}
 
 // quote is a ClickHouse string literal.
-func quote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(s) + "'"
-}
+func quote(s string) string { return query.Quote(s) }

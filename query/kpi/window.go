@@ -6,9 +6,11 @@ import (
 	"time"
 )
 
-// Window names. Calendar windows are those of Asia/Ho_Chi_Minh and span
-// the whole period (its remainder holds no data yet); rolling windows end at
-// the instant of computation.
+// Window names, in Asia/Ho_Chi_Minh. Every window is a whole number of
+// days, but 24h, a whole number of hours, so that the engine reads it from
+// its rollups: calendar windows span the whole period (its remainder holds
+// no data yet); 7d and 30d are the last 7 and 30 days including today; 24h
+// is the last 24 hours including the current one.
 const (
 	WindowNow     = "now" // instant KPIs only
 	WindowToday   = "today"
@@ -74,11 +76,12 @@ func Resolve(window string, at time.Time, loc *time.Location) (Span, error) {
 		s.From = time.Date(y, 1, 1, 0, 0, 0, 0, loc)
 		s.To = s.From.AddDate(1, 0, 0)
 	case Window24h:
-		s.From, s.To = at.Add(-24*time.Hour), at
+		s.To = at.Truncate(time.Hour).Add(time.Hour)
+		s.From = s.To.Add(-24 * time.Hour)
 	case Window7d:
-		s.From, s.To = at.AddDate(0, 0, -7), at
+		s.From, s.To = day.AddDate(0, 0, -6), day.AddDate(0, 0, 1)
 	case Window30d:
-		s.From, s.To = at.AddDate(0, 0, -30), at
+		s.From, s.To = day.AddDate(0, 0, -29), day.AddDate(0, 0, 1)
 	default:
 		return s, fmt.Errorf("window %q: use one of now, %v, or from and to", window, StandardWindows)
 	}

@@ -1,0 +1,527 @@
+package kpi
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// Rollups. For every KPI counted over windows the engine keeps the
+// numerator and denominator per hour and unit (kpi_hourly) and per local
+// day and unit (kpi_daily). A commit recomputes only the hours of the
+// entities it touched, from the state views restricted to the entities of
+// those hours (entity_hours), then the days of those hours from the hourly
+// rows; the values of every window are then sums over at most a year of
+// days. Every row is recomputed from the views, never incremented, so a
+// repeated delivery or a replay changes nothing.
+
+// work is what commit notices asked for a family since its last
+// recomputation.
+type work struct {
+	subjects   map[string]bool
+	truncated  bool // more subjects than notices carry: recompute everything
+	minT, maxT time.Time
+}
+
+func (w *work) add(subjects []string, truncated bool, minT, maxT time.Time) {
+	if w.subjects == nil {
+		w.subjects = map[string]bool{}
+	}
+	for _, s := range subjects {
+		w.subjects[s] = true
+	}
+	w.truncated = w.truncated || truncated
+	if !minT.IsZero() && (w.minT.IsZero() || minT.Before(w.minT)) {
+		w.minT = minT
+	}
+	if maxT.After(w.maxT) {
+		w.maxT = maxT
+	}
+}
+
+// hourSet is a set of hours, or every hour from a start (all).
+type hourSet struct {
+	all   bool
+	from  time.Time // with all
+	hours map[time.Time]bool
+}
+
+func (h *hourSet) addHour(t time.Time) {
+	if h.hours == nil {
+		h.hours = map[time.Time]bool{}
+	}
+	h.hours[t.Truncate(time.Hour)] = true
+}
+
+func (h *hourSet) empty() bool { return !h.all && len(h.hours) == 0 }
+
+func (h *hourSet) sorted() []time.Time {
+	out := make([]time.Time, 0, len(h.hours))
+	for t := range h.hours {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+// cond is the SQL condition "column is in one of the hours".
+func (h *hourSet) cond(b *Builder, col string) string {
+	if h.all {
+		return col + " >= " + b.literal(h.from)
+	}
+	hs := h.sorted()
+	lits := make([]string, len(hs))
+	for i, t := range hs {
+		lits[i] = b.literal(t)
+	}
+	return fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s AND toStartOfHour(%[1]s) IN (%[4]s)", col, lits[0],
+		b.literal(hs[len(hs)-1].Add(time.Hour)), strings.Join(lits, ", "))
+}
+
+// maxListedHours in one statement.
+const maxListedHours = 200
+
+// split cuts a listed set into sets of at most n hours.
+func (h *hourSet) split(n int) []*hourSet {
+	if h.all || len(h.hours) <= n {
+		return []*hourSet{h}
+	}
+	var out []*hourSet
+	hs := h.sorted()
+	for len(hs) > 0 {
+		k := min(n, len(hs))
+		part := &hourSet{}
+		for _, t := range hs[:k] {
+			part.addHour(t)
+		}
+		out = append(out, part)
+		hs = hs[k:]
+	}
+	return out
+}
+
+// horizon is the first hour any standard window starting at the instant at
+// covers: the rollups are kept from there on.
+func horizon(at time.Time, loc *time.Location) time.Time {
+	first := at
+	for _, w := range StandardWindows {
+		if s, err := Resolve(w, at, loc); err == nil && s.From.Before(first) {
+			first = s.From
+		}
+	}
+	return first
+}
+
+// rollupKPIs are the KPIs of the family counted over windows, by source
+// and time column.
+func (e *Engine) rollupKPIs(family string) map[string]map[string][]*KPI {
+	out := map[string]map[string][]*KPI{}
+	for _, k := range e.cat.KPIs {
+		if k.Family != family || k.Instant() {
+			continue
+		}
+		if out[k.Source] == nil {
+			out[k.Source] = map[string][]*KPI{}
+		}
+		out[k.Source][k.Time] = append(out[k.Source][k.Time], k)
+	}
+	return out
+}
+
+// Rebuild recomputes the family's rollups for every hour since the horizon
+// of at: what a node does when it takes over, since notices may have been
+// missed while no node led.
+func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error {
+	e.mem = nil // reloaded from the tables by the next Compute
+	return e.apply(ctx, family, &work{truncated: true}, at)
+}
+
+// apply recomputes the rollup hours the work touched, and their days.
+func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time) error {
+	h0 := horizon(at, e.b.Loc)
+	days := map[time.Time]bool{}
+	allDays := false
+	for srcName, byTime := range e.rollupKPIs(family) {
+		src := e.cat.Sources[srcName]
+		hours, err := e.touchedHours(ctx, src, byTime, w, h0)
+		if err != nil {
+			return fmt.Errorf("hours touched in %s: %w", src.View, err)
+		}
+		for col, kpis := range byTime {
+			hs := hours[col]
+			if hs == nil || hs.empty() {
+				continue
+			}
+			for _, part := range hs.split(maxListedHours) {
+				if err := e.updateHourly(ctx, src, col, kpis, part); err != nil {
+					return fmt.Errorf("rollup %s by %s: %w", src.View, col, err)
+				}
+			}
+			if hs.all {
+				allDays = true
+			}
+			for t := range hs.hours {
+				days[localDay(t, e.b.Loc)] = true
+			}
+		}
+	}
+	var kpis []string
+	for _, byTime := range e.rollupKPIs(family) {
+		for _, ks := range byTime {
+			for _, k := range ks {
+				kpis = append(kpis, k.ID)
+			}
+		}
+	}
+	if allDays {
+		return e.updateDaily(ctx, kpis, nil, localDay(h0, e.b.Loc))
+	}
+	if len(days) == 0 {
+		return nil
+	}
+	return e.updateDaily(ctx, kpis, days, time.Time{})
+}
+
+func localDay(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// touchedHours finds, per time column, the hours whose rollup the work
+// changes: for an entity view, the hours its touched entities fall in now
+// (a lookup by key); for an event view, every hour the events' times span.
+func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[string][]*KPI, w *work, h0 time.Time) (map[string]*hourSet, error) {
+	out := map[string]*hourSet{}
+	if w.truncated {
+		for col := range byTime {
+			out[col] = &hourSet{all: true, from: h0}
+		}
+		return out, nil
+	}
+	if src.Events {
+		if w.minT.IsZero() {
+			return out, nil
+		}
+		from := w.minT.Truncate(time.Hour)
+		if from.Before(h0) {
+			from = h0
+		}
+		for col := range byTime {
+			hs := &hourSet{}
+			for t := from; !t.After(w.maxT); t = t.Add(time.Hour) {
+				hs.addHour(t)
+			}
+			out[col] = hs
+		}
+		return out, nil
+	}
+	if len(w.subjects) == 0 {
+		return out, nil
+	}
+	cols := make([]string, 0, len(byTime))
+	for col := range byTime {
+		cols = append(cols, col)
+	}
+	slices.Sort(cols)
+	ids := make([]string, 0, len(w.subjects))
+	for s := range w.subjects {
+		ids = append(ids, quote(s))
+	}
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = "toStartOfHour(" + c + ")"
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), idsPerQuery)
+		q := fmt.Sprintf("SELECT %s FROM %s.%s WHERE %s IN (%s)", strings.Join(sel, ", "), e.b.DB, src.View, src.ID, strings.Join(ids[:n], ", "))
+		ids = ids[n:]
+		if err := e.hoursOf(ctx, q, cols, h0, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// hoursOf adds the hours of the rows of q (one time per column) to out.
+func (e *Engine) hoursOf(ctx context.Context, q string, cols []string, h0 time.Time, out map[string]*hourSet) error {
+	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	vals := make([]time.Time, len(cols))
+	dest := make([]any, len(cols))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		for i, t := range vals {
+			if t.Unix() <= 0 || t.Before(h0) {
+				continue
+			}
+			if out[cols[i]] == nil {
+				out[cols[i]] = &hourSet{}
+			}
+			out[cols[i]].addHour(t)
+		}
+	}
+	return rows.Err()
+}
+
+// pushdown lets ClickHouse apply a filter on a view's key before the
+// view's GROUP BY (the default from ClickHouse 19 on; 18.16 needs it
+// asked): a lookup of some dossiers then reads their state only.
+func pushdown(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"enable_optimize_predicate_expression": 1}))
+}
+
+// rollupRow is one (kpi, bucket, unit) of a rollup table.
+type rollupRow struct {
+	kpi  string
+	t    time.Time
+	unit string
+}
+
+type sums struct{ n, d int64 }
+
+// updateHourly recomputes the hours of the KPIs counted by one time column
+// of a source, and writes the rows that changed.
+func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet) error {
+	inner := []string{"toStartOfHour(" + col + ") AS h", src.Unit + " AS unit"}
+	for i, k := range kpis {
+		num, den, _ := e.b.rowTerms(k, Span{})
+		cond := "1"
+		if k.Filter != "" {
+			cond = "(" + k.Filter + ")"
+		}
+		inner = append(inner, fmt.Sprintf("sumIf(%s, %s) AS n%d", num, cond, i), fmt.Sprintf("sumIf(%s, %s) AS d%d", den, cond, i))
+	}
+	base := fmt.Sprintf("SELECT %s FROM %s.%s WHERE %s", strings.Join(inner, ", "), e.b.DB, src.View, hs.cond(e.b, col))
+	fresh := map[rollupRow]sums{}
+	add := func(q string) error {
+		rows, err := e.db.Conn.Query(pushdown(ctx), q)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var h time.Time
+		var unit string
+		vals := make([]int64, 2*len(kpis))
+		dest := []any{&h, &unit}
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			for i, k := range kpis {
+				if vals[2*i] != 0 || vals[2*i+1] != 0 {
+					r := rollupRow{k.ID, h, unit}
+					s := fresh[r]
+					fresh[r] = sums{s.n + vals[2*i], s.d + vals[2*i+1]}
+				}
+			}
+		}
+		return rows.Err()
+	}
+	switch {
+	case src.Events || hs.all:
+		// Event views are found by their time; a rebuild reads every
+		// entity of the view once.
+		if err := add(base + " GROUP BY h, unit"); err != nil {
+			return err
+		}
+	default:
+		// The entities of those hours, by key: ClickHouse then merges the
+		// state of these entities only. (A key set from a subquery is not
+		// used that way by 18.16; a literal list is.)
+		ids, err := e.entityIDs(ctx, src, col, hs)
+		if err != nil {
+			return err
+		}
+		for len(ids) > 0 {
+			n := min(len(ids), idsPerQuery)
+			if err := add(fmt.Sprintf("%s AND %s IN (%s) GROUP BY h, unit", base, src.ID, strings.Join(ids[:n], ", "))); err != nil {
+				return err
+			}
+			ids = ids[n:]
+		}
+	}
+	ids := kpiIDs(kpis)
+	old, err := e.readRollup(ctx, "kpi_hourly", "hour", ids, hs.cond(e.b, "hour"))
+	if err != nil {
+		return err
+	}
+	return e.writeRollup(ctx, "kpi_hourly", "hour", old, fresh)
+}
+
+// idsPerQuery bounds the keys listed in one statement (ClickHouse's
+// max_query_size is 256 KiB by default).
+const idsPerQuery = 5000
+
+// entityIDs lists, quoted, the entities whose time column may fall in the
+// hours.
+func (e *Engine) entityIDs(ctx context.Context, src *Source, col string, hs *hourSet) ([]string, error) {
+	q := fmt.Sprintf("SELECT DISTINCT id FROM %s.entity_hours WHERE family = %s AND kind = %s AND %s",
+		e.b.DB, quote(src.Family), quote(src.Hours[col]), hs.cond(e.b, "hour"))
+	rows, err := e.db.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, quote(id))
+	}
+	return ids, rows.Err()
+}
+
+// updateDaily recomputes days of the KPIs from their hourly rows: the days
+// listed, or every day from `from` on when days is nil.
+func (e *Engine) updateDaily(ctx context.Context, kpis []string, days map[time.Time]bool, from time.Time) error {
+	if len(kpis) == 0 {
+		return nil
+	}
+	var hourCond, dayCond string
+	if days == nil {
+		hourCond = "hour >= " + e.b.literal(from)
+		dayCond = "day >= " + dateLiteral(from)
+	} else {
+		var hc, dc []string
+		for d := range days {
+			hc = append(hc, fmt.Sprintf("(hour >= %s AND hour < %s)", e.b.literal(d), e.b.literal(d.AddDate(0, 0, 1))))
+			dc = append(dc, dateLiteral(d))
+		}
+		slices.Sort(hc)
+		slices.Sort(dc)
+		hourCond = "(" + strings.Join(hc, " OR ") + ")"
+		dayCond = "day IN (" + strings.Join(dc, ", ") + ")"
+	}
+	tz := quote(e.b.Loc.String())
+	q := fmt.Sprintf(`SELECT kpi, toDate(hour, %s) AS day, unit, sum(n), sum(d) FROM (
+    SELECT kpi, hour, unit, argMax(numerator, version) AS n, argMax(denominator, version) AS d
+    FROM %s.kpi_hourly WHERE kpi IN (%s) AND %s GROUP BY kpi, hour, unit
+) GROUP BY kpi, day, unit`, tz, e.b.DB, quoteList(kpis), hourCond)
+	fresh := map[rollupRow]sums{}
+	rows, err := e.db.Conn.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r rollupRow
+		var s sums
+		if err := rows.Scan(&r.kpi, &r.t, &r.unit, &s.n, &s.d); err != nil {
+			return err
+		}
+		if s.n != 0 || s.d != 0 {
+			r.t = localDay(r.t, e.b.Loc)
+			fresh[r] = s
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	old, err := e.readRollup(ctx, "kpi_daily", "day", kpis, dayCond)
+	if err != nil {
+		return err
+	}
+	return e.writeRollup(ctx, "kpi_daily", "day", old, fresh)
+}
+
+// readRollup reads the latest version of rollup rows.
+func (e *Engine) readRollup(ctx context.Context, table, tcol string, kpis []string, cond string) (map[rollupRow]sums, error) {
+	q := fmt.Sprintf("SELECT kpi, %s, unit, argMax(numerator, version), argMax(denominator, version) FROM %s.%s WHERE kpi IN (%s) AND %s GROUP BY kpi, %[1]s, unit",
+		tcol, e.b.DB, table, quoteList(kpis), cond)
+	rows, err := e.db.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[rollupRow]sums{}
+	for rows.Next() {
+		var r rollupRow
+		var s sums
+		if err := rows.Scan(&r.kpi, &r.t, &r.unit, &s.n, &s.d); err != nil {
+			return nil, err
+		}
+		if tcol == "day" {
+			r.t = localDay(r.t, e.b.Loc)
+		}
+		out[r] = s
+	}
+	return out, rows.Err()
+}
+
+// writeRollup inserts the rows whose sums changed, and zero rows for those
+// that are gone, as a new version.
+func (e *Engine) writeRollup(ctx context.Context, table, tcol string, old, fresh map[rollupRow]sums) error {
+	var changed []rollupRow
+	for r, s := range fresh {
+		if o, ok := old[r]; !ok || o != s {
+			changed = append(changed, r)
+		}
+	}
+	for r, o := range old {
+		if _, ok := fresh[r]; !ok && o != (sums{}) {
+			changed = append(changed, r)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	batch, err := e.db.Conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator, version)", e.b.DB, table, tcol))
+	if err != nil {
+		return err
+	}
+	version := uint64(time.Now().UnixNano())
+	for _, r := range changed {
+		s := fresh[r]
+		t := r.t
+		if tcol == "day" { // a Date: the local date, as UTC midnight
+			t = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		}
+		if err := batch.Append(r.kpi, t, r.unit, s.n, s.d, version); err != nil {
+			batch.Abort()
+			return err
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return err
+	}
+	e.metrics.rollupRows.WithLabelValues(table).Add(float64(len(changed)))
+	if e.mem != nil {
+		e.mem.changed(table, old, fresh)
+	}
+	return nil
+}
+
+func kpiIDs(kpis []*KPI) []string {
+	out := make([]string, len(kpis))
+	for i, k := range kpis {
+		out[i] = k.ID
+	}
+	return out
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func dateLiteral(d time.Time) string { return "toDate('" + d.Format("2006-01-02") + "')" }
