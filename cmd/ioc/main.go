@@ -37,6 +37,7 @@ Commands:
   bench      measure intake → ClickHouse throughput and latency on this machine
              ('bench arrow' measures the Arrow backfill)
              ('bench sql' measures the SQL API's export against clickhouse-client)
+             ('bench ws' measures event → websocket latency and the fan-out to many clients)
   version    print the version
 
 Run 'ioc <command> -h' for the flags of a command.
@@ -70,6 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		if len(rest) > 0 && rest[0] == "sql" {
 			return runBenchSQL(ctx, rest[1:], stdout, stderr)
+		}
+		if len(rest) > 0 && rest[0] == "ws" {
+			return runBenchWS(ctx, rest[1:], stdout, stderr)
 		}
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "version":
