@@ -70,6 +70,7 @@ type conn struct {
 
 	// Owned by the reader goroutine.
 	sess    Session
+	expires time.Time // of the session's token; zero: never
 	subs    map[string]*sub
 	tokens  float64   // message budget
 	refill  time.Time // when tokens were last topped up
@@ -184,6 +185,9 @@ func (c *conn) authenticate(urlToken string) bool {
 	welcome := appendWelcome(make([]byte, 0, 160), sess.Subject(), &h.cfg)
 	c.mu.Lock()
 	c.authed = true
+	if e, ok := sess.(Expirer); ok {
+		c.expires = e.Expires()
+	}
 	c.pushLocked(item{frame: welcome, kind: kindWelcome})
 	c.mu.Unlock()
 	c.ws.SetPongHandler(func(string) error {
@@ -602,13 +606,20 @@ func (c *conn) kickLocked() {
 }
 
 // requestPing asks the writer for a heartbeat; called by the hub's ticker.
-func (c *conn) requestPing() {
+func (c *conn) requestPing(now time.Time) {
 	c.mu.Lock()
-	if c.authed && !c.closing {
-		c.pingDue = true
-		c.kickLocked()
+	defer c.mu.Unlock()
+	if !c.authed || c.closing {
+		return
 	}
-	c.mu.Unlock()
+	if !c.expires.IsZero() && now.After(c.expires) {
+		c.h.m.errors.WithLabelValues(codeUnauthorized).Inc()
+		c.pushLocked(item{frame: appendError(nil, "", codeUnauthorized, "the token expired at "+c.expires.UTC().Format(time.RFC3339)+"; connect again with a new one"), kind: kindError})
+		c.closeLocked(websocket.ClosePolicyViolation, "token expired", reasonAuth, true)
+		return
+	}
+	c.pingDue = true
+	c.kickLocked()
 }
 
 // closeWith starts closing the connection with a close code and reason:

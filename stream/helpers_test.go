@@ -141,11 +141,21 @@ func (testAuth) Authenticate(ctx context.Context, token string) (Session, error)
 		return testSession("leader:760"), nil
 	case "wall":
 		return testSession("wall:1"), nil
+	case "expiring":
+		return expiringSession{testSession("leader:760"), time.Now().Add(150 * time.Millisecond)}, nil
 	}
 	return nil, errors.New("token is not valid (expired or signed with another key)")
 }
 
 type testSession string
+
+// expiringSession's token expires at exp.
+type expiringSession struct {
+	testSession
+	exp time.Time
+}
+
+func (s expiringSession) Expires() time.Time { return s.exp }
 
 func (s testSession) Subject() string { return string(s) }
 

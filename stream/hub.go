@@ -282,9 +282,10 @@ func (h *Hub) heartbeat() {
 			return
 		case <-t.C:
 		}
+		now := time.Now()
 		h.mu.Lock()
 		for c := range h.conns {
-			c.requestPing()
+			c.requestPing(now)
 		}
 		h.mu.Unlock()
 	}

@@ -731,3 +731,24 @@ func TestInvalidPublishedData(t *testing.T) {
 		t.Fatalf("invalid metric %v", n)
 	}
 }
+
+// A session whose token expires is closed at the next heartbeat after,
+// saying why.
+func TestTokenExpiry(t *testing.T) {
+	th := newTestHub(t, Config{PingInterval: 100 * time.Millisecond})
+	c := th.dial(t, "expiring")
+	c.expect("welcome")
+	if m := c.expect("error"); m.Code != "unauthorized" || !strings.Contains(m.Message, "token expired") {
+		t.Fatalf("expiry error: %s", m.raw)
+	}
+	if text := c.expectClose(websocket.ClosePolicyViolation); text != "token expired" {
+		t.Fatalf("close reason %q", text)
+	}
+	if n := th.metric("ioc_ws_disconnects_total", "reason", "auth"); n != 1 {
+		t.Fatalf("auth disconnects %v", n)
+	}
+	// A token that does not expire stays.
+	g := th.dialWelcome(t)
+	g.subscribe("r1", ch79)
+	g.expect("snapshot")
+}

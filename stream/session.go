@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Authenticator turns a token into a session. Its errors are shown to the
@@ -28,3 +29,11 @@ type Session interface {
 // exist (an unknown KPI), so that the client gets "not_found" rather than
 // "forbidden".
 var ErrUnknownChannel = errors.New("unknown channel")
+
+// Expirer is a Session whose token expires: the hub closes the connection
+// (code 1008, an "unauthorized" error saying so) at the first heartbeat
+// after Expires, so a revoked or short-lived token does not keep a
+// websocket open for ever. The zero time never expires.
+type Expirer interface {
+	Expires() time.Time
+}

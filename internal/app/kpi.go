@@ -314,6 +314,16 @@ type notFound string
 func (e notFound) Error() string { return string(e) }
 func (e notFound) Unwrap() error { return stream.ErrUnknownChannel }
 
+// Expires is the token's expiry: the hub closes the websocket then.
+func (s wsSession) Expires() time.Time {
+	if e := s.s.claims.ExpiresAt; e != nil {
+		return e.Time
+	}
+	return time.Time{}
+}
+
+var _ stream.Expirer = wsSession{}
+
 func (s wsSession) Subject() string {
 	c := s.s.claims
 	switch c.Role {
