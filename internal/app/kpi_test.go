@@ -266,3 +266,67 @@ func TestKPIsReproduceDistrictOneFigures(t *testing.T) {
 	}
 	waitKPI(t, a, tok, "dossier.received?unit=L-760"+year, 54_448, 54_448)
 }
+
+// Two nodes share NATS and ClickHouse: one computes, both push. A client
+// follows a KPI on the second node, sees the update of an event sent to the
+// first, then reconnects to the first and resumes with no gap.
+func TestKPIAcrossNodes(t *testing.T) {
+	a, toks := node(t)
+	cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NATSURL: a.NATSURL(),
+		TokenKey: []byte("app-test-token-key-0123456789abcdef"), PseudonymKey: []byte("app-test-pseudonym-key")}
+	cfg.ClickHouse = a.cfg.ClickHouse
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("second node: %v", err)
+		}
+		b.Close()
+	})
+	const ward = "26743"
+	ch := "kpi:survey.count:" + ward + ":today"
+	c := dialWS(t, b, toks["analyst"])
+	next(t, c, "welcome")
+	_ = c.WriteJSON(map[string]any{"type": "subscribe", "id": "s", "channel": ch})
+	next(t, c, "subscribed")
+	next(t, c, "snapshot")
+	now := time.Now()
+	for i, id := range []string{"x1", "x2"} {
+		code, body := call(t, "POST", a.URL()+"/api/v1/events", toks["ingest"], "application/cloudevents+json", survey("nodes-"+id, ward, "satisfied", now))
+		if code != 202 {
+			t.Fatalf("post: %d %s", code, body)
+		}
+		up := next(t, c, "update")
+		if up.Seq != uint64(i+1) {
+			t.Fatalf("update %d on the second node: %+v", i+1, up)
+		}
+	}
+	// The client moves to the first node having seen seq 1: it gets seq 2.
+	c2 := dialWS(t, a, toks["analyst"])
+	next(t, c2, "welcome")
+	_ = c2.WriteJSON(map[string]any{"type": "subscribe", "id": "r", "channel": ch, "since": 1})
+	if m := next(t, c2, "subscribed"); !m.Recovered {
+		t.Fatalf("resume on the other node: %+v", m)
+	}
+	if m := next(t, c2, "update", "snapshot"); m.Type != "update" || m.Seq != 2 {
+		t.Fatalf("resumed with %+v", m)
+	}
+	// Exactly one node leads the engine.
+	leaders := 0
+	for _, n := range []*App{a, b} {
+		_, metrics := call(t, "GET", n.URL()+"/metrics", toks["admin"], "", "")
+		if strings.Contains(metrics, "\nioc_kpi_leader 1") {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d nodes lead the KPI engine", leaders)
+	}
+}
