@@ -91,8 +91,9 @@ type Engine struct {
 	last map[Key]Value // what the store holds, while this node leads
 	mem  *memory       // the rollup sums the windows read; nil until loaded
 
-	instantAt   map[string]time.Time     // when the family's instant KPIs were last computed
-	instantCost map[string]time.Duration // and how long that took
+	instantDue  map[string]bool // families whose instant KPIs are to be computed
+	instantWake chan struct{}
+	lastMu      sync.Mutex // guards last: windows and instants publish from two goroutines
 }
 
 // NewEngine wires an engine; Run starts it.
@@ -110,7 +111,7 @@ func NewEngine(cfg Config, cat *Catalog, b *Builder, db *query.DB, nc *nats.Conn
 	}
 	return &Engine{cfg: cfg, cat: cat, b: b, db: db, nc: nc, js: js, store: store, log: log, now: time.Now,
 		metrics: newEngineMetrics(reg), pending: map[string]*work{}, watermark: map[string]time.Time{},
-		wake: make(chan struct{}, 1), instantAt: map[string]time.Time{}, instantCost: map[string]time.Duration{}}, nil
+		wake: make(chan struct{}, 1), instantDue: map[string]bool{}, instantWake: make(chan struct{}, 1)}, nil
 }
 
 // Run follows commit notices and, while this node holds the lease,
@@ -213,6 +214,13 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 		}
 	}
 	e.log.Info("kpi rollups rebuilt", "took", time.Since(start).Round(time.Millisecond))
+	// The instant KPIs read whole state views; on a large history that
+	// takes seconds, so they are computed on a goroutine of their own and
+	// never hold back the windowed values of a commit.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); e.instantLoop(ctx) }()
+	defer wg.Wait()
 	if err := e.recompute(ctx, e.cat.Families(), true); err != nil && ctx.Err() == nil {
 		e.log.Error("kpi recompute", "err", err)
 	}
@@ -252,12 +260,9 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 }
 
 // recompute brings the rollups of the families up to date with the
-// commits pending for them, computes the KPIs of the families for every
-// unit and standard window, and publishes the values that changed. The
-// windowed KPIs come from the rollups and are always computed; the
-// instant ones read the state views, whose cost grows with the entities
-// kept, so on commits they are computed at most once per four times their
-// last cost (on every commit while that is small), and always on a sweep.
+// commits pending for them, computes their windowed KPIs for every unit and
+// standard window, publishes the values that changed, and asks the instant
+// loop for the families' instant KPIs (all families on a sweep).
 func (e *Engine) recompute(ctx context.Context, families []string, sweep bool) error {
 	at := e.now()
 	var errs []error
@@ -266,6 +271,7 @@ func (e *Engine) recompute(ctx context.Context, families []string, sweep bool) e
 		w := e.pending[fam]
 		delete(e.pending, fam)
 		asOf := e.watermark[fam]
+		e.instantDue[fam] = true
 		e.mu.Unlock()
 		start := time.Now()
 		if w != nil {
@@ -280,8 +286,7 @@ func (e *Engine) recompute(ctx context.Context, families []string, sweep bool) e
 				continue
 			}
 		}
-		instants := sweep || time.Since(e.instantAt[fam]) >= max(e.cfg.Debounce, 4*e.instantCost[fam])
-		vals, computed, err := e.compute(ctx, fam, at, instants)
+		vals, computed, err := e.computeWindows(ctx, fam, at)
 		e.metrics.duration.WithLabelValues(fam).Observe(time.Since(start).Seconds())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", fam, err))
@@ -291,7 +296,46 @@ func (e *Engine) recompute(ctx context.Context, families []string, sweep bool) e
 			errs = append(errs, fmt.Errorf("%s: %w", fam, err))
 		}
 	}
+	select {
+	case e.instantWake <- struct{}{}:
+	default:
+	}
 	return errors.Join(errs...)
+}
+
+// instantLoop computes the instant KPIs of the families recompute marked,
+// gathering what was marked while it worked into its next round.
+func (e *Engine) instantLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.instantWake:
+		}
+		e.mu.Lock()
+		var fams []string
+		for f := range e.instantDue {
+			fams = append(fams, f)
+		}
+		clear(e.instantDue)
+		e.mu.Unlock()
+		slices.Sort(fams)
+		for _, fam := range fams {
+			at := e.now()
+			e.mu.Lock()
+			asOf := e.watermark[fam]
+			e.mu.Unlock()
+			start := time.Now()
+			vals, computed, err := e.computeInstants(ctx, fam, at)
+			e.metrics.instantDuration.WithLabelValues(fam).Observe(time.Since(start).Seconds())
+			if err == nil {
+				err = e.publish(ctx, fam, vals, computed, asOf)
+			}
+			if err != nil && ctx.Err() == nil {
+				e.log.Error("kpi instants", "family", fam, "err", err)
+			}
+		}
+	}
 }
 
 // Spans resolves every window at the instant at.
@@ -307,21 +351,28 @@ func (e *Engine) spans(at time.Time) map[string]Span {
 // Compute returns every value of the family's KPIs at the instant at:
 // windows from the rollups (as they stand), instants from the views.
 func (e *Engine) Compute(ctx context.Context, family string, at time.Time) (map[Key]Value, error) {
-	vals, _, err := e.compute(ctx, family, at, true)
-	return vals, err
+	vals, _, err := e.computeWindows(ctx, family, at)
+	if err != nil {
+		return nil, err
+	}
+	inst, _, err := e.computeInstants(ctx, family, at)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(vals, inst)
+	return vals, nil
 }
 
 // ComputeWindows returns the values of the family's windowed KPIs only:
-// what a commit recomputes while the instant ones are throttled
-// (benchmarks).
+// what a commit recomputes (benchmarks).
 func (e *Engine) ComputeWindows(ctx context.Context, family string, at time.Time) (map[Key]Value, error) {
-	vals, _, err := e.compute(ctx, family, at, false)
+	vals, _, err := e.computeWindows(ctx, family, at)
 	return vals, err
 }
 
-// compute returns the values of the family's windowed KPIs and, with
-// instants, of its instant ones, and the ids of the KPIs it computed.
-func (e *Engine) compute(ctx context.Context, family string, at time.Time, instants bool) (map[Key]Value, map[string]bool, error) {
+// computeWindows sums the family's windowed KPIs from the rollups, and
+// names the KPIs it computed.
+func (e *Engine) computeWindows(ctx context.Context, family string, at time.Time) (map[Key]Value, map[string]bool, error) {
 	spans := e.spans(at)
 	out := map[Key]Value{}
 	qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
@@ -339,16 +390,16 @@ func (e *Engine) compute(ctx context.Context, family string, at time.Time, insta
 		return nil, nil, fmt.Errorf("unit paths: %w", err)
 	}
 	e.mem.windows(e, family, spans, paths, out)
-	computed := map[string]bool{}
-	for _, k := range e.cat.KPIs {
-		if k.Family == family && (!k.Instant() || instants) {
-			computed[k.ID] = true
-		}
-	}
-	if !instants {
-		return out, computed, nil
-	}
-	start := time.Now()
+	return out, e.kpiSet(family, false), nil
+}
+
+// computeInstants computes the family's instant KPIs from the views, one
+// query per view.
+func (e *Engine) computeInstants(ctx context.Context, family string, at time.Time) (map[Key]Value, map[string]bool, error) {
+	spans := e.spans(at)
+	out := map[Key]Value{}
+	qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
+	defer cancel()
 	bySource := map[string][]*KPI{}
 	var sources []string
 	for _, k := range e.cat.KPIs {
@@ -366,8 +417,18 @@ func (e *Engine) compute(ctx context.Context, family string, at time.Time, insta
 			return nil, nil, fmt.Errorf("source %s: %w", src, err)
 		}
 	}
-	e.instantAt[family], e.instantCost[family] = time.Now(), time.Since(start)
-	return out, computed, nil
+	return out, e.kpiSet(family, true), nil
+}
+
+// kpiSet names the family's instant or windowed KPIs.
+func (e *Engine) kpiSet(family string, instant bool) map[string]bool {
+	out := map[string]bool{}
+	for _, k := range e.cat.KPIs {
+		if k.Family == family && k.Instant() == instant {
+			out[k.ID] = true
+		}
+	}
+	return out
 }
 
 // ApplyCommit brings the rollups up to date with one commit notice, as the
@@ -408,6 +469,37 @@ func (e *Engine) scan(ctx context.Context, sql string, cols []column, out map[Ke
 // its key; keys the store holds but the query no longer returned (their
 // rows left the window) fall back to zero.
 func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value, computed map[string]bool, asOf time.Time) error {
+	e.lastMu.Lock()
+	futures, serr := e.send(family, vals, computed, asOf)
+	e.lastMu.Unlock()
+	// A value counts as published once JetStream stored it, so that a
+	// failure half-way never reuses a sequence number.
+	var err error
+	for _, p := range futures {
+		select {
+		case <-p.f.Ok():
+			e.lastMu.Lock()
+			e.last[p.v.Key] = p.v
+			e.lastMu.Unlock()
+			e.metrics.published.WithLabelValues(family).Inc()
+		case perr := <-p.f.Err():
+			err = fmt.Errorf("publish kpi value: %w", perr)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(serr, err)
+}
+
+// sent is a value on its way to the bucket.
+type sent struct {
+	f jetstream.PubAckFuture
+	v Value
+}
+
+// send publishes the values that differ from the last ones, with the next
+// sequence of their keys; the caller holds lastMu.
+func (e *Engine) send(family string, vals map[Key]Value, computed map[string]bool, asOf time.Time) ([]sent, error) {
 	for k, old := range e.last {
 		if _, ok := vals[k]; ok || !computed[k.KPI] {
 			continue
@@ -432,11 +524,7 @@ func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value,
 		}
 		vals[k] = newValue(kp, old.Unit, span, 0, 0)
 	}
-	type pending struct {
-		f jetstream.PubAckFuture
-		v Value
-	}
-	var futures []pending
+	var futures []sent
 	for k, v := range vals {
 		old, seen := e.last[k]
 		if seen && old.sameAs(v) {
@@ -449,27 +537,13 @@ func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value,
 		v.AsOf = asOf
 		b, err := json.Marshal(v)
 		if err != nil {
-			return err
+			return futures, err
 		}
 		f, err := e.js.PublishAsync("$KV."+e.cfg.Store.Bucket+"."+k.bucketKey(), b)
 		if err != nil {
-			return fmt.Errorf("publish %s: %w", k.bucketKey(), err)
+			return futures, fmt.Errorf("publish %s: %w", k.bucketKey(), err)
 		}
-		futures = append(futures, pending{f, v})
+		futures = append(futures, sent{f, v})
 	}
-	// A value counts as published once JetStream stored it, so that a
-	// failure half-way never reuses a sequence number.
-	var err error
-	for _, p := range futures {
-		select {
-		case <-p.f.Ok():
-			e.last[p.v.Key] = p.v
-			e.metrics.published.WithLabelValues(family).Inc()
-		case perr := <-p.f.Err():
-			err = fmt.Errorf("publish kpi value: %w", perr)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return err
+	return futures, nil
 }

@@ -20,8 +20,8 @@ import (
 // 1,000 dossiers: bring the rollups up to date for them, then compute
 // every dossier KPI for every unit and window — at growing histories. The
 // dossiers are made by ClickHouse itself (INSERT … SELECT from
-// system.numbers): a received and, for 3 in 4, a resolved event each,
-// spread over two years and the city's wards. Sizes: IOC_BENCH_DOSSIERS
+// system.numbers): a received and, for 3 in 4, a resolved event each, one
+// every 63 s back from the instant of computation, over the city's wards. Sizes: IOC_BENCH_DOSSIERS
 // (default 100000,1000000; 10000000 takes some minutes to load). The time
 // of the full rebuild a leader does when it takes over is logged.
 func BenchmarkRecomputeDossiers(b *testing.B) {
@@ -53,6 +53,12 @@ func BenchmarkRecomputeDossiers(b *testing.B) {
 	}
 	units := "[" + strings.Join(wards, ",") + "]"
 	loaded := 0
+	// Dossier k is received 63·k seconds before the instant of computation
+	// (a million over two years): a larger size adds older years, at the
+	// same density, as history grows in a city. Ids have a fixed width, so
+	// that recent ones sort together as a city's numbered dossiers do
+	// (HS-2025-000042): a commit's dossiers then sit in a few granules.
+	const atUnix = 1763072000
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -61,32 +67,32 @@ func BenchmarkRecomputeDossiers(b *testing.B) {
 		// Grow the history to n dossiers.
 		start := time.Now()
 		insert := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, unit, channel, service_level, due_at)
-SELECT 'bench', concat('r', toString(number)), 'received', concat('D', toString(number)), t, t,
+SELECT 'bench', concat('r', toString(number)), 'received', concat('D', toString(1000000000 + number)), t, t,
        %s[number %% %d + 1], ['online', 'counter', 'postal'][number %% 3 + 1], ['full_online', 'partial_online', 'offline'][number %% 3 + 1],
        t + 86400 * (number %% 15 + 1)
-FROM (SELECT number, toDateTime(1700000000 + intDiv(number * 63072000, %d)) AS t FROM system.numbers LIMIT %d, %d)`,
-			db.Table("dossier_events"), units, len(wards), n, loaded, n-loaded)
+FROM (SELECT number, toDateTime(%d - number * 63) AS t FROM system.numbers LIMIT %d, %d)`,
+			db.Table("dossier_events"), units, len(wards), atUnix, loaded, n-loaded)
 		if err := db.Conn.Exec(ctx, insert); err != nil {
 			b.Fatal(err)
 		}
 		resolve := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, e_result)
-SELECT 'bench', concat('s', toString(number)), 'resolved', concat('D', toString(number)), t, t, toUInt8(number %% 2)
-FROM (SELECT number, toDateTime(1700000000 + intDiv(number * 63072000, %d) + 3600 * (number %% 500)) AS t FROM system.numbers LIMIT %d, %d)
-WHERE number %% 4 != 0`, db.Table("dossier_events"), n, loaded, n-loaded)
+SELECT 'bench', concat('s', toString(number)), 'resolved', concat('D', toString(1000000000 + number)), t, t, toUInt8(number %% 2)
+FROM (SELECT number, toDateTime(%d - number * 63 + 3600 * (number %% 500)) AS t FROM system.numbers LIMIT %d, %d)
+WHERE number %% 4 != 0`, db.Table("dossier_events"), atUnix, loaded, n-loaded)
 		if err := db.Conn.Exec(ctx, resolve); err != nil {
 			b.Fatal(err)
 		}
 		_ = db.Conn.Exec(ctx, "OPTIMIZE TABLE "+db.Table("dossier_state")+" FINAL")
 		loaded = n
-		at := time.Unix(1700000000+63072000, 0)
+		at := time.Unix(atUnix, 0)
 		if err := eng.Rebuild(ctx, "dossier", at); err != nil {
 			b.Fatal(err)
 		}
 		fmt.Printf("%d dossiers: loaded and rebuilt in %v\n", n, time.Since(start).Round(time.Millisecond))
 		// The commit: the 1,000 latest dossiers.
 		notice := ingest.CommitNotice{Family: "dossier", MinTime: at.Add(-time.Hour), MaxTime: at}
-		for i := n - 1000; i < n; i++ {
-			notice.Subjects = append(notice.Subjects, fmt.Sprintf("D%d", i))
+		for i := 0; i < 1000; i++ {
+			notice.Subjects = append(notice.Subjects, fmt.Sprintf("D%d", 1000000000+i))
 		}
 		b.Run(fmt.Sprintf("commit/dossiers=%d", n), func(b *testing.B) {
 			var keys int

@@ -3,10 +3,11 @@ package kpi
 import "github.com/prometheus/client_golang/prometheus"
 
 type engineMetrics struct {
-	leader     prometheus.Gauge
-	duration   *prometheus.HistogramVec
-	published  *prometheus.CounterVec
-	rollupRows *prometheus.CounterVec
+	leader          prometheus.Gauge
+	duration        *prometheus.HistogramVec
+	instantDuration *prometheus.HistogramVec
+	published       *prometheus.CounterVec
+	rollupRows      *prometheus.CounterVec
 }
 
 func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
@@ -14,7 +15,10 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_kpi_leader",
 			Help: "1 while this node runs the KPI engine."}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ioc_kpi_recompute_seconds",
-			Help: "Time to recompute every KPI of a family for every unit and window.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)},
+			Help: "Time to bring a family's rollups up to date after commits and sum its windowed KPIs for every unit and window.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)},
+			[]string{"family"}),
+		instantDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ioc_kpi_instant_seconds",
+			Help: "Time to compute a family's instant KPIs (which read whole state views) for every unit.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)},
 			[]string{"family"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_kpi_values_published_total",
 			Help: "KPI values that changed and were published."}, []string{"family"}),
@@ -22,7 +26,7 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			Help: "Rollup rows rewritten because their sums changed."}, []string{"table"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.leader, m.duration, m.published, m.rollupRows)
+		reg.MustRegister(m.leader, m.duration, m.instantDuration, m.published, m.rollupRows)
 	}
 	return m
 }
