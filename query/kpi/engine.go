@@ -202,18 +202,23 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 		return fmt.Errorf("load kpi values: %w", err)
 	}
 	e.last = last
-	// Everything once at the start: commits may have been missed while no
-	// node led.
+	// Commits may have been missed while no node led: catch up from the
+	// events accepted since the rollups were last written.
 	start := time.Now()
+	var rebuilt []string
 	for _, fam := range e.cat.Families() {
-		if err := e.Rebuild(ctx, fam, e.now()); err != nil {
+		full, err := e.CatchUp(ctx, fam, e.now())
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			e.log.Error("kpi rollup rebuild", "family", fam, "err", err)
+			e.log.Error("kpi rollups catch-up", "family", fam, "err", err)
+		}
+		if full {
+			rebuilt = append(rebuilt, fam)
 		}
 	}
-	e.log.Info("kpi rollups rebuilt", "took", time.Since(start).Round(time.Millisecond))
+	e.log.Info("kpi rollups up to date", "took", time.Since(start).Round(time.Millisecond), "rebuilt", rebuilt)
 	// The instant KPIs read whole state views; on a large history that
 	// takes seconds, so they are computed on a goroutine of their own and
 	// never hold back the windowed values of a commit.

@@ -140,6 +140,56 @@ func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error
 	return e.apply(ctx, family, &work{truncated: true}, at)
 }
 
+// catchUpMargin: events accepted this long before the rollups' last write
+// are applied again when a node takes over, for commits the previous leader
+// may have received after its last write, or not at all.
+const catchUpMargin = 10 * time.Minute
+
+// maxCatchUp subjects; beyond, a takeover rebuilds the family's rollups.
+const maxCatchUp = 50_000
+
+// CatchUp brings the family's rollups up to date when a node takes over:
+// it applies again the events accepted since shortly before the rollups
+// were last written, or rebuilds them when there were none or too many.
+func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebuilt bool, err error) {
+	var last uint64
+	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(version) FROM %s.kpi_hourly", e.b.DB)).Scan(&last); err != nil {
+		return false, err
+	}
+	if last == 0 {
+		return true, e.Rebuild(ctx, family, at)
+	}
+	since := time.Unix(0, int64(last)).Add(-catchUpMargin)
+	q := fmt.Sprintf("SELECT subject, min(time), max(time) FROM %s.%s_events WHERE accepted_at >= %s GROUP BY subject LIMIT %d",
+		e.b.DB, family, e.b.literal(since), maxCatchUp+1)
+	rows, err := e.db.Conn.Query(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	w := &work{}
+	n := 0
+	for rows.Next() {
+		var subject string
+		var minT, maxT time.Time
+		if err := rows.Scan(&subject, &minT, &maxT); err != nil {
+			rows.Close()
+			return false, err
+		}
+		w.add([]string{subject}, false, minT, maxT)
+		n++
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return false, err
+	}
+	if n > maxCatchUp {
+		return true, e.Rebuild(ctx, family, at)
+	}
+	e.mem = nil
+	return false, e.apply(ctx, family, w, at)
+}
+
 // apply recomputes the rollup hours the work touched, and their days.
 func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time) error {
 	h0 := horizon(at, e.b.Loc)
