@@ -227,6 +227,16 @@ func TestKPIScopes(t *testing.T) {
 	})
 }
 
+// wantPercent waits for a KPI's numerator and denominator, then checks its
+// value as a percentage with the given decimals: a published figure.
+func wantPercent(t *testing.T, a *App, token, path string, num, den int64, decimals int, want string) {
+	t.Helper()
+	v := waitKPI(t, a, token, path, num, den)
+	if got := fmt.Sprintf("%.*f", decimals, *v.Value*100); got != want {
+		t.Errorf("%s: %s %%, want %s %% (%d / %d)", path, got, want, num, den)
+	}
+}
+
 // waitKPI polls a REST value until the numerator and denominator are in.
 func waitKPI(t *testing.T, a *App, token, path string, num, den int64) kpiVal {
 	t.Helper()
@@ -256,14 +266,8 @@ func TestKPIsReproduceDistrictOneFigures(t *testing.T) {
 	a, _ := node(t)
 	tok := playScenario(t, a, "d1-2023")
 	year := "&from=2023-01-01T00:00:00%2B07:00&to=2024-01-01T00:00:00%2B07:00"
-	v := waitKPI(t, a, tok, "dossier.online_rate?unit=L-760"+year, 47_836, 54_448)
-	if pct := fmt.Sprintf("%.2f", *v.Value*100); pct != "87.86" {
-		t.Errorf("online rate %s %%, want 87.86 %% (47,836 / 54,448)", pct)
-	}
-	v = waitKPI(t, a, tok, "dossier.early_rate?unit=L-760"+year, 8_167, 8_191)
-	if pct := fmt.Sprintf("%.2f", *v.Value*100); pct != "99.71" {
-		t.Errorf("early rate %s %%, want 99.71 %%", pct)
-	}
+	wantPercent(t, a, tok, "dossier.online_rate?unit=L-760"+year, 47_836, 54_448, 2, "87.86")
+	wantPercent(t, a, tok, "dossier.early_rate?unit=L-760"+year, 8_167, 8_191, 2, "99.71")
 	waitKPI(t, a, tok, "dossier.received?unit=L-760"+year, 54_448, 54_448)
 }
 
@@ -341,12 +345,6 @@ func TestKPIsReproduceCityQuarterFigures(t *testing.T) {
 	a, _ := node(t)
 	tok := playScenario(t, a, "hcmc-2024-q1")
 	q1 := "&from=2024-01-01T00:00:00%2B07:00&to=2024-04-01T00:00:00%2B07:00"
-	v := waitKPI(t, a, tok, "dossier.on_time_rate?unit=79"+q1, 443_915, 454_821)
-	if pct := fmt.Sprintf("%.1f", *v.Value*100); pct != "97.6" {
-		t.Errorf("on-time rate %s %%, want 97.6 %%", pct)
-	}
-	v = waitKPI(t, a, tok, "dossier.sync_rate?unit=79"+q1, 82_777, 454_821)
-	if pct := fmt.Sprintf("%.1f", *v.Value*100); pct != "18.2" {
-		t.Errorf("sync rate %s %%, want 18.2 %%", pct)
-	}
+	wantPercent(t, a, tok, "dossier.on_time_rate?unit=79"+q1, 443_915, 454_821, 1, "97.6")
+	wantPercent(t, a, tok, "dossier.sync_rate?unit=79"+q1, 82_777, 454_821, 1, "18.2")
 }
