@@ -91,6 +91,9 @@ type Engine struct {
 	last map[Key]Value // what the store holds, while this node leads
 	mem  *memory       // the rollup sums the windows read; nil until loaded
 
+	paths   map[string][]string // unit → path, cached by unitPaths
+	pathsAt time.Time
+
 	instantDue  map[string]bool // families whose instant KPIs are to be computed
 	instantWake chan struct{}
 	lastMu      sync.Mutex // guards last: windows and instants publish from two goroutines

@@ -171,8 +171,16 @@ func (m *memory) windows(e *Engine, family string, spans map[string]Span, paths 
 	}
 }
 
-// unitPaths reads every unit's path (itself included).
+// pathsTTL: unit paths are read again after this long (reference data
+// replaced on another node shows within it), not on every commit.
+const pathsTTL = 30 * time.Second
+
+// unitPaths is every unit's path (itself included), read at most once per
+// pathsTTL.
 func (e *Engine) unitPaths(ctx context.Context) (map[string][]string, error) {
+	if e.paths != nil && time.Since(e.pathsAt) < pathsTTL {
+		return e.paths, nil
+	}
 	rows, err := e.db.Conn.Query(ctx, fmt.Sprintf("SELECT code, path FROM %s.units", e.b.DB))
 	if err != nil {
 		return nil, err
@@ -187,5 +195,9 @@ func (e *Engine) unitPaths(ctx context.Context) (map[string][]string, error) {
 		}
 		out[code] = path
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	e.paths, e.pathsAt = out, time.Now()
+	return out, nil
 }

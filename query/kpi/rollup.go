@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/vn-ioc/ioc/query"
 )
 
 // Rollups. For every KPI counted over windows the engine keeps the
@@ -279,7 +281,7 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 	slices.Sort(cols)
 	ids := make([]string, 0, len(w.subjects))
 	for s := range w.subjects {
-		ids = append(ids, quote(s))
+		ids = append(ids, query.Quote(s))
 	}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
@@ -421,7 +423,7 @@ const idsPerQuery = 5000
 // hours.
 func (e *Engine) entityIDs(ctx context.Context, src *Source, col string, hs *hourSet) ([]string, error) {
 	q := fmt.Sprintf("SELECT DISTINCT id FROM %s.entity_hours WHERE family = %s AND kind = %s AND %s",
-		e.b.DB, quote(src.Family), quote(src.Hours[col]), hs.cond(e.b, "hour"))
+		e.b.DB, query.Quote(src.Family), query.Quote(src.Hours[col]), hs.cond(e.b, "hour"))
 	rows, err := e.db.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, err
@@ -433,7 +435,7 @@ func (e *Engine) entityIDs(ctx context.Context, src *Source, col string, hs *hou
 		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		ids = append(ids, quote(id))
+		ids = append(ids, query.Quote(id))
 	}
 	return ids, rows.Err()
 }
@@ -459,7 +461,7 @@ func (e *Engine) updateDaily(ctx context.Context, kpis []string, days map[time.T
 		hourCond = "(" + strings.Join(hc, " OR ") + ")"
 		dayCond = "day IN (" + strings.Join(dc, ", ") + ")"
 	}
-	tz := quote(e.b.Loc.String())
+	tz := query.Quote(e.b.Loc.String())
 	q := fmt.Sprintf(`SELECT kpi, toDate(hour, %s) AS day, unit, sum(n), sum(d) FROM (
     SELECT kpi, hour, unit, argMax(numerator, version) AS n, argMax(denominator, version) AS d
     FROM %s.kpi_hourly WHERE kpi IN (%s) AND %s GROUP BY kpi, hour, unit
@@ -569,7 +571,7 @@ func kpiIDs(kpis []*KPI) []string {
 func quoteList(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
-		q[i] = quote(s)
+		q[i] = query.Quote(s)
 	}
 	return strings.Join(q, ", ")
 }

@@ -92,7 +92,7 @@ func (b *Builder) SQL(cat *Catalog, k *KPI, unit string, s Span) string {
 	fmt.Fprintf(&w, "SELECT\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", valueExpr(k, s))
 	fmt.Fprintf(&w, "    SELECT %s AS n, %s AS d\n", num, den)
 	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
-	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, quote(unit))
+	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, query.Quote(unit))
 	fmt.Fprintf(&w, "      AND %s\n)", cond)
 	return w.String()
 }
@@ -179,7 +179,7 @@ func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step stri
 	fmt.Fprintf(&w, "SELECT\n    t,\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", val)
 	fmt.Fprintf(&w, "    SELECT %s AS t, %s AS n, %s AS d\n", bucket, num, den)
 	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
-	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, quote(unit))
+	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, query.Quote(unit))
 	fmt.Fprintf(&w, "      AND %s\n)\nGROUP BY t\nORDER BY t", cond)
 	return w.String(), nil
 }
@@ -187,6 +187,3 @@ func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step stri
 // stepMinutes divide per_minute series: the minutes of a whole step.
 var stepMinutes = map[string]string{"hour": "60", "day": "1440", "week": "10080",
 	"month": "((toUnixTimestamp(addMonths(t, 1)) - toUnixTimestamp(t)) / 60)"}
-
-// quote is a ClickHouse string literal.
-func quote(s string) string { return query.Quote(s) }
