@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/internal/lease"
 	"github.com/vn-ioc/ioc/query"
 )
 
@@ -107,7 +108,7 @@ func NewEngine(cfg Config, cat *Catalog, b *Builder, db *query.DB, nc *nats.Conn
 	}
 	cfg.setDefaults()
 	if cfg.Node == "" {
-		cfg.Node = nodeName()
+		cfg.Node = lease.NodeName()
 	}
 	if log == nil {
 		log = slog.Default()
@@ -125,21 +126,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe commit notices: %w", err)
 	}
 	defer sub.Unsubscribe()
-	lease, err := newLease(ctx, e.js, e.cfg.Store.Bucket+"_leader", e.cfg.Node, e.cfg.LeaderTTL, e.cfg.Store.Replicas)
+	l, err := lease.New(ctx, e.js, lease.Config{Bucket: e.cfg.Store.Bucket + "_leader", Description: "ioc: which node runs the KPI engine",
+		Node: e.cfg.Node, TTL: e.cfg.LeaderTTL, Replicas: e.cfg.Store.Replicas})
 	if err != nil {
 		return err
 	}
 	for ctx.Err() == nil {
-		if !lease.acquire(ctx) {
+		if !l.Acquire(ctx) {
 			continue
 		}
 		e.log.Info("kpi engine leading", "node", e.cfg.Node)
 		e.metrics.leader.Set(1)
-		err := e.lead(ctx, lease)
+		err := l.Hold(ctx, e.leadLoop)
 		e.metrics.leader.Set(0)
 		e.last, e.mem = nil, nil
 		if ctx.Err() != nil {
-			lease.release()
 			return nil
 		}
 		e.log.Warn("kpi engine stopped leading", "err", err)
@@ -169,37 +170,9 @@ func (e *Engine) onCommit(m *nats.Msg) {
 	}
 }
 
-// lead computes while the lease holds. The lease is renewed on its own
-// goroutine, so that a long recomputation never lets it lapse; when a
-// renewal fails, ctx ends with the reason and the engine stops leading.
-func (e *Engine) lead(parent context.Context, lease *lease) error {
-	ctx, lost := context.WithCancelCause(parent)
-	defer lost(nil)
-	go func() {
-		renew := time.NewTicker(e.cfg.LeaderTTL / 3)
-		defer renew.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-renew.C:
-				if err := lease.renew(ctx); err != nil {
-					lost(err)
-					return
-				}
-			}
-		}
-	}()
-	err := e.leadLoop(ctx)
-	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	return err
-}
-
 func (e *Engine) leadLoop(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
-	last, err := e.store.loadAll(lctx)
+	last, err := e.store.All(lctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("load kpi values: %w", err)

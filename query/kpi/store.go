@@ -189,9 +189,9 @@ func (s *Store) Watch(ctx context.Context, fn func(stream.Update)) error {
 	}
 }
 
-// loadAll reads the latest value of every key (the engine's starting
-// point after it takes over).
-func (s *Store) loadAll(ctx context.Context) (map[Key]Value, error) {
+// All reads the latest value of every key: the engine's starting point
+// after it takes over, the alert evaluator's too.
+func (s *Store) All(ctx context.Context) (map[Key]Value, error) {
 	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
