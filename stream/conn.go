@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -72,9 +73,10 @@ type conn struct {
 	sess    Session
 	expires time.Time // of the session's token; zero: never
 	subs    map[string]*sub
-	tokens  float64   // message budget
-	refill  time.Time // when tokens were last topped up
-	strikes int       // messages refused since the budget was last full
+	tokens  float64      // message budget
+	refill  time.Time    // when tokens were last topped up
+	strikes int          // messages refused since the budget was last full
+	rpcs    atomic.Int32 // rpc calls running
 
 	readerDone chan struct{}
 	writerDone chan struct{} // closed by the writer that closed the connection
@@ -346,11 +348,45 @@ func (c *conn) handle(msg []byte, binary bool) {
 		c.subscribe(&m)
 	case msgUnsubscribe:
 		c.unsubscribe(&m)
+	case msgRPC:
+		c.rpc(&m)
 	case msgPing:
 		c.push(item{frame: appendPong(nil, m.ID), kind: kindPong})
 	case msgPong:
 		// An answer to our ping: the read deadline moved already.
 	}
+}
+
+// rpc runs a call on its own goroutine and queues its answer.
+func (c *conn) rpc(m *clientMsg) {
+	h, ok := c.sess.(RPCHandler)
+	if !ok {
+		c.sendError(m.ID, codeNotFound, "method "+m.Method+" is not offered")
+		return
+	}
+	if c.rpcs.Add(1) > MaxRPCs {
+		c.rpcs.Add(-1)
+		c.sendError(m.ID, codeLimit, fmt.Sprintf("more than %d rpc calls at once: wait for their answers", MaxRPCs))
+		return
+	}
+	id, method, data := m.ID, m.Method, m.Data
+	go func() {
+		defer c.rpcs.Add(-1)
+		ctx, cancel := context.WithTimeout(c.h.ctx, c.h.cfg.SourceTimeout)
+		defer cancel()
+		out, err := h.RPC(ctx, method, data)
+		var re *RPCError
+		switch {
+		case errors.As(err, &re):
+			c.sendError(id, re.Code, re.Msg)
+		case err != nil:
+			c.sendError(id, codeUnavailable, err.Error())
+		case !validData(out):
+			c.sendError(id, codeUnavailable, "method "+method+" answered invalid JSON")
+		default:
+			c.push(item{frame: appendRPC(nil, id, out), kind: kindRPC})
+		}
+	}()
 }
 
 // allow takes one message from the budget: MessageRate per second, up to

@@ -407,3 +407,23 @@ func (c *client) subscribe(id, channel string, since ...uint64) serverMsg {
 	}
 	return r
 }
+
+// RPC: "echo" answers its data, "slow" waits until the call's deadline,
+// "refuse" is a conflict, "broken" fails without a code; any other method
+// is unknown.
+func (s testSession) RPC(ctx context.Context, method string, data json.RawMessage) (json.RawMessage, error) {
+	switch method {
+	case "echo":
+		return data, nil
+	case "slow":
+		<-ctx.Done()
+		return nil, errors.New("too slow")
+	case "refuse":
+		return nil, &RPCError{Code: "conflict", Msg: "already done"}
+	case "broken":
+		return json.RawMessage(`{`), nil
+	}
+	return nil, &RPCError{Code: "not_found", Msg: "no method " + method}
+}
+
+var _ RPCHandler = testSession("")

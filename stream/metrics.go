@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for k := range numKinds {
 		m.sent[k] = sent.WithLabelValues(kindNames[k])
 	}
-	for _, t := range []string{msgAuth, msgSubscribe, msgUnsubscribe, msgPing, msgPong, "invalid"} {
+	for _, t := range []string{msgAuth, msgSubscribe, msgUnsubscribe, msgRPC, msgPing, msgPong, "invalid"} {
 		m.received[t] = received.WithLabelValues(t)
 	}
 	for _, r := range []string{dropStale, dropInvalid, dropDisconnect} {

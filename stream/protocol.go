@@ -24,6 +24,7 @@ const (
 	msgUnsubscribe = "unsubscribe"
 	msgPing        = "ping"
 	msgPong        = "pong"
+	msgRPC         = "rpc"
 )
 
 // Error codes of {"type":"error"} messages.
@@ -42,12 +43,14 @@ const maxChannelBytes = 256
 
 // clientMsg is any message a client sends.
 type clientMsg struct {
-	Type    string  `json:"type"`
-	ID      string  `json:"id"`
-	Token   string  `json:"token"`
-	Channel string  `json:"channel"`
-	Key     *key    `json:"key"`
-	Since   *uint64 `json:"since"`
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Token   string          `json:"token"`
+	Channel string          `json:"channel"`
+	Key     *key            `json:"key"`
+	Since   *uint64         `json:"since"`
+	Method  string          `json:"method"`
+	Data    json.RawMessage `json:"data"`
 }
 
 // key is the structured form of a KPI channel.
@@ -72,7 +75,7 @@ func badRequest(format string, args ...any) *protoError {
 var fieldWants = map[string]string{
 	"type": "a string", "id": "a string", "token": "a string", "channel": "a string",
 	"key": "an object", "key.kpi": "a string", "key.unit": "a string", "key.window": "a string",
-	"since": "a non-negative integer",
+	"since": "a non-negative integer", "method": "a string", "data": "a JSON value",
 }
 
 // parseClientMsg decodes one client message and checks it; the error names
@@ -120,7 +123,7 @@ func decodeError(err error) *protoError {
 func (m *clientMsg) check() *protoError {
 	switch m.Type {
 	case "":
-		return badRequest("type is missing: one of auth, subscribe, unsubscribe, ping, pong")
+		return badRequest("type is missing: one of auth, subscribe, unsubscribe, rpc, ping, pong")
 	case msgAuth:
 		if m.Token == "" {
 			return &protoError{code: codeUnauthorized, msg: "token is missing"}
@@ -136,10 +139,18 @@ func (m *clientMsg) check() *protoError {
 			return err
 		}
 		return m.resolveChannel()
+	case msgRPC:
+		if m.Method == "" {
+			return badRequest("method is missing")
+		}
+		if len(m.Method) > 64 {
+			return badRequest("method: longer than 64 bytes")
+		}
+		return m.only("method", "data")
 	case msgPing, msgPong:
 		return m.only()
 	}
-	return badRequest("unknown message type %q: one of auth, subscribe, unsubscribe, ping, pong", m.Type)
+	return badRequest("unknown message type %q: one of auth, subscribe, unsubscribe, rpc, ping, pong", m.Type)
 }
 
 // only refuses the fields of other message types.
@@ -161,6 +172,10 @@ func (m *clientMsg) only(fields ...string) *protoError {
 		return badRequest("key: not in a %s message", m.Type)
 	case m.Since != nil && !has("since"):
 		return badRequest("since: only in a subscribe message")
+	case m.Method != "" && !has("method"):
+		return badRequest("method: only in an rpc message")
+	case m.Data != nil && !has("data"):
+		return badRequest("data: only in an rpc message")
 	}
 	return nil
 }
@@ -214,10 +229,11 @@ const (
 	kindError
 	kindPing
 	kindPong
+	kindRPC
 	numKinds
 )
 
-var kindNames = [numKinds]string{"welcome", "subscribed", "unsubscribed", "snapshot", "update", "error", "ping", "pong"}
+var kindNames = [numKinds]string{"welcome", "subscribed", "unsubscribed", "snapshot", "update", "error", "ping", "pong", "rpc"}
 
 // The server's messages are written by hand: an update is encoded once per
 // Publish whatever the number of subscribers, and the writers only copy it.
@@ -306,6 +322,20 @@ func appendError(dst []byte, id, code, message string) []byte {
 	dst = append(dst, code...)
 	dst = append(dst, `","message":`...)
 	dst = jsonx.AppendString(dst, message)
+	return append(dst, '}')
+}
+
+// appendRPC answers an rpc message with its result (valid JSON, checked by
+// the caller).
+func appendRPC(dst []byte, id string, data []byte) []byte {
+	dst = append(dst, `{"type":"rpc"`...)
+	dst = appendID(dst, id)
+	dst = append(dst, `,"data":`...)
+	if len(data) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, data...)
+	}
 	return append(dst, '}')
 }
 

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -37,3 +38,25 @@ var ErrUnknownChannel = errors.New("unknown channel")
 type Expirer interface {
 	Expires() time.Time
 }
+
+// RPCHandler is a Session that answers rpc messages ({"type":"rpc",
+// "method", "data"}): commands a client sends over its websocket, such as
+// acknowledging an alert. Each call runs on a goroutine of its own with the
+// hub's SourceTimeout (so, unlike the other methods, concurrently with
+// them); a connection has at most MaxRPCs calls running.
+// The result must be valid JSON (nil is null). An error that is an
+// *RPCError is answered with its code; any other with code "unavailable"
+// and its text.
+type RPCHandler interface {
+	RPC(ctx context.Context, method string, data json.RawMessage) (json.RawMessage, error)
+}
+
+// RPCError is a refused call: Code is one of the protocol's error codes
+// (bad_request, forbidden, not_found, conflict, unavailable), Msg the text
+// the client sees.
+type RPCError struct{ Code, Msg string }
+
+func (e *RPCError) Error() string { return e.Msg }
+
+// MaxRPCs bounds the rpc calls of one connection running at once.
+const MaxRPCs = 4
