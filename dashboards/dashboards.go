@@ -32,6 +32,8 @@ type Dashboard struct {
 	// Lists are the drill-down lists (query/drill: dossier.overdue, …) the
 	// dashboard shows; optional.
 	Lists []string `yaml:"lists,omitempty" json:"lists,omitempty"`
+	// Alerts: the dashboard shows the alert feed of its subtree.
+	Alerts bool `yaml:"alerts,omitempty" json:"alerts,omitempty"`
 }
 
 // Shows reports whether the dashboard declares the KPI over the window.

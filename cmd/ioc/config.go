@@ -43,7 +43,7 @@ func (e env) num(name string, def int) int {
 // a typo is an error rather than a silently ignored setting.
 var (
 	numberVars   = []string{"IOC_NATS_PORT", "IOC_NATS_REPLICAS", "IOC_WRITER_MAX_BATCH", "IOC_DEMO_CLICKHOUSE_PORT", "IOC_SQL_MAX_ROWS", "IOC_SQL_PER_TOKEN"}
-	durationVars = []string{"IOC_WRITER_FLUSH", "IOC_DEDUP_WINDOW", "IOC_SQL_MAX_TIMEOUT"}
+	durationVars = []string{"IOC_WRITER_FLUSH", "IOC_DEDUP_WINDOW", "IOC_SQL_MAX_TIMEOUT", "IOC_ALERT_INTERVAL"}
 	boolVars     = []string{"IOC_NATS_SYNC_ALWAYS"}
 )
 
@@ -91,6 +91,8 @@ type nodeFlags struct {
 	sqlMaxRows                                  int64
 	sqlPerToken                                 int
 	sqlMaxTimeout                               time.Duration
+	alertRules                                  string
+	alertInterval                               time.Duration
 }
 
 func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
@@ -117,6 +119,8 @@ func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
 	fs.Int64Var(&n.sqlMaxRows, "sql-max-rows", int64(e.num("IOC_SQL_MAX_ROWS", 100_000_000)), "largest max_rows a SQL request may ask for (IOC_SQL_MAX_ROWS)")
 	fs.IntVar(&n.sqlPerToken, "sql-per-token", e.num("IOC_SQL_PER_TOKEN", 4), "SQL statements one token may run at once (IOC_SQL_PER_TOKEN)")
 	fs.DurationVar(&n.sqlMaxTimeout, "sql-max-timeout", e.dur("IOC_SQL_MAX_TIMEOUT", 5*time.Minute), "longest timeout a SQL request may ask for (IOC_SQL_MAX_TIMEOUT)")
+	fs.StringVar(&n.alertRules, "alert-rules", e.str("IOC_ALERT_RULES", ""), "alert rules file; empty uses the bundled rules (IOC_ALERT_RULES)")
+	fs.DurationVar(&n.alertInterval, "alert-interval", e.dur("IOC_ALERT_INTERVAL", 30*time.Second), "how often the dossier, ticket and camera alert rules are evaluated besides after commits (IOC_ALERT_INTERVAL)")
 	return n
 }
 
@@ -158,5 +162,7 @@ func (n *nodeFlags) appConfig(log *slog.Logger) app.Config {
 	c.SQL.MaxRows = n.sqlMaxRows
 	c.SQL.PerToken = n.sqlPerToken
 	c.SQL.MaxTimeout = n.sqlMaxTimeout
+	c.AlertRules = n.alertRules
+	c.Alert.Interval = n.alertInterval
 	return c
 }

@@ -83,7 +83,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, `
 ioc is running.
   HTTP API     %[1]s   (health: %[1]s/healthz, readiness: %[1]s/readyz, OpenAPI: %[1]s/api/v1/openapi.yaml)
-  websocket    %[8]s/ws   (live KPIs: docs/websocket.md)
+  websocket    %[8]s/ws   (live KPIs, lists, alerts: docs/websocket.md)
   NATS         %[2]s   (intake subject ioc.ingest.events)
   ClickHouse   %[3]s   (clickhouse-client --host %[4]s --port %[5]s --database %[6]s)
   data folder  %[7]s
@@ -98,6 +98,7 @@ Try (ADMIN, WALL: the tokens above):
   curl -s -H "Authorization: Bearer $ADMIN" %[1]s/api/v1/ingest/status
   curl -s -H "Authorization: Bearer $WALL" "%[1]s/api/v1/kpis/camera.online_ratio?window=now"
   curl -s -H "Authorization: Bearer $ADMIN" "%[1]s/api/v1/kpis/dossier.received/sql?unit=79&window=month"
+  curl -s -H "Authorization: Bearer $WALL" "%[1]s/api/v1/alerts"   (open alerts: docs/alerts.md)
   clickhouse-client --port %[2]s -q "SELECT last_type, count() FROM %[3]s.dossiers GROUP BY last_type"
 
 Press Ctrl-C to stop.

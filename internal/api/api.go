@@ -18,6 +18,7 @@ const (
 	EUNAUTHORIZED = "unauthorized"  // 401: no valid token
 	EFORBIDDEN    = "forbidden"     // 403: the token's role or scope does not allow it
 	ENOTFOUND     = "not_found"     // 404
+	ECONFLICT     = "conflict"      // 409: the resource's state does not allow it
 	ETOOLARGE     = "too_large"     // 413: body or event count over the limit
 	EUNSUPPORTED  = "unsupported"   // 415: media type
 	ETOOMANY      = "too_many"      // 429: rate or concurrency limit
@@ -52,6 +53,8 @@ func Status(code string) int {
 		return http.StatusForbidden
 	case ENOTFOUND:
 		return http.StatusNotFound
+	case ECONFLICT:
+		return http.StatusConflict
 	case ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
 	case EUNSUPPORTED:

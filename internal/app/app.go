@@ -34,6 +34,7 @@ import (
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/natsembed"
 	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/alert"
 	"github.com/vn-ioc/ioc/query/kpi"
 	"github.com/vn-ioc/ioc/query/sqlapi"
 	"github.com/vn-ioc/ioc/stream"
@@ -67,7 +68,11 @@ type Config struct {
 	Writer     ingest.WriterConfig
 	SQL        sqlapi.Config
 	KPI        kpi.Config
+	Alert      alert.Config
 	WS         stream.Config
+	// AlertRules is a rules file replacing the bundled one
+	// (query/alert/rules.yaml); empty keeps the bundled rules.
+	AlertRules string
 
 	// Log; default slog.Default().
 	Log *slog.Logger
@@ -112,6 +117,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.KPI.Validate(); err != nil {
+		return err
+	}
+	if err := c.Alert.Validate(); err != nil {
 		return err
 	}
 	if err := c.WS.Validate(); err != nil {
@@ -171,6 +179,10 @@ type App struct {
 	engine     *kpi.Engine
 	hub        *stream.Hub
 	lists      *listFeed
+	alertRules *alert.Rules
+	alertStore *alert.Store
+	evaluator  *alert.Evaluator
+	alertFeed  *alert.Feed
 	dashboards map[string]*dashboards.Dashboard
 	metrics    *ingest.Metrics
 	listener   net.Listener
@@ -363,6 +375,8 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.refreshReference(intakeCtx) })
 	g.Go(func() error { return a.engine.Run(intakeCtx) })
 	g.Go(func() error { return a.lists.Run(intakeCtx, a.nc) })
+	g.Go(func() error { return a.evaluator.Run(intakeCtx) })
+	g.Go(func() error { return a.alertFeed.Run(intakeCtx) })
 	g.Go(func() error { return a.kpiStore.Watch(intakeCtx, a.hub.Publish) })
 	auditDone := make(chan error, 1)
 	auditCtx, stopAudit := context.WithCancel(context.Background())

@@ -22,12 +22,21 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // node starts a whole App against the test ClickHouse and an embedded NATS.
 func node(t *testing.T) (*App, map[string]string) {
 	t.Helper()
+	return nodeWith(t, nil)
+}
+
+// nodeWith starts a node whose configuration tune adjusts first.
+func nodeWith(t *testing.T, tune func(*Config)) (*App, map[string]string) {
+	t.Helper()
 	chAddr := testenv.ClickHouseAddr(t)
 	dir := t.TempDir()
 	cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, NATSPort: -1,
 		TokenKey: []byte("app-test-token-key-0123456789abcdef"), PseudonymKey: []byte("app-test-pseudonym-key")}
 	cfg.ClickHouse.Addr = chAddr
 	cfg.ClickHouse.Database = "app_" + testenv.RandomHex(4)
+	if tune != nil {
+		tune(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := New(ctx, cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/vn-ioc/ioc/internal/api"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query/alert"
 	"github.com/vn-ioc/ioc/query/drill"
 	"github.com/vn-ioc/ioc/query/kpi"
 	"github.com/vn-ioc/ioc/stream"
@@ -274,18 +275,24 @@ func (w wsAuth) Authenticate(_ context.Context, token string) (stream.Session, e
 	if err != nil {
 		return nil, errors.New(strings.TrimPrefix(err.Error(), api.EFORBIDDEN+": "))
 	}
-	return wsSession{s}, nil
+	return wsSession{s: s, a: w.a}, nil
 }
 
-type wsSession struct{ s *scope }
+type wsSession struct {
+	s *scope
+	a *App
+}
 
 func (s wsSession) Allow(channel string) error {
 	if strings.HasPrefix(channel, drill.ChannelPrefix) {
 		return s.allowList(channel)
 	}
+	if strings.HasPrefix(channel, alert.ChannelPrefix) {
+		return s.allowAlertChannel(channel)
+	}
 	k, ok := kpi.ParseChannel(channel)
 	if !ok {
-		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window> nor list:<list>:<unit>")
+		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>, list:<list>:<unit> nor alerts:<unit>")
 	}
 	if k.Window == kpi.WindowCustom {
 		return errors.New("custom windows are for REST only; subscribe to a standard window")
@@ -364,6 +371,13 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	if a.lists, err = a.newListFeed(); err != nil {
 		return err
 	}
-	a.hub, err = stream.New(a.cfg.WS, sourceMux{kpi: a.kpiStore, list: a.lists}, wsAuth{a}, a.reg, a.log)
-	return err
+	if err := a.setupAlerts(ctx); err != nil {
+		return err
+	}
+	a.hub, err = stream.New(a.cfg.WS, sourceMux{kpi: a.kpiStore, list: a.lists, alerts: a.alertFeed}, wsAuth{a}, a.reg, a.log)
+	if err != nil {
+		return err
+	}
+	a.alertFeed.Publish, a.alertFeed.Subscribed = a.hub.Publish, a.hub.Subscribed
+	return nil
 }

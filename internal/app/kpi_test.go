@@ -205,7 +205,7 @@ func TestKPIScopes(t *testing.T) {
 		{"leader other ward", leader, "kpi:survey.count:25747:today", "outside the subtree of unit 26740"},
 		{"wall not a tile", wall, "kpi:feedback.rating_avg:79:month", "does not show"},
 		{"unknown kpi", toks["analyst"], "kpi:survey.nope:79:today", "unknown kpi survey.nope"},
-		{"not a kpi channel", toks["analyst"], "alerts:79", "not kpi:<kpi>:<unit>:<window>"},
+		{"not a kpi channel", toks["analyst"], "feeds:79", "not kpi:<kpi>:<unit>:<window>"},
 	} {
 		t.Run("ws "+tc.name, func(t *testing.T) {
 			c := dialWS(t, a, tc.token)

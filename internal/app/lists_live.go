@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/query/alert"
 	"github.com/vn-ioc/ioc/query/drill"
 	"github.com/vn-ioc/ioc/stream"
 )
@@ -319,9 +320,10 @@ func (f *listFeed) refresh(ctx context.Context, families map[string]bool) {
 }
 
 // sourceMux routes a channel to the Source that holds it: list channels to
-// the node's list feed, every other channel to the KPI store.
+// the node's list feed, alert channels to its alert feed, every other
+// channel to the KPI store.
 type sourceMux struct {
-	kpi, list stream.Source
+	kpi, list, alerts stream.Source
 }
 
 var _ stream.Source = sourceMux{}
@@ -329,6 +331,9 @@ var _ stream.Source = sourceMux{}
 func (m sourceMux) pick(channel string) stream.Source {
 	if strings.HasPrefix(channel, drill.ChannelPrefix) {
 		return m.list
+	}
+	if strings.HasPrefix(channel, alert.ChannelPrefix) {
+		return m.alerts
 	}
 	return m.kpi
 }

@@ -48,6 +48,10 @@ func (a *App) routes() http.Handler {
 		r.With(readRoles).Get("/kpis/{kpi}/series", a.handleKPISeries)
 		r.With(readRoles).Get("/kpis/{kpi}/sql", a.handleKPISQL)
 		r.With(readRoles).Get("/lists/{list}", a.handleList)
+		r.With(readRoles).Get("/alerts", a.handleAlerts)
+		r.With(readRoles).Get("/alerts/rules", a.handleAlertRules)
+		r.With(readRoles).Get("/alerts/{id}", a.handleAlert)
+		r.With(a.Tokens.Require(auth.RoleAdmin, auth.RoleLeader)).Post("/alerts/{id}/ack", a.handleAlertAck)
 	})
 	// The websocket authenticates with its token itself (query string or
 	// first message): browsers cannot set headers on it.
