@@ -290,9 +290,12 @@ func (s wsSession) Allow(channel string) error {
 	if strings.HasPrefix(channel, alert.ChannelPrefix) {
 		return s.allowAlertChannel(channel)
 	}
+	if strings.HasPrefix(channel, seriesPrefix) {
+		return s.allowSeries(channel)
+	}
 	k, ok := kpi.ParseChannel(channel)
 	if !ok {
-		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>, list:<list>:<unit> nor alerts:<unit>")
+		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>, series:<kpi>:<unit>:<window>:<step>, list:<list>:<unit> nor alerts:<unit>")
 	}
 	if k.Window == kpi.WindowCustom {
 		return errors.New("custom windows are for REST only; subscribe to a standard window")

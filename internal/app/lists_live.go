@@ -39,13 +39,16 @@ const (
 	listParallel = 4
 )
 
-// listFeed is the stream.Source of the list channels, and the refresher
-// that publishes a channel's new value to the hub when its rows change.
+// listFeed is the stream.Source of the channels a node computes itself —
+// drill-down lists (list:<list>:<unit>) and KPI trends
+// (series:<kpi>:<unit>:<window>:<step>) — and the refresher that publishes
+// a channel's new value to the hub when it changes.
 // Sequences come from one counter of the node: they go up per channel, and
 // mean nothing on another node, which is why a resuming client always gets
 // a fresh snapshot. A listFeed is safe for concurrent use.
 type listFeed struct {
-	compute func(ctx context.Context, list, unit string, at time.Time) (*drill.Result, error)
+	// parse says how to compute a channel.
+	parse   func(channel string) (feedChannel, error)
 	publish func(stream.Update)
 	// subscribed says whether a channel still has subscribers on this
 	// node; nil falls back to listIdle.
@@ -63,14 +66,28 @@ type listFeed struct {
 
 var _ stream.Source = (*listFeed)(nil)
 
+// feedChannel is how the node computes one channel.
+type feedChannel struct {
+	family  string // the family whose commits change it
+	compute func(ctx context.Context, at time.Time) (feedValue, error)
+}
+
+// feedValue is a channel's value computed at an instant.
+type feedValue struct {
+	at     time.Time
+	digest [32]byte // of what a client sees change (not the instant)
+	encode func(seq uint64) ([]byte, error)
+}
+
 // listChan is the latest value of one channel on this node.
 type listChan struct {
-	channel, list, unit string
-	seen                time.Time // last subscribe
-	seq                 uint64    // 0: never computed
-	digest              [32]byte
-	at                  time.Time
-	data                json.RawMessage
+	feedChannel
+	channel string
+	seen    time.Time // last subscribe
+	seq     uint64    // 0: never computed
+	digest  [32]byte
+	at      time.Time
+	data    json.RawMessage
 }
 
 type listMetrics struct {
@@ -82,11 +99,11 @@ type listMetrics struct {
 func newListMetrics(reg prometheus.Registerer) listMetrics {
 	m := listMetrics{
 		channels: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_list_channels",
-			Help: "List channels this node keeps fresh for its websocket clients."}),
+			Help: "List and series channels this node keeps fresh for its websocket clients."}),
 		computed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_computations_total",
-			Help: "Lists computed for the websocket, by outcome (changed, unchanged, error)."}, []string{"outcome"}),
+			Help: "Lists and series computed for the websocket, by outcome (changed, unchanged, error)."}, []string{"outcome"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_channels_dropped_total",
-			Help: "List channels no longer refreshed, by reason (idle, limit)."}, []string{"reason"}),
+			Help: "List and series channels no longer refreshed, by reason (idle, limit)."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.channels, m.computed, m.dropped)
@@ -105,9 +122,7 @@ func (a *App) newListFeed() (*listFeed, error) {
 		}
 	}
 	return &listFeed{
-		compute: func(ctx context.Context, list, unit string, at time.Time) (*drill.Result, error) {
-			return drill.Run(ctx, a.db, a.calendar(), drill.Request{List: list, Unit: unit, At: at})
-		},
+		parse:      a.parseFeedChannel,
 		publish:    func(u stream.Update) { a.hub.Publish(u) },
 		subscribed: func(ch string) bool { return a.hub.Subscribed(ch) },
 		now:        time.Now,
@@ -145,9 +160,9 @@ func (f *listFeed) Since(_ context.Context, channel string, _ uint64) ([]stream.
 
 // touch records a subscribe to the channel.
 func (f *listFeed) touch(channel string) (*listChan, error) {
-	list, unit, ok := drill.ParseChannel(channel)
-	if !ok || !drill.Known(list) {
-		return nil, fmt.Errorf("channel %q is not a list channel", channel)
+	fc, err := f.parse(channel)
+	if err != nil {
+		return nil, err
 	}
 	now := f.now()
 	f.mu.Lock()
@@ -166,7 +181,7 @@ func (f *listFeed) touch(channel string) (*listChan, error) {
 			f.log.Warn("list channels over the limit: the least recently subscribed is no longer refreshed",
 				"limit", listMaxChannels, "channel", oldest.channel)
 		}
-		c = &listChan{channel: channel, list: list, unit: unit}
+		c = &listChan{feedChannel: fc, channel: channel}
 		f.chans[channel] = c
 		f.m.channels.Set(float64(len(f.chans)))
 	}
@@ -174,10 +189,10 @@ func (f *listFeed) touch(channel string) (*listChan, error) {
 	return c, nil
 }
 
-// recompute computes the channel's list at the instant at, keeps it, and
+// recompute computes the channel's value at the instant at, keeps it, and
 // publishes it when it changed.
 func (f *listFeed) recompute(ctx context.Context, c *listChan, at time.Time) (stream.Update, error) {
-	res, err := f.compute(ctx, c.list, c.unit, at)
+	res, err := c.compute(ctx, at)
 	if err != nil {
 		f.m.computed.WithLabelValues("error").Inc()
 		return stream.Update{}, err
@@ -203,27 +218,27 @@ type listPayload struct {
 	Seq uint64 `json:"seq"`
 }
 
-// store keeps res as the channel's value: with the next seq when its
-// digest changed, else under the current seq (the rows are the same; only
-// the instant and the working time within the hour moved). A result older
-// than the one kept (computations finishing out of order) changes nothing.
-func (f *listFeed) store(c *listChan, res *drill.Result) (stream.Update, bool, error) {
-	d := res.Digest()
+// store keeps v as the channel's value: with the next seq when its digest
+// changed, else under the current seq (what a client sees is the same;
+// only the instant, and for lists the working time within the hour,
+// moved). A value older than the one kept (computations finishing out of
+// order) changes nothing.
+func (f *listFeed) store(c *listChan, v feedValue) (stream.Update, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c.seq != 0 && res.At.Before(c.at) {
+	if c.seq != 0 && v.at.Before(c.at) {
 		return stream.Update{Channel: c.channel, Seq: c.seq, Data: c.data}, false, nil
 	}
-	changed := c.seq == 0 || d != c.digest
+	changed := c.seq == 0 || v.digest != c.digest
 	seq := c.seq
 	if changed {
 		seq = f.seq.Add(1)
 	}
-	b, err := json.Marshal(listPayload{res, seq})
+	b, err := v.encode(seq)
 	if err != nil {
 		return stream.Update{}, false, fmt.Errorf("encode %s: %w", c.channel, err)
 	}
-	c.seq, c.digest, c.at, c.data = seq, d, res.At, b
+	c.seq, c.digest, c.at, c.data = seq, v.digest, v.at, b
 	return stream.Update{Channel: c.channel, Seq: seq, Data: b}, changed, nil
 }
 
@@ -260,7 +275,7 @@ func (f *listFeed) Run(ctx context.Context, nc *nats.Conn) error {
 
 func (f *listFeed) onCommit(m *nats.Msg) {
 	var n ingest.CommitNotice
-	if err := json.Unmarshal(m.Data, &n); err != nil || (n.Family != "dossier" && n.Family != "feedback") {
+	if err := json.Unmarshal(m.Data, &n); err != nil || n.Family == "" {
 		return
 	}
 	f.mu.Lock()
@@ -290,7 +305,7 @@ func (f *listFeed) refresh(ctx context.Context, families map[string]bool) {
 			f.m.dropped.WithLabelValues("idle").Inc()
 			continue
 		}
-		if families == nil || families[drill.Family(c.list)] {
+		if families == nil || families[c.family] {
 			todo = append(todo, c)
 		}
 	}
@@ -319,9 +334,9 @@ func (f *listFeed) refresh(ctx context.Context, families map[string]bool) {
 	wg.Wait()
 }
 
-// sourceMux routes a channel to the Source that holds it: list channels to
-// the node's list feed, alert channels to its alert feed, every other
-// channel to the KPI store.
+// sourceMux routes a channel to the Source that holds it: list and series
+// channels to the node's list feed, alert channels to its alert feed, every
+// other channel to the KPI store.
 type sourceMux struct {
 	kpi, list, alerts stream.Source
 }
@@ -329,7 +344,7 @@ type sourceMux struct {
 var _ stream.Source = sourceMux{}
 
 func (m sourceMux) pick(channel string) stream.Source {
-	if strings.HasPrefix(channel, drill.ChannelPrefix) {
+	if strings.HasPrefix(channel, drill.ChannelPrefix) || strings.HasPrefix(channel, seriesPrefix) {
 		return m.list
 	}
 	if strings.HasPrefix(channel, alert.ChannelPrefix) {

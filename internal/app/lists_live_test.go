@@ -24,17 +24,30 @@ type fakeLists struct {
 
 func newFakeFeed() (*listFeed, *fakeLists) {
 	fk := &fakeLists{rows: map[string][]drill.Dossier{}, computed: map[string]int{}, now: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
+	compute := func(list, unit string, at time.Time) (*drill.Result, error) {
+		fk.mu.Lock()
+		defer fk.mu.Unlock()
+		ch := drill.Channel(list, unit)
+		fk.computed[ch]++
+		rows := append([]drill.Dossier{}, fk.rows[ch]...)
+		if unit == "broken" {
+			return nil, errors.New("clickhouse down")
+		}
+		return &drill.Result{List: list, Unit: unit, At: at, Total: uint64(len(rows)), Rows: rows}, nil
+	}
 	f := &listFeed{
-		compute: func(_ context.Context, list, unit string, at time.Time) (*drill.Result, error) {
-			fk.mu.Lock()
-			defer fk.mu.Unlock()
-			ch := drill.Channel(list, unit)
-			fk.computed[ch]++
-			rows := append([]drill.Dossier{}, fk.rows[ch]...)
-			if unit == "broken" {
-				return nil, errors.New("clickhouse down")
+		parse: func(ch string) (feedChannel, error) {
+			list, unit, ok := drill.ParseChannel(ch)
+			if !ok || !drill.Known(list) {
+				return feedChannel{}, fmt.Errorf("channel %q is not a list channel", ch)
 			}
-			return &drill.Result{List: list, Unit: unit, At: at, Total: uint64(len(rows)), Rows: rows}, nil
+			return feedChannel{family: drill.Family(list), compute: func(_ context.Context, at time.Time) (feedValue, error) {
+				res, err := compute(list, unit, at)
+				if err != nil {
+					return feedValue{}, err
+				}
+				return listValue(res), nil
+			}}, nil
 		},
 		publish: func(u stream.Update) { fk.mu.Lock(); fk.published = append(fk.published, u); fk.mu.Unlock() },
 		now:     func() time.Time { fk.mu.Lock(); defer fk.mu.Unlock(); return fk.now },
@@ -82,8 +95,8 @@ func TestListFeedSeqs(t *testing.T) {
 		t.Fatalf("changed rows: seq %d → %d, %d published", u2.Seq, u3.Seq, len(fk.published))
 	}
 	// A computation older than the value kept changes nothing.
-	old, _ := f.compute(ctx, "dossier.overdue", "26740", fk.now.Add(-time.Minute))
-	old.Rows = []drill.Dossier{}
+	old, _ := f.chans[ch].compute(ctx, fk.now.Add(-time.Minute))
+	old.digest = [32]byte{}
 	if u, changed, _ := f.store(f.chans[ch], old); changed || u.Seq != u3.Seq {
 		t.Fatalf("older result stored as seq %d", u.Seq)
 	}

@@ -150,6 +150,10 @@ func (b *Builder) AllUnits(cat *Catalog, source string, kpis []*KPI, spans map[s
 	return w.String(), cols
 }
 
+// KnownStep reports whether a series takes the step (hour, day, week,
+// month).
+func KnownStep(step string) bool { _, ok := steps[step]; return ok }
+
 // Steps of a series.
 var steps = map[string]string{
 	"hour":  "toStartOfHour(%s, '%s')",

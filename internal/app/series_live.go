@@ -1,0 +1,121 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vn-ioc/ioc/query/drill"
+	"github.com/vn-ioc/ioc/query/kpi"
+)
+
+// seriesPrefix starts a series channel: series:<kpi>:<unit>:<window>:<step>,
+// the trend of a KPI key as GET /api/v1/kpis/{kpi}/series gives it.
+const seriesPrefix = "series:"
+
+// parseSeriesChannel reads series:<kpi>:<unit>:<window>:<step>.
+func parseSeriesChannel(ch string) (k kpi.Key, step string, ok bool) {
+	rest, found := strings.CutPrefix(ch, seriesPrefix)
+	parts := strings.Split(rest, ":")
+	if !found || len(parts) != 4 {
+		return kpi.Key{}, "", false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return kpi.Key{}, "", false
+		}
+	}
+	return kpi.Key{KPI: parts[0], Unit: parts[1], Window: parts[2]}, parts[3], true
+}
+
+// seriesPayload is the data of a series channel: what the REST series
+// returns, with the instant it was computed and the channel's seq.
+type seriesPayload struct {
+	KPI     string      `json:"kpi"`
+	Unit    string      `json:"unit"`
+	Window  string      `json:"window"`
+	Step    string      `json:"step"`
+	From    time.Time   `json:"from"`
+	To      time.Time   `json:"to"`
+	Version int         `json:"version"`
+	Points  []kpi.Point `json:"points"`
+	SQL     string      `json:"sql"`
+	At      time.Time   `json:"at"`
+	Seq     uint64      `json:"seq"`
+}
+
+// parseFeedChannel says how the node computes a list or series channel.
+func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
+	if list, unit, ok := drill.ParseChannel(ch); ok && drill.Known(list) {
+		return feedChannel{family: drill.Family(list), compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+			res, err := drill.Run(ctx, a.db, a.calendar(), drill.Request{List: list, Unit: unit, At: at})
+			if err != nil {
+				return feedValue{}, err
+			}
+			return listValue(res), nil
+		}}, nil
+	}
+	key, step, ok := parseSeriesChannel(ch)
+	if !ok {
+		return feedChannel{}, fmt.Errorf("channel %q is neither list:<list>:<unit> nor series:<kpi>:<unit>:<window>:<step>", ch)
+	}
+	k, found := a.kpiCat.KPI(key.KPI)
+	if !found {
+		return feedChannel{}, fmt.Errorf("unknown kpi %s", key.KPI)
+	}
+	return feedChannel{family: k.Family, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+		span, err := kpi.Resolve(key.Window, at, a.kpiBuilder.Loc)
+		if err != nil {
+			return feedValue{}, err
+		}
+		sql, points, err := a.kpiReader.Series(ctx, k, key.Unit, span, step)
+		if err != nil {
+			return feedValue{}, err
+		}
+		if points == nil {
+			points = []kpi.Point{}
+		}
+		p := seriesPayload{KPI: k.ID, Unit: key.Unit, Window: key.Window, Step: step, From: span.From, To: span.To,
+			Version: k.Version, Points: points, SQL: sql, At: at.UTC()}
+		// What a client sees change: the span and the points.
+		d, _ := json.Marshal([]any{p.From, p.To, p.Version, p.Points})
+		return feedValue{at: at, digest: sha256.Sum256(d), encode: func(seq uint64) ([]byte, error) {
+			q := p
+			q.Seq = seq
+			return json.Marshal(q)
+		}}, nil
+	}}, nil
+}
+
+// listValue is a list as a channel value.
+func listValue(res *drill.Result) feedValue {
+	return feedValue{at: res.At, digest: res.Digest(), encode: func(seq uint64) ([]byte, error) {
+		return json.Marshal(listPayload{res, seq})
+	}}
+}
+
+// allowSeries checks a series channel against the scope: as the REST
+// series of the key, over a standard window with a known step.
+func (s wsSession) allowSeries(ch string) error {
+	key, step, ok := parseSeriesChannel(ch)
+	if !ok {
+		return fmt.Errorf("channel %s is not series:<kpi>:<unit>:<window>:<step>", ch)
+	}
+	if key.Window == kpi.WindowCustom {
+		return fmt.Errorf("custom windows are for REST only; subscribe to a standard window")
+	}
+	k, err := s.s.allow(key.KPI, key.Unit, key.Window)
+	if err != nil {
+		return wsError(err)
+	}
+	if k.Instant() {
+		return fmt.Errorf("%s is taken at an instant and has no series", k.ID)
+	}
+	if !kpi.KnownStep(step) {
+		return fmt.Errorf("step %q: use hour, day, week or month", step)
+	}
+	return nil
+}
