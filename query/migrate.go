@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 //go:embed migrations/*.sql
@@ -66,6 +69,8 @@ func Migrations(database, cluster string) ([]Migration, error) {
 //	{{onCluster}}        "" or ON CLUSTER name
 //	{{engine "E()" "t"}} E(), or ReplicatedE('/clickhouse/tables/{shard}/db/t', '{replica}')
 //	{{distributed "t" k}} nothing, or db.t as a Distributed table over db.t_local sharded by k
+//	{{alterDistributed "t" "ADD COLUMN …"}} nothing, or that ALTER of the Distributed table db.t
+//	                     (on one server the ALTER of {{local "t"}} already changed db.t)
 func render(src, database, cluster string) (string, error) {
 	funcs := template.FuncMap{
 		"local": func(t string) string {
@@ -99,6 +104,12 @@ func render(src, database, cluster string) (string, error) {
 			return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s ON CLUSTER %[3]s AS %[1]s.%[2]s_local ENGINE = Distributed(%[3]s, %[1]s, %[2]s_local, %[4]s);",
 				database, t, cluster, key)
 		},
+	}
+	funcs["alterDistributed"] = func(t, change string) string {
+		if cluster == "" {
+			return ""
+		}
+		return fmt.Sprintf("ALTER TABLE %s.%s ON CLUSTER %s %s;", database, t, cluster, change)
 	}
 	tpl, err := template.New("m").Funcs(funcs).Parse(src)
 	if err != nil {
@@ -160,7 +171,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	for _, m := range ms {
 		if !done[m.Version] {
 			for i, s := range m.Statements {
-				if err := db.Conn.Exec(ctx, s); err != nil {
+				if err := db.Conn.Exec(ctx, s); err != nil && !columnAdded(s, err) {
 					return version, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 				}
 			}
@@ -171,6 +182,15 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		version = m.Version
 	}
 	return version, nil
+}
+
+// columnAdded: ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS, so an
+// ALTER that added its columns before an interruption fails when the
+// migration is applied again ("column with this name already exists"):
+// that step is done.
+func columnAdded(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	return strings.HasPrefix(stmt, "ALTER TABLE ") && errors.As(err, &ex) && strings.Contains(ex.Message, "already exists")
 }
 
 func (db *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {

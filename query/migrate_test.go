@@ -89,3 +89,14 @@ func TestReplicatedEngineKeepsItsArguments(t *testing.T) {
 		t.Fatal(out)
 	}
 }
+
+func TestAlterDistributedOnlyOnACluster(t *testing.T) {
+	src := `{{alterDistributed "t" "ADD COLUMN c UInt8"}}`
+	if out, err := render(src, "db", ""); err != nil || out != "" {
+		t.Fatalf("one server: %q %v", out, err)
+	}
+	out, err := render(src, "db", "c")
+	if err != nil || out != "ALTER TABLE db.t ON CLUSTER c ADD COLUMN c UInt8;" {
+		t.Fatalf("cluster: %q %v", out, err)
+	}
+}

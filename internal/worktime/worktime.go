@@ -163,6 +163,25 @@ func New(days []refdata.Day, cfg Config) (*Calendar, error) {
 // Location of the calendar.
 func (c *Calendar) Location() *time.Location { return c.loc }
 
+// Sessions of a working day.
+func (c *Calendar) Sessions() []Session { return slices.Clone(c.sessions) }
+
+// Exceptions are the calendar's changes to the Monday–Friday week, as local
+// dates at midnight UTC, sorted: the weekdays off and the weekend days
+// worked. Together with the sessions they are the whole calendar, so that
+// another engine (ClickHouse's SQL) can compute the same working time.
+func (c *Calendar) Exceptions() (off, worked []time.Time) {
+	conv := func(ns []int64) []time.Time {
+		out := make([]time.Time, len(ns))
+		for i, n := range ns {
+			y, m, d := civil(n)
+			out[i] = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+		}
+		return out
+	}
+	return conv(c.offs), conv(c.ons)
+}
+
 // HoursPerDay is the working time of a working day, in hours (8 by default).
 func (c *Calendar) HoursPerDay() float64 { return c.dayLen.Hours() }
 

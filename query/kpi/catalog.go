@@ -122,8 +122,9 @@ func (c *Catalog) Families() []string {
 var (
 	idRE     = regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$`)
 	columnRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-	// placeholderRE matches {now}, {now_minus:120}, {now_plus_working_hours:8}.
-	placeholderRE = regexp.MustCompile(`\{([a-z_]+)(?::([0-9.]+))?\}`)
+	// placeholderRE matches {now}, {now_minus:120}, {now_plus_working_hours:8},
+	// {working_seconds:received_at,resolved_at}.
+	placeholderRE = regexp.MustCompile(`\{([a-z_]+)(?::([0-9a-z_.,]+))?\}`)
 )
 
 // forbidden in SQL fragments: they are spliced into statements.
@@ -214,14 +215,26 @@ func (k *KPI) validate(c *Catalog) error {
 		if err := checkFragment(frag); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		if !k.Instant() && placeholderRE.MatchString(frag) {
-			return fmt.Errorf("%s: a KPI over windows is kept in rollups and may not depend on the instant (no placeholders)", name)
+		if !k.Instant() && dependsOnInstant(frag) {
+			return fmt.Errorf("%s: a KPI over windows is kept in rollups and may not depend on the instant (no {now…} placeholders)", name)
 		}
 	}
 	if src := c.Sources[k.Source]; !k.Instant() && !src.Events && src.Hours[k.Time] == "" {
 		return fmt.Errorf("time %q: source %s keeps no hours for it (sources.%[2]s.hours)", k.Time, k.Source)
 	}
 	return nil
+}
+
+// dependsOnInstant reports whether a fragment names the instant of
+// computation. Working time between two columns depends on the row and the
+// business calendar only.
+func dependsOnInstant(frag string) bool {
+	for _, m := range placeholderRE.FindAllStringSubmatch(frag, -1) {
+		if !strings.HasPrefix(m[1], "working_seconds") {
+			return true
+		}
+	}
+	return false
 }
 
 func checkFragment(frag string) error {
@@ -240,9 +253,17 @@ func checkFragment(frag string) error {
 			if _, err := strconv.ParseFloat(m[2], 64); err != nil || m[2] == "" {
 				return fmt.Errorf("{%s:N} needs a number", m[1])
 			}
+		case "working_seconds", "working_seconds_sum":
+			a, b, ok := strings.Cut(m[2], ",")
+			if !ok || !columnRE.MatchString(a) || !columnRE.MatchString(b) {
+				return fmt.Errorf("{%s:from,to} needs two column names", m[1])
+			}
 		default:
 			return fmt.Errorf("unknown placeholder {%s}", m[1])
 		}
+	}
+	if rest := placeholderRE.ReplaceAllString(frag, ""); strings.ContainsAny(rest, "{}") {
+		return fmt.Errorf("%q holds a brace that is not a placeholder", frag)
 	}
 	if strings.Count(frag, "(") != strings.Count(frag, ")") || strings.Count(frag, "'")%2 != 0 {
 		return errors.New("unbalanced parentheses or quotes")

@@ -39,7 +39,14 @@ func Markdown(c *Catalog) string {
 	p("so a window costs what it holds, not the whole history; the SQL below reads the views\n")
 	p("themselves and gives the same numbers. KPIs without a time column are taken at an instant: their only\n")
 	p("window is `now`. In the SQL fragments, `{now}` is that instant, `{now_minus:S}` S seconds\n")
-	p("earlier and `{now_plus_working_hours:H}` H working hours later on the business calendar.\n\n")
+	p("earlier and `{now_plus_working_hours:H}` H working hours later on the business calendar.\n")
+	p("`{working_seconds:a,b}` is the working time in seconds from column `a` to column `b` on the\n")
+	p("business calendar (0 when `b` is before `a`), and `{working_seconds_sum:as,bs}` the same for\n")
+	p("each pair of elements of two `Array(DateTime)` columns, summed: the SQL carries the\n")
+	p("calendar as a string literal (`ws_cal`: for each day from the first exception to the last,\n")
+	p("weekend days worked minus weekdays off before it, two base-64 characters from `0`) and the\n")
+	p("sessions as seconds of the day, so it depends on the row and the calendar only, and counts\n")
+	p("over windows too.\n\n")
 	p("`GET /api/v1/kpis/{kpi}/sql?unit=&window=` gives the exact statement behind a value: run in\n")
 	p("clickhouse-client it returns the same numerator, denominator and value.\n\n")
 	for _, fam := range c.Families() {
@@ -80,8 +87,6 @@ func Markdown(c *Catalog) string {
 		}
 	}
 	p("## Not computed yet\n\n")
-	p("- `dossier.avg_processing_days` (working days net of supplement pauses) needs working-day\n")
-	p("  arithmetic in ClickHouse over the business calendar; not in the catalog yet.\n")
 	p("- The Decision 766 scorecard (`score766.*`) and the digital transformation index (`dti.*`).\n")
 	p("- Survey rates per officer and per channel.\n")
 	return w.String()

@@ -351,7 +351,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 		num, den, _ := e.b.rowTerms(k, Span{})
 		cond := "1"
 		if k.Filter != "" {
-			cond = "(" + k.Filter + ")"
+			cond = "(" + e.b.expand(k.Filter, time.Time{}) + ")"
 		}
 		inner = append(inner, fmt.Sprintf("sumIf(%s, %s) AS n%d", num, cond, i), fmt.Sprintf("sumIf(%s, %s) AS d%d", den, cond, i))
 	}

@@ -17,7 +17,8 @@ import (
 type Builder struct {
 	DB  string
 	Loc *time.Location
-	// Calendar resolves {now_plus_working_hours:H}.
+	// Calendar resolves {now_plus_working_hours:H}, {working_seconds:a,b}
+	// and {working_seconds_sum:as,bs}.
 	Calendar func() *worktime.Calendar
 }
 
@@ -31,7 +32,12 @@ func (b *Builder) expand(frag string, at time.Time) string {
 	return placeholderRE.ReplaceAllStringFunc(frag, func(m string) string {
 		p := placeholderRE.FindStringSubmatch(m)
 		n, _ := strconv.ParseFloat(p[2], 64) // validated at load
+		from, to, _ := strings.Cut(p[2], ",")
 		switch p[1] {
+		case "working_seconds":
+			return newWorkingSQL(b.Calendar()).between(from, to)
+		case "working_seconds_sum":
+			return newWorkingSQL(b.Calendar()).sum(from, to)
 		case "now":
 			return b.literal(at)
 		case "now_minus":
