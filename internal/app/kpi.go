@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -187,18 +189,30 @@ func (a *App) handleKPIValue(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, v)
 }
 
+// valueSpan is the span of the key's latest published value (at now when
+// none was published), or the request's custom span: /sql and /breakdown
+// then answer for exactly the rows the value sums.
+func (a *App) valueSpan(r *http.Request, req *kpiRequest) (kpi.Span, error) {
+	if req.span.Window == kpi.WindowCustom {
+		return req.span, nil
+	}
+	s, err := a.kpiReader.Span(r.Context(), req.k, req.unit, req.span.Window, time.Now())
+	if err != nil {
+		return s, kpiError(err)
+	}
+	return s, nil
+}
+
 func (a *App) handleKPISQL(w http.ResponseWriter, r *http.Request) {
 	req, err := a.readKPIRequest(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	span := req.span
-	if span.Window != kpi.WindowCustom {
-		if span, err = a.kpiReader.Span(r.Context(), req.k, req.unit, span.Window, time.Now()); err != nil {
-			api.WriteError(w, r, kpiError(err))
-			return
-		}
+	span, err := a.valueSpan(r, req)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
 	}
 	sql := a.kpiBuilder.SQL(a.kpiCat, req.k, req.unit, span)
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
@@ -241,6 +255,50 @@ func (a *App) handleKPISeries(w http.ResponseWriter, r *http.Request) {
 		"from": span.From, "to": span.To, "version": req.k.Version, "points": points, "sql": sql})
 }
 
+// Breakdown limits: groups returned by default and at most.
+const (
+	defaultBreakdownLimit = 100
+	maxBreakdownLimit     = 1000
+)
+
+func (a *App) handleKPIBreakdown(w http.ResponseWriter, r *http.Request) {
+	req, err := a.readKPIRequest(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	by := q.Get("by")
+	if by == "" {
+		api.WriteError(w, r, api.Errorf(api.EINVALID, "by is required: one of "+strings.Join(req.k.Breakdowns, ", ")))
+		return
+	}
+	limit := defaultBreakdownLimit
+	if l := q.Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > maxBreakdownLimit {
+			api.WriteError(w, r, api.Errorf(api.EINVALID, fmt.Sprintf("limit %q: a whole number from 1 to %d", l, maxBreakdownLimit)))
+			return
+		}
+	}
+	span, err := a.valueSpan(r, req)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	sql, groups, truncated, err := a.kpiReader.Breakdown(ctx, req.k, req.unit, span, by, limit)
+	if err != nil {
+		api.WriteError(w, r, kpiError(err))
+		return
+	}
+	if groups == nil {
+		groups = []kpi.Group{}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"kpi": req.k.ID, "unit": req.unit, "window": span.Window, "by": by,
+		"from": span.From, "to": span.To, "at": span.At, "version": req.k.Version, "groups": groups, "truncated": truncated, "sql": sql})
+}
+
 var defaultStep = map[string]string{"today": "hour", "24h": "hour", "week": "day", "7d": "day", "month": "day",
 	"30d": "day", "quarter": "week", "ytd": "month", "custom": "day"}
 
@@ -255,7 +313,7 @@ func kpiError(err error) error {
 		return api.Errorf(api.EUNAVAILABLE, "the KPI query did not finish in time; retry")
 	}
 	msg := err.Error()
-	if strings.Contains(msg, "has no series") || strings.HasPrefix(msg, "step ") {
+	if strings.Contains(msg, "has no series") || strings.HasPrefix(msg, "step ") || strings.HasPrefix(msg, "by:") || strings.HasPrefix(msg, "by \"") {
 		return api.Errorf(api.EINVALID, msg)
 	}
 	return api.Errorf(api.EUNAVAILABLE, "clickhouse could not compute the KPI; retry later")

@@ -47,6 +47,7 @@ func (a *App) routes() http.Handler {
 		r.With(readRoles).Get("/kpis/{kpi}", a.handleKPIValue)
 		r.With(readRoles).Get("/kpis/{kpi}/series", a.handleKPISeries)
 		r.With(readRoles).Get("/kpis/{kpi}/sql", a.handleKPISQL)
+		r.With(readRoles).Get("/kpis/{kpi}/breakdown", a.handleKPIBreakdown)
 		r.With(readRoles).Get("/lists/{list}", a.handleList)
 		r.With(readRoles).Get("/alerts", a.handleAlerts)
 		r.With(readRoles).Get("/alerts/rules", a.handleAlertRules)

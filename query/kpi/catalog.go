@@ -42,6 +42,16 @@ type Source struct {
 	Hours  map[string]string `yaml:"hours,omitempty" json:"hours,omitempty"`
 	// Events marks a view of one row per event, found by its time column.
 	Events bool `yaml:"events,omitempty" json:"events,omitempty"`
+	// Dimensions are the view's columns its KPIs may be broken down by.
+	Dimensions map[string]*Dimension `yaml:"dimensions,omitempty" json:"dimensions,omitempty"`
+}
+
+// Dimension is a column KPIs may be broken down by.
+type Dimension struct {
+	// Labels is a reference view with columns id and name that names the
+	// column's values (officers for an officer id); empty when the values
+	// are their own names.
+	Labels string `yaml:"labels,omitempty" json:"labels,omitempty"`
 }
 
 // KPI is one catalog entry.
@@ -61,6 +71,9 @@ type KPI struct {
 	Kind        string  `yaml:"kind" json:"kind"`
 	Format      string  `yaml:"format,omitempty" json:"format,omitempty"`
 	Better      string  `yaml:"better" json:"better"`
+	// Breakdowns are dimensions of the source the KPI is also given by
+	// (GET /api/v1/kpis/{kpi}/breakdown?by=).
+	Breakdowns []string `yaml:"breakdowns,omitempty" json:"breakdowns,omitempty"`
 }
 
 // Instant reports whether the KPI is taken at an instant (window "now")
@@ -148,6 +161,11 @@ func (c *Catalog) validate() error {
 		if len(s.Hours) > 0 && (!columnRE.MatchString(s.ID) || !columnRE.MatchString(s.Family)) {
 			return fmt.Errorf("sources.%s: an entity view with hours needs id and family", name)
 		}
+		for col, d := range s.Dimensions {
+			if !columnRE.MatchString(col) || d == nil || (d.Labels != "" && !columnRE.MatchString(d.Labels)) {
+				return fmt.Errorf("sources.%s.dimensions: %q: needs a column name and, if any, a labels view name", name, col)
+			}
+		}
 		for col, kind := range s.Hours {
 			if !columnRE.MatchString(col) || !columnRE.MatchString(kind) {
 				return fmt.Errorf("sources.%s.hours: %q: %q is not a column and event kind", name, col, kind)
@@ -217,6 +235,11 @@ func (k *KPI) validate(c *Catalog) error {
 		}
 		if !k.Instant() && dependsOnInstant(frag) {
 			return fmt.Errorf("%s: a KPI over windows is kept in rollups and may not depend on the instant (no {now…} placeholders)", name)
+		}
+	}
+	for _, b := range k.Breakdowns {
+		if c.Sources[k.Source].Dimensions[b] == nil {
+			return fmt.Errorf("breakdowns: %q is not a dimension of source %s (sources.%[2]s.dimensions)", b, k.Source)
 		}
 	}
 	if src := c.Sources[k.Source]; !k.Instant() && !src.Events && src.Hours[k.Time] == "" {

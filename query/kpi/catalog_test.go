@@ -77,6 +77,7 @@ kpis:
 		{"working seconds of one column", `numerator: "1"`, `numerator: "{working_seconds:received_at}"`, "needs two column names"},
 		{"working seconds of an expression", `numerator: "1"`, `numerator: "{working_seconds_sum:a,b+1}"`, "not a placeholder"},
 		{"better", "better: higher", "better: more", `better "more"`},
+		{"unknown breakdown", "better: higher", "better: higher\n    breakdowns: [officer]", `"officer" is not a dimension of source dossiers`},
 		{"duplicate", "", "", "declared twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,7 +48,11 @@ func Markdown(c *Catalog) string {
 	p("sessions as seconds of the day, so it depends on the row and the calendar only, and counts\n")
 	p("over windows too.\n\n")
 	p("`GET /api/v1/kpis/{kpi}/sql?unit=&window=` gives the exact statement behind a value: run in\n")
-	p("clickhouse-client it returns the same numerator, denominator and value.\n\n")
+	p("clickhouse-client it returns the same numerator, denominator and value. A KPI with\n")
+	p("breakdowns is also given by each value of those columns of its view:\n")
+	p("`GET /api/v1/kpis/{kpi}/breakdown?unit=&window=&by=` returns one group per value (an\n")
+	p("officer with the name the reference data gives), each with its numerator, denominator and\n")
+	p("value, which sum to the KPI's value, and the SQL behind them.\n\n")
 	for _, fam := range c.Families() {
 		title := familyTitles[fam]
 		if title == "" {
@@ -83,12 +87,14 @@ func Markdown(c *Catalog) string {
 			if k.Scale != 1 {
 				p("| scale | %g |\n", k.Scale)
 			}
+			if len(k.Breakdowns) > 0 {
+				p("| breakdowns | %s |\n", "`"+strings.Join(k.Breakdowns, "`, `")+"`")
+			}
 			p("| better | %s |\n| version | %d |\n\n", k.Better, k.Version)
 		}
 	}
 	p("## Not computed yet\n\n")
 	p("- The Decision 766 scorecard (`score766.*`) and the digital transformation index (`dti.*`).\n")
-	p("- Survey rates per officer and per channel.\n")
 	return w.String()
 }
 

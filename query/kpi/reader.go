@@ -97,3 +97,39 @@ func (r *Reader) Series(ctx context.Context, k *KPI, unit string, s Span, step s
 	}
 	return sql, out, rows.Err()
 }
+
+// Group is one row of a breakdown: the KPI over the rows whose dimension
+// has the value Key.
+type Group struct {
+	Key         string   `json:"key"`
+	Name        string   `json:"name,omitempty"`
+	Numerator   int64    `json:"numerator"`
+	Denominator int64    `json:"denominator"`
+	Value       *float64 `json:"value"`
+}
+
+// Breakdown is the KPI over the span by the dimension by, at most limit
+// groups; truncated says whether there were more.
+func (r *Reader) Breakdown(ctx context.Context, k *KPI, unit string, s Span, by string, limit int) (sql string, groups []Group, truncated bool, err error) {
+	if sql, err = r.B.BreakdownSQL(r.Cat, k, unit, s, by, limit+1); err != nil {
+		return "", nil, false, err
+	}
+	rows, err := r.DB.Conn.Query(ctx, sql)
+	if err != nil {
+		return sql, nil, false, fmt.Errorf("breakdown %s: %w", k.ID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g Group
+		var val *float64
+		if err := rows.Scan(&g.Key, &g.Name, &g.Numerator, &g.Denominator, &val); err != nil {
+			return sql, nil, false, err
+		}
+		g.Value = newValue(k, unit, s, g.Numerator, g.Denominator).Value
+		groups = append(groups, g)
+	}
+	if len(groups) > limit {
+		groups, truncated = groups[:limit], true
+	}
+	return sql, groups, truncated, rows.Err()
+}

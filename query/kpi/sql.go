@@ -2,6 +2,7 @@ package kpi
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,40 @@ func (b *Builder) SQL(cat *Catalog, k *KPI, unit string, s Span) string {
 	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, query.Quote(unit))
 	fmt.Fprintf(&w, "      AND %s\n)", cond)
 	return w.String()
+}
+
+// BreakdownSQL is the statement of a KPI over the unit subtree and span,
+// one row per value of the dimension by: its key, its name (from the
+// dimension's labels view, else empty), numerator, denominator and value,
+// largest denominators first. Its rows sum to the key's value (SQL). It
+// returns at most limit rows.
+func (b *Builder) BreakdownSQL(cat *Catalog, k *KPI, unit string, s Span, by string, limit int) (string, error) {
+	dim := cat.Sources[k.Source].Dimensions[by]
+	if dim == nil || !slices.Contains(k.Breakdowns, by) {
+		if len(k.Breakdowns) == 0 {
+			return "", fmt.Errorf("by: %s has no breakdowns", k.ID)
+		}
+		return "", fmt.Errorf("by %q: %s is broken down by %s", by, k.ID, strings.Join(k.Breakdowns, ", "))
+	}
+	src := cat.Sources[k.Source]
+	num, den, cond := b.rowTerms(k, s)
+	name := "'' AS name"
+	if dim.Labels != "" {
+		name = "name"
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "-- %s (version %d) by %s: unit %s and its subtree; %s\n", k.ID, k.Version, by, unit, describeSpan(s, b))
+	fmt.Fprintf(&w, "SELECT key, %s, numerator, denominator, value\nFROM (\n", name)
+	fmt.Fprintf(&w, "    SELECT key, sum(n) AS numerator, sum(d) AS denominator, %s AS value\n    FROM (\n", valueExpr(k, s))
+	fmt.Fprintf(&w, "        SELECT toString(%s) AS key, %s AS n, %s AS d\n", by, num, den)
+	fmt.Fprintf(&w, "        FROM %s.%s\n", b.DB, src.View)
+	fmt.Fprintf(&w, "        WHERE %s IN (SELECT code FROM %s.units WHERE has(path, %s))\n", src.Unit, b.DB, query.Quote(unit))
+	fmt.Fprintf(&w, "          AND %s\n    )\n    GROUP BY key\n)", cond)
+	if dim.Labels != "" {
+		fmt.Fprintf(&w, " ANY LEFT JOIN (SELECT id AS key, name FROM %s.%s) USING key", b.DB, dim.Labels)
+	}
+	fmt.Fprintf(&w, "\nORDER BY denominator DESC, numerator DESC, key\nLIMIT %d", limit)
+	return w.String(), nil
 }
 
 func describeSpan(s Span, b *Builder) string {
