@@ -66,16 +66,25 @@ func (a *App) scopeOf(c *auth.Claims) (*scope, error) {
 	return s, nil
 }
 
-// allow checks one key; window "custom" stands for a from/to request.
+// allow checks one key; window "custom" stands for a from/to request. A
+// composite (score766.total …) is allowed like a KPI over windows and
+// returns a nil KPI.
 func (s *scope) allow(kpiID, unit, window string) (*kpi.KPI, error) {
 	k, ok := s.cat.KPI(kpiID)
-	if !ok {
+	_, composite := s.cat.Composite(kpiID)
+	if !ok && !composite {
 		return nil, api.Errorf(api.ENOTFOUND, "unknown kpi "+kpiID+" (GET /api/v1/kpis lists them)")
 	}
 	if !s.known(unit) {
 		return nil, api.Errorf(api.ENOTFOUND, "unknown unit "+unit)
 	}
-	if err := k.CheckWindow(window); err != nil {
+	var err error
+	if composite {
+		err = kpi.CheckCompositeWindow(kpiID, window)
+	} else {
+		err = k.CheckWindow(window)
+	}
+	if err != nil {
 		return nil, api.Errorf(api.EINVALID, err.Error())
 	}
 	if s.subtree != nil && !s.subtree[unit] {
@@ -108,9 +117,19 @@ func (a *App) calendar() *worktime.Calendar {
 
 // kpiRequest reads unit, window, from and to of a KPI request.
 type kpiRequest struct {
-	k    *kpi.KPI
-	unit string
-	span kpi.Span
+	k         *kpi.KPI // nil for a composite
+	composite string   // its id
+	unit      string
+	span      kpi.Span
+}
+
+// kpiOnly refuses a composite where a statement of its own is asked for.
+func (r *kpiRequest) kpiOnly() error {
+	if r.k != nil {
+		return nil
+	}
+	return api.Errorf(api.EINVALID, r.composite+" is a composite: it is explained by its components, not by a statement of "+
+		"its own; GET /api/v1/kpis/"+r.composite+" lists each component's KPI (whose /sql, /series and /breakdown apply) or reported indicator")
 }
 
 func (a *App) readKPIRequest(r *http.Request) (*kpiRequest, error) {
@@ -143,6 +162,9 @@ func (a *App) readKPIRequest(r *http.Request) (*kpiRequest, error) {
 		return nil, err
 	}
 	req := &kpiRequest{k: k, unit: unit, span: kpi.Span{Window: window}}
+	if k == nil {
+		req.composite = id
+	}
 	if window == kpi.WindowCustom {
 		f, err1 := time.Parse(time.RFC3339, from)
 		t, err2 := time.Parse(time.RFC3339, to)
@@ -165,7 +187,8 @@ func (a *App) handleKPICatalog(w http.ResponseWriter, r *http.Request) {
 	for i, k := range a.kpiCat.KPIs {
 		out[i] = entry{k, k.Windows()}
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"catalog_version": a.kpiCat.Version, "windows": kpi.StandardWindows, "kpis": out})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"catalog_version": a.kpiCat.Version, "windows": kpi.StandardWindows, "kpis": out,
+		"scorecards": a.kpiCat.Scorecards})
 }
 
 func (a *App) handleKPIValue(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +199,15 @@ func (a *App) handleKPIValue(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
+	if req.k == nil {
+		cv, err := a.kpiReader.Composite(ctx, req.composite, req.unit, req.span, time.Now())
+		if err != nil {
+			api.WriteError(w, r, kpiError(err))
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, cv)
+		return
+	}
 	var v kpi.Value
 	if req.span.Window == kpi.WindowCustom {
 		v, err = a.kpiReader.Compute(ctx, req.k, req.unit, req.span)
@@ -209,6 +241,10 @@ func (a *App) handleKPISQL(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
+	if err := req.kpiOnly(); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
 	span, err := a.valueSpan(r, req)
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -227,6 +263,10 @@ func (a *App) handleKPISQL(w http.ResponseWriter, r *http.Request) {
 func (a *App) handleKPISeries(w http.ResponseWriter, r *http.Request) {
 	req, err := a.readKPIRequest(r)
 	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if err := req.kpiOnly(); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -264,6 +304,10 @@ const (
 func (a *App) handleKPIBreakdown(w http.ResponseWriter, r *http.Request) {
 	req, err := a.readKPIRequest(r)
 	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if err := req.kpiOnly(); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -358,7 +402,10 @@ func (s wsSession) Allow(channel string) error {
 	if k.Window == kpi.WindowCustom {
 		return errors.New("custom windows are for REST only; subscribe to a standard window")
 	}
-	_, err := s.s.allow(k.KPI, k.Unit, k.Window)
+	kp, err := s.s.allow(k.KPI, k.Unit, k.Window)
+	if err == nil && kp == nil {
+		return errors.New(k.KPI + " is a composite, computed on request: read it with GET /api/v1/kpis/" + k.KPI)
+	}
 	return wsError(err)
 }
 

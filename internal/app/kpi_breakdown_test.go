@@ -133,18 +133,26 @@ func TestKPIBreakdown(t *testing.T) {
 	if b := get(leader, "survey.count/breakdown?by=officer"); len(b.Groups) != 1 || b.Groups[0].Denominator != 1 {
 		t.Errorf("leader of %s: %+v", other, b.Groups)
 	}
-	for _, tc := range []struct {
-		name, token, path string
-		code              int
-		want              string
-	}{
+	checkKPICalls(t, a, []kpiCall{
 		{"leader of another unit", leader, "survey.count/breakdown?unit=" + ward + "&by=officer", 403, "outside the subtree of unit " + other},
 		{"unknown by", toks["analyst"], "survey.count/breakdown?by=colour", 400, `by \"colour\"`},
 		{"no by", toks["analyst"], "survey.count/breakdown", 400, "by is required"},
 		{"kpi without breakdowns", toks["analyst"], "dossier.received/breakdown?by=officer", 400, "by: dossier.received has no breakdowns"},
 		{"limit", toks["analyst"], "survey.count/breakdown?by=officer&limit=1001", 400, "limit"},
 		{"unknown kpi", toks["analyst"], "survey.nope/breakdown?by=officer", 404, "unknown kpi"},
-	} {
+	})
+}
+
+// kpiCall is a GET under /api/v1/kpis/ and what it must answer.
+type kpiCall struct {
+	name, token, path string
+	code              int
+	want              string // in the body
+}
+
+func checkKPICalls(t *testing.T, a *App, calls []kpiCall) {
+	t.Helper()
+	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := call(t, "GET", a.URL()+"/api/v1/kpis/"+tc.path, tc.token, "", "")
 			if code != tc.code || !strings.Contains(body, tc.want) {

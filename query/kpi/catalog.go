@@ -93,12 +93,29 @@ type Catalog struct {
 	Version int                `yaml:"catalog_version" json:"catalog_version"`
 	Sources map[string]*Source `yaml:"sources" json:"-"`
 	KPIs    []*KPI             `yaml:"kpis" json:"kpis"`
+	// Scorecards are the composites (score766.yaml, dti.yaml), bundled with
+	// the catalog by Load.
+	Scorecards []*Scorecard `yaml:"-" json:"scorecards,omitempty"`
 
 	byID map[string]*KPI
 }
 
-// Load parses and validates the catalog bundled with ioc.
-func Load() (*Catalog, error) { return Parse(catalogYAML) }
+// Load parses and validates the catalog bundled with ioc and its
+// scorecards.
+func Load() (*Catalog, error) {
+	c, err := Parse(catalogYAML)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range [][]byte{score766YAML, dtiYAML} {
+		sc, err := parseScorecard(b, c)
+		if err != nil {
+			return nil, err
+		}
+		c.Scorecards = append(c.Scorecards, sc)
+	}
+	return c, nil
+}
 
 // Parse parses and validates a catalog file.
 func Parse(b []byte) (*Catalog, error) {

@@ -93,9 +93,54 @@ func Markdown(c *Catalog) string {
 			p("| better | %s |\n| version | %d |\n\n", k.Better, k.Version)
 		}
 	}
-	p("## Not computed yet\n\n")
-	p("- The Decision 766 scorecard (`score766.*`) and the digital transformation index (`dti.*`).\n")
+	for _, sc := range c.Scorecards {
+		scorecardMarkdown(p, sc)
+	}
 	return w.String()
+}
+
+// scorecardMarkdown documents a scorecard: its groups, indicators, points
+// and sources.
+func scorecardMarkdown(p func(string, ...any), sc *Scorecard) {
+	p("## `%s.*` — %s\n\n", sc.ID, sc.Title.EN)
+	p("*%s*\n\n", sc.Title.VI)
+	p("Version %d: %s. Generated from [`query/kpi/%s.yaml`](../query/kpi/%[3]s.yaml).\n\n", sc.Version, sc.Methodology, sc.ID)
+	p("Composite values `%s.total` (out of %g) and `%[1]s.<group>`, computed on request from the\n", sc.ID, sc.Max)
+	p("values of their components for the same unit and window: each indicator earns\n")
+	p("points × min(1, rate / full at); its rate is a KPI's value or the `indicator.reported`\n")
+	p("figure of the unit for the latest period overlapping the window (`measure: percent` is\n")
+	p("divided by 100); an indicator without a rate earns 0 and is listed as missing. `/sql`\n")
+	p("answers 400: a composite is explained by its components.\n\n")
+	if len(sc.Ratings) > 0 {
+		var rs []string
+		for _, r := range sc.Ratings {
+			rs = append(rs, fmt.Sprintf("%s (%s) ≥ %g", r.Name.VI, r.Name.EN, r.Min))
+		}
+		note := ""
+		if sc.RatingsUnconfirmed {
+			note = " (thresholds unconfirmed)"
+		}
+		p("Rating of a total%s: %s.\n\n", note, strings.Join(rs, ", "))
+	}
+	p("| group | indicator | points | full at | source |\n|---|---|---|---|---|\n")
+	for _, g := range sc.Groups {
+		for i, ind := range g.Indicators {
+			group := ""
+			if i == 0 {
+				group = fmt.Sprintf("`%s` %s (%g)", g.ID, g.Title.EN, g.Max)
+			}
+			src := "KPI `" + ind.KPI + "`"
+			if ind.Reported != "" {
+				src = "reported `" + ind.Reported + "`"
+			}
+			pts := fmt.Sprintf("%g", ind.Points)
+			if ind.Unconfirmed {
+				pts += " (unconfirmed)"
+			}
+			p("| %s | `%s` %s | %s | %g | %s |\n", group, ind.ID, ind.Title.EN, pts, ind.FullAt, src)
+		}
+	}
+	p("\n")
 }
 
 func formatNote(k *KPI) string {

@@ -98,15 +98,21 @@ func Custom(from, to, at time.Time, loc *time.Location) (Span, error) {
 }
 
 // CheckWindow says whether the KPI is published for the window.
-func (k *KPI) CheckWindow(window string) error {
-	if k.Instant() {
+func (k *KPI) CheckWindow(window string) error { return checkWindow(k.ID, k.Instant(), window) }
+
+// CheckCompositeWindow says whether a composite (score766.total …) is
+// given for the window: those of its components, KPIs over windows.
+func CheckCompositeWindow(id, window string) error { return checkWindow(id, false, window) }
+
+func checkWindow(id string, instant bool, window string) error {
+	if instant {
 		if window != WindowNow {
-			return fmt.Errorf("%s is taken at an instant: its only window is now", k.ID)
+			return fmt.Errorf("%s is taken at an instant: its only window is now", id)
 		}
 		return nil
 	}
 	if window == WindowNow {
-		return fmt.Errorf("%s is counted over a window: use one of %v or from and to", k.ID, StandardWindows)
+		return fmt.Errorf("%s is counted over a window: use one of %v or from and to", id, StandardWindows)
 	}
 	if window != WindowCustom && !slices.Contains(StandardWindows, window) {
 		return fmt.Errorf("window %q: use one of %v or from and to", window, StandardWindows)
