@@ -111,6 +111,9 @@ func (s wsSession) allowSeries(ch string) error {
 	if err != nil {
 		return wsError(err)
 	}
+	if k == nil {
+		return fmt.Errorf("%s is a composite: its components' series explain it", key.KPI)
+	}
 	if k.Instant() {
 		return fmt.Errorf("%s is taken at an instant and has no series", k.ID)
 	}

@@ -65,6 +65,7 @@ func TestSeriesChannel(t *testing.T) {
 		{"wall not a tile", wall, "series:feedback.rating_avg:79:month:day", "does not show"},
 		{"instant kpi", toks["analyst"], "series:dossier.overdue_open:79:now:hour", "no series"},
 		{"bad step", toks["analyst"], "series:survey.count:79:today:fortnight", `step "fortnight"`},
+		{"composite", toks["analyst"], "series:score766.total:79:month:day", "is a composite"},
 		{"short", toks["analyst"], "series:survey.count:79:today", "is not series:<kpi>:<unit>:<window>:<step>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
