@@ -85,13 +85,15 @@ type Engine struct {
 	metrics *engineMetrics
 
 	mu        sync.Mutex
-	pending   map[string]*work     // what commits asked for, per family, not yet recomputed
-	watermark map[string]time.Time // newest acceptance time committed, per family
-	wake      chan struct{}
+	pending   map[string]*work         // what commits asked for, per family, not yet recomputed
+	watermark map[string]time.Time     // newest acceptance time committed, per family
+	wakes     map[string]chan struct{} // per family: a commit is pending
 
 	last map[Key]Value // what the store holds, while this node leads
-	mem  *memory       // the rollup sums the windows read; nil until loaded
 
+	// The families recompute concurrently; memMu guards what they share.
+	memMu   sync.Mutex
+	mem     *memory             // the rollup sums the windows read; nil until loaded
 	paths   map[string][]string // unit → path, cached by unitPaths
 	pathsAt time.Time
 
@@ -113,9 +115,13 @@ func NewEngine(cfg Config, cat *Catalog, b *Builder, db *query.DB, nc *nats.Conn
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{cfg: cfg, cat: cat, b: b, db: db, nc: nc, js: js, store: store, log: log, now: time.Now,
+	e := &Engine{cfg: cfg, cat: cat, b: b, db: db, nc: nc, js: js, store: store, log: log, now: time.Now,
 		metrics: newEngineMetrics(reg), pending: map[string]*work{}, watermark: map[string]time.Time{},
-		wake: make(chan struct{}, 1), instantDue: map[string]bool{}, instantWake: make(chan struct{}, 1)}, nil
+		wakes: map[string]chan struct{}{}, instantDue: map[string]bool{}, instantWake: make(chan struct{}, 1)}
+	for _, f := range cat.Families() {
+		e.wakes[f] = make(chan struct{}, 1)
+	}
+	return e, nil
 }
 
 // Run follows commit notices and, while this node holds the lease,
@@ -139,7 +145,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.metrics.leader.Set(1)
 		err := l.Hold(ctx, e.leadLoop)
 		e.metrics.leader.Set(0)
-		e.last, e.mem = nil, nil
+		e.last = nil
+		e.dropMemory()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -151,6 +158,10 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) onCommit(m *nats.Msg) {
 	var n ingest.CommitNotice
 	if err := json.Unmarshal(m.Data, &n); err != nil || n.Family == "" {
+		return
+	}
+	wake := e.wakes[n.Family]
+	if wake == nil { // a family no KPI counts
 		return
 	}
 	e.mu.Lock()
@@ -165,7 +176,7 @@ func (e *Engine) onCommit(m *nats.Msg) {
 	}
 	e.mu.Unlock()
 	select {
-	case e.wake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
 }
@@ -197,45 +208,46 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 	e.log.Info("kpi rollups up to date", "took", time.Since(start).Round(time.Millisecond), "rebuilt", rebuilt)
 	// The instant KPIs read whole state views; on a large history that
 	// takes seconds, so they are computed on a goroutine of their own and
-	// never hold back the windowed values of a commit.
+	// never hold back the windowed values of a commit. Each family has a
+	// loop of its own too: a commit of surveys never waits behind a round
+	// of dossiers.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); e.instantLoop(ctx) }()
-	defer wg.Wait()
-	if err := e.recompute(ctx, e.cat.Families(), true); err != nil && ctx.Err() == nil {
-		e.log.Error("kpi recompute", "err", err)
+	for _, fam := range e.cat.Families() {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.familyLoop(ctx, fam) }()
 	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// familyLoop recomputes one family: at once, after the commits of its
+// notices (gathered over Debounce), and every Sweep.
+func (e *Engine) familyLoop(ctx context.Context, fam string) {
+	run := func() {
+		if err := e.recompute(ctx, fam); err != nil && ctx.Err() == nil {
+			// The work stays pending: retried at the next notice or sweep.
+			e.log.Error("kpi recompute", "family", fam, "err", err)
+		}
+	}
+	run()
 	sweep := time.NewTicker(e.cfg.Sweep)
 	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return
 		case <-sweep.C:
-			if err := e.recompute(ctx, e.cat.Families(), true); err != nil && ctx.Err() == nil {
-				e.log.Error("kpi sweep", "err", err)
-			}
-		case <-e.wake:
+			run()
+		case <-e.wakes[fam]:
 			// Let the notices of a burst gather.
 			select {
 			case <-time.After(e.cfg.Debounce):
 			case <-ctx.Done():
-				return ctx.Err()
+				return
 			}
-			e.mu.Lock()
-			var fams []string
-			for f := range e.pending {
-				fams = append(fams, f)
-			}
-			e.mu.Unlock()
-			slices.Sort(fams)
-			if err := e.recompute(ctx, fams, false); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				// The work stays pending: retried at the next notice or sweep.
-				e.log.Error("kpi recompute", "families", fams, "err", err)
-			}
+			run()
 		}
 	}
 }
@@ -243,8 +255,8 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 // recompute brings the rollups of the families up to date with the
 // commits pending for them, computes their windowed KPIs for every unit and
 // standard window, publishes the values that changed, and asks the instant
-// loop for the families' instant KPIs (all families on a sweep).
-func (e *Engine) recompute(ctx context.Context, families []string, sweep bool) error {
+// loop for the families' instant KPIs.
+func (e *Engine) recompute(ctx context.Context, families ...string) error {
 	at := e.now()
 	var errs []error
 	for _, fam := range families {
@@ -358,6 +370,8 @@ func (e *Engine) computeWindows(ctx context.Context, family string, at time.Time
 	out := map[Key]Value{}
 	qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
 	defer cancel()
+	e.memMu.Lock()
+	defer e.memMu.Unlock()
 	if e.mem == nil {
 		m, err := e.loadMemory(qctx, at)
 		if err != nil {

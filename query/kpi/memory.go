@@ -175,8 +175,16 @@ func (m *memory) windows(e *Engine, family string, spans map[string]Span, paths 
 // replaced on another node shows within it), not on every commit.
 const pathsTTL = 30 * time.Second
 
+// dropMemory forgets the sums: the next computation reloads them from the
+// rollup tables.
+func (e *Engine) dropMemory() {
+	e.memMu.Lock()
+	e.mem = nil
+	e.memMu.Unlock()
+}
+
 // unitPaths is every unit's path (itself included), read at most once per
-// pathsTTL.
+// pathsTTL; e.memMu is held.
 func (e *Engine) unitPaths(ctx context.Context) (map[string][]string, error) {
 	if e.paths != nil && time.Since(e.pathsAt) < pathsTTL {
 		return e.paths, nil

@@ -138,7 +138,7 @@ func (e *Engine) rollupKPIs(family string) map[string]map[string][]*KPI {
 // of at: what a node does when it takes over, since notices may have been
 // missed while no node led.
 func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error {
-	e.mem = nil // reloaded from the tables by the next Compute
+	e.dropMemory()
 	return e.apply(ctx, family, &work{truncated: true}, at)
 }
 
@@ -188,7 +188,7 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	if n > maxCatchUp {
 		return true, e.Rebuild(ctx, family, at)
 	}
-	e.mem = nil
+	e.dropMemory()
 	return false, e.apply(ctx, family, w, at)
 }
 
@@ -554,9 +554,11 @@ func (e *Engine) writeRollup(ctx context.Context, table, tcol string, old, fresh
 		return err
 	}
 	e.metrics.rollupRows.WithLabelValues(table).Add(float64(len(changed)))
+	e.memMu.Lock()
 	if e.mem != nil {
 		e.mem.changed(table, old, fresh)
 	}
+	e.memMu.Unlock()
 	return nil
 }
 
