@@ -42,6 +42,11 @@ type Source struct {
 	Hours  map[string]string `yaml:"hours,omitempty" json:"hours,omitempty"`
 	// Events marks a view of one row per event, found by its time column.
 	Events bool `yaml:"events,omitempty" json:"events,omitempty"`
+	// Open is the condition under which an entity of the view is open. The
+	// engine keeps the open entities of the family in kpi_open; the filter
+	// of each instant KPI over the view is "<Open> AND <a condition on
+	// the unit and due_at>", taken from that table.
+	Open string `yaml:"open,omitempty" json:"open,omitempty"`
 	// Dimensions are the view's columns its KPIs may be broken down by.
 	Dimensions map[string]*Dimension `yaml:"dimensions,omitempty" json:"dimensions,omitempty"`
 }
@@ -74,6 +79,10 @@ type KPI struct {
 	// Breakdowns are dimensions of the source the KPI is also given by
 	// (GET /api/v1/kpis/{kpi}/breakdown?by=).
 	Breakdowns []string `yaml:"breakdowns,omitempty" json:"breakdowns,omitempty"`
+
+	// openFilter is the filter without its source's open condition: what an
+	// instant KPI over a source with `open` asks of the rows of kpi_open.
+	openFilter string
 }
 
 // Instant reports whether the KPI is taken at an instant (window "now")
@@ -183,6 +192,19 @@ func (c *Catalog) validate() error {
 				return fmt.Errorf("sources.%s.dimensions: %q: needs a column name and, if any, a labels view name", name, col)
 			}
 		}
+		if s.Open != "" {
+			if err := checkFragment(s.Open); err != nil || placeholderRE.MatchString(s.Open) {
+				return fmt.Errorf("sources.%s.open: %q: needs a condition over the view's columns, without placeholders", name, s.Open)
+			}
+			if !columnRE.MatchString(s.ID) || !columnRE.MatchString(s.Family) {
+				return fmt.Errorf("sources.%s: a view with open entities needs id and family", name)
+			}
+			for other, o := range c.Sources {
+				if other != name && o.Open != "" && o.Family == s.Family {
+					return fmt.Errorf("sources.%s.open: family %s already keeps its open entities from %s", name, s.Family, other)
+				}
+			}
+		}
 		for col, kind := range s.Hours {
 			if !columnRE.MatchString(col) || !columnRE.MatchString(kind) {
 				return fmt.Errorf("sources.%s.hours: %q: %q is not a column and event kind", name, col, kind)
@@ -258,6 +280,13 @@ func (k *KPI) validate(c *Catalog) error {
 		if c.Sources[k.Source].Dimensions[b] == nil {
 			return fmt.Errorf("breakdowns: %q is not a dimension of source %s (sources.%[2]s.dimensions)", b, k.Source)
 		}
+	}
+	if src := c.Sources[k.Source]; k.Instant() && src.Open != "" {
+		rest, ok := strings.CutPrefix(k.Filter, src.Open+" AND ")
+		if !ok || k.Family != src.Family {
+			return fmt.Errorf("filter: an instant KPI over %s counts its open entities from kpi_open: it must be of family %s and its filter start with sources.%[1]s.open and AND", k.Source, src.Family)
+		}
+		k.openFilter = rest
 	}
 	if src := c.Sources[k.Source]; !k.Instant() && !src.Events && src.Hours[k.Time] == "" {
 		return fmt.Errorf("time %q: source %s keeps no hours for it (sources.%[2]s.hours)", k.Time, k.Source)

@@ -408,7 +408,8 @@ func TestEngineIncremental(t *testing.T) {
 }
 
 // TestEngineCatchUp: a node that takes over applies the events accepted
-// since the rollups were last written, without their commit notices.
+// since the rollups were last written, without their commit notices, to
+// the rollups and to the open entities.
 func TestEngineCatchUp(t *testing.T) {
 	c := newCity(t, 11)
 	ctx := context.Background()
@@ -424,7 +425,11 @@ func TestEngineCatchUp(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		id := fmt.Sprintf("late%d", i)
 		at := c.at.Add(-time.Duration(i) * time.Minute)
-		_ = batch.Append("late", id, "received", id, at, now, c.units[i*5%len(c.units)], "online", at.Add(24*time.Hour))
+		due := at.Add(24 * time.Hour)
+		if i%2 == 0 {
+			due = at.Add(-time.Hour) // overdue: an open entity the instant KPIs count
+		}
+		_ = batch.Append("late", id, "received", id, at, now, c.units[i*5%len(c.units)], "online", due)
 	}
 	if err := batch.Send(); err != nil {
 		t.Fatal(err)
@@ -437,6 +442,119 @@ func TestEngineCatchUp(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(6, 6))
 	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool {
-		return k.KPI == "dossier.received" && (k.Unit == "79" || r.IntN(4) == 0) || r.IntN(80) == 0
+		return (k.KPI == "dossier.received" || k.KPI == "dossier.overdue_open") && (k.Unit == "79" || r.IntN(4) == 0) || r.IntN(80) == 0
 	})
+}
+
+// TestEngineOpenEntities: the instant KPIs, taken from the open entities
+// the engine keeps (kpi_open), still equal their SQL over the views after
+// commits that open and close entities and move their deadlines: dossiers
+// resolved, withdrawn, received, their deadline moved into, out of and
+// past the due-soon window; tickets resolved, closed and received late.
+// Every commit also copies the open entities into a new generation.
+func TestEngineOpenEntities(t *testing.T) {
+	c := newCity(t, 13)
+	ctx := context.Background()
+	eng, _ := kpi.NewEngine(kpi.Config{OpenCompact: time.Nanosecond}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
+	for _, fam := range c.cat.Families() {
+		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(q string) []string {
+		t.Helper()
+		rows, err := c.db.Conn.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, id)
+		}
+		return out
+	}
+	at := fmt.Sprintf("toDateTime(%d)", c.at.Unix())
+	soon := c.b.Calendar().AddWorkingHours(c.at, 8)
+	open := ids("SELECT dossier_id FROM " + c.db.Table("dossiers") + " WHERE received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0) AND last_event_at < " + at + " ORDER BY dossier_id LIMIT 100")
+	dueSoon := ids(fmt.Sprintf("SELECT dossier_id FROM %s WHERE received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0) AND last_event_at < %s AND due_at >= %[2]s AND due_at < toDateTime(%d) ORDER BY dossier_id DESC LIMIT 10",
+		c.db.Table("dossiers"), at, soon.Unix()))
+	if len(open) < 100 || len(dueSoon) < 3 {
+		t.Fatalf("%d open dossiers, %d due soon: the data does not exercise the open entities", len(open), len(dueSoon))
+	}
+	batch, _ := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("dossier_events")+" (source, id, type, subject, time, accepted_at, unit, channel, due_at)")
+	ev := func(id, typ string, due time.Time) {
+		_ = batch.Append("open", id+"-"+typ, typ, id, c.at, c.at, "", "", due)
+	}
+	var subjects []string
+	for i, id := range open {
+		switch i / 20 {
+		case 0:
+			ev(id, "resolved", time.Unix(0, 0))
+		case 1:
+			ev(id, "withdrawn", time.Unix(0, 0))
+		case 2:
+			ev(id, "due_changed", c.at.Add(time.Hour)) // into the due-soon window
+		case 3:
+			ev(id, "due_changed", c.at.Add(-time.Hour)) // past its deadline
+		default:
+			ev(id, "supplement_received", c.at.Add(30*24*time.Hour)) // far off
+		}
+		subjects = append(subjects, id)
+	}
+	for _, id := range dueSoon {
+		ev(id, "due_changed", c.at.Add(60*24*time.Hour)) // out of the window
+		subjects = append(subjects, id)
+	}
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprintf("open%d", i)
+		_ = batch.Append("open", id, "received", id, c.at.Add(-time.Minute), c.at, c.units[i*13%len(c.units)], "online", c.at.Add(time.Duration(i-15)*time.Hour))
+		subjects = append(subjects, id)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	// Two commits: the second is a repeated notice, which changes nothing.
+	for range 2 {
+		if err := eng.ApplyCommit(ctx, ingest.CommitNotice{Family: "dossier", Subjects: subjects, MinTime: c.at.Add(-time.Hour), MaxTime: c.at}, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tickets := ids("SELECT ticket_id FROM " + c.db.Table("tickets") + " WHERE received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0) AND due_at < " + at + " ORDER BY ticket_id LIMIT 40")
+	if len(tickets) < 20 {
+		t.Fatalf("only %d overdue open tickets", len(tickets))
+	}
+	tb, _ := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("feedback_events")+" (source, id, type, subject, time, accepted_at, unit, due_at)")
+	var tsubjects []string
+	for i, id := range tickets {
+		_ = tb.Append("open", id+"-x", []string{"resolved", "closed"}[i%2], id, c.at, c.at, "", time.Unix(0, 0))
+		tsubjects = append(tsubjects, id)
+	}
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("topen%d", i)
+		_ = tb.Append("open", id, "received", id, c.at.Add(-48*time.Hour), c.at, c.units[i*17%len(c.units)], c.at.Add(-time.Hour))
+		tsubjects = append(tsubjects, id)
+	}
+	if err := tb.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.ApplyCommit(ctx, ingest.CommitNotice{Family: "feedback", Subjects: tsubjects, MinTime: c.at.Add(-48 * time.Hour), MaxTime: c.at}, c.at); err != nil {
+		t.Fatal(err)
+	}
+	// The values come from the table of open entities, whose older
+	// generations were dropped.
+	var gens, opened uint64
+	if err := c.db.Conn.QueryRow(ctx, "SELECT uniqExact(gen), countIf(open = 1) FROM "+c.db.Table("kpi_open")+" WHERE family = 'dossier'").Scan(&gens, &opened); err != nil {
+		t.Fatal(err)
+	}
+	if gens > 2 || opened == 0 {
+		t.Errorf("kpi_open holds %d generations of dossiers and %d open rows", gens, opened)
+	}
+	instant := map[string]bool{"dossier.overdue_open": true, "dossier.due_soon": true, "feedback.overdue_open": true}
+	r := rand.New(rand.NewPCG(8, 8))
+	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool { return instant[k.KPI] || r.IntN(60) == 0 })
 }

@@ -18,7 +18,7 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			Help: "Time to bring a family's rollups up to date after commits and sum its windowed KPIs for every unit and window.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)},
 			[]string{"family"}),
 		instantDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ioc_kpi_instant_seconds",
-			Help: "Time to compute a family's instant KPIs (which read whole state views) for every unit.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)},
+			Help: "Time to compute a family's instant KPIs (from the open entities, or the camera view) for every unit.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)},
 			[]string{"family"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_kpi_values_published_total",
 			Help: "KPI values that changed and were published."}, []string{"family"}),

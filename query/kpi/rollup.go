@@ -154,6 +154,7 @@ const maxCatchUp = 50_000
 // it applies again the events accepted since shortly before the rollups
 // were last written, or rebuilds them when there were none or too many.
 func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebuilt bool, err error) {
+	e.setOpenGen(family, 0) // another node may have built a generation since
 	var last uint64
 	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(version) FROM %s.kpi_hourly", e.b.DB)).Scan(&last); err != nil {
 		return false, err
@@ -192,8 +193,12 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	return false, e.apply(ctx, family, w, at)
 }
 
-// apply recomputes the rollup hours the work touched, and their days.
+// apply recomputes the rollup hours the work touched, and their days, and
+// the open entities it touched.
 func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time) error {
+	if err := e.refreshOpen(ctx, family, w); err != nil {
+		return err
+	}
 	h0 := horizon(at, e.b.Loc)
 	days := map[time.Time]bool{}
 	allDays := false

@@ -53,6 +53,11 @@ func (b *Builder) expand(frag string, at time.Time) string {
 // rowTerms are the per-row numerator and denominator and the row condition
 // of a KPI over a span.
 func (b *Builder) rowTerms(k *KPI, s Span) (num, den, cond string) {
+	return b.rowTermsFiltered(k, s, k.Filter)
+}
+
+// rowTermsFiltered are the row terms with filter in place of the KPI's.
+func (b *Builder) rowTermsFiltered(k *KPI, s Span, filter string) (num, den, cond string) {
 	num = "toInt64(" + b.expand(k.Numerator, s.At) + ")"
 	den = "toInt64(1)"
 	if k.Denominator != "" {
@@ -62,8 +67,8 @@ func (b *Builder) rowTerms(k *KPI, s Span) (num, den, cond string) {
 	if !k.Instant() {
 		conds = append(conds, k.Time+" >= "+b.literal(s.From), k.Time+" < "+b.literal(s.To))
 	}
-	if k.Filter != "" {
-		conds = append(conds, "("+b.expand(k.Filter, s.At)+")")
+	if filter != "" {
+		conds = append(conds, "("+b.expand(filter, s.At)+")")
 	}
 	if len(conds) == 0 {
 		conds = []string{"1"}
@@ -160,12 +165,33 @@ type column struct {
 // of its columns after `unit`, what each sum is.
 func (b *Builder) AllUnits(cat *Catalog, source string, kpis []*KPI, spans map[string]Span) (string, []column) {
 	src := cat.Sources[source]
+	return b.allUnits(b.DB+"."+src.View, src.Unit, kpis, spans, func(k *KPI) string { return k.Filter })
+}
+
+// OpenUnits is AllUnits for instant KPIs of a source with open entities,
+// over the rows of one generation of kpi_open instead of the view: the
+// latest version of each entity, if it is open, with the view's unit
+// column and due_at, and the filter of each KPI less the open condition
+// that the table already applied. Its sums are those of AllUnits while the
+// generation holds, for every open entity, its unit and due_at in the view.
+func (b *Builder) OpenUnits(cat *Catalog, source string, kpis []*KPI, spans map[string]Span, gen uint64) (string, []column) {
+	src := cat.Sources[source]
+	from := fmt.Sprintf(`(
+            SELECT u AS %s, d AS due_at FROM (
+                SELECT argMax(unit, version) AS u, argMax(due_at, version) AS d, argMax(open, version) AS o
+                FROM %s.kpi_open WHERE family = %s AND gen = %d AND id != '' GROUP BY id
+            ) WHERE o = 1
+        )`, src.Unit, b.DB, query.Quote(src.Family), gen)
+	return b.allUnits(from, src.Unit, kpis, spans, func(k *KPI) string { return k.openFilter })
+}
+
+func (b *Builder) allUnits(from, unit string, kpis []*KPI, spans map[string]Span, filter func(*KPI) string) (string, []column) {
 	var cols []column
 	var inner, outer []string
 	for _, k := range kpis {
 		for _, win := range k.Windows() {
 			s := spans[win]
-			num, den, cond := b.rowTerms(k, s)
+			num, den, cond := b.rowTermsFiltered(k, s, filter(k))
 			for _, isDen := range []bool{false, true} {
 				expr := num
 				if isDen {
@@ -185,7 +211,7 @@ func (b *Builder) AllUnits(cat *Catalog, source string, kpis []*KPI, spans map[s
 	var w strings.Builder
 	fmt.Fprintf(&w, "SELECT anc AS unit, %s\nFROM (\n", strings.Join(outer, ", "))
 	fmt.Fprintf(&w, "    SELECT path, %s\n    FROM (\n", strings.Join(names, ", "))
-	fmt.Fprintf(&w, "        SELECT %s AS unit, %s\n        FROM %s.%s\n        GROUP BY unit\n", src.Unit, strings.Join(inner, ", "), b.DB, src.View)
+	fmt.Fprintf(&w, "        SELECT %s AS unit, %s\n        FROM %s\n        GROUP BY unit\n", unit, strings.Join(inner, ", "), from)
 	fmt.Fprintf(&w, "    ) ANY INNER JOIN (SELECT code AS unit, path FROM %s.units) USING unit\n", b.DB)
 	fmt.Fprintf(&w, ") ARRAY JOIN path AS anc\nGROUP BY anc")
 	return w.String(), cols

@@ -1,0 +1,206 @@
+package kpi
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vn-ioc/ioc/query"
+)
+
+// Open entities. An instant KPI over an entity view (dossier.overdue_open,
+// dossier.due_soon, feedback.overdue_open) counts the entities that are
+// open now; scanning the view for them merges the state of every entity
+// ever seen. The engine instead keeps, per family, the unit and due_at of
+// its open entities in kpi_open (schema 0010) and sums the instant KPIs
+// over that table: what is open, not what history holds.
+//
+// The table follows the state view the way the rollups do: every commit
+// re-reads the state of the entities it touched from the view (a lookup by
+// key) and writes a row for each, open or not, as a new version; so a
+// repeated delivery or a replay changes nothing. Rows are kept in
+// generations: a full one is built from the view when a node takes over
+// with none, on a rebuild or when a commit's subjects were truncated; every
+// Config.OpenCompact the open rows are copied into a new generation and the
+// older ones dropped, so the rows of closed entities do not pile up.
+
+// openSource is the family's source with open entities that instant KPIs
+// read, or nil.
+func (e *Engine) openSource(family string) *Source {
+	for _, k := range e.cat.KPIs {
+		if k.Family == family && k.Instant() {
+			if src := e.cat.Sources[k.Source]; src.Open != "" {
+				return src
+			}
+		}
+	}
+	return nil
+}
+
+// openGen is the family's current generation of kpi_open: the newest one
+// with its marker row, 0 when none was built.
+func (e *Engine) openGen(ctx context.Context, family string) (uint64, error) {
+	e.openMu.Lock()
+	g, ok := e.openGens[family]
+	e.openMu.Unlock()
+	if ok {
+		return g, nil
+	}
+	q := fmt.Sprintf("SELECT max(gen) FROM %s.kpi_open WHERE family = %s AND id = ''", e.b.DB, query.Quote(family))
+	if err := e.db.Conn.QueryRow(ctx, q).Scan(&g); err != nil {
+		return 0, fmt.Errorf("open generation: %w", err)
+	}
+	if g != 0 {
+		e.setOpenGen(family, g)
+	}
+	return g, nil
+}
+
+func (e *Engine) setOpenGen(family string, g uint64) {
+	e.openMu.Lock()
+	defer e.openMu.Unlock()
+	if e.openGens == nil {
+		e.openGens = map[string]uint64{}
+	}
+	if g == 0 {
+		delete(e.openGens, family)
+		return
+	}
+	e.openGens[family] = g
+}
+
+// refreshOpen brings the family's open entities up to date with the work:
+// the entities it touched, or all of them when it was truncated.
+func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error {
+	src := e.openSource(family)
+	if src == nil {
+		return nil
+	}
+	gen, err := e.openGen(ctx, family)
+	if err != nil {
+		return err
+	}
+	if gen == 0 || w.truncated {
+		return e.buildOpen(ctx, src, gen)
+	}
+	if time.Since(time.Unix(0, int64(gen))) >= e.cfg.OpenCompact {
+		if gen, err = e.compactOpen(ctx, src, gen); err != nil {
+			return err
+		}
+	}
+	if len(w.subjects) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(w.subjects))
+	for s := range w.subjects {
+		ids = append(ids, query.Quote(s))
+	}
+	slices.Sort(ids)
+	version := uint64(time.Now().UnixNano())
+	for len(ids) > 0 {
+		n := min(len(ids), idsPerQuery)
+		// The state of these entities only (a literal key list, with the
+		// predicate pushed below the view's GROUP BY).
+		q := fmt.Sprintf("%s SELECT %s, %d, %s, %s, due_at, toUInt8(%s), %d FROM %s.%s WHERE %[4]s IN (%[10]s)",
+			openInsert(e.b.DB), query.Quote(src.Family), gen, src.ID, src.Unit, src.Open, version, e.b.DB, src.View, strings.Join(ids[:n], ", "))
+		if err := e.db.Conn.Exec(pushdown(ctx), q); err != nil {
+			return fmt.Errorf("refresh open %s: %w", src.Family, err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+func openInsert(db string) string {
+	return "INSERT INTO " + db + ".kpi_open (family, gen, id, unit, due_at, open, version)"
+}
+
+// buildOpen fills a new generation with the open entities of the view, and
+// makes it the current one.
+func (e *Engine) buildOpen(ctx context.Context, src *Source, old uint64) error {
+	gen := uint64(time.Now().UnixNano())
+	q := fmt.Sprintf("%s SELECT %s, %d, %s, %s, due_at, 1, %[3]d FROM %[6]s.%[7]s WHERE %[8]s",
+		openInsert(e.b.DB), query.Quote(src.Family), gen, src.ID, src.Unit, e.b.DB, src.View, src.Open)
+	if err := e.db.Conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("build open %s: %w", src.Family, err)
+	}
+	return e.switchOpen(ctx, src.Family, gen, old)
+}
+
+// compactOpen copies the open entities of the generation old into a new
+// one, which becomes the current one.
+func (e *Engine) compactOpen(ctx context.Context, src *Source, old uint64) (uint64, error) {
+	gen := uint64(time.Now().UnixNano())
+	q := fmt.Sprintf(`%s SELECT %s, %d, id, u, d, 1, %[3]d FROM (
+    SELECT id, argMax(unit, version) AS u, argMax(due_at, version) AS d, argMax(open, version) AS o
+    FROM %[4]s.kpi_open WHERE family = %[2]s AND gen = %[5]d AND id != '' GROUP BY id
+) WHERE o = 1`, openInsert(e.b.DB), query.Quote(src.Family), gen, e.b.DB, old)
+	if err := e.db.Conn.Exec(ctx, q); err != nil {
+		return 0, fmt.Errorf("compact open %s: %w", src.Family, err)
+	}
+	return gen, e.switchOpen(ctx, src.Family, gen, old)
+}
+
+// switchOpen marks the generation gen complete, makes it current, and
+// drops the generations before old (old itself is kept for the instant
+// queries that may still read it; the next switch drops it).
+func (e *Engine) switchOpen(ctx context.Context, family string, gen, old uint64) error {
+	mark := fmt.Sprintf("%s SELECT %s, %d, '', '', toDateTime(0), 0, %[3]d", openInsert(e.b.DB), query.Quote(family), gen)
+	if err := e.db.Conn.Exec(ctx, mark); err != nil {
+		return fmt.Errorf("mark open generation: %w", err)
+	}
+	e.setOpenGen(family, gen)
+	if old == 0 {
+		return nil
+	}
+	rows, err := e.db.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT gen FROM %s.kpi_open WHERE family = %s AND gen < %d",
+		e.b.DB, query.Quote(family), old))
+	if err != nil {
+		return fmt.Errorf("old open generations: %w", err)
+	}
+	var gens []uint64
+	for rows.Next() {
+		var g uint64
+		if err := rows.Scan(&g); err != nil {
+			rows.Close()
+			return err
+		}
+		gens = append(gens, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	table, on := e.b.DB+".kpi_open", ""
+	if c := e.db.Config().Cluster; c != "" {
+		table, on = e.b.DB+".kpi_open_local", " ON CLUSTER "+c
+	}
+	for _, g := range gens {
+		q := fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION (%s, %d)", table, on, query.Quote(family), g)
+		if err := e.db.Conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("drop open generation: %w", err)
+		}
+	}
+	return nil
+}
+
+// instantSQL is the engine's query of the instant KPIs of a source: over
+// the current generation of kpi_open when the source has open entities and
+// one was built, else over the view.
+func (e *Engine) instantSQL(ctx context.Context, source string, kpis []*KPI, spans map[string]Span) (string, []column, error) {
+	src := e.cat.Sources[source]
+	if src.Open != "" {
+		gen, err := e.openGen(ctx, src.Family)
+		if err != nil {
+			return "", nil, err
+		}
+		if gen != 0 {
+			sql, cols := e.b.OpenUnits(e.cat, source, kpis, spans, gen)
+			return sql, cols, nil
+		}
+	}
+	sql, cols := e.b.AllUnits(e.cat, source, kpis, spans)
+	return sql, cols, nil
+}
