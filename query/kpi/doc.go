@@ -11,8 +11,9 @@
 //     number of its key (contiguous from 1), after JetStream stored it;
 //   - one node computes at a time (a lease in the KV bucket); a node that
 //     takes over starts from the values in the bucket, so sequences go on;
-//   - the sums read the state views, which fold duplicates away: a repeated
-//     delivery never changes a value.
+//   - the sums read the state views, which fold duplicates away, or tables
+//     the engine recomputes from them (rollups, open entities), never
+//     increments: a repeated delivery never changes a value.
 //
 // The engine recomputes the families named by the writer's commit notices
 // (debounced), and every family on a sweep timer for what time alone
