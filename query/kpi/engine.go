@@ -219,9 +219,9 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 		}
 	}
 	e.log.Info("kpi rollups up to date", "took", time.Since(start).Round(time.Millisecond), "rebuilt", rebuilt)
-	// The instant KPIs read whole state views; on a large history that
-	// takes seconds, so they are computed on a goroutine of their own and
-	// never hold back the windowed values of a commit. Each family has a
+	// The instant KPIs are computed on a goroutine of their own (from
+	// kpi_open, or from the whole state views until its first generation
+	// is built) and never hold back the windowed values of a commit. Each family has a
 	// loop of its own too: a commit of surveys never waits behind a round
 	// of dossiers.
 	var wg sync.WaitGroup
