@@ -1,0 +1,82 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vn-ioc/ioc/internal/testenv"
+)
+
+func newPair(t *testing.T) (*Lease, *Lease, jetstream.KeyValue) {
+	t.Helper()
+	_, nc := testenv.NATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cfg := Config{Bucket: "lease_test", TTL: 3 * time.Second}
+	a, err := New(ctx, js, Config{Bucket: cfg.Bucket, TTL: cfg.TTL, Node: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(ctx, js, Config{Bucket: cfg.Bucket, TTL: cfg.TTL, Node: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b, kv
+}
+
+// One holder at a time; the lease stays held across several TTLs while the
+// holder renews it, and passes at once to the other node when the holder's
+// context ends.
+func TestLeaseHoldAndHandOver(t *testing.T) {
+	a, b, _ := newPair(t)
+	ctx, stop := context.WithCancel(context.Background())
+	if !a.Acquire(ctx) {
+		t.Fatal("a could not take a free lease")
+	}
+	held := make(chan error, 1)
+	go func() {
+		held <- a.Hold(ctx, func(jctx context.Context) error { <-jctx.Done(); return jctx.Err() })
+	}()
+	deadline := time.Now().Add(4 * time.Second) // past a TTL
+	for time.Now().Before(deadline) {
+		if b.Acquire(context.Background()) {
+			t.Fatal("b took the lease a holds and renews")
+		}
+	}
+	stop()
+	if err := <-held; err != nil {
+		t.Fatalf("hold after its context ended: %v", err)
+	}
+	// Released: b gets it on its first try, not after a TTL.
+	if !b.Acquire(context.Background()) {
+		t.Fatal("b could not take the lease a released")
+	}
+}
+
+// A holder whose renewal fails (the key was taken away) has its job's
+// context cancelled and gets the renewal's error.
+func TestLeaseLost(t *testing.T) {
+	a, _, kv := newPair(t)
+	ctx := context.Background()
+	if !a.Acquire(ctx) {
+		t.Fatal("a could not take a free lease")
+	}
+	if err := kv.Purge(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Hold(ctx, func(jctx context.Context) error { <-jctx.Done(); return errors.New("job stopped") })
+	if err == nil || err.Error() == "job stopped" {
+		t.Fatalf("got %v, want the renewal's error", err)
+	}
+}
