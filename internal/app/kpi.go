@@ -123,13 +123,15 @@ type kpiRequest struct {
 	span      kpi.Span
 }
 
-// kpiOnly refuses a composite where a statement of its own is asked for.
-func (r *kpiRequest) kpiOnly() error {
-	if r.k != nil {
-		return nil
+// readStatementRequest reads a request for what only a KPI of the catalog
+// has (its SQL, series, breakdown): a composite is refused.
+func (a *App) readStatementRequest(r *http.Request) (*kpiRequest, error) {
+	req, err := a.readKPIRequest(r)
+	if err != nil || req.k != nil {
+		return req, err
 	}
-	return api.Errorf(api.EINVALID, r.composite+" is a composite: it is explained by its components, not by a statement of "+
-		"its own; GET /api/v1/kpis/"+r.composite+" lists each component's KPI (whose /sql, /series and /breakdown apply) or reported indicator")
+	return nil, api.Errorf(api.EINVALID, req.composite+" is a composite: it is explained by its components, not by a statement of "+
+		"its own; GET /api/v1/kpis/"+req.composite+" lists each component's KPI (whose /sql, /series and /breakdown apply) or reported indicator")
 }
 
 func (a *App) readKPIRequest(r *http.Request) (*kpiRequest, error) {
@@ -236,12 +238,8 @@ func (a *App) valueSpan(r *http.Request, req *kpiRequest) (kpi.Span, error) {
 }
 
 func (a *App) handleKPISQL(w http.ResponseWriter, r *http.Request) {
-	req, err := a.readKPIRequest(r)
+	req, err := a.readStatementRequest(r)
 	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	if err := req.kpiOnly(); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -261,12 +259,8 @@ func (a *App) handleKPISQL(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) handleKPISeries(w http.ResponseWriter, r *http.Request) {
-	req, err := a.readKPIRequest(r)
+	req, err := a.readStatementRequest(r)
 	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	if err := req.kpiOnly(); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -283,16 +277,12 @@ func (a *App) handleKPISeries(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	sql, points, err := a.kpiReader.Series(ctx, req.k, req.unit, span, step)
+	p, err := a.series(ctx, req.k, req.unit, span, step)
 	if err != nil {
 		api.WriteError(w, r, kpiError(err))
 		return
 	}
-	if points == nil {
-		points = []kpi.Point{}
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"kpi": req.k.ID, "unit": req.unit, "window": span.Window, "step": step,
-		"from": span.From, "to": span.To, "version": req.k.Version, "points": points, "sql": sql})
+	api.WriteJSON(w, http.StatusOK, p)
 }
 
 // Breakdown limits: groups returned by default and at most.
@@ -302,12 +292,8 @@ const (
 )
 
 func (a *App) handleKPIBreakdown(w http.ResponseWriter, r *http.Request) {
-	req, err := a.readKPIRequest(r)
+	req, err := a.readStatementRequest(r)
 	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	if err := req.kpiOnly(); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}

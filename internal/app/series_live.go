@@ -31,8 +31,8 @@ func parseSeriesChannel(ch string) (k kpi.Key, step string, ok bool) {
 	return kpi.Key{KPI: parts[0], Unit: parts[1], Window: parts[2]}, parts[3], true
 }
 
-// seriesPayload is the data of a series channel: what the REST series
-// returns, with the instant it was computed and the channel's seq.
+// seriesPayload is a KPI's trend as GET /api/v1/kpis/{kpi}/series returns
+// it; a series channel adds the instant it was computed and its seq.
 type seriesPayload struct {
 	KPI     string      `json:"kpi"`
 	Unit    string      `json:"unit"`
@@ -43,8 +43,21 @@ type seriesPayload struct {
 	Version int         `json:"version"`
 	Points  []kpi.Point `json:"points"`
 	SQL     string      `json:"sql"`
-	At      time.Time   `json:"at"`
-	Seq     uint64      `json:"seq"`
+	At      time.Time   `json:"at,omitzero"`
+	Seq     uint64      `json:"seq,omitzero"`
+}
+
+// series computes a KPI's trend over a span by step.
+func (a *App) series(ctx context.Context, k *kpi.KPI, unit string, span kpi.Span, step string) (seriesPayload, error) {
+	sql, points, err := a.kpiReader.Series(ctx, k, unit, span, step)
+	if err != nil {
+		return seriesPayload{}, err
+	}
+	if points == nil {
+		points = []kpi.Point{}
+	}
+	return seriesPayload{KPI: k.ID, Unit: unit, Window: span.Window, Step: step, From: span.From, To: span.To,
+		Version: k.Version, Points: points, SQL: sql}, nil
 }
 
 // parseFeedChannel says how the node computes a list or series channel.
@@ -71,15 +84,11 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 		if err != nil {
 			return feedValue{}, err
 		}
-		sql, points, err := a.kpiReader.Series(ctx, k, key.Unit, span, step)
+		p, err := a.series(ctx, k, key.Unit, span, step)
 		if err != nil {
 			return feedValue{}, err
 		}
-		if points == nil {
-			points = []kpi.Point{}
-		}
-		p := seriesPayload{KPI: k.ID, Unit: key.Unit, Window: key.Window, Step: step, From: span.From, To: span.To,
-			Version: k.Version, Points: points, SQL: sql, At: at.UTC()}
+		p.At = at.UTC()
 		// What a client sees change: the span and the points.
 		d, _ := json.Marshal([]any{p.From, p.To, p.Version, p.Points})
 		return feedValue{at: at, digest: sha256.Sum256(d), encode: func(seq uint64) ([]byte, error) {

@@ -1,9 +1,9 @@
 package alert
 
 import (
-	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -62,8 +62,9 @@ type Feed struct {
 }
 
 type feedChan struct {
-	seq  uint64
-	data json.RawMessage
+	seq    uint64
+	data   json.RawMessage
+	digest [32]byte // of the value but for its instant
 }
 
 var _ stream.Source = (*Feed)(nil)
@@ -162,32 +163,21 @@ func (f *Feed) publishLocked(ch string) {
 		delete(f.chans, ch)
 		return
 	}
-	data := f.value(strings.TrimPrefix(ch, ChannelPrefix))
-	if sameAlerts(c.data, data) {
+	data, digest := f.value(strings.TrimPrefix(ch, ChannelPrefix))
+	if digest == c.digest {
 		return
 	}
 	f.seq++
-	c.seq, c.data = f.seq, data
+	c.seq, c.data, c.digest = f.seq, data, digest
 	if f.Publish != nil {
 		f.Publish(stream.Update{Channel: ch, Seq: c.seq, Data: c.data})
 	}
 }
 
-// sameAlerts compares two feed values but for their instant.
-func sameAlerts(a, b json.RawMessage) bool {
-	var x, y FeedValue
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	x.At, y.At = time.Time{}, time.Time{}
-	xb, _ := json.Marshal(x)
-	yb, _ := json.Marshal(y)
-	return bytes.Equal(xb, yb)
-}
-
-// value lists the open alerts of a subtree; f.mu is held.
-func (f *Feed) value(unit string) json.RawMessage {
-	v := FeedValue{Unit: unit, BySeverity: map[string]int{}, Alerts: []*Alert{}, At: f.now().UTC()}
+// value lists the open alerts of a subtree, with the digest of all but its
+// instant; f.mu is held.
+func (f *Feed) value(unit string) (json.RawMessage, [32]byte) {
+	v := FeedValue{Unit: unit, BySeverity: map[string]int{}, Alerts: []*Alert{}}
 	for _, a := range f.open {
 		if !slices.Contains(f.path(a.Unit), unit) {
 			continue
@@ -209,7 +199,10 @@ func (f *Feed) value(unit string) json.RawMessage {
 		v.Alerts, v.Truncated = v.Alerts[:FeedLimit], true
 	}
 	b, _ := json.Marshal(v)
-	return b
+	digest := sha256.Sum256(b)
+	v.At = f.now().UTC()
+	b, _ = json.Marshal(v)
+	return b, digest
 }
 
 // Latest is the channel's current value, computed when first asked.
@@ -228,7 +221,8 @@ func (f *Feed) Latest(ctx context.Context, channel string) (stream.Update, bool,
 	c := f.chans[channel]
 	if c == nil {
 		f.seq++
-		c = &feedChan{seq: f.seq, data: f.value(unit)}
+		c = &feedChan{seq: f.seq}
+		c.data, c.digest = f.value(unit)
 		f.chans[channel] = c
 	}
 	return stream.Update{Channel: channel, Seq: c.seq, Data: c.data}, true, nil
