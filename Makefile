@@ -9,12 +9,16 @@ GO ?= go
 GOTEST_FLAGS ?= -count=1 -timeout 30m
 DATA_DIR ?= data
 
-.PHONY: run test setup build vet bench fmt
+.PHONY: run test setup ui build vet bench fmt
 
 setup:
 	@deploy/local/setup.sh
 
-build: setup
+# The web UI (web/, npm) is built into web/dist, which the binary embeds.
+ui:
+	@deploy/local/ui.sh
+
+build: setup ui
 	$(GO) build -o bin/ioc ./cmd/ioc
 
 run: build
@@ -22,6 +26,7 @@ run: build
 
 test:
 	@deploy/local/setup.sh --test
+	@deploy/local/ui.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test $(GOTEST_FLAGS) ./...

@@ -57,6 +57,7 @@ func (a *App) routes() http.Handler {
 	// The websocket authenticates with its token itself (query string or
 	// first message): browsers cannot set headers on it.
 	r.Get("/ws", a.hub.ServeHTTP)
+	uiRoutes(r)
 	return r
 }
 

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"bytes"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/vn-ioc/ioc/web"
+)
+
+// uiRoutes serves the embedded web UI: one page (index.html) for the wall,
+// the tablet and the console, and its content-hashed assets. The page
+// reads its token from the URL fragment or a sign-in form and talks to the
+// API and the websocket of this node; nothing is fetched from elsewhere.
+func uiRoutes(r chi.Router) {
+	fsys, built := web.Dist()
+	index, _ := fs.ReadFile(fsys, "index.html")
+	start := time.Now()
+	page := func(w http.ResponseWriter, req *http.Request) {
+		uiHeaders(w)
+		if !built {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("The web UI is not in this binary: build it with `make ui` (npm), then rebuild ioc.\n"))
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeContent(w, req, "index.html", start, bytes.NewReader(index))
+	}
+	r.Get("/", page)
+	r.Get("/wall/{dashboard}", page)
+	r.Get("/tablet", page)
+	r.Get("/tablet/*", page)
+	r.Get("/console", page)
+	assets := http.FileServer(http.FS(fsys))
+	r.Get("/assets/*", func(w http.ResponseWriter, req *http.Request) {
+		uiHeaders(w)
+		// Asset names carry a hash of their content.
+		if strings.Contains(path.Base(req.URL.Path), "-") {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		}
+		assets.ServeHTTP(w, req)
+	})
+}
+
+// uiHeaders keeps the page to its own origin: scripts, styles and
+// connections to this node only (the websocket included).
+func uiHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}

@@ -1,0 +1,3 @@
+export function mountConsole(root: HTMLElement) {
+  root.textContent = "console";
+}

@@ -1,0 +1,280 @@
+// The websocket client of every page (docs/websocket.md): authenticates with
+// its first message, subscribes within the server's rate, resumes each
+// channel with the last seq it saw after a reconnect, notices a dead
+// connection by the server's heartbeats, and reconnects by itself with a
+// capped, jittered backoff. A channel's value is "live" only while the
+// connection is up and the channel's snapshot of this connection has arrived:
+// panels grey out everything else.
+
+export type Status = "connecting" | "live" | "offline" | "unauthorized";
+
+export interface Message {
+  type: string;
+  id?: string;
+  channel?: string;
+  seq?: number;
+  data?: any;
+  recovered?: boolean;
+  coalesced?: boolean;
+  code?: string;
+  message?: string;
+  heartbeat_s?: number;
+  limits?: { subscriptions: number; message_bytes: number; messages_per_s: number; queue: number };
+}
+
+export interface Handler {
+  /** A value of the channel (snapshot or update); data null: no value yet. */
+  value(data: any, m: Message): void;
+  /** The server refused the subscription (forbidden, not_found, …). */
+  error?(code: string, message: string): void;
+}
+
+interface Sub {
+  handlers: Set<Handler>;
+  seq?: number; // last seq seen, kept across reconnects
+  live: boolean; // a value arrived on this connection
+  refused?: { code: string; message: string };
+}
+
+interface Call {
+  resolve(v: any): void;
+  reject(e: Error): void;
+  timer: number;
+}
+
+export class Live {
+  status: Status = "connecting";
+  /** When the status last changed (ms). */
+  since = Date.now();
+  /** Why the last connection ended, for the banner. */
+  reason = "";
+  private ws?: WebSocket;
+  private subs = new Map<string, Sub>();
+  private listeners = new Set<(s: Status) => void>();
+  private outbox: string[] = [];
+  private budget = 30;
+  private rate = 15; // messages a second, under the server's 20
+  private pump?: number;
+  private watchdog?: number;
+  private lastHeard = 0;
+  private heartbeat = 25;
+  private attempt = 0;
+  private retry?: number;
+  private closed = false;
+  private nextId = 1;
+  private calls = new Map<string, Call>();
+
+  constructor(private token: string, private url = wsURL()) {
+    this.connect();
+  }
+
+  /** Subscribes a handler to a channel; returns the function that unsubscribes it. */
+  subscribe(channel: string, h: Handler): () => void {
+    let s = this.subs.get(channel);
+    if (!s) {
+      s = { handlers: new Set(), live: false };
+      this.subs.set(channel, s);
+      if (this.status === "live") this.sendSubscribe(channel, s);
+    } else if (s.refused) {
+      h.error?.(s.refused.code, s.refused.message);
+    }
+    s.handlers.add(h);
+    return () => {
+      const cur = this.subs.get(channel);
+      if (!cur) return;
+      cur.handlers.delete(h);
+      if (cur.handlers.size === 0) {
+        this.subs.delete(channel);
+        if (this.status === "live" && !cur.refused) this.send({ type: "unsubscribe", channel });
+      }
+    };
+  }
+
+  /** Whether the channel's value on screen is current. */
+  isLive(channel: string): boolean {
+    return this.status === "live" && !!this.subs.get(channel)?.live;
+  }
+
+  onStatus(f: (s: Status) => void): () => void {
+    this.listeners.add(f);
+    f(this.status);
+    return () => this.listeners.delete(f);
+  }
+
+  /** A command over the socket (alert.ack); rejects with the server's error. */
+  rpc<T>(method: string, data: unknown, timeoutMs = 8000): Promise<T> {
+    if (this.status !== "live") return Promise.reject(new Error("offline"));
+    const id = "c" + this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = window.setTimeout(() => {
+        this.calls.delete(id);
+        reject(new Error("no answer within " + timeoutMs / 1000 + " s"));
+      }, timeoutMs);
+      this.calls.set(id, { resolve, reject, timer });
+      this.send({ type: "rpc", id, method, data });
+    });
+  }
+
+  close() {
+    this.closed = true;
+    window.clearTimeout(this.retry);
+    const ws = this.ws;
+    if (ws) {
+      this.dropped(ws, "page closed");
+      ws.close(1000, "page closed");
+    }
+  }
+
+  private connect() {
+    if (this.closed) return;
+    this.setStatus("connecting");
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: this.token }));
+    ws.onmessage = (ev) => this.onMessage(ev.data);
+    ws.onclose = (ev) => this.dropped(ws, ev.reason || (ev.code === 1006 ? "connection lost" : "closed " + ev.code));
+  }
+
+  /** Ends a connection once: everything on screen stops being live, then a reconnect is scheduled. */
+  private dropped(ws: WebSocket, reason: string) {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    window.clearInterval(this.pump);
+    window.clearInterval(this.watchdog);
+    this.outbox = [];
+    for (const s of this.subs.values()) s.live = false;
+    for (const [, c] of this.calls) {
+      window.clearTimeout(c.timer);
+      c.reject(new Error("connection lost"));
+    }
+    this.calls.clear();
+    this.reason = reason;
+    if (this.status === "unauthorized" || this.closed) return; // a new token is needed
+    this.setStatus("offline");
+    // 0.5 s, 1 s, 2 s … up to 30 s, with jitter so a room of walls does
+    // not reconnect in step.
+    const base = Math.min(30000, 500 * 2 ** this.attempt++);
+    this.retry = window.setTimeout(() => this.connect(), base / 2 + Math.random() * (base / 2));
+  }
+
+  private onMessage(raw: string) {
+    this.lastHeard = Date.now();
+    let m: Message;
+    try {
+      m = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    switch (m.type) {
+      case "welcome":
+        this.attempt = 0;
+        this.heartbeat = m.heartbeat_s ?? 25;
+        if (m.limits?.messages_per_s) this.rate = Math.max(1, Math.floor(m.limits.messages_per_s * 0.75));
+        this.budget = this.rate * 2;
+        this.pump = window.setInterval(() => this.drain(true), 100);
+        this.watchdog = window.setInterval(() => this.watch(), 1000);
+        this.setStatus("live");
+        for (const [ch, s] of this.subs) {
+          s.refused = undefined;
+          this.sendSubscribe(ch, s);
+        }
+        break;
+      case "snapshot":
+      case "update": {
+        const s = this.subs.get(m.channel!);
+        if (!s) return;
+        if (m.type === "snapshot" || s.seq === undefined || (m.seq ?? 0) > s.seq || m.seq === 0) s.seq = m.seq;
+        s.live = true;
+        for (const h of s.handlers) h.value(m.data, m);
+        break;
+      }
+      case "rpc": {
+        const c = this.calls.get(m.id!);
+        if (c) {
+          this.calls.delete(m.id!);
+          window.clearTimeout(c.timer);
+          c.resolve(m.data);
+        }
+        break;
+      }
+      case "ping":
+        this.send({ type: "pong" });
+        break;
+      case "error":
+        this.onError(m);
+        break;
+    }
+  }
+
+  private onError(m: Message) {
+    const code = m.code ?? "error";
+    const msg = m.message ?? "";
+    if (code === "unauthorized") {
+      this.reason = msg;
+      this.setStatus("unauthorized");
+      return;
+    }
+    const c = m.id ? this.calls.get(m.id) : undefined;
+    if (c) {
+      this.calls.delete(m.id!);
+      window.clearTimeout(c.timer);
+      c.reject(Object.assign(new Error(msg), { code }));
+      return;
+    }
+    // Subscribe requests carry the channel as their id.
+    const ch = m.id?.startsWith("s:") ? m.id.slice(2) : undefined;
+    const s = ch ? this.subs.get(ch) : undefined;
+    if (!s) return;
+    if (code === "rate_limited" || code === "unavailable") {
+      window.setTimeout(() => this.subs.get(ch!) === s && this.status === "live" && this.sendSubscribe(ch!, s), 2000);
+      return;
+    }
+    s.refused = { code, message: msg };
+    for (const h of s.handlers) h.error?.(code, msg);
+  }
+
+  private sendSubscribe(channel: string, s: Sub) {
+    const req: Record<string, unknown> = { type: "subscribe", id: "s:" + channel, channel };
+    if (s.seq !== undefined && s.seq > 0) req.since = s.seq;
+    this.send(req);
+  }
+
+  private send(m: unknown) {
+    this.outbox.push(JSON.stringify(m));
+    this.drain(false);
+  }
+
+  /** Sends queued messages within the server's rate (a token bucket). */
+  private drain(tick: boolean) {
+    if (tick) this.budget = Math.min(this.rate * 2, this.budget + this.rate / 10);
+    while (this.outbox.length && this.budget >= 1 && this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(this.outbox.shift()!);
+      this.budget--;
+    }
+  }
+
+  /** A connection silent for longer than two heartbeats is dead: drop it. */
+  private watch() {
+    const silent = Date.now() - this.lastHeard;
+    if (silent > this.heartbeat * 1000 * 2 + 5000 && this.ws) {
+      // On a dead network the close event may come minutes later: give up
+      // on the connection now.
+      const ws = this.ws;
+      this.dropped(ws, "no heartbeat for " + Math.round(silent / 1000) + " s");
+      ws.close(4000, "no heartbeat");
+    } else if (silent > this.heartbeat * 1000) {
+      this.send({ type: "ping", id: "hb" });
+    }
+  }
+
+  private setStatus(s: Status) {
+    if (s === this.status && s !== "connecting") return;
+    this.status = s;
+    this.since = Date.now();
+    for (const f of this.listeners) f(s);
+  }
+}
+
+function wsURL(): string {
+  return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+}

@@ -1,0 +1,3 @@
+export function mountTablet(root: HTMLElement) {
+  root.textContent = "tablet";
+}

@@ -1,0 +1,3 @@
+export function mountWall(root: HTMLElement, id: string) {
+  root.textContent = "wall " + id;
+}
