@@ -35,6 +35,7 @@ const words = {
   tickets: { vi: "Phản ánh đang mở", en: "Open tickets" },
   wards: { vi: "Phường, xã", en: "Wards" },
   rank: { vi: "Xếp hạng", en: "Ranking" },
+  map: { vi: "Bản đồ", en: "Map" },
   error: { vi: "Lỗi", en: "Error" },
   forbidden: { vi: "Ngoài phạm vi được xem", en: "Outside what this token may see" },
 } as const;

@@ -19,7 +19,7 @@ const WARD_KINDS = ["ward", "commune", "special_zone"];
 
 export function mapPanel(ctx: Ctx, p: Panel): PanelView {
   const def = ctx.defs.get(p.kpi!);
-  const f = frame("map", p.title ? tr(p.title) : `${def ? tr(def.title) : p.kpi} — ${windowName(p.window!)}`, p.size ?? 3, "map-panel");
+  const f = frame("map", p.title ? tr(p.title) : def ? `${tr(def.title)} — ${windowName(p.window!)}` : t("map"), p.size ?? 3, "map-panel");
   const root = ctx.units.get(ctx.unit);
   // The wards drawn: the root's wards (its children, or the root itself for
   // a ward) and, around a ward, its siblings for context.
@@ -74,7 +74,10 @@ export function mapPanel(ctx: Ctx, p: Panel): PanelView {
 
   const channels: string[] = [];
   const colourDone = ctx.expect();
-  if (isWard) {
+  if (!p.kpi) {
+    // No KPI colours the wards: the map shows cameras and tickets only.
+    legend.remove();
+  } else if (isWard) {
     const ch = `kpi:${p.kpi}:${ctx.unit}:${p.window}`;
     channels.push(ch);
     ctx.live.subscribe(ch, {

@@ -182,7 +182,11 @@ export function trendPanel(ctx: Ctx, p: Panel): PanelView {
         { ...axis, values: (_u, ticks) => ticks.map((s) => (p.step === "hour" ? clock(s * 1000).slice(0, 5) : dayMonth(s * 1000))) },
         { ...axis, size: 70, values: (_u, ticks) => ticks.map((v) => (percent ? num(v * 100, 0) + " %" : num(v, 0))) },
       ],
-      series: [{}, { stroke: "#38bdf8", width: 3, fill: "rgba(56,189,248,0.15)", spanGaps: false, points: { show: false } }],
+      series: [
+        {},
+        { stroke: "#38bdf8", width: 3, fill: "rgba(56,189,248,0.15)", spanGaps: false, points: { show: false } },
+        ...(p.target !== undefined ? [{ stroke: "#4ade80", width: 2, dash: [8, 6], points: { show: false } }] : []),
+      ],
     }, data, box);
   };
   new ResizeObserver(() => {
@@ -192,6 +196,7 @@ export function trendPanel(ctx: Ctx, p: Panel): PanelView {
   watch(ctx, channel, (s: Series | null) => {
     const pts = s?.points ?? [];
     data = [pts.map((x) => Date.parse(x.t) / 1000), pts.map((x) => x.value)];
+    if (p.target !== undefined) data.push(pts.map(() => p.target!));
     box.dataset.points = String(pts.length);
     if (plot) plot.setData(data);
     else make();

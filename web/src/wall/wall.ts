@@ -89,6 +89,9 @@ export async function mountWall(root: HTMLElement, id: string) {
   const views: PanelView[] = [];
   const grid = h("main.wall-grid");
   for (const p of dash.panels) {
+    // A panel of an instant KPI may leave out its window ("now").
+    const def = p.kpi ? ctx.defs.get(p.kpi) : undefined;
+    if (def && !p.window) p.window = def.windows.includes("now") ? "now" : "today";
     const make = { tile: tilePanel, trend: trendPanel, ranking: rankingPanel, map: mapPanel, alerts: alertsPanel, list: listPanel }[p.kind];
     if (!make) continue;
     const v = make(ctx, p);
