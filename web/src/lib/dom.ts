@@ -6,8 +6,14 @@ type Child = Node | string | number | null | undefined | false;
 
 /** h("div.tile.big", {title: "…"}, child, …) makes an element. */
 export function h<K extends keyof HTMLElementTagNameMap>(tag: K | `${K}.${string}` | `${K}#${string}`, attrs?: Attrs | null, ...children: (Child | Child[])[]): HTMLElementTagNameMap[K] {
-  const [name, ...classes] = tag.split(".");
-  const [tagName, id] = name.split("#");
+  // "div.banner#status": the id may follow the classes.
+  const [name, ...rest] = tag.split(".");
+  let [tagName, id] = name.split("#");
+  const classes = rest.map((c) => {
+    const [cls, i] = c.split("#");
+    if (i) id = i;
+    return cls;
+  });
   const el = document.createElement(tagName as K);
   if (id) el.id = id;
   if (classes.length) el.className = classes.join(" ");
