@@ -1,10 +1,15 @@
 // The websocket client of every page (docs/websocket.md): authenticates with
 // its first message, subscribes within the server's rate, resumes each
 // channel with the last seq it saw after a reconnect, notices a dead
-// connection by the server's heartbeats, and reconnects by itself with a
+// connection within seconds (its own pings go unanswered, or the browser
+// reports the network down), and reconnects by itself with a
 // capped, jittered backoff. A channel's value is "live" only while the
 // connection is up and the channel's snapshot of this connection has arrived:
 // panels grey out everything else.
+
+/** How often the client pings, and how long a silence means a dead connection. */
+const PING_MS = 5000;
+const DEAD_MS = 12000;
 
 export type Status = "connecting" | "live" | "offline" | "unauthorized";
 
@@ -57,7 +62,7 @@ export class Live {
   private pump?: number;
   private watchdog?: number;
   private lastHeard = 0;
-  private heartbeat = 25;
+  private lastPing = 0;
   private attempt = 0;
   private retry?: number;
   private closed = false;
@@ -66,6 +71,20 @@ export class Live {
 
   constructor(private token: string, private url = wsURL()) {
     this.connect();
+    // The browser knows at once when the machine loses its network.
+    window.addEventListener("offline", () => {
+      const ws = this.ws;
+      if (!ws) return;
+      this.dropped(ws, "the network is down");
+      ws.close(4000, "network down");
+    });
+    window.addEventListener("online", () => {
+      if (this.status === "offline") {
+        window.clearTimeout(this.retry);
+        this.attempt = 0;
+        this.connect();
+      }
+    });
   }
 
   /** Subscribes a handler to a channel; returns the function that unsubscribes it. */
@@ -168,7 +187,7 @@ export class Live {
     switch (m.type) {
       case "welcome":
         this.attempt = 0;
-        this.heartbeat = m.heartbeat_s ?? 25;
+        this.lastPing = Date.now();
         if (m.limits?.messages_per_s) this.rate = Math.max(1, Math.floor(m.limits.messages_per_s * 0.75));
         this.budget = this.rate * 2;
         this.pump = window.setInterval(() => this.drain(true), 100);
@@ -253,16 +272,20 @@ export class Live {
     }
   }
 
-  /** A connection silent for longer than two heartbeats is dead: drop it. */
+  /** The client pings every PING_MS; a connection from which nothing came
+   * for DEAD_MS (no answer to two pings) is dead: drop it now rather than
+   * wait for the network stack, which can take minutes to notice. */
   private watch() {
-    const silent = Date.now() - this.lastHeard;
-    if (silent > this.heartbeat * 1000 * 2 + 5000 && this.ws) {
-      // On a dead network the close event may come minutes later: give up
-      // on the connection now.
+    const now = Date.now();
+    const silent = now - this.lastHeard;
+    if (silent > DEAD_MS && this.ws) {
       const ws = this.ws;
-      this.dropped(ws, "no heartbeat for " + Math.round(silent / 1000) + " s");
-      ws.close(4000, "no heartbeat");
-    } else if (silent > this.heartbeat * 1000) {
+      this.dropped(ws, "no answer for " + Math.round(silent / 1000) + " s");
+      ws.close(4000, "no answer");
+      return;
+    }
+    if (now - this.lastPing >= PING_MS) {
+      this.lastPing = now;
       this.send({ type: "ping", id: "hb" });
     }
   }
