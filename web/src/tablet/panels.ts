@@ -109,7 +109,7 @@ export function tilePanel(ctx: PanelCtx, p: Panel): HTMLElement {
     setText(sub, parts.join(" · "));
     setAsOf(asOf, el, d?.as_of ?? d?.at, ctx.staleMs);
     replace(errSlot);
-    done();
+    if (live) done(); // a cached value is shown greyed; ready waits for the live one
   };
   if (!def) {
     replace(errSlot, errorBox("not_found", `${p.kpi}`));
@@ -194,7 +194,7 @@ export function rankingPanel(ctx: PanelCtx, p: Panel): HTMLElement {
       setText(empty, rows.length ? "" : d === null || d === undefined ? t("no_value") : w("no_children"));
       setAsOf(asOf, el, d?.as_of ?? d?.at, ctx.staleMs);
       replace(errSlot);
-      done();
+      if (live) done();
     },
     error: (code, message) => {
       replace(errSlot, errorBox(code, message));
@@ -235,6 +235,9 @@ function listTitle(list: string): string {
   return list;
 }
 
+/** Rows of a list shown before "show all". */
+const LIST_SHOWN = 15;
+
 const officerName = (r: ListRow) => r.officer_name || r.officer || w("no_officer");
 
 export function listPanel(ctx: PanelCtx, p: Panel): HTMLElement {
@@ -245,6 +248,7 @@ export function listPanel(ctx: PanelCtx, p: Panel): HTMLElement {
   const count = h("span.count");
   const body = h("tbody");
   const more = h("p.more");
+  const toggle = h("button.show-all", { type: "button", hidden: true });
   const asOf = h("div.as-of");
   const errSlot = h("div.err-slot");
   const byOfficer = list === "dossier.overdue" ? h("div.by-officer") : null;
@@ -270,32 +274,46 @@ export function listPanel(ctx: PanelCtx, p: Panel): HTMLElement {
     { "data-panel": "list", "data-list": list, "data-channel": ch, "data-live": "false" },
     h("header.panel-head", null, h("h3", null, p.title ? tr(p.title) : listTitle(list)), count),
     filterBar,
-    h("div.live-content", null, byOfficer, h("div.table-wrap", null, h("table.rows", null, h("thead", null, head), body)), more),
+    h("div.live-content", null, byOfficer, h("div.table-wrap", null, h("table.rows", null, h("thead", null, head), body)), toggle, more),
     asOf,
     errSlot,
   );
   const done = once(ctx.firstShown);
+  let expanded = false;
+  let lastData: any;
+  let lastLive = false;
+  toggle.addEventListener("click", () => {
+    expanded = !expanded;
+    show(lastData, lastLive);
+  });
+  const show = (d: any, live: boolean) => {
+    lastData = d;
+    lastLive = live;
+    el.dataset.live = String(live);
+    const all: ListRow[] = d?.rows ?? [];
+    const rows = filter === undefined ? all : all.filter((r) => (r.officer ?? "") === filter);
+    const total: number = d?.total ?? 0;
+    setText(count, filter === undefined ? num(total, 0, loc()) : `${num(rows.length, 0, loc())} / ${num(total, 0, loc())}`);
+    if (filter !== undefined) {
+      const r = all.find((x) => (x.officer ?? "") === filter);
+      // The breadcrumb and filter bar name the officer once a row says who it is
+      // (after this panel is on the page: a cached value comes before).
+      if (r) setTimeout(() => document.querySelectorAll(".officer-name").forEach((n) => setText(n, officerName(r))));
+    }
+    // A tablet shows the most late first; the rest on request.
+    const shown = expanded ? rows : rows.slice(0, LIST_SHOWN);
+    replace(body, shown.map((r) => listRow(list, r)));
+    toggle.hidden = rows.length <= LIST_SHOWN;
+    setText(toggle, expanded ? w("show_fewer") : `${w("show_all")} (${num(rows.length, 0, loc())})`);
+    if (!rows.length) body.appendChild(h("tr.none", null, h("td", { colspan: 4 }, d ? w("none") : t("no_value"))));
+    setText(more, d?.truncated ? `${num(all.length, 0, loc())} ${w("of_total")} ${num(total, 0, loc())}` : "");
+    if (byOfficer) renderByOfficer(ctx, byOfficer, all, !!d?.truncated);
+    setAsOf(asOf, el, d?.at, ctx.staleMs);
+    replace(errSlot);
+    if (live) done();
+  };
   ctx.watch(ch, {
-    value: (d, live) => {
-      el.dataset.live = String(live);
-      const all: ListRow[] = d?.rows ?? [];
-      const rows = filter === undefined ? all : all.filter((r) => (r.officer ?? "") === filter);
-      const total: number = d?.total ?? 0;
-      setText(count, filter === undefined ? num(total, 0, loc()) : `${num(rows.length, 0, loc())} / ${num(total, 0, loc())}`);
-      if (filter !== undefined) {
-        const r = all.find((x) => (x.officer ?? "") === filter);
-        // The breadcrumb and filter bar name the officer once a row says who it is
-        // (after this panel is on the page: a cached value comes before).
-        if (r) setTimeout(() => document.querySelectorAll(".officer-name").forEach((n) => setText(n, officerName(r))));
-      }
-      replace(body, rows.map((r) => listRow(list, r)));
-      if (!rows.length) body.appendChild(h("tr.none", null, h("td", { colspan: 4 }, d ? w("none") : t("no_value"))));
-      setText(more, d?.truncated ? `${num(all.length, 0, loc())} ${w("of_total")} ${num(total, 0, loc())}` : "");
-      if (byOfficer) renderByOfficer(ctx, byOfficer, all, !!d?.truncated);
-      setAsOf(asOf, el, d?.at, ctx.staleMs);
-      replace(errSlot);
-      done();
-    },
+    value: show,
     error: (code, message) => {
       replace(errSlot, errorBox(code, message));
       done();
@@ -450,7 +468,7 @@ export function alertsPanel(ctx: PanelCtx): HTMLElement {
       setText(empty, alerts.length ? "" : t("no_alerts"));
       setAsOf(asOf, el, d?.at, Number.POSITIVE_INFINITY);
       replace(errSlot);
-      done();
+      if (live) done();
     },
     error: (code, message) => {
       replace(errSlot, errorBox(code, message));

@@ -6,7 +6,7 @@
 // own unit, /tablet/unit/<code> any unit of its scope, ?officer=<id> the
 // officer level of the drill-down.
 import "../styles/tablet.css";
-import { Api, type Unit } from "../lib/api";
+import { Api, ApiError, type Dashboard, type Unit } from "../lib/api";
 import { banner } from "../lib/banner";
 import { h, replace } from "../lib/dom";
 import { getLocale, setLocale, t } from "../lib/i18n";
@@ -184,6 +184,22 @@ export class TabletApp {
     if (me.ctrlKey || me.metaKey || me.shiftKey || me.button === 1) return;
     ev.preventDefault();
     this.go(unit, officer);
+  }
+
+  private dashboards = new Map<string, Promise<Dashboard>>();
+
+  /** The tablet dashboard for a unit, asked once per unit (a failure is asked again next time). */
+  dashboard(unit: string): Promise<Dashboard> {
+    let p = this.dashboards.get(unit);
+    if (!p) {
+      p = this.api.dashboard("tablet", unit);
+      this.dashboards.set(unit, p);
+      p.catch((e) => {
+        // A 404 (no definition served) stays known; anything else is asked again.
+        if (!(e instanceof ApiError && e.status === 404)) this.dashboards.delete(unit);
+      });
+    }
+    return p;
   }
 
   /** Whether the token may open the unit: a leader its subtree, others everything. */

@@ -77,7 +77,7 @@ export class UnitView {
     // layout while the server has none (404).
     let dash: Dashboard | undefined;
     try {
-      dash = await withRetry(() => this.app.api.dashboard("tablet", this.unit), { tries: 4, stopped, onRetry: (e, ms) => this.retrying(e, ms) });
+      dash = await withRetry(() => this.app.dashboard(this.unit), { tries: 4, stopped, onRetry: (e, ms) => this.retrying(e, ms) });
     } catch (e) {
       if (!this.alive) return;
       const { code } = errorParts(e);

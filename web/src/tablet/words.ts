@@ -26,6 +26,8 @@ const words = {
   clear_filter: { vi: "Bỏ lọc", en: "Clear filter" },
   first_rows: { vi: "trong các dòng đầu", en: "among the first rows" },
   of_total: { vi: "trên tổng số", en: "of" },
+  show_all: { vi: "Xem tất cả", en: "Show all" },
+  show_fewer: { vi: "Thu gọn", en: "Show fewer" },
   none: { vi: "Không có", en: "None" },
   note: { vi: "Ghi chú (không bắt buộc)", en: "Note (optional)" },
   raised: { vi: "Mới", en: "Raised" },
