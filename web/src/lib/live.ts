@@ -198,6 +198,13 @@ export class Live {
           this.sendSubscribe(ch, s);
         }
         break;
+      case "subscribed": {
+        // Resumed with nothing missed: what is on screen is current again
+        // (missed values, if any, follow as updates).
+        const s = this.subs.get(m.channel!);
+        if (s && m.recovered) s.live = true;
+        break;
+      }
       case "snapshot":
       case "update": {
         const s = this.subs.get(m.channel!);

@@ -215,7 +215,7 @@ export function trendPanel(ctx: Ctx, p: Panel): PanelView {
 
 export function rankingPanel(ctx: Ctx, p: Panel): PanelView {
   const def = ctx.defs.get(p.kpi!);
-  const f = frame("ranking", `${t("rank")}: ${title(p, def)} — ${windowName(p.window!)}`, p.size);
+  const f = frame("ranking", p.title ? tr(p.title) : `${t("rank")}: ${title(p, def)} — ${windowName(p.window!)}`, p.size);
   const channel = `ranking:${p.kpi}:${ctx.unit}:${p.window}`;
   const tbody = h("tbody");
   f.body.append(h("table.ranking", null, tbody));

@@ -95,9 +95,15 @@ export async function mountWall(root: HTMLElement, id: string) {
     const make = { tile: tilePanel, trend: trendPanel, ranking: rankingPanel, map: mapPanel, alerts: alertsPanel, list: listPanel }[p.kind];
     if (!make) continue;
     const v = make(ctx, p);
+    const sp = span(p.kind, p.size);
+    v.el.style.gridColumn = `span ${sp.cols}`;
+    v.el.style.gridRow = `span ${sp.rows}`;
     views.push(v);
     grid.append(v.el);
   }
+  // The whole dashboard fits the screen: as many equal rows as the panels need.
+  const cells = dash.panels.reduce((n, p) => n + span(p.kind, p.size).cols * span(p.kind, p.size).rows, 0);
+  grid.style.gridTemplateRows = `repeat(${Math.max(1, Math.ceil(cells / COLUMNS))}, minmax(0, 1fr))`;
   replace(root, banner(live), header, grid);
   mounted = true;
   checkReady();
@@ -115,6 +121,14 @@ export async function mountWall(root: HTMLElement, id: string) {
   };
   tick();
   window.setInterval(tick, 1000);
+}
+
+/** Columns of the wall's grid; a panel spans `size` of them (the map 3, lists 2 by default) and the rows its kind takes. */
+const COLUMNS = 6;
+function span(kind: string, size: number | undefined): { cols: number; rows: number } {
+  const cols = Math.min(COLUMNS, size ?? (kind === "map" ? 3 : kind === "trend" || kind === "alerts" || kind === "list" ? 2 : 1));
+  const rows = kind === "map" ? 3 : kind === "tile" ? 1 : 2;
+  return { cols, rows };
 }
 
 /** A Go duration ("15m", "90s", "1h30m0s") in ms. */
