@@ -71,6 +71,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		{"ingest (source hcmc/one-stop)", auth.Claims{Role: auth.RoleIngest, Source: "hcmc/one-stop"}},
 		{"leader (ward 26740, Sài Gòn)", auth.Claims{Role: auth.RoleLeader, Unit: "26740"}},
 		{"wall (dashboard city)", auth.Claims{Role: auth.RoleWall, Dashboard: "city"}},
+		{"wall (dashboard ward, 26740)", auth.Claims{Role: auth.RoleWall, Dashboard: "ward", Unit: "26740"}},
 	} {
 		tok, err := a.Tokens.Issue(c.cl, strings.Fields(c.name)[0], 7*24*time.Hour)
 		if err != nil {
@@ -90,9 +91,19 @@ ioc is running.
 
 Tokens (valid 7 days; more with: go run ./cmd/ioc token --data-dir %[7]s --role analyst):
 `, a.URL(), a.NATSURL(), chAddr, host, port, n.chDB, n.dataDir, "ws"+strings.TrimPrefix(a.URL(), "http"))
-	for _, name := range []string{"admin", "analyst", "ingest (source hcmc/one-stop)", "leader (ward 26740, Sài Gòn)", "wall (dashboard city)"} {
+	for _, name := range []string{"admin", "analyst", "ingest (source hcmc/one-stop)", "leader (ward 26740, Sài Gòn)", "wall (dashboard city)",
+		"wall (dashboard ward, 26740)"} {
 		fmt.Fprintf(stdout, "  %-30s %s\n", name, tokens[name])
 	}
+	// The token of a wall goes in the URL's fragment: browsers never send
+	// it, so it stays out of server and proxy logs.
+	fmt.Fprintf(stdout, `
+Web UI (sign in to the tablet and the console with the leader's or analyst's token above):
+  city wall    %[1]s/wall/city#token=%[2]s
+  ward wall    %[1]s/wall/ward#token=%[3]s
+  tablet       %[1]s/tablet
+  console      %[1]s/console
+`, a.URL(), tokens["wall (dashboard city)"], tokens["wall (dashboard ward, 26740)"])
 	fmt.Fprintf(stdout, `
 Try (ADMIN, WALL: the tokens above):
   curl -s -H "Authorization: Bearer $ADMIN" %[1]s/api/v1/ingest/status

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/vn-ioc/ioc/dashboards"
 	"github.com/vn-ioc/ioc/internal/app"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/kpi"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -61,7 +66,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	key := fs.String("token-key", e.str("IOC_TOKEN_KEY", ""), "token signing key (IOC_TOKEN_KEY); default the data folder's")
 	role := fs.String("role", "", "admin, ingest, wall, leader or analyst")
 	source := fs.String("source", "", "ingest: the source the token may send for")
-	unit := fs.String("unit", "", "leader: the unit whose subtree the token sees")
+	unit := fs.String("unit", "", "leader: the unit whose subtree the token sees; wall: the unit of a dashboard of unit: token (ward: --unit 26740)")
 	dashboard := fs.String("dashboard", "", "wall: the dashboard the token shows")
 	subject := fs.String("subject", "", "who the token is for (default: the role)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
@@ -83,10 +88,53 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if sub == "" {
 		sub = *role
 	}
+	if *role == auth.RoleWall {
+		if err := checkWallToken(*dashboard, *unit); err != nil {
+			return err
+		}
+	}
 	tok, err := is.Issue(auth.Claims{Role: *role, Source: *source, Unit: *unit, Dashboard: *dashboard}, sub, *ttl)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// checkWallToken refuses a wall token the node would refuse: a dashboard
+// that is not a bundled wall, a unit: token wall without a unit, a unit for
+// a wall of a fixed unit. The unit itself is checked by the node against
+// its reference data.
+func checkWallToken(id, unit string) error {
+	cat, err := kpi.Load()
+	if err != nil {
+		return err
+	}
+	all, err := dashboards.Load(app.DashboardChecks(cat, nil))
+	if err != nil {
+		return err
+	}
+	d := all[id]
+	switch {
+	case id == "":
+		return errors.New("a wall token needs --dashboard")
+	case d == nil:
+		ids := make([]string, 0, len(all))
+		for k := range all {
+			ids = append(ids, k)
+		}
+		slices.Sort(ids)
+		return fmt.Errorf("--dashboard %s: no such dashboard (one of %s)", id, strings.Join(ids, ", "))
+	case d.Kind != dashboards.KindWall:
+		return fmt.Errorf("--dashboard %s is a %s: it opens with a leader's token, not a wall token", id, d.Kind)
+	case d.UnitFromToken() && unit == "":
+		what := "a unit"
+		if d.UnitKind != "" {
+			what = "a " + d.UnitKind
+		}
+		return fmt.Errorf("--dashboard %s is shown for the unit of its token: give --unit, %s (--unit 26740)", id, what)
+	case !d.UnitFromToken() && unit != "" && unit != d.Unit:
+		return fmt.Errorf("--dashboard %s is of unit %s: leave --unit out", id, d.Unit)
+	}
 	return nil
 }

@@ -125,6 +125,13 @@ func (x *Index) Subtree(code string) []string {
 	return out
 }
 
+// Children lists the direct children of the unit, in code order (legacy
+// units included: callers that want the current tree check ValidTo). The
+// slice is the caller's.
+func (x *Index) Children(code string) []string {
+	return slices.Clone(x.cur.Load().children[code])
+}
+
 // Path lists the unit's ancestors from the root down to the unit itself
 // (["79", "L-760", "L-26734"]); nil for an unknown code. In a set that
 // fails Validate it stops at a missing parent or a cycle. The slice is the

@@ -23,6 +23,20 @@ func TestIndex(t *testing.T) {
 			}
 		}
 	})
+	t.Run("children", func(t *testing.T) {
+		for code, want := range map[string][]string{"79": {"26740", "L-760", "SO-TP"}, "L-760": {"L-26740"}, "26740": nil, "nowhere": nil} {
+			got := x.Children(code)
+			if !slices.Equal(got, want) {
+				t.Errorf("Children(%q) = %v, want %v", code, got, want)
+			}
+			if len(got) > 0 {
+				got[0] = "changed"
+				if x.Children(code)[0] == "changed" {
+					t.Errorf("Children(%q) shares the index's slice", code)
+				}
+			}
+		}
+	})
 	t.Run("subtree", func(t *testing.T) {
 		for _, tt := range []struct {
 			code string

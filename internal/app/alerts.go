@@ -31,10 +31,7 @@ func (a *App) setupAlerts(ctx context.Context) error {
 	}
 	a.evaluator, err = alert.NewEvaluator(a.cfg.Alert, a.alertRules, alert.Deps{
 		DB: a.db, Store: a.alertStore, NC: a.nc, JS: a.js, KPIs: a.kpiStore,
-		UnitKind: func(code string) (string, bool) {
-			u, ok := a.refs.Unit(code)
-			return u.Kind, ok
-		},
+		UnitKind: a.unitKind,
 		Calendar: a.calendar, Reg: a.reg, Log: a.log,
 	})
 	if err != nil {
@@ -49,13 +46,10 @@ func (a *App) setupAlerts(ctx context.Context) error {
 // a leader its subtree, a wall its dashboard's subtree when the dashboard
 // shows alerts, analysts and admins every unit.
 func (s *scope) allowAlerts(unit string) error {
-	if !s.known(unit) {
-		return api.Errorf(api.ENOTFOUND, "unknown unit "+unit)
+	if err := s.allowUnit(unit); err != nil {
+		return err
 	}
-	if s.subtree != nil && !s.subtree[unit] {
-		return api.Errorf(api.EFORBIDDEN, "unit "+unit+" is outside the subtree of unit "+s.root+" this token sees")
-	}
-	if s.dash != nil && !s.dash.Alerts {
+	if s.dash != nil && !s.dash.ShowsAlerts() {
 		return api.Errorf(api.EFORBIDDEN, "dashboard "+s.dash.ID+" does not show alerts")
 	}
 	return nil
@@ -63,7 +57,7 @@ func (s *scope) allowAlerts(unit string) error {
 
 // sees reports whether the scope may see an alert of that unit.
 func (s *scope) sees(unit string) bool {
-	return (s.subtree == nil || s.subtree[unit]) && (s.dash == nil || s.dash.Alerts)
+	return (s.subtree == nil || s.subtree[unit]) && (s.dash == nil || s.dash.ShowsAlerts())
 }
 
 // mayAck: leaders acknowledge the alerts of their subtree, admins any;

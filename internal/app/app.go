@@ -377,7 +377,12 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.lists.Run(intakeCtx, a.nc) })
 	g.Go(func() error { return a.evaluator.Run(intakeCtx) })
 	g.Go(func() error { return a.alertFeed.Run(intakeCtx) })
-	g.Go(func() error { return a.kpiStore.Watch(intakeCtx, a.hub.Publish) })
+	g.Go(func() error {
+		return a.kpiStore.Watch(intakeCtx, func(u stream.Update) {
+			a.hub.Publish(u)
+			a.lists.Published(u)
+		})
+	})
 	auditDone := make(chan error, 1)
 	auditCtx, stopAudit := context.WithCancel(context.Background())
 	defer stopAudit()

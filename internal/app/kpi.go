@@ -22,8 +22,9 @@ import (
 )
 
 // scope is what a token may read of the KPIs, the same on REST and on the
-// websocket: a leader its unit's subtree, a wall the tiles of its
-// dashboard over the dashboard's subtree, analysts and admins everything.
+// websocket: a leader its unit's subtree, a wall what the panels of its
+// dashboard declare over the dashboard's subtree (dashboards.Dashboard
+// derives it), analysts and admins everything.
 type scope struct {
 	claims  *auth.Claims
 	root    string          // the unit a request without unit= reads
@@ -56,7 +57,11 @@ func (a *App) scopeOf(c *auth.Claims) (*scope, error) {
 		if s.dash == nil {
 			return nil, api.Errorf(api.EFORBIDDEN, "the token's dashboard "+c.Dashboard+" is not defined")
 		}
-		if err := limit(s.dash.Unit); err != nil {
+		unit, err := a.wallUnit(s.dash, c.Unit)
+		if err != nil {
+			return nil, err
+		}
+		if err := limit(unit); err != nil {
 			return nil, err
 		}
 	case auth.RoleAdmin, auth.RoleAnalyst:
@@ -64,6 +69,53 @@ func (a *App) scopeOf(c *auth.Claims) (*scope, error) {
 		return nil, api.Errorf(api.EFORBIDDEN, "a "+c.Role+" token cannot read KPIs")
 	}
 	return s, nil
+}
+
+// wallUnit is the unit a wall token shows its dashboard for: the
+// dashboard's, or, for a dashboard of unit: token, the token's own, of the
+// kind the dashboard asks.
+func (a *App) wallUnit(d *dashboards.Dashboard, tokenUnit string) (string, error) {
+	if d.Kind != dashboards.KindWall {
+		return "", api.Errorf(api.EFORBIDDEN, "dashboard "+d.ID+" is a "+d.Kind+": it opens with a leader's token, not a wall token")
+	}
+	if !d.UnitFromToken() {
+		if tokenUnit != "" && tokenUnit != d.Unit {
+			return "", api.Errorf(api.EFORBIDDEN, "the token names unit "+tokenUnit+" but dashboard "+d.ID+" is of unit "+d.Unit)
+		}
+		return d.Unit, nil
+	}
+	if tokenUnit == "" {
+		return "", api.Errorf(api.EFORBIDDEN, "dashboard "+d.ID+" is shown for the unit of its token, and this token names none "+
+			"(ioc token --role wall --dashboard "+d.ID+" --unit <code>)")
+	}
+	if err := a.unitOfKind(d, tokenUnit); err != nil {
+		return "", api.Errorf(api.EFORBIDDEN, err.Error())
+	}
+	return tokenUnit, nil
+}
+
+// unitOfKind checks a unit exists and has the kind a dashboard of unit:
+// token asks.
+func (a *App) unitOfKind(d *dashboards.Dashboard, unit string) error {
+	u, ok := a.refs.Unit(unit)
+	switch {
+	case !ok:
+		return fmt.Errorf("unit %s is not a known unit", unit)
+	case d.UnitKind != "" && u.Kind != d.UnitKind:
+		return fmt.Errorf("unit %s is a %s; dashboard %s is shown for a %s", unit, u.Kind, d.ID, d.UnitKind)
+	}
+	return nil
+}
+
+// allowUnit checks a unit exists and is in the scope's subtree.
+func (s *scope) allowUnit(unit string) error {
+	if !s.known(unit) {
+		return api.Errorf(api.ENOTFOUND, "unknown unit "+unit)
+	}
+	if s.subtree != nil && !s.subtree[unit] {
+		return api.Errorf(api.EFORBIDDEN, "unit "+unit+" is outside the subtree of unit "+s.root+" this token sees")
+	}
+	return nil
 }
 
 // allow checks one key; window "custom" stands for a from/to request. A
@@ -87,13 +139,21 @@ func (s *scope) allow(kpiID, unit, window string) (*kpi.KPI, error) {
 	if err != nil {
 		return nil, api.Errorf(api.EINVALID, err.Error())
 	}
-	if s.subtree != nil && !s.subtree[unit] {
-		return nil, api.Errorf(api.EFORBIDDEN, "unit "+unit+" is outside the subtree of unit "+s.root+" this token sees")
+	if err := s.allowUnit(unit); err != nil {
+		return nil, err
 	}
 	if s.dash != nil && !s.dash.Shows(kpiID, window) {
 		return nil, api.Errorf(api.EFORBIDDEN, "dashboard "+s.dash.ID+" does not show "+kpiID+" over window "+window)
 	}
 	return k, nil
+}
+
+// allowSeries: a wall reads the series its sparklines and trends draw.
+func (s *scope) allowSeries(kpiID, window string) error {
+	if s.dash != nil && !s.dash.ShowsSeries(kpiID, window) {
+		return api.Errorf(api.EFORBIDDEN, "dashboard "+s.dash.ID+" does not show a series of "+kpiID+" over window "+window)
+	}
+	return nil
 }
 
 // cityRoot is the root of the unit tree.
@@ -117,6 +177,7 @@ func (a *App) calendar() *worktime.Calendar {
 
 // kpiRequest reads unit, window, from and to of a KPI request.
 type kpiRequest struct {
+	scope     *scope
 	k         *kpi.KPI // nil for a composite
 	composite string   // its id
 	unit      string
@@ -163,7 +224,7 @@ func (a *App) readKPIRequest(r *http.Request) (*kpiRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &kpiRequest{k: k, unit: unit, span: kpi.Span{Window: window}}
+	req := &kpiRequest{scope: s, k: k, unit: unit, span: kpi.Span{Window: window}}
 	if k == nil {
 		req.composite = id
 	}
@@ -261,6 +322,10 @@ func (a *App) handleKPISQL(w http.ResponseWriter, r *http.Request) {
 func (a *App) handleKPISeries(w http.ResponseWriter, r *http.Request) {
 	req, err := a.readStatementRequest(r)
 	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if err := req.scope.allowSeries(req.k.ID, req.span.Window); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -381,9 +446,16 @@ func (s wsSession) Allow(channel string) error {
 	if strings.HasPrefix(channel, seriesPrefix) {
 		return s.allowSeries(channel)
 	}
+	if strings.HasPrefix(channel, rankingPrefix) {
+		return s.allowRankingChannel(channel)
+	}
+	if strings.HasPrefix(channel, mapPrefix) {
+		return s.allowMapChannel(channel)
+	}
 	k, ok := kpi.ParseChannel(channel)
 	if !ok {
-		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>, series:<kpi>:<unit>:<window>:<step>, list:<list>:<unit> nor alerts:<unit>")
+		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>, series:<kpi>:<unit>:<window>:<step>, " +
+			"ranking:<kpi>:<unit>:<window>, map:<unit>, list:<list>:<unit> nor alerts:<unit>")
 	}
 	if k.Window == kpi.WindowCustom {
 		return errors.New("custom windows are for REST only; subscribe to a standard window")
@@ -445,14 +517,7 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	}
 	cal := a.calendar()
 	a.kpiBuilder = &kpi.Builder{DB: a.db.Database(), Loc: cal.Location(), Calendar: a.calendar}
-	check := func(id, window string) error {
-		k, ok := a.kpiCat.KPI(id)
-		if !ok {
-			return errors.New("unknown kpi " + id)
-		}
-		return k.CheckWindow(window)
-	}
-	if a.dashboards, err = dashboards.Load(check, func(u string) bool { return a.refs.Has("unit", u) }); err != nil {
+	if a.dashboards, err = dashboards.Load(DashboardChecks(a.kpiCat, a.unitKind)); err != nil {
 		return err
 	}
 	if a.kpiStore, err = kpi.OpenStore(ctx, a.js, a.cfg.KPI.Store, a.kpiCat, cal.Location()); err != nil {

@@ -26,11 +26,8 @@ func (s *scope) allowList(list, unit string) error {
 	if !drill.Known(list) {
 		return api.Errorf(api.ENOTFOUND, fmt.Sprintf("unknown list %s (one of %s)", list, strings.Join(drill.Lists, ", ")))
 	}
-	if !s.known(unit) {
-		return api.Errorf(api.ENOTFOUND, "unknown unit "+unit)
-	}
-	if s.subtree != nil && !s.subtree[unit] {
-		return api.Errorf(api.EFORBIDDEN, "unit "+unit+" is outside the subtree of unit "+s.root+" this token sees")
+	if err := s.allowUnit(unit); err != nil {
+		return err
 	}
 	if s.dash != nil && !s.dash.ShowsList(list) {
 		return api.Errorf(api.EFORBIDDEN, "dashboard "+s.dash.ID+" does not show the list "+list)
@@ -98,6 +95,12 @@ func (a *App) handleList(w http.ResponseWriter, r *http.Request) {
 
 // listError keeps ClickHouse's text from clients, and logs it.
 func (a *App) listError(ctx context.Context, req drill.Request, err error) error {
+	return a.queryError(ctx, "list", err, "list", req.List, "unit", req.Unit)
+}
+
+// queryError keeps ClickHouse's text of a failed query (the list, the
+// map) from clients, and logs it with the attributes.
+func (a *App) queryError(ctx context.Context, what string, err error, attrs ...any) error {
 	var ae *api.Error
 	switch {
 	case errors.As(err, &ae):
@@ -105,10 +108,10 @@ func (a *App) listError(ctx context.Context, req drill.Request, err error) error
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return err // the client went away: 499
 	case errors.Is(err, context.DeadlineExceeded):
-		return api.Errorf(api.EUNAVAILABLE, "the list query did not finish in time; retry")
+		return api.Errorf(api.EUNAVAILABLE, "the "+what+" query did not finish in time; retry")
 	}
-	a.log.Warn("list failed", "list", req.List, "unit", req.Unit, "err", err)
-	return api.Errorf(api.EUNAVAILABLE, "clickhouse could not compute the list; retry later")
+	a.log.Warn(what+" failed", append(attrs, "err", err)...)
+	return api.Errorf(api.EUNAVAILABLE, "clickhouse could not compute the "+what+"; retry later")
 }
 
 // allowList is wsSession.Allow for a list:<list>:<unit> channel.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/query/alert"
 	"github.com/vn-ioc/ioc/query/drill"
+	"github.com/vn-ioc/ioc/query/kpi"
 	"github.com/vn-ioc/ioc/stream"
 )
 
@@ -40,9 +42,10 @@ const (
 )
 
 // listFeed is the stream.Source of the channels a node computes itself —
-// drill-down lists (list:<list>:<unit>) and KPI trends
-// (series:<kpi>:<unit>:<window>:<step>) — and the refresher that publishes
-// a channel's new value to the hub when it changes.
+// drill-down lists (list:<list>:<unit>), KPI trends
+// (series:<kpi>:<unit>:<window>:<step>), rankings of child units
+// (ranking:<kpi>:<unit>:<window>) and maps (map:<unit>) — and the refresher
+// that publishes a channel's new value to the hub when it changes.
 // Sequences come from one counter of the node: they go up per channel, and
 // mean nothing on another node, which is why a resuming client always gets
 // a fresh snapshot. A listFeed is safe for concurrent use.
@@ -60,7 +63,7 @@ type listFeed struct {
 	seq   atomic.Uint64
 	mu    sync.Mutex
 	chans map[string]*listChan
-	dirty map[string]bool // families with commits since the last round
+	dirty map[string]bool // topics changed since the last round
 	wake  chan struct{}
 }
 
@@ -68,9 +71,14 @@ var _ stream.Source = (*listFeed)(nil)
 
 // feedChannel is how the node computes one channel.
 type feedChannel struct {
-	family  string // the family whose commits change it
+	// topics whose changes change it: event families (their commit
+	// notices), or kpiTopic(kpi) (a value of the KPI published).
+	topics  []string
 	compute func(ctx context.Context, at time.Time) (feedValue, error)
 }
+
+// kpiTopic is the topic of the published values of a KPI.
+func kpiTopic(kpiID string) string { return "kpi:" + kpiID }
 
 // feedValue is a channel's value computed at an instant.
 type feedValue struct {
@@ -99,11 +107,11 @@ type listMetrics struct {
 func newListMetrics(reg prometheus.Registerer) listMetrics {
 	m := listMetrics{
 		channels: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_list_channels",
-			Help: "List and series channels this node keeps fresh for its websocket clients."}),
+			Help: "List, series, ranking and map channels this node keeps fresh for its websocket clients."}),
 		computed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_computations_total",
-			Help: "Lists and series computed for the websocket, by outcome (changed, unchanged, error)."}, []string{"outcome"}),
+			Help: "Lists, series, rankings and maps computed for the websocket, by outcome (changed, unchanged, error)."}, []string{"outcome"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_channels_dropped_total",
-			Help: "List and series channels no longer refreshed, by reason (idle, limit)."}, []string{"reason"}),
+			Help: "List, series, ranking and map channels no longer refreshed, by reason (idle, limit)."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.channels, m.computed, m.dropped)
@@ -111,16 +119,8 @@ func newListMetrics(reg prometheus.Registerer) listMetrics {
 	return m
 }
 
-// newListFeed checks the lists the dashboards declare and makes the feed of
-// the node's list channels.
+// newListFeed makes the feed of the node's list channels.
 func (a *App) newListFeed() (*listFeed, error) {
-	for id, d := range a.dashboards {
-		for i, l := range d.Lists {
-			if !drill.Known(l) {
-				return nil, fmt.Errorf("dashboard %s: lists[%d]: unknown list %q (one of %s)", id, i, l, strings.Join(drill.Lists, ", "))
-			}
-		}
-	}
 	return &listFeed{
 		parse:      a.parseFeedChannel,
 		publish:    func(u stream.Update) { a.hub.Publish(u) },
@@ -242,8 +242,9 @@ func (f *listFeed) store(c *listChan, v feedValue) (stream.Update, bool, error) 
 	return stream.Update{Channel: c.channel, Seq: seq, Data: b}, changed, nil
 }
 
-// Run recomputes the live channels on every commit notice of their family
-// (debounced) and every listRefresh, until ctx ends.
+// Run recomputes the live channels on every change of one of their topics
+// (commit notices, published KPI values; debounced) and every listRefresh,
+// until ctx ends.
 func (f *listFeed) Run(ctx context.Context, nc *nats.Conn) error {
 	sub, err := nc.Subscribe(ingest.CommitSubjectPrefix+">", f.onCommit)
 	if err != nil {
@@ -265,10 +266,10 @@ func (f *listFeed) Run(ctx context.Context, nc *nats.Conn) error {
 				return nil
 			}
 			f.mu.Lock()
-			fams := f.dirty
+			topics := f.dirty
 			f.dirty = map[string]bool{}
 			f.mu.Unlock()
-			f.refresh(ctx, fams)
+			f.refresh(ctx, topics)
 		}
 	}
 }
@@ -278,8 +279,21 @@ func (f *listFeed) onCommit(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &n); err != nil || n.Family == "" {
 		return
 	}
+	f.changed(n.Family)
+}
+
+// Published is told every KPI value published (the store's watch): the
+// rankings of the KPI read them.
+func (f *listFeed) Published(u stream.Update) {
+	if k, ok := kpi.ParseChannel(u.Channel); ok {
+		f.changed(kpiTopic(k.KPI))
+	}
+}
+
+// changed marks a topic changed and wakes Run.
+func (f *listFeed) changed(topic string) {
 	f.mu.Lock()
-	f.dirty[n.Family] = true
+	f.dirty[topic] = true
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:
@@ -287,9 +301,9 @@ func (f *listFeed) onCommit(m *nats.Msg) {
 	}
 }
 
-// refresh drops the idle channels and recomputes the others of the
-// families (nil: all), listParallel at a time.
-func (f *listFeed) refresh(ctx context.Context, families map[string]bool) {
+// refresh drops the idle channels and recomputes those of the topics (nil:
+// all), listParallel at a time.
+func (f *listFeed) refresh(ctx context.Context, topics map[string]bool) {
 	now := f.now()
 	f.mu.Lock()
 	var todo []*listChan
@@ -305,7 +319,7 @@ func (f *listFeed) refresh(ctx context.Context, families map[string]bool) {
 			f.m.dropped.WithLabelValues("idle").Inc()
 			continue
 		}
-		if families == nil || families[c.family] {
+		if topics == nil || slices.ContainsFunc(c.topics, func(t string) bool { return topics[t] }) {
 			todo = append(todo, c)
 		}
 	}
@@ -334,9 +348,9 @@ func (f *listFeed) refresh(ctx context.Context, families map[string]bool) {
 	wg.Wait()
 }
 
-// sourceMux routes a channel to the Source that holds it: list and series
-// channels to the node's list feed, alert channels to its alert feed, every
-// other channel to the KPI store.
+// sourceMux routes a channel to the Source that holds it: list, series,
+// ranking and map channels to the node's list feed, alert channels to its
+// alert feed, every other channel to the KPI store.
 type sourceMux struct {
 	kpi, list, alerts stream.Source
 }
@@ -344,8 +358,10 @@ type sourceMux struct {
 var _ stream.Source = sourceMux{}
 
 func (m sourceMux) pick(channel string) stream.Source {
-	if strings.HasPrefix(channel, drill.ChannelPrefix) || strings.HasPrefix(channel, seriesPrefix) {
-		return m.list
+	for _, p := range []string{drill.ChannelPrefix, seriesPrefix, rankingPrefix, mapPrefix} {
+		if strings.HasPrefix(channel, p) {
+			return m.list
+		}
 	}
 	if strings.HasPrefix(channel, alert.ChannelPrefix) {
 		return m.alerts

@@ -41,7 +41,7 @@ func newFakeFeed() (*listFeed, *fakeLists) {
 			if !ok || !drill.Known(list) {
 				return feedChannel{}, fmt.Errorf("channel %q is not a list channel", ch)
 			}
-			return feedChannel{family: drill.Family(list), compute: func(_ context.Context, at time.Time) (feedValue, error) {
+			return feedChannel{topics: []string{drill.Family(list)}, compute: func(_ context.Context, at time.Time) (feedValue, error) {
 				res, err := compute(list, unit, at)
 				if err != nil {
 					return feedValue{}, err

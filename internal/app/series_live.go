@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/query/drill"
 	"github.com/vn-ioc/ioc/query/kpi"
 )
@@ -18,17 +20,40 @@ const seriesPrefix = "series:"
 
 // parseSeriesChannel reads series:<kpi>:<unit>:<window>:<step>.
 func parseSeriesChannel(ch string) (k kpi.Key, step string, ok bool) {
-	rest, found := strings.CutPrefix(ch, seriesPrefix)
-	parts := strings.Split(rest, ":")
-	if !found || len(parts) != 4 {
+	p, ok := splitChannel(ch, seriesPrefix, 4)
+	if !ok {
 		return kpi.Key{}, "", false
 	}
-	for _, p := range parts {
-		if p == "" {
-			return kpi.Key{}, "", false
-		}
+	return kpi.Key{KPI: p[0], Unit: p[1], Window: p[2]}, p[3], true
+}
+
+// parseRankingChannel reads ranking:<kpi>:<unit>:<window>.
+func parseRankingChannel(ch string) (kpi.Key, bool) {
+	p, ok := splitChannel(ch, rankingPrefix, 3)
+	if !ok {
+		return kpi.Key{}, false
 	}
-	return kpi.Key{KPI: parts[0], Unit: parts[1], Window: parts[2]}, parts[3], true
+	return kpi.Key{KPI: p[0], Unit: p[1], Window: p[2]}, true
+}
+
+// parseMapChannel reads map:<unit>.
+func parseMapChannel(ch string) (unit string, ok bool) {
+	p, ok := splitChannel(ch, mapPrefix, 1)
+	if !ok {
+		return "", false
+	}
+	return p[0], true
+}
+
+// splitChannel reads prefix followed by n non-empty parts separated by
+// colons.
+func splitChannel(ch, prefix string, n int) ([]string, bool) {
+	rest, found := strings.CutPrefix(ch, prefix)
+	parts := strings.Split(rest, ":")
+	if !found || len(parts) != n || slices.Contains(parts, "") {
+		return nil, false
+	}
+	return parts, true
 }
 
 // seriesPayload is a KPI's trend as GET /api/v1/kpis/{kpi}/series returns
@@ -60,10 +85,11 @@ func (a *App) series(ctx context.Context, k *kpi.KPI, unit string, span kpi.Span
 		Version: k.Version, Points: points, SQL: sql}, nil
 }
 
-// parseFeedChannel says how the node computes a list or series channel.
+// parseFeedChannel says how the node computes a list, series, ranking or
+// map channel.
 func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 	if list, unit, ok := drill.ParseChannel(ch); ok && drill.Known(list) {
-		return feedChannel{family: drill.Family(list), compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+		return feedChannel{topics: []string{drill.Family(list)}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
 			res, err := drill.Run(ctx, a.db, a.calendar(), drill.Request{List: list, Unit: unit, At: at})
 			if err != nil {
 				return feedValue{}, err
@@ -71,15 +97,43 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 			return listValue(res), nil
 		}}, nil
 	}
+	if unit, ok := parseMapChannel(ch); ok {
+		// Cameras move on camera events, tickets on feedback events; the
+		// periodic refresh catches what time alone changes (a camera
+		// falling silent, a ticket becoming overdue).
+		return feedChannel{topics: []string{ingest.FamilyCamera, ingest.FamilyFeedback}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+			p, err := a.geo(ctx, unit, at)
+			if err != nil {
+				return feedValue{}, err
+			}
+			return jsonValue(at, p.digest(), p, func(q *mapPayload, seq uint64) { q.Seq = seq }), nil
+		}}, nil
+	}
+	if key, ok := parseRankingChannel(ch); ok {
+		k, found := a.kpiCat.KPI(key.KPI)
+		if !found {
+			return feedChannel{}, fmt.Errorf("unknown kpi %s", key.KPI)
+		}
+		// The values are those the engine publishes (computed when it has
+		// published none): the ranking follows them.
+		return feedChannel{topics: []string{kpiTopic(k.ID)}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+			p, err := a.ranking(ctx, k, key.Unit, key.Window, at)
+			if err != nil {
+				return feedValue{}, err
+			}
+			return jsonValue(at, p.digest(), p, func(q *rankingPayload, seq uint64) { q.Seq = seq }), nil
+		}}, nil
+	}
 	key, step, ok := parseSeriesChannel(ch)
 	if !ok {
-		return feedChannel{}, fmt.Errorf("channel %q is neither list:<list>:<unit> nor series:<kpi>:<unit>:<window>:<step>", ch)
+		return feedChannel{}, fmt.Errorf("channel %q is none of list:<list>:<unit>, series:<kpi>:<unit>:<window>:<step>, "+
+			"ranking:<kpi>:<unit>:<window>, map:<unit>", ch)
 	}
 	k, found := a.kpiCat.KPI(key.KPI)
 	if !found {
 		return feedChannel{}, fmt.Errorf("unknown kpi %s", key.KPI)
 	}
-	return feedChannel{family: k.Family, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+	return feedChannel{topics: []string{k.Family}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
 		span, err := kpi.Resolve(key.Window, at, a.kpiBuilder.Loc)
 		if err != nil {
 			return feedValue{}, err
@@ -91,12 +145,18 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 		p.At = at.UTC()
 		// What a client sees change: the span and the points.
 		d, _ := json.Marshal([]any{p.From, p.To, p.Version, p.Points})
-		return feedValue{at: at, digest: sha256.Sum256(d), encode: func(seq uint64) ([]byte, error) {
-			q := p
-			q.Seq = seq
-			return json.Marshal(q)
-		}}, nil
+		return jsonValue(at, sha256.Sum256(d), p, func(q *seriesPayload, seq uint64) { q.Seq = seq }), nil
 	}}, nil
+}
+
+// jsonValue is a channel value whose data is p as JSON, with its seq set
+// by withSeq.
+func jsonValue[P any](at time.Time, digest [32]byte, p P, withSeq func(*P, uint64)) feedValue {
+	return feedValue{at: at, digest: digest, encode: func(seq uint64) ([]byte, error) {
+		q := p
+		withSeq(&q, seq)
+		return json.Marshal(q)
+	}}
 }
 
 // listValue is a list as a channel value.
@@ -129,5 +189,5 @@ func (s wsSession) allowSeries(ch string) error {
 	if !kpi.KnownStep(step) {
 		return fmt.Errorf("step %q: use hour, day, week or month", step)
 	}
-	return nil
+	return wsError(s.s.allowSeries(key.KPI, key.Window))
 }

@@ -1,0 +1,215 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/vn-ioc/ioc/internal/api"
+	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/query"
+)
+
+// What the map draws.
+const (
+	// mapPrefix starts a map channel: map:<unit>.
+	mapPrefix = "map:"
+	// mapMaxTickets bounds the open tickets of a map, most recent first.
+	mapMaxTickets = 2000
+	// cameraOnlineWithin: a camera whose last status is online is online
+	// when heard from this recently, as camera.online_ratio counts it.
+	cameraOnlineWithin = 2 * time.Minute
+	// cameraLevelFresh: a congestion or flooding level older than this is
+	// shown as 0, as camera.flooding_active and the camera_level alerts
+	// judge it.
+	cameraLevelFresh = 30 * time.Minute
+)
+
+// Camera statuses on the map.
+const (
+	cameraOnline  = "online"  // last status online, heard from within cameraOnlineWithin
+	cameraOffline = "offline" // its last status says offline
+	cameraSilent  = "silent"  // never heard from, or not within cameraOnlineWithin
+)
+
+type mapCamera struct {
+	CameraID        string     `json:"camera_id"`
+	Name            string     `json:"name"`
+	Unit            string     `json:"unit"`
+	Lat             float64    `json:"lat"`
+	Lon             float64    `json:"lon"`
+	Status          string     `json:"status"`
+	CongestionLevel int64      `json:"congestion_level"`
+	FloodingLevel   int64      `json:"flooding_level"`
+	LastSeen        *time.Time `json:"last_seen"` // null: never heard from
+}
+
+type mapTicket struct {
+	TicketID   string    `json:"ticket_id"`
+	Unit       string    `json:"unit"`
+	Lat        float64   `json:"lat"`
+	Lon        float64   `json:"lon"`
+	Category   string    `json:"category"`
+	Overdue    bool      `json:"overdue"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// mapPayload is GET /api/v1/map; a map channel adds its seq.
+type mapPayload struct {
+	Unit             string      `json:"unit"`
+	At               time.Time   `json:"at"`
+	Cameras          []mapCamera `json:"cameras"`
+	Tickets          []mapTicket `json:"tickets"`
+	TicketsTotal     int64       `json:"tickets_total"`
+	TicketsTruncated bool        `json:"tickets_truncated"`
+	Seq              uint64      `json:"seq,omitzero"`
+}
+
+// allowMap checks the map of a unit subtree: a wall's dashboard must have a
+// map panel.
+func (s *scope) allowMap(unit string) error {
+	if err := s.allowUnit(unit); err != nil {
+		return err
+	}
+	if s.dash != nil && !s.dash.ShowsMap() {
+		return api.Errorf(api.EFORBIDDEN, "dashboard "+s.dash.ID+" has no map")
+	}
+	return nil
+}
+
+// handleMap serves GET /api/v1/map?unit=.
+func (a *App) handleMap(w http.ResponseWriter, r *http.Request) {
+	s, err := a.scopeOf(auth.FromContext(r.Context()))
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	unit := r.URL.Query().Get("unit")
+	if unit == "" {
+		unit = s.root
+	}
+	if err := s.allowMap(unit); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	p, err := a.geo(ctx, unit, time.Now())
+	if err != nil {
+		api.WriteError(w, r, a.queryError(r.Context(), "map", err, "unit", unit))
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, p)
+}
+
+// geo reads the cameras and the open tickets with coordinates of a unit
+// subtree at an instant.
+func (a *App) geo(ctx context.Context, unit string, at time.Time) (mapPayload, error) {
+	at = at.Truncate(time.Second)
+	p := mapPayload{Unit: unit, At: at.UTC(), Cameras: []mapCamera{}, Tickets: []mapTicket{}}
+	db := a.db.Database()
+	subtree := fmt.Sprintf("unit IN (SELECT code FROM %s.units WHERE has(path, %s))", db, query.Quote(unit))
+	now := "toDateTime(" + query.Quote(at.UTC().Format(time.DateTime)) + ", 'UTC')"
+
+	// ClickHouse 18.16 pushes no predicate into a view: the unit filter is
+	// inside the camera subquery, and the status view is joined to it.
+	rows, err := a.db.Conn.Query(ctx, `SELECT id, name, unit, lat_f, lon_f, online_i, status_at, last_seen_at,
+       congestion_i, congestion_at, flooding_i, flooding_at
+FROM (
+    SELECT id, name, unit, toFloat64(lat) AS lat_f, toFloat64(lon) AS lon_f
+    FROM `+db+`.cameras
+    WHERE `+subtree+`
+) ANY LEFT JOIN (
+    SELECT camera_id AS id, toInt64(online) AS online_i, status_at, last_seen_at,
+           toInt64(congestion_level) AS congestion_i, congestion_at, toInt64(flooding_level) AS flooding_i, flooding_at
+    FROM `+db+`.camera_status
+) USING id
+ORDER BY id`)
+	if err != nil {
+		return p, fmt.Errorf("map cameras: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c mapCamera
+		var online, congestion, flooding int64
+		var statusAt, lastSeen, congestionAt, floodingAt time.Time
+		if err := rows.Scan(&c.CameraID, &c.Name, &c.Unit, &c.Lat, &c.Lon, &online, &statusAt, &lastSeen,
+			&congestion, &congestionAt, &flooding, &floodingAt); err != nil {
+			return p, fmt.Errorf("map cameras: %w", err)
+		}
+		heard := lastSeen.Unix() > 0
+		switch {
+		case online == 1 && heard && !lastSeen.Before(at.Add(-cameraOnlineWithin)):
+			c.Status = cameraOnline
+		case statusAt.Unix() > 0 && online == 0:
+			c.Status = cameraOffline
+		default:
+			c.Status = cameraSilent
+		}
+		if heard {
+			t := lastSeen.UTC()
+			c.LastSeen = &t
+		}
+		if congestionAt.Unix() > 0 && !congestionAt.Before(at.Add(-cameraLevelFresh)) {
+			c.CongestionLevel = congestion
+		}
+		if floodingAt.Unix() > 0 && !floodingAt.Before(at.Add(-cameraLevelFresh)) {
+			c.FloodingLevel = flooding
+		}
+		p.Cameras = append(p.Cameras, c)
+	}
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("map cameras: %w", err)
+	}
+
+	where := `WHERE ` + subtree + `
+  AND received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0)
+  AND (lat != 0 OR lon != 0)`
+	if err := a.db.Conn.QueryRow(ctx, "SELECT toInt64(count()) FROM "+db+".tickets\n"+where).Scan(&p.TicketsTotal); err != nil {
+		return p, fmt.Errorf("map tickets: %w", err)
+	}
+	trows, err := a.db.Conn.Query(ctx, `SELECT ticket_id, unit, toFloat64(lat) AS lat_f, toFloat64(lon) AS lon_f, category,
+       toUInt8(due_at > toDateTime(0) AND due_at < `+now+`) AS overdue_u, received_at
+FROM `+db+`.tickets
+`+where+`
+ORDER BY received_at DESC, ticket_id
+LIMIT `+fmt.Sprint(mapMaxTickets))
+	if err != nil {
+		return p, fmt.Errorf("map tickets: %w", err)
+	}
+	defer trows.Close()
+	for trows.Next() {
+		var t mapTicket
+		var overdue uint8
+		if err := trows.Scan(&t.TicketID, &t.Unit, &t.Lat, &t.Lon, &t.Category, &overdue, &t.ReceivedAt); err != nil {
+			return p, fmt.Errorf("map tickets: %w", err)
+		}
+		t.Overdue = overdue == 1
+		t.ReceivedAt = t.ReceivedAt.UTC()
+		p.Tickets = append(p.Tickets, t)
+	}
+	if err := trows.Err(); err != nil {
+		return p, fmt.Errorf("map tickets: %w", err)
+	}
+	p.TicketsTruncated = p.TicketsTotal > int64(len(p.Tickets))
+	return p, nil
+}
+
+// digest of what a client sees change on the map (not the instant).
+func (p mapPayload) digest() [32]byte {
+	b, _ := json.Marshal([]any{p.Cameras, p.Tickets, p.TicketsTotal})
+	return sha256.Sum256(b)
+}
+
+// allowMapChannel is wsSession.Allow for map:<unit>.
+func (s wsSession) allowMapChannel(ch string) error {
+	unit, ok := parseMapChannel(ch)
+	if !ok {
+		return errors.New("channel " + ch + " is not map:<unit>")
+	}
+	return wsError(s.s.allowMap(unit))
+}
