@@ -63,7 +63,8 @@ func TestBrowserWallTabletConsole(t *testing.T) {
 	}
 	admin := tok(auth.Claims{Role: auth.RoleAdmin}, "e2e-admin")
 
-	feedSimulatedCity(t, n.url, admin)
+	stopCameras := feedSimulatedCity(t, n.url, admin)
+	defer stopCameras()
 
 	out := filepath.Join(root, "web", "e2e", "out")
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -145,11 +146,15 @@ func browserTools(root string) browserToolset {
 	return b
 }
 
-// feedSimulatedCity replays the two hours before now of the simulated city
-// (dossiers, feedback, cameras, surveys of all 168 wards) in a few seconds,
-// then waits until the node has written all of it, so the pages open on
-// realistic values that hold still until the script sends events itself.
-func feedSimulatedCity(t *testing.T, url, token string) {
+// feedSimulatedCity feeds the node the simulated city — a week of
+// dossiers, feedback and surveys of the 168 wards (at a tenth of the city's
+// daily numbers, so it fits in a few seconds), then the last two minutes of
+// its 721 cameras — and waits until the node has written it all, so the
+// pages open on realistic values. The cameras then go on in real time (a
+// detection every 30 s each) until the returned function stops them: the
+// wall's camera tiles stay current, and the dossier, feedback and survey
+// tiles hold still until the browser script sends events itself.
+func feedSimulatedCity(t *testing.T, url, token string) (stop func()) {
 	t.Helper()
 	set, err := refdata.HCMC()
 	if err != nil {
@@ -159,23 +164,28 @@ func feedSimulatedCity(t *testing.T, url, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now().Add(-2*time.Hour - 10*time.Minute).Truncate(time.Second)
-	g, err := sim.NewGenerator(sim.Config{Seed: 7, Start: start}, set, cal)
-	if err != nil {
-		t.Fatal(err)
+	const none = 1 // a day: cameras all but alone (zero means the generator's default)
+	quiet := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	now := time.Now().Truncate(time.Second)
+	replay := func(what string, cfg sim.Config) {
+		g, err := sim.NewGenerator(cfg, set, cal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := sim.RunConfig{Rate: 20000, BatchSize: 2000, Unpaced: true, Duration: 60 * time.Second}
+		st, err := sim.Run(context.Background(), rc, until{g, now}, &sim.HTTPSender{URL: url, Token: token}, quiet)
+		if err != nil {
+			t.Fatalf("simulator (%s): %v", what, err)
+		}
+		if st.Accepted == 0 || st.Rejected > 0 {
+			t.Fatalf("simulator (%s): %d events sent, %d accepted, %d rejected", what, st.Sent, st.Accepted, st.Rejected)
+		}
+		t.Logf("simulator: %s, %d events accepted in %s", what, st.Accepted, st.Elapsed.Round(time.Millisecond))
 	}
-	// 3 s at 3600× is three simulated hours at most, and the rate cap makes
-	// it fewer: the events stay in the past.
-	rc := sim.RunConfig{Rate: 4000, BatchSize: 1000, Speed: 3600, Duration: 3 * time.Second, FlushEvery: 200 * time.Millisecond}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sim.Run(context.Background(), rc, g, &sim.HTTPSender{URL: url, Token: token}, log)
-	if err != nil {
-		t.Fatalf("simulator: %v", err)
-	}
-	if st.Accepted == 0 || st.Rejected > 0 {
-		t.Fatalf("simulator: %d events sent, %d accepted, %d rejected", st.Sent, st.Accepted, st.Rejected)
-	}
-	t.Logf("simulator: %d events accepted in %s", st.Accepted, st.Elapsed.Round(time.Millisecond))
+	replay("a week of dossiers, feedback and surveys", sim.Config{Seed: 7, Start: now.Add(-7 * 24 * time.Hour), Cameras: -1,
+		DossiersPerDay: 500, FeedbackPerDay: 300})
+	replay("two minutes of the cameras", sim.Config{Seed: 8, Start: now.Add(-2 * time.Minute), DossiersPerDay: none, FeedbackPerDay: none,
+		DetectionEvery: 30 * time.Second})
 	testenv.Eventually(t, 60*time.Second, "the node writes the simulated events", func() (bool, error) {
 		req, _ := http.NewRequest("GET", url+"/api/v1/ingest/status", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -194,4 +204,38 @@ func feedSimulatedCity(t *testing.T, url, token string) {
 		}
 		return len(s.Pending) > 0 && pending == 0, fmt.Errorf("pending %v", s.Pending)
 	})
+	g, err := sim.NewGenerator(sim.Config{Seed: 9, Start: time.Now(), DossiersPerDay: none, FeedbackPerDay: none,
+		DetectionEvery: 30 * time.Second}, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = sim.Run(ctx, sim.RunConfig{Rate: 1000, FlushEvery: 250 * time.Millisecond}, g, &sim.HTTPSender{URL: url, Token: token}, quiet)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// until ends a source before its first event after end.
+type until struct {
+	src sim.Source
+	end time.Time
+}
+
+func (u until) Next() (sim.Event, bool) {
+	ev, ok := u.src.Next()
+	if !ok || ev.Time.After(u.end) {
+		return sim.Event{}, false
+	}
+	return ev, true
+}
+
+// tlog writes to the test's log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

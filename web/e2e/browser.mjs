@@ -269,7 +269,12 @@ async function tilesMatchAPI(page, token, what, retryMs = 10000) {
     const problems = [];
     for (const t of tiles) {
       const k = parseChannel(t.channel);
-      const a = await apiOK(`/api/v1/kpis/${k.kpi}?unit=${k.unit}&window=${k.window}`, token);
+      const r = await api(`/api/v1/kpis/${k.kpi}?unit=${k.unit}&window=${k.window}`, token);
+      if (r.status !== 200) {
+        problems.push(`${t.channel}: the API answers ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+        continue;
+      }
+      const a = r.body;
       const want = a.value === null || a.value === undefined ? "" : String(a.value);
       if (t.value !== want) {
         problems.push(`${t.channel}: data-value "${t.value}", API value "${want}" (as_of ${a.as_of ?? "—"})`);
@@ -387,6 +392,7 @@ check("wall renders", [], async ({ browser }) => {
   await page.goto(`${cfg.url}/wall/city#token=${cfg.token.wall}`);
   await waitReady(page, "/wall/city");
   log(`    ready in ${Date.now() - t0} ms`);
+  if (!(await page.$("#status"))) throw new Error("no connection banner (#status) on the wall");
   const status = await page.getAttribute("#status", "data-status");
   if (status !== "live") throw new Error(`#status is "${status}", want live`);
   const tiles = await tilesMatchAPI(page, cfg.token.wall, "/wall/city at 1920×1080");
@@ -531,8 +537,11 @@ check("connection loss visible", ["wall renders"], async ({ browser }) => {
       throw new Error(`${LIVE_TILE} shows ${await page.getAttribute(tileSel, "data-value")} (live ${await page.getAttribute(tileSel, "data-live")}) after the reconnect, the API ${v.value}`);
     });
     await tilesMatchAPI(page, cfg.token.wall, "/wall/city after the reconnect");
-    const notLive = (await readTiles(page)).filter((t) => t.live !== "true").map((t) => t.channel);
-    if (notLive.length) throw new Error(`tiles not live after the reconnect: ${notLive.join(", ")}`);
+    // Every channel is subscribed again (within the server's message rate), values unchanged or not.
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-channel^="kpi:"]')].every((e) => e.getAttribute("data-live") === "true"), null, { timeout: 10000 }).catch(async () => {
+      const notLive = (await readTiles(page)).filter((t) => t.live !== "true").map((t) => t.channel);
+      throw new Error(`tiles still greyed (data-live≠true) 10 s after the reconnect: ${notLive.join(", ")}`);
+    });
     if ((await looks(page, LIVE_TILE)) !== liveLook) throw new Error(`${LIVE_TILE} still looks greyed after the reconnect`);
     noPageErrors(page, "/wall/city through the proxy");
     await page.context().close();
