@@ -568,7 +568,7 @@ check("heap does not grow", ["wall renders"], async () => {
   }, LIVE_TILE);
   const flow = eventFlow(10);
   try {
-    await sleep(10000); // warm-up: every code path has run, caches are full
+    await sleep(5000); // warm-up: every code path has run, caches are full
     const before = await measure();
     const c0 = await changes();
     const t0 = Date.now();
@@ -618,7 +618,7 @@ check("tablet", [], async ({ browser }) => {
   await page.goto(`${cfg.url}/tablet/unit/${SIBLING_WARD}`);
   const err = await page.waitForSelector(".error[data-code=forbidden]", { state: "visible", timeout: 15000 }).catch(() => null);
   if (!err) throw new Error(`/tablet/unit/${SIBLING_WARD}: no .error[data-code=forbidden] within 15 s`);
-  const msg = spaces(await err.textContent());
+  const msg = spaces(await err.innerText());
   if (!msg) throw new Error(".error[data-code=forbidden] is empty: the server's message is not shown");
   await page.waitForTimeout(1000); // anything still arriving would show now
   const shown = await page.evaluate(() => ({
