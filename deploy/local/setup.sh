@@ -27,15 +27,20 @@ fi
 go mod download
 
 # The tests also read ioc's Arrow streams with an independent implementation
-# (apache-arrow from npm, pinned by its lockfile).
+# (apache-arrow from npm, pinned by its lockfile), and drive the web UI in
+# Debian's chromium (with playwright-core from web/'s lockfile, which never
+# downloads a browser of its own).
 if [ "${1:-}" = "--test" ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "setup: installing nodejs and npm with apt-get"
+  need_apt=()
+  command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]} with apt-get"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq nodejs npm >/dev/null
+    $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
   fi
   dir=query/sqlapi/testdata/arrowcheck
   if [ ! -d "$dir/node_modules/apache-arrow" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
