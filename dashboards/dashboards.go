@@ -56,6 +56,7 @@ const (
 	DefaultRankingLimit = 10
 	MaxRankingLimit     = 200
 	MaxPanelSize        = 3
+	MaxPanelRows        = 6
 )
 
 // Dashboard is one definition.
@@ -82,6 +83,10 @@ type Panel struct {
 	Title map[string]string `yaml:"title,omitempty" json:"title,omitempty"`
 	// Size in grid columns, 1 to 3. Default 1.
 	Size int `yaml:"size,omitempty" json:"size"`
+	// Rows of the grid the panel spans, 1 to 6. Default: a tile 1, a map
+	// 3, the others 2. A wall has as many equal rows as its panels fill
+	// (six columns), so the whole dashboard fits the screen.
+	Rows int `yaml:"rows,omitempty" json:"rows"`
 	// KPI and Window: tile, trend, ranking, map.
 	KPI    string `yaml:"kpi,omitempty" json:"kpi,omitempty"`
 	Window string `yaml:"window,omitempty" json:"window,omitempty"`
@@ -273,8 +278,8 @@ func (d *Dashboard) check(c Checks) error {
 	return nil
 }
 
-// panelFields are the fields each kind of panel takes, besides kind, title
-// and size.
+// panelFields are the fields each kind of panel takes, besides kind, title,
+// size and rows.
 var panelFields = map[string][]string{
 	PanelTile:    {"kpi", "window", "compare", "sparkline", "target"},
 	PanelTrend:   {"kpi", "window", "step", "target"},
@@ -313,6 +318,15 @@ func (p *Panel) check(c Checks) error {
 	}
 	if p.Size < 1 || p.Size > MaxPanelSize {
 		return fmt.Errorf("size: %d grid columns; give 1 to %d", p.Size, MaxPanelSize)
+	}
+	if p.Rows == 0 {
+		p.Rows = map[string]int{PanelTile: 1, PanelMap: 3}[p.Kind]
+		if p.Rows == 0 {
+			p.Rows = 2
+		}
+	}
+	if p.Rows < 1 || p.Rows > MaxPanelRows {
+		return fmt.Errorf("rows: %d grid rows; give 1 to %d", p.Rows, MaxPanelRows)
 	}
 	if p.Title != nil && p.Title["vi"] == "" {
 		return errors.New("title: give at least vi")

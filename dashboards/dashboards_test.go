@@ -129,6 +129,7 @@ func TestParseRefusals(t *testing.T) {
 		{"ranking order", head + "  - {kind: ranking, kpi: dossier.overdue_rate, window: month, order: up}", "order: \"up\" is neither asc nor desc"},
 		{"ranking limit", head + "  - {kind: ranking, kpi: dossier.overdue_rate, window: month, limit: 500}", "limit: 500; give 1 to 200"},
 		{"size", head + "  - {kind: alerts, size: 4}", "panels[0] (alerts): size: 4 grid columns"},
+		{"rows", head + "  - {kind: alerts, rows: 7}", "panels[0] (alerts): rows: 7 grid rows"},
 		{"empty map", head + "  - {kind: map}", "a map draws something"},
 		{"map window without kpi", head + "  - {kind: map, cameras: true, window: month}", "window: only with kpi"},
 		{"panel title without vi", head + "  - {kind: alerts, title: {en: Alerts}}", "title: give at least vi"},

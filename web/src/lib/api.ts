@@ -123,6 +123,7 @@ export interface Panel {
   kind: "tile" | "trend" | "ranking" | "map" | "alerts" | "list";
   title?: { vi?: string; en?: string };
   size?: number;
+  rows?: number;
   kpi?: string;
   window?: string;
   step?: string;

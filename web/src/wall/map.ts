@@ -211,14 +211,23 @@ function projection(units: Unit[], zoom: boolean): Projection {
   const xy = (lat: number, lon: number): XY => [(lon - lon0) * kx, (lat0 - lat) * ky];
   const pts = units.map((u) => xy(u.lat, u.lon));
   const dist = pts.map(([x, y]) => Math.hypot(x, y));
-  const cut = zoom ? Infinity : median(dist) * 4 + 5;
-  const kept = pts.filter((_, i) => dist[i] <= cut);
-  const pad = zoom ? 4 : 3;
-  const xs = kept.map((p) => p[0]);
-  const ys = kept.map((p) => p[1]);
-  const x0 = Math.min(...xs) - pad;
-  const y0 = Math.min(...ys) - pad;
-  return { xy, viewBox: `${x0.toFixed(2)} ${y0.toFixed(2)} ${(Math.max(...xs) + pad - x0).toFixed(2)} ${(Math.max(...ys) + pad - y0).toFixed(2)}` };
+  // Far outliers (Côn Đảo, 180 km out at sea) would shrink the city to a corner.
+  const cut = zoom ? Infinity : Math.max(median(dist) * 8, 100);
+  // The extent holds each kept ward's whole disc (wardShapes), plus a margin.
+  const pad = zoom ? 4 : 0.5;
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  pts.forEach(([x, y], i) => {
+    if (dist[i] > cut) return;
+    const r = radius(units[i]) + pad;
+    [x0, y0, x1, y1] = [Math.min(x0, x - r), Math.min(y0, y - r), Math.max(x1, x + r), Math.max(y1, y + r)];
+  });
+  return { xy, viewBox: `${x0.toFixed(2)} ${y0.toFixed(2)} ${(x1 - x0).toFixed(2)} ${(y1 - y0).toFixed(2)}` };
+}
+
+/** The disc a ward's shape stays within: 1.3 × the radius of its area, km. */
+function radius(u: Unit): number {
+  const area = typeof u.area_km2 === "number" && u.area_km2 > 0 ? u.area_km2 : 5;
+  return Math.max(0.6, Math.sqrt(area / Math.PI) * 1.3);
 }
 
 function median(xs: number[]): number {
@@ -235,8 +244,7 @@ function wardShapes(wards: Unit[], proj: Projection): [string, string][] {
   const vor = Delaunay.from(pts).voronoi([bx - far, by - far, bx + bw + far, by + bh + far]);
   const out: [string, string][] = [];
   wards.forEach((u, i) => {
-    const area = typeof u.area_km2 === "number" && u.area_km2 > 0 ? u.area_km2 : 5;
-    const r = Math.max(0.6, Math.sqrt(area / Math.PI) * 1.3);
+    const r = radius(u);
     const disc: XY[] = [];
     for (let k = 0; k < 40; k++) {
       const a = (k / 40) * 2 * Math.PI;

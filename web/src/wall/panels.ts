@@ -228,7 +228,7 @@ export function rankingPanel(ctx: Ctx, p: Panel): PanelView {
     tbody.replaceChildren(...top.map((x, i) =>
       h("tr", { "data-unit": x.unit, "data-value": rawValue(x.value) },
         h("td.rank", null, String(i + 1)),
-        h("td.name", null, x.name || ctx.units.get(x.unit)?.name || x.unit),
+        h("td.name", { title: x.name }, shortName(x.name || ctx.units.get(x.unit)?.name || x.unit)),
         h("td.bar", null, h("span", { style: `width:${((Math.abs(x.value!) / max) * 100).toFixed(1)}%` })),
         h("td.num.value", null, kpiValue(x.value, def?.format, getLocale())),
       )));
@@ -243,6 +243,11 @@ export function rankingPanel(ctx: Ctx, p: Panel): PanelView {
       f.tickAsOf(now);
     },
   };
+}
+
+/** A ward's name without "Phường " (most of them are wards; communes keep "Xã"). */
+export function shortName(name: string): string {
+  return name.replace(/^Phường /, "");
 }
 
 // ── Alert ticker ─────────────────────────────────────────────────────────
@@ -274,7 +279,7 @@ export function alertsPanel(ctx: Ctx, p: Panel): PanelView {
           h("li", { "data-alert": a.id, "data-severity": a.severity, "data-state": a.state },
             h("span.when", null, clock(a.raised_at, getLocale()).slice(0, 5)),
             h("span.what", null, getLocale() === "vi" ? a.title_vi || a.title : a.title || a.title_vi),
-            h("span.where", null, ctx.units.get(a.unit)?.name ?? a.unit),
+            h("span.where", null, shortName(ctx.units.get(a.unit)?.name ?? a.unit)),
             a.state === "acknowledged" ? h("span.acked", null, "✓ " + t("acknowledged")) : null,
           ))));
     f.note.textContent = `${t("total")}: ${num(d?.total ?? 0, 0, getLocale())}`;
@@ -317,19 +322,18 @@ export function listPanel(ctx: Ctx, p: Panel): PanelView {
   const tbody = h("tbody");
   f.body.append(h("table.list", null,
     h("thead", null, h("tr", null,
-      h("th", null, tickets ? t("category") : t("procedure")),
-      h("th", null, t("unit")),
-      h("th", null, t("officer")),
+      h("th", null, `${tickets ? t("category") : t("procedure")} · ${t("unit")} · ${t("officer")}`),
       h("th.num", null, dueSoon ? t("hours_left") : t("days_late")))),
     tbody));
   const limit = p.limit ?? 8;
   watch(ctx, channel, (d: { total: number; rows: ListRow[]; at: string } | null) => {
     const rows = d?.rows ?? [];
+    // Two lines a row: what (procedure or category), then where and who holds it.
     tbody.replaceChildren(...rows.slice(0, limit).map((r) =>
       h("tr", { "data-id": r.dossier_id ?? r.ticket_id ?? "" },
-        h("td", null, (tickets ? r.category : r.procedure_name) ?? ""),
-        h("td", null, r.unit_name || r.unit),
-        h("td", null, r.officer_name || r.officer || "—"),
+        h("td", null,
+          h("div.what", null, (tickets ? r.category : r.procedure_name) ?? ""),
+          h("div.who", null, shortName(r.unit_name || r.unit), " · ", h("span.officer", null, r.officer_name || r.officer || "—"))),
         h("td.num.value", null, num(dueSoon ? r.working_hours_left : r.working_days_late, 1, getLocale())))));
     f.note.textContent = `${t("total")}: ${num(d?.total ?? 0, 0, getLocale())}`;
     f.asOf(d?.at);

@@ -3,7 +3,7 @@
 // as /wall/{dashboard}#token=… (the token stays out of server logs; it is
 // kept in this browser so a reload needs no fragment).
 import "../styles/wall.css";
-import { Api, ApiError, type Dashboard, type KPIDef, type Unit } from "../lib/api";
+import { Api, ApiError, type Dashboard, type KPIDef, type Panel, type Unit } from "../lib/api";
 import { banner } from "../lib/banner";
 import { h, replace, setText } from "../lib/dom";
 import { ago, clock } from "../lib/format";
@@ -95,14 +95,14 @@ export async function mountWall(root: HTMLElement, id: string) {
     const make = { tile: tilePanel, trend: trendPanel, ranking: rankingPanel, map: mapPanel, alerts: alertsPanel, list: listPanel }[p.kind];
     if (!make) continue;
     const v = make(ctx, p);
-    const sp = span(p.kind, p.size);
+    const sp = span(p);
     v.el.style.gridColumn = `span ${sp.cols}`;
     v.el.style.gridRow = `span ${sp.rows}`;
     views.push(v);
     grid.append(v.el);
   }
   // The whole dashboard fits the screen: as many equal rows as the panels need.
-  const cells = dash.panels.reduce((n, p) => n + span(p.kind, p.size).cols * span(p.kind, p.size).rows, 0);
+  const cells = dash.panels.reduce((n, p) => n + span(p).cols * span(p).rows, 0);
   grid.style.gridTemplateRows = `repeat(${Math.max(1, Math.ceil(cells / COLUMNS))}, minmax(0, 1fr))`;
   replace(root, banner(live), header, grid);
   mounted = true;
@@ -123,12 +123,10 @@ export async function mountWall(root: HTMLElement, id: string) {
   window.setInterval(tick, 1000);
 }
 
-/** Columns of the wall's grid; a panel spans `size` of them (the map 3, lists 2 by default) and the rows its kind takes. */
+/** Columns of the wall's grid; a panel spans `size` of them and `rows` rows (defaults as dashboards.md says). */
 const COLUMNS = 6;
-function span(kind: string, size: number | undefined): { cols: number; rows: number } {
-  const cols = Math.min(COLUMNS, size ?? (kind === "map" ? 3 : kind === "trend" || kind === "alerts" || kind === "list" ? 2 : 1));
-  const rows = kind === "map" ? 3 : kind === "tile" ? 1 : 2;
-  return { cols, rows };
+function span(p: Panel): { cols: number; rows: number } {
+  return { cols: Math.min(COLUMNS, p.size ?? 1), rows: p.rows ?? (p.kind === "map" ? 3 : p.kind === "tile" ? 1 : 2) };
 }
 
 /** A Go duration ("15m", "90s", "1h30m0s") in ms. */
