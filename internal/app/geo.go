@@ -199,9 +199,18 @@ LIMIT `+fmt.Sprint(mapMaxTickets))
 	return p, nil
 }
 
-// digest of what a client sees change on the map (not the instant).
+// digest of what a client sees change on the map: not the instant, and not
+// a camera's last_seen, which moves with every detection (the status it
+// decides — online or silent — is in). Without it a city map would be
+// sent again after every commit of camera events, hundreds of kilobytes a
+// second to each wall; a map value's last_seen is that of its last change.
 func (p mapPayload) digest() [32]byte {
-	b, _ := json.Marshal([]any{p.Cameras, p.Tickets, p.TicketsTotal})
+	cams := make([]mapCamera, len(p.Cameras))
+	for i, c := range p.Cameras {
+		c.LastSeen = nil
+		cams[i] = c
+	}
+	b, _ := json.Marshal([]any{cams, p.Tickets, p.TicketsTotal})
 	return sha256.Sum256(b)
 }
 

@@ -35,7 +35,7 @@ export function mapPanel(ctx: Ctx, p: Panel): PanelView {
   map.append(gWards, gTickets, gCams);
   const cells = new Map<string, SVGPathElement>();
   for (const [code, d] of wardShapes(wards, proj)) {
-    const path = svg("path", { d, "data-unit": code, class: isWard && code !== ctx.unit ? "ward context" : "ward" });
+    const path = svg("path", { d, "data-unit": code, class: isWard ? (code === ctx.unit ? "ward focus" : "ward context") : "ward" });
     const u = ctx.units.get(code);
     path.appendChild(svg("title")).textContent = u?.name ?? code;
     cells.set(code, path);
@@ -179,12 +179,12 @@ function sync<T>(els: Map<string, SVGCircleElement>, items: T[], id: (x: T) => s
 function drawCamera(el: SVGCircleElement, c: Camera, proj: Projection) {
   const [x, y] = proj.xy(c.lat, c.lon);
   const state = c.status !== "online" ? "offline" : c.flooding_level >= 1 ? "flood" : c.congestion_level >= 3 ? "jam" : c.congestion_level >= 2 ? "slow" : "ok";
-  set(el, { cx: x.toFixed(3), cy: y.toFixed(3), r: state === "ok" ? 0.22 : 0.45, class: "camera " + state, "data-camera": c.camera_id });
+  set(el, { cx: x.toFixed(3), cy: y.toFixed(3), r: (state === "ok" ? 0.22 : 0.45) * proj.dot, class: "camera " + state, "data-camera": c.camera_id });
 }
 
 function drawTicket(el: SVGCircleElement, tk: MapTicket, proj: Projection) {
   const [x, y] = proj.xy(tk.lat, tk.lon);
-  set(el, { cx: x.toFixed(3), cy: y.toFixed(3), r: tk.overdue ? 0.3 : 0.2, class: "ticket" + (tk.overdue ? " overdue" : ""), "data-ticket": tk.ticket_id });
+  set(el, { cx: x.toFixed(3), cy: y.toFixed(3), r: (tk.overdue ? 0.3 : 0.2) * proj.dot, class: "ticket" + (tk.overdue ? " overdue" : ""), "data-ticket": tk.ticket_id });
 }
 
 function set(el: Element, attrs: Record<string, string | number>) {
@@ -200,6 +200,8 @@ function heat(x: number): string {
 interface Projection {
   xy(lat: number, lon: number): XY;
   viewBox: string;
+  /** Scale of the dots: 1 for the city (about 100 km across), smaller when zoomed on a ward. */
+  dot: number;
 }
 
 /** Kilometres east and south of the centre; the extent leaves out far outliers (islands) unless zoomed on a ward. */
@@ -221,7 +223,7 @@ function projection(units: Unit[], zoom: boolean): Projection {
     const r = radius(units[i]) + pad;
     [x0, y0, x1, y1] = [Math.min(x0, x - r), Math.min(y0, y - r), Math.max(x1, x + r), Math.max(y1, y + r)];
   });
-  return { xy, viewBox: `${x0.toFixed(2)} ${y0.toFixed(2)} ${(x1 - x0).toFixed(2)} ${(y1 - y0).toFixed(2)}` };
+  return { xy, viewBox: `${x0.toFixed(2)} ${y0.toFixed(2)} ${(x1 - x0).toFixed(2)} ${(y1 - y0).toFixed(2)}`, dot: Math.min(1, Math.max(x1 - x0, y1 - y0) / 100) };
 }
 
 /** The disc a ward's shape stays within: 1.3 × the radius of its area, km. */
