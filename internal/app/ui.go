@@ -5,12 +5,20 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/vn-ioc/ioc/web"
+)
+
+// The routes of the web UI: its pages (one index.html) and its assets.
+var (
+	uiPages  = []string{"/", "/wall/{dashboard}", "/tablet", "/tablet/*", "/console"}
+	uiAssets = "/assets/*"
+	uiPaths  = append(slices.Clone(uiPages), uiAssets)
 )
 
 // uiRoutes serves the embedded web UI: one page (index.html) for the wall,
@@ -32,13 +40,11 @@ func uiRoutes(r chi.Router) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeContent(w, req, "index.html", start, bytes.NewReader(index))
 	}
-	r.Get("/", page)
-	r.Get("/wall/{dashboard}", page)
-	r.Get("/tablet", page)
-	r.Get("/tablet/*", page)
-	r.Get("/console", page)
+	for _, p := range uiPages {
+		r.Get(p, page)
+	}
 	assets := http.FileServer(http.FS(fsys))
-	r.Get("/assets/*", func(w http.ResponseWriter, req *http.Request) {
+	r.Get(uiAssets, func(w http.ResponseWriter, req *http.Request) {
 		uiHeaders(w)
 		// Asset names carry a hash of their content.
 		if strings.Contains(path.Base(req.URL.Path), "-") {
