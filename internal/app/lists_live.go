@@ -290,9 +290,15 @@ func (f *listFeed) Published(u stream.Update) {
 	}
 }
 
-// changed marks a topic changed and wakes Run.
+// changed marks a topic changed and wakes Run; without live channels
+// there is nothing to recompute (a channel subscribed later is computed
+// then).
 func (f *listFeed) changed(topic string) {
 	f.mu.Lock()
+	if len(f.chans) == 0 {
+		f.mu.Unlock()
+		return
+	}
 	f.dirty[topic] = true
 	f.mu.Unlock()
 	select {
