@@ -43,7 +43,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		defer chLog.Close()
 		fmt.Fprintf(stdout, "starting a private ClickHouse in %s on 127.0.0.1:%d …\n", filepath.Join(n.dataDir, "clickhouse"), *chPort)
-		ch, err := chlocal.Start(ctx, chlocal.Options{Dir: filepath.Join(n.dataDir, "clickhouse"), TCPPort: *chPort, HTTPPort: *chPort + 1, Log: chLog})
+		ch, err := chlocal.Supervise(ctx, chlocal.Options{Dir: filepath.Join(n.dataDir, "clickhouse"), TCPPort: *chPort, HTTPPort: *chPort + 1, Log: chLog},
+			func(exit, restarted error) {
+				if restarted == nil {
+					log.Warn("the private ClickHouse exited; started it again", "exit", exit, "errors", filepath.Join(n.dataDir, "clickhouse", "log", "err.log"))
+				} else {
+					log.Error("the private ClickHouse exited and could not be started again; retrying", "exit", exit, "err", restarted)
+				}
+			})
 		if err != nil {
 			return err
 		}

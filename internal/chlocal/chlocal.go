@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -24,9 +25,14 @@ type Server struct {
 	Dir      string
 	TCPPort  int
 	HTTPPort int
+	opts     Options
 	cmd      *exec.Cmd
-	done     chan error
+	exited   chan struct{} // closed when the process has exited
+	waitErr  error         // how it exited, once exited is closed
 }
+
+// Exited is closed when the server process has exited, for whatever reason.
+func (s *Server) Exited() <-chan struct{} { return s.exited }
 
 // Addr of the native protocol.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.TCPPort) }
@@ -106,8 +112,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
 	_ = os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
-	s := &Server{Dir: dir, TCPPort: o.TCPPort, HTTPPort: o.HTTPPort, cmd: cmd, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
+	o.Dir = dir
+	s := &Server{Dir: dir, TCPPort: o.TCPPort, HTTPPort: o.HTTPPort, opts: o, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
@@ -116,8 +126,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return s, nil
 		}
 		select {
-		case werr := <-s.done:
-			return nil, fmt.Errorf("clickhouse-server exited at start (%v); see %s", werr, filepath.Join(dir, "log", "err.log"))
+		case <-s.exited:
+			return nil, fmt.Errorf("clickhouse-server exited at start (%v); see %s", s.waitErr, filepath.Join(dir, "log", "err.log"))
 		case <-ctx.Done():
 			s.Stop()
 			return nil, ctx.Err()
@@ -137,10 +147,10 @@ func (s *Server) Stop() error {
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case <-s.exited:
 	case <-time.After(20 * time.Second):
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
+		<-s.exited
 	}
 	_ = os.Remove(filepath.Join(s.Dir, "server.pid"))
 	return nil
@@ -149,12 +159,95 @@ func (s *Server) Stop() error {
 // Kill stops the server at once (SIGKILL), as a crash would.
 func (s *Server) Kill() {
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
+	<-s.exited
 }
 
-// Restart starts the server again on the same ports with the same data.
+// Restart starts the server again on the same ports with the same data and
+// options.
 func (s *Server) Restart(ctx context.Context) (*Server, error) {
-	return Start(ctx, Options{Dir: s.Dir, TCPPort: s.TCPPort, HTTPPort: s.HTTPPort})
+	return Start(ctx, s.opts)
+}
+
+// Supervised is a private server started again whenever it exits by
+// itself — ClickHouse 18.16 has been seen to crash (a segmentation fault)
+// under a long demo — on the same ports and data, so its clients reconnect
+// and lose nothing (ioc retries its inserts). Stop ends it for good.
+type Supervised struct {
+	mu      sync.Mutex
+	cur     *Server
+	stopped bool
+	done    chan struct{}
+}
+
+// Supervise starts a server and keeps it running until Stop or ctx ends.
+// onExit is told of each unexpected exit and of the restart's outcome.
+func Supervise(ctx context.Context, o Options, onExit func(exit error, restarted error)) (*Supervised, error) {
+	s, err := Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	sv := &Supervised{cur: s, done: make(chan struct{})}
+	go sv.watch(ctx, onExit)
+	return sv, nil
+}
+
+func (sv *Supervised) watch(ctx context.Context, onExit func(exit, restarted error)) {
+	defer close(sv.done)
+	backoff := time.Second
+	for {
+		sv.mu.Lock()
+		cur := sv.cur
+		sv.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-cur.Exited():
+		}
+		for {
+			sv.mu.Lock()
+			if sv.stopped {
+				sv.mu.Unlock()
+				return
+			}
+			next, err := cur.Restart(ctx)
+			if err == nil {
+				sv.cur = next
+			}
+			sv.mu.Unlock()
+			if onExit != nil {
+				onExit(cur.waitErr, err)
+			}
+			if err == nil {
+				backoff = time.Second
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}
+}
+
+// Server is the server running now (a new one after each restart).
+func (sv *Supervised) Server() *Server {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.cur
+}
+
+// Addr of the native protocol (the same across restarts).
+func (sv *Supervised) Addr() string { return sv.Server().Addr() }
+
+// Stop ends the supervision and stops the server.
+func (sv *Supervised) Stop() error {
+	sv.mu.Lock()
+	sv.stopped = true
+	cur := sv.cur
+	sv.mu.Unlock()
+	return cur.Stop()
 }
 
 func stopStale(dir string) {

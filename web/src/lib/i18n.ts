@@ -10,6 +10,7 @@ const words = {
   stale: { vi: "Số liệu cũ", en: "Stale data" },
   as_of: { vi: "Số liệu đến", en: "Data as of" },
   reconnecting_in: { vi: "đang kết nối lại", en: "reconnecting" },
+  retrying_in: { vi: "Thử lại sau", en: "Retrying in" },
   vs_prev: { vi: "so với kỳ trước", en: "vs previous period" },
   target: { vi: "Mục tiêu", en: "Target" },
   no_value: { vi: "Chưa có số liệu", en: "No data yet" },

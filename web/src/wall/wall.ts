@@ -38,11 +38,15 @@ export async function mountWall(root: HTMLElement, id: string) {
       break;
     } catch (e) {
       const err = e as ApiError;
-      const msg = h("div.wall-message", null, h("h1", null, t("error")), h("p.error", { "data-code": err.code ?? "error" }, err.message ?? String(e)));
-      replace(root, msg);
-      // A refusal is final; anything else (the node restarting, the network) is retried.
-      if (err instanceof ApiError && err.status >= 400 && err.status < 500) return;
-      await new Promise((r) => setTimeout(r, Math.min(30000, 1000 * 2 ** attempt)));
+      // A refusal is final; anything else (the node restarting, its database
+      // down, the network) is retried, and the screen says so.
+      const final = err instanceof ApiError && err.status >= 400 && err.status < 500;
+      const wait = Math.min(30000, 1000 * 2 ** attempt);
+      replace(root, h("div.wall-message", null, h("h1", null, t("error")),
+        h("p.error", { "data-code": err.code ?? "error" }, err.message ?? String(e)),
+        final ? null : h("p", null, `${t("retrying_in")} ${Math.round(wait / 1000)} s…`)));
+      if (final) return;
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
   const live = new Live(token);

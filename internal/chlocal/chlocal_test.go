@@ -1,0 +1,70 @@
+package chlocal
+
+import (
+	"context"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A supervised server that crashes (SIGKILL) is started again on the same
+// port; after Stop it stays down.
+func TestSuperviseRestartsAfterCrash(t *testing.T) {
+	if _, _, err := Binary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("clickhouse-server is required under CI: %v", err)
+		}
+		t.Skipf("no clickhouse-server here: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var restarts, failures atomic.Int32
+	sv, err := Supervise(ctx, Options{Dir: t.TempDir()}, func(exit, restarted error) {
+		if restarted == nil {
+			restarts.Add(1)
+		} else {
+			failures.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := sv.Server()
+	addr := sv.Addr()
+	first.Kill() // as a crash would
+
+	deadline := time.Now().Add(90 * time.Second)
+	for sv.Server() == first {
+		if time.Now().After(deadline) {
+			t.Fatalf("not started again after the crash (%d failed restarts)", failures.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := sv.Addr(); got != addr {
+		t.Fatalf("restarted on %s, was %s", got, addr)
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("restarted server does not accept connections: %v", err)
+	}
+	c.Close()
+	if restarts.Load() != 1 {
+		t.Fatalf("%d restarts reported, want 1", restarts.Load())
+	}
+
+	second := sv.Server()
+	if err := sv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-second.Exited():
+	default:
+		t.Fatal("Stop returned with the server still running")
+	}
+	time.Sleep(2 * time.Second)
+	if sv.Server() != second || restarts.Load() != 1 {
+		t.Fatal("started again after Stop")
+	}
+}
