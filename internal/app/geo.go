@@ -29,6 +29,10 @@ const (
 	cameraLevelFresh = 30 * time.Minute
 )
 
+// mapEvery: a map channel is computed again at most this often after
+// commits (cameras report every few seconds somewhere in the city).
+const mapEvery = 10 * time.Second
+
 // Camera statuses on the map.
 const (
 	cameraOnline  = "online"  // last status online, heard from within cameraOnlineWithin

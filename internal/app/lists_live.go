@@ -75,6 +75,11 @@ type feedChannel struct {
 	// notices), or kpiTopic(kpi) (a value of the KPI published).
 	topics  []string
 	compute func(ctx context.Context, at time.Time) (feedValue, error)
+	// every, when set, is the least time between two computations that
+	// changes of its topics cause: a change within it is taken up when it
+	// has passed (a city map changes with every camera commit, and each of
+	// its values is hundreds of kilobytes).
+	every time.Duration
 }
 
 // kpiTopic is the topic of the published values of a KPI.
@@ -92,6 +97,8 @@ type listChan struct {
 	feedChannel
 	channel string
 	seen    time.Time // last subscribe
+	last    time.Time // last computation started by a refresh
+	pending bool      // a change of its topics waits for every to pass
 	seq     uint64    // 0: never computed
 	digest  [32]byte
 	at      time.Time
@@ -253,12 +260,18 @@ func (f *listFeed) Run(ctx context.Context, nc *nats.Conn) error {
 	defer sub.Unsubscribe()
 	tick := time.NewTicker(listRefresh)
 	defer tick.Stop()
+	due := time.NewTicker(time.Second)
+	defer due.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 			f.refresh(ctx, nil)
+		case <-due.C:
+			f.refreshWhere(ctx, func(c *listChan, now time.Time) bool {
+				return c.pending && now.Sub(c.last) >= c.every
+			})
 		case <-f.wake:
 			select {
 			case <-time.After(listDebounce):
@@ -308,8 +321,27 @@ func (f *listFeed) changed(topic string) {
 }
 
 // refresh drops the idle channels and recomputes those of the topics (nil:
-// all), listParallel at a time.
+// all), listParallel at a time; a channel computed less than its every
+// ago waits (pending) for Run to take it up.
 func (f *listFeed) refresh(ctx context.Context, topics map[string]bool) {
+	f.refreshWhere(ctx, func(c *listChan, now time.Time) bool {
+		if topics == nil {
+			return true
+		}
+		if !slices.ContainsFunc(c.topics, func(t string) bool { return topics[t] }) {
+			return false
+		}
+		if c.every > 0 && now.Sub(c.last) < c.every {
+			c.pending = true
+			return false
+		}
+		return true
+	})
+}
+
+// refreshWhere drops the idle channels and recomputes those pick chooses
+// (called with f.mu held).
+func (f *listFeed) refreshWhere(ctx context.Context, pick func(c *listChan, now time.Time) bool) {
 	now := f.now()
 	f.mu.Lock()
 	var todo []*listChan
@@ -325,7 +357,8 @@ func (f *listFeed) refresh(ctx context.Context, topics map[string]bool) {
 			f.m.dropped.WithLabelValues("idle").Inc()
 			continue
 		}
-		if topics == nil || slices.ContainsFunc(c.topics, func(t string) bool { return topics[t] }) {
+		if pick(c, now) {
+			c.last, c.pending = now, false
 			todo = append(todo, c)
 		}
 	}

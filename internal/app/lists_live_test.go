@@ -147,6 +147,44 @@ func TestListFeedRefresh(t *testing.T) {
 	}
 }
 
+// A channel with every is computed at most that often after changes of
+// its topics: a change within it waits, and is taken up once it passed.
+func TestListFeedEvery(t *testing.T) {
+	f, fk := newFakeFeed()
+	parse := f.parse
+	f.parse = func(ch string) (feedChannel, error) {
+		fc, err := parse(ch)
+		fc.every = 10 * time.Second
+		return fc, err
+	}
+	ctx := context.Background()
+	const ch = "list:feedback.overdue:26740"
+	if _, _, err := f.Latest(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	due := func(c *listChan, now time.Time) bool { return c.pending && now.Sub(c.last) >= c.every }
+	f.refresh(ctx, map[string]bool{"feedback": true})
+	if fk.computed[ch] != 2 {
+		t.Fatalf("first change: computed %d times, want 2 (subscribe and change)", fk.computed[ch])
+	}
+	fk.advance(3 * time.Second)
+	f.refresh(ctx, map[string]bool{"feedback": true})
+	f.refreshWhere(ctx, due)
+	if fk.computed[ch] != 2 || !f.chans[ch].pending {
+		t.Fatalf("change 3 s later: computed %d times, pending %v; want it to wait", fk.computed[ch], f.chans[ch].pending)
+	}
+	fk.advance(7 * time.Second)
+	f.refreshWhere(ctx, due)
+	if fk.computed[ch] != 3 || f.chans[ch].pending {
+		t.Fatalf("10 s after the first: computed %d times, pending %v; want the waiting change taken up", fk.computed[ch], f.chans[ch].pending)
+	}
+	f.refreshWhere(ctx, due)
+	f.refresh(ctx, nil) // the periodic round is not held back
+	if fk.computed[ch] != 4 {
+		t.Fatalf("computed %d times, want 4", fk.computed[ch])
+	}
+}
+
 // With a hub to ask, a channel is recomputed while it has subscribers,
 // however long, and dropped as soon as it has none.
 func TestListFeedFollowsSubscribers(t *testing.T) {

@@ -101,7 +101,7 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 		// Cameras move on camera events, tickets on feedback events; the
 		// periodic refresh catches what time alone changes (a camera
 		// falling silent, a ticket becoming overdue).
-		return feedChannel{topics: []string{ingest.FamilyCamera, ingest.FamilyFeedback}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+		return feedChannel{topics: []string{ingest.FamilyCamera, ingest.FamilyFeedback}, every: mapEvery, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
 			p, err := a.geo(ctx, unit, at)
 			if err != nil {
 				return feedValue{}, err
