@@ -645,7 +645,9 @@ check("tablet", [], async ({ browser }) => {
 check("console", [], async ({ browser }) => {
   const page = await newPage(browser, { viewport: { width: 1440, height: 900 } });
   await signIn(page, "/console", cfg.token.analyst);
-  await page.waitForSelector("#schema", { state: "visible", timeout: 15000 });
+  // The console marks itself ready once the schema has loaded (the #schema
+  // box is on screen before that).
+  await page.waitForSelector("body[data-ready=true] #schema", { state: "visible", timeout: 15000 });
   const schemaText = await page.textContent("#schema");
   if (!schemaText.includes("dossiers")) throw new Error("#schema does not list the dossiers view");
   // Ties broken by unit: the page and the API must get the same rows.
