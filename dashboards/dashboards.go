@@ -66,9 +66,9 @@ type Dashboard struct {
 	Title map[string]string `yaml:"title" json:"title"`
 	// Unit is a unit code, or UnitFromToken.
 	Unit string `yaml:"unit" json:"unit"`
-	// UnitKind is the kind the token's unit must have (only with unit:
-	// token; empty: any kind).
-	UnitKind string `yaml:"unit_kind,omitempty" json:"unit_kind,omitempty"`
+	// UnitKind lists the kinds the token's unit may have (only with unit:
+	// token; empty: any kind). YAML takes one kind or a list.
+	UnitKind Kinds `yaml:"unit_kind,omitempty" json:"unit_kind,omitempty"`
 	// StaleAfter: data older than this is shown stale. Default 15m.
 	StaleAfter Duration `yaml:"stale_after,omitempty" json:"stale_after"`
 	Panels     []Panel  `yaml:"panels" json:"panels"`
@@ -112,6 +112,34 @@ type Panel struct {
 type Sparkline struct {
 	Window string `yaml:"window" json:"window"`
 	Step   string `yaml:"step" json:"step"`
+}
+
+// Kinds are unit kinds; YAML gives one (ward) or a list ([ward, commune]).
+type Kinds []string
+
+// UnmarshalYAML reads a kind or a list of kinds.
+func (k *Kinds) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*k = Kinds{n.Value}
+		return nil
+	}
+	var l []string
+	if err := n.Decode(&l); err != nil {
+		return err
+	}
+	*k = l
+	return nil
+}
+
+// Allows reports whether a unit of the kind fits (any kind when empty).
+func (k Kinds) Allows(kind string) bool { return len(k) == 0 || slices.Contains(k, kind) }
+
+// String names them for a message: "ward, commune or special_zone".
+func (k Kinds) String() string {
+	if len(k) < 2 {
+		return strings.Join(k, "")
+	}
+	return strings.Join(k[:len(k)-1], ", ") + " or " + k[len(k)-1]
 }
 
 // Duration reads "15m", "1h" from YAML and writes the same to JSON.
@@ -259,13 +287,15 @@ func (d *Dashboard) check(c Checks) error {
 		return errors.New("unit: a unit code, or token for the unit of the token that opens the dashboard")
 	case d.Kind == KindTablet && !d.UnitFromToken():
 		return errors.New("unit: a tablet shows the unit of its leader's token: unit: token")
-	case d.UnitKind != "" && !d.UnitFromToken():
+	case len(d.UnitKind) > 0 && !d.UnitFromToken():
 		return fmt.Errorf("unit_kind: only with unit: token (unit is %q)", d.Unit)
 	case len(d.Panels) == 0:
 		return errors.New("panels: none")
 	}
-	if d.UnitKind != "" && c.UnitKinds != nil && !slices.Contains(c.UnitKinds, d.UnitKind) {
-		return fmt.Errorf("unit_kind: %q is not a unit kind (one of %s)", d.UnitKind, strings.Join(c.UnitKinds, ", "))
+	for _, k := range d.UnitKind {
+		if c.UnitKinds != nil && !slices.Contains(c.UnitKinds, k) {
+			return fmt.Errorf("unit_kind: %q is not a unit kind (one of %s)", k, strings.Join(c.UnitKinds, ", "))
+		}
 	}
 	if !d.UnitFromToken() && c.UnitKind != nil {
 		if _, ok := c.UnitKind(d.Unit); !ok {

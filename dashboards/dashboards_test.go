@@ -41,7 +41,7 @@ func checks() Checks {
 			k, ok := units[code]
 			return k, ok
 		},
-		UnitKinds: []string{"city", "department", "ward", "commune"},
+		UnitKinds: []string{"city", "department", "ward", "commune", "special_zone"},
 	}
 }
 
@@ -54,7 +54,7 @@ func TestLoadBundled(t *testing.T) {
 	if city == nil || city.Unit != "79" || city.Kind != KindWall || time.Duration(city.StaleAfter) != 15*time.Minute {
 		t.Fatalf("city: %+v", city)
 	}
-	if ward == nil || !ward.UnitFromToken() || ward.UnitKind != "ward" || ward.Kind != KindWall {
+	if ward == nil || !ward.UnitFromToken() || !slices.Equal(ward.UnitKind, Kinds{"ward", "commune", "special_zone"}) || ward.Kind != KindWall {
 		t.Fatalf("ward: %+v", ward)
 	}
 	if tablet == nil || tablet.Kind != KindTablet || !tablet.UnitFromToken() {

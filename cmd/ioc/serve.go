@@ -129,8 +129,8 @@ func checkWallToken(id, unit string) error {
 		return fmt.Errorf("--dashboard %s is a %s: it opens with a leader's token, not a wall token", id, d.Kind)
 	case d.UnitFromToken() && unit == "":
 		what := "a unit"
-		if d.UnitKind != "" {
-			what = "a " + d.UnitKind
+		if len(d.UnitKind) > 0 {
+			what = "a " + d.UnitKind.String()
 		}
 		return fmt.Errorf("--dashboard %s is shown for the unit of its token: give --unit, %s (--unit 26740)", id, what)
 	case !d.UnitFromToken() && unit != "" && unit != d.Unit:

@@ -58,7 +58,7 @@ type dashboardEntry struct {
 	Kind     string            `json:"kind"`
 	Title    map[string]string `json:"title"`
 	Unit     string            `json:"unit"`
-	UnitKind string            `json:"unit_kind,omitempty"`
+	UnitKind dashboards.Kinds  `json:"unit_kind,omitempty"`
 }
 
 // handleDashboards lists the dashboards the token may open: a wall its own,
@@ -158,7 +158,7 @@ func (a *App) dashboardUnit(s *scope, d *dashboards.Dashboard, asked string) (st
 	}
 	if d.UnitFromToken() {
 		if err := a.unitOfKind(d, unit); err != nil {
-			return "", api.Errorf(api.EINVALID, err.Error()+": give unit= of a "+d.UnitKind)
+			return "", api.Errorf(api.EINVALID, err.Error()+": give unit= of a "+d.UnitKind.String())
 		}
 	}
 	return unit, nil

@@ -24,6 +24,7 @@ func TestDashboardScopes(t *testing.T) {
 	city := issue(auth.Claims{Role: auth.RoleWall, Dashboard: "city"})
 	ward := issue(auth.Claims{Role: auth.RoleWall, Dashboard: "ward", Unit: "26740"})
 	wardNoUnit := issue(auth.Claims{Role: auth.RoleWall, Dashboard: "ward"})
+	commune := issue(auth.Claims{Role: auth.RoleWall, Dashboard: "ward", Unit: "25777"}) // Xã Dầu Tiếng
 	wardOfCity := issue(auth.Claims{Role: auth.RoleWall, Dashboard: "ward", Unit: "79"})
 	cityOfWard := issue(auth.Claims{Role: auth.RoleWall, Dashboard: "city", Unit: "26740"})
 	tabletWall := issue(auth.Claims{Role: auth.RoleWall, Dashboard: "tablet", Unit: "26740"})
@@ -88,6 +89,7 @@ func TestDashboardScopes(t *testing.T) {
 		{"city wall of another unit", cityOfWard, "kpis/dossier.overdue_open", 403, "the token names unit 26740 but dashboard city is of unit 79"},
 		// The ward wall, within its ward.
 		{"ward wall tile", ward, "kpis/dossier.received?window=today", 200, `"unit":"26740"`},
+		{"ward wall of a commune", commune, "dashboards/ward", 200, `"unit_name":"Xã Dầu Tiếng"`},
 		{"ward wall compare", ward, "kpis/dossier.received?from=2025-01-01T00:00:00Z&to=2025-02-01T00:00:00Z", 200, `"window":"custom"`},
 		{"ward wall other ward", ward, "kpis/dossier.received?window=today&unit=25747", 403, "outside the subtree of unit 26740"},
 		{"ward wall the city", ward, "kpis/dossier.received?window=today&unit=79", 403, "outside the subtree"},
@@ -98,7 +100,7 @@ func TestDashboardScopes(t *testing.T) {
 		{"ward wall alerts", ward, "alerts", 200, `"unit":"26740"`},
 		{"ward wall other unit of its dashboard", ward, "dashboards/ward?unit=25747", 403, "for unit 26740, not 25747"},
 		{"ward wall without a unit", wardNoUnit, "kpis/dossier.overdue_open", 403, "shown for the unit of its token, and this token names none"},
-		{"ward wall of the city", wardOfCity, "kpis/dossier.overdue_open", 403, "unit 79 is a city; dashboard ward is shown for a ward"},
+		{"ward wall of the city", wardOfCity, "kpis/dossier.overdue_open", 403, "unit 79 is a city; dashboard ward is shown for a ward, commune or special_zone"},
 		{"wall token of a tablet", tabletWall, "dashboards/tablet", 403, "dashboard tablet is a tablet"},
 		// Leaders, within their subtree.
 		{"leader own map", leader, "map", 200, `"unit":"26740"`},
@@ -111,7 +113,7 @@ func TestDashboardScopes(t *testing.T) {
 		{"leader city wall", leader, "dashboards/city", 403, "unit 79 is outside the subtree of unit 26740"},
 		{"city leader ward wall", cityLeader, "dashboards/ward?unit=25747", 200, `"unit":"25747"`},
 		// Analysts: everything, for a unit of the right kind.
-		{"analyst ward wall without unit", an, "dashboards/ward", 400, "unit 79 is a city; dashboard ward is shown for a ward: give unit= of a ward"},
+		{"analyst ward wall without unit", an, "dashboards/ward", 400, "unit 79 is a city; dashboard ward is shown for a ward, commune or special_zone: give unit= of a ward, commune or special_zone"},
 		{"analyst ward wall", an, "dashboards/ward?unit=25747", 200, `"unit":"25747"`},
 		{"analyst city wall of a ward", an, "dashboards/city?unit=26740", 400, "dashboard city is of unit 79"},
 		{"analyst unknown unit map", an, "map?unit=00000", 404, "unknown unit 00000"},

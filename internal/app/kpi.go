@@ -101,7 +101,7 @@ func (a *App) unitOfKind(d *dashboards.Dashboard, unit string) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("unit %s is not a known unit", unit)
-	case d.UnitKind != "" && u.Kind != d.UnitKind:
+	case !d.UnitKind.Allows(u.Kind):
 		return fmt.Errorf("unit %s is a %s; dashboard %s is shown for a %s", unit, u.Kind, d.ID, d.UnitKind)
 	}
 	return nil
