@@ -143,7 +143,7 @@ export interface Dashboard {
   title: { vi: string; en: string };
   unit: string;
   unit_name?: string;
-  unit_kind?: string;
+  unit_kind?: string[];
   stale_after?: string;
   panels: Panel[];
 }
