@@ -460,10 +460,7 @@ func (s wsSession) Allow(channel string) error {
 	if k.Window == kpi.WindowCustom {
 		return errors.New("custom windows are for REST only; subscribe to a standard window")
 	}
-	kp, err := s.s.allow(k.KPI, k.Unit, k.Window)
-	if err == nil && kp == nil {
-		return errors.New(k.KPI + " is a composite, computed on request: read it with GET /api/v1/kpis/" + k.KPI)
-	}
+	_, err := s.s.allow(k.KPI, k.Unit, k.Window)
 	return wsError(err)
 }
 
@@ -533,7 +530,7 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	if err := a.setupAlerts(ctx); err != nil {
 		return err
 	}
-	a.hub, err = stream.New(a.cfg.WS, sourceMux{kpi: a.kpiStore, list: a.lists, alerts: a.alertFeed}, wsAuth{a}, a.reg, a.log)
+	a.hub, err = stream.New(a.cfg.WS, sourceMux{kpi: a.kpiStore, list: a.lists, alerts: a.alertFeed, composite: a.compositeChannel}, wsAuth{a}, a.reg, a.log)
 	if err != nil {
 		return err
 	}

@@ -109,6 +109,29 @@ func TestScore766ThroughTheNode(t *testing.T) {
 		t.Errorf("dti digital government: %d %s", code, body)
 	}
 
+	// Live: the total over the websocket equals REST, and moves when a
+	// component does (a third dossier paid online: 2/3 × 6 = 4 points).
+	c := dialWS(t, a, toks["analyst"])
+	next(t, c, "welcome")
+	const ch = "kpi:score766.total:79:today"
+	if m := subscribe(t, c, ch, nil); m.Type != "subscribed" {
+		t.Fatalf("subscribe %s: %+v", ch, m)
+	}
+	var live struct {
+		Value float64 `json:"value"`
+		Max   float64 `json:"max"`
+		Seq   uint64  `json:"seq"`
+	}
+	snap := next(t, c, "snapshot")
+	if json.Unmarshal(snap.Data, &live) != nil || math.Abs(live.Value-want) > 1e-9 || live.Max != 100 || live.Seq != snap.Seq {
+		t.Fatalf("snapshot of %s: %s, want the REST total %v", ch, snap.Data, want)
+	}
+	postEvents(t, a, toks["ingest"], event("dossier.paid", "sc-2", now, `{"amount":50000,"method":"online"}`))
+	up := next(t, c, "update")
+	if json.Unmarshal(up.Data, &live) != nil || math.Abs(live.Value-(want+1)) > 1e-9 || up.Seq <= snap.Seq {
+		t.Fatalf("update of %s: %s, want %v", ch, up.Data, want+1)
+	}
+
 	leader, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleLeader, Unit: ward}, "chair", time.Hour)
 	checkKPICalls(t, a, []kpiCall{
 		{"leader of the ward", leader, "score766.total?unit=" + ward, 200, `"unit":"` + ward + `"`},

@@ -392,6 +392,9 @@ func (f *listFeed) refreshWhere(ctx context.Context, pick func(c *listChan, now 
 // alert feed, every other channel to the KPI store.
 type sourceMux struct {
 	kpi, list, alerts stream.Source
+	// composite says whether a kpi: channel is of a composite (computed
+	// by the list feed, not published by the engine); nil: none is.
+	composite func(channel string) bool
 }
 
 var _ stream.Source = sourceMux{}
@@ -404,6 +407,9 @@ func (m sourceMux) pick(channel string) stream.Source {
 	}
 	if strings.HasPrefix(channel, alert.ChannelPrefix) {
 		return m.alerts
+	}
+	if m.composite != nil && m.composite(channel) {
+		return m.list
 	}
 	return m.kpi
 }

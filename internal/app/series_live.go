@@ -97,6 +97,11 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 			return listValue(res), nil
 		}}, nil
 	}
+	if k, ok := kpi.ParseChannel(ch); ok {
+		if _, composite := a.kpiCat.Composite(k.KPI); composite {
+			return a.compositeFeed(k), nil
+		}
+	}
 	if unit, ok := parseMapChannel(ch); ok {
 		// Cameras move on camera events, tickets on feedback events; the
 		// periodic refresh catches what time alone changes (a camera

@@ -282,6 +282,17 @@ func (sc *Scorecard) Score(group string, rates map[string]Rate) (CompositeValue,
 
 // sources lists the KPI ids and reported indicator codes of a group's (or
 // the total's) indicators.
+// Components are the KPIs and the reported indicators a composite id
+// (score766.total, dti.digital_government …) is made of.
+func (c *Catalog) Components(id string) (kpis, reported []string) {
+	sc, ok := c.Composite(id)
+	if !ok {
+		return nil, nil
+	}
+	_, group, _ := strings.Cut(id, ".")
+	return sc.sources(group)
+}
+
 func (sc *Scorecard) sources(group string) (kpis, reported []string) {
 	for _, g := range sc.Groups {
 		if group != TotalGroup && g.ID != group {

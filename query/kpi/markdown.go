@@ -110,7 +110,8 @@ func scorecardMarkdown(p func(string, ...any), sc *Scorecard) {
 	p("points × min(1, rate / full at); its rate is a KPI's value or the `indicator.reported`\n")
 	p("figure of the unit for the latest period overlapping the window (`measure: percent` is\n")
 	p("divided by 100); an indicator without a rate earns 0 and is listed as missing. `/sql`\n")
-	p("answers 400: a composite is explained by its components.\n\n")
+	p("answers 400: a composite is explained by its components. Live on the websocket as\n")
+	p("`kpi:%s.total:<unit>:<window>`, computed by the node again when a component changes.\n\n", sc.ID)
 	if len(sc.Ratings) > 0 {
 		var rs []string
 		for _, r := range sc.Ratings {
