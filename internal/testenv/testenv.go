@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,11 +26,12 @@ import (
 )
 
 var (
-	chOnce   sync.Once
-	chServer *chlocal.Server
-	chAddr   string
-	chErr    error
-	chDir    string
+	chOnce    sync.Once
+	chServer  *chlocal.Supervised
+	chCrashes atomic.Int32
+	chAddr    string
+	chErr     error
+	chDir     string
 )
 
 // Main runs the package's tests and stops the shared ClickHouse afterwards.
@@ -38,7 +40,11 @@ func Main(m *testing.M) {
 	code := m.Run()
 	if chServer != nil {
 		chServer.Stop()
-		os.RemoveAll(chDir)
+		if chCrashes.Load() == 0 {
+			os.RemoveAll(chDir)
+		} else {
+			fmt.Fprintf(os.Stderr, "testenv: the test ClickHouse exited by itself %d time(s); its logs are kept in %s\n", chCrashes.Load(), filepath.Join(chDir, "log"))
+		}
 	}
 	os.Exit(code)
 }
@@ -60,9 +66,14 @@ func ClickHouseAddr(t testing.TB) string {
 		if chErr != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		chServer, chErr = chlocal.Start(ctx, chlocal.Options{Dir: chDir})
+		// Supervised: ClickHouse 18.16 has been seen to crash (a segmentation
+		// fault) under these tests' load; it is started again on the same
+		// port and data, said loudly, and its logs are kept.
+		chServer, chErr = chlocal.Supervise(context.Background(), chlocal.Options{Dir: chDir}, func(exit, restarted error) {
+			chCrashes.Add(1)
+			fmt.Fprintf(os.Stderr, "testenv: the test ClickHouse exited by itself (%v); started again: %v; logs in %s\n",
+				exit, restarted, filepath.Join(chDir, "log"))
+		})
 		if chErr == nil {
 			chAddr = chServer.Addr()
 		}
