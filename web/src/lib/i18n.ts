@@ -14,6 +14,7 @@ const words = {
   vs_prev: { vi: "so với kỳ trước", en: "vs previous period" },
   target: { vi: "Mục tiêu", en: "Target" },
   no_value: { vi: "Chưa có số liệu", en: "No data yet" },
+  none_late: { vi: "Không có — tất cả trong hạn", en: "None — everything within its deadline" },
   alerts: { vi: "Cảnh báo", en: "Alerts" },
   no_alerts: { vi: "Không có cảnh báo", en: "No open alerts" },
   acknowledge: { vi: "Xác nhận", en: "Acknowledge" },

@@ -225,7 +225,9 @@ export function rankingPanel(ctx: Ctx, p: Panel): PanelView {
     rows.sort((a, b) => (p.order === "asc" ? a.value! - b.value! : b.value! - a.value!) || a.unit.localeCompare(b.unit));
     const top = rows.slice(0, limit);
     const max = Math.max(...top.map((x) => Math.abs(x.value!)), 1e-9);
-    tbody.replaceChildren(...top.map((x, i) =>
+    if (top.length === 0) {
+      tbody.replaceChildren(h("tr.empty", null, h("td", { colspan: 4 }, t("no_value"))));
+    } else tbody.replaceChildren(...top.map((x, i) =>
       h("tr", { "data-unit": x.unit, "data-value": rawValue(x.value) },
         h("td.rank", null, String(i + 1)),
         h("td.name", { title: x.name }, shortName(x.name || ctx.units.get(x.unit)?.name || x.unit)),
@@ -329,7 +331,9 @@ export function listPanel(ctx: Ctx, p: Panel): PanelView {
   watch(ctx, channel, (d: { total: number; rows: ListRow[]; at: string } | null) => {
     const rows = d?.rows ?? [];
     // Two lines a row: what (procedure or category), then where and who holds it.
-    tbody.replaceChildren(...rows.slice(0, limit).map((r) =>
+    if (rows.length === 0) {
+      tbody.replaceChildren(h("tr.none", null, h("td", { colspan: 2 }, t("none_late"))));
+    } else tbody.replaceChildren(...rows.slice(0, limit).map((r) =>
       h("tr", { "data-id": r.dossier_id ?? r.ticket_id ?? "" },
         h("td", null,
           h("div.what", null, (tickets ? r.category : r.procedure_name) ?? ""),
