@@ -1,5 +1,5 @@
 // The console's own words (the shared ones are in lib/i18n.ts).
-import { getLocale } from "../lib/i18n";
+import { dictionary } from "../lib/i18n";
 
 const words = {
   title: { vi: "SQL console — phân tích dữ liệu", en: "SQL console" },
@@ -40,6 +40,4 @@ const words = {
 
 export type CWord = keyof typeof words;
 
-export function cw(k: CWord): string {
-  return words[k][getLocale()];
-}
+export const cw: (k: CWord) => string = dictionary(words);

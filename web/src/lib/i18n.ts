@@ -56,10 +56,13 @@ export function setLocale(l: Locale) {
   document.documentElement.lang = l;
 }
 
-/** The UI's word in the current locale. */
-export function t(w: Word): string {
-  return words[w][locale];
+/** A lookup of words in the current locale; each app adds its own. */
+export function dictionary<K extends string>(ws: Record<K, { vi: string; en: string }>): (k: K) => string {
+  return (k) => ws[k][locale];
 }
+
+/** The UI's word in the current locale. */
+export const t = dictionary(words);
 
 /** A server text {vi, en} in the current locale, falling back to the other. */
 export function tr(x: { vi?: string; en?: string } | undefined): string {

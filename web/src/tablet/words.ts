@@ -1,5 +1,5 @@
 // The tablet's own words (the shared ones are in lib/i18n.ts).
-import { getLocale } from "../lib/i18n";
+import { dictionary } from "../lib/i18n";
 
 const words = {
   title: { vi: "Bảng điều hành của lãnh đạo", en: "Leader's tablet" },
@@ -50,6 +50,4 @@ const words = {
 
 export type TWord = keyof typeof words;
 
-export function w(k: TWord): string {
-  return words[k][getLocale()];
-}
+export const w: (k: TWord) => string = dictionary(words);

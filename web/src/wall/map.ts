@@ -10,7 +10,7 @@ import { h, replace, svg } from "../lib/dom";
 import { kpiValue, num } from "../lib/format";
 import { getLocale, t, tr, windowName } from "../lib/i18n";
 import { frame, panelError, type Ctx, type PanelView } from "./context";
-import { rawValue } from "./panels";
+import { liveView, rawValue, watch } from "./panels";
 
 type XY = [number, number];
 
@@ -73,41 +73,20 @@ export function mapPanel(ctx: Ctx, p: Panel): PanelView {
   };
 
   const channels: string[] = [];
-  const colourDone = ctx.expect();
   if (!p.kpi) {
     // No KPI colours the wards: the map shows cameras and tickets only.
     legend.remove();
-  } else if (isWard) {
-    const ch = `kpi:${p.kpi}:${ctx.unit}:${p.window}`;
-    channels.push(ch);
-    ctx.live.subscribe(ch, {
-      value(d) {
-        values.set(ctx.unit, d?.value ?? null);
-        paint();
-        f.asOf(d?.as_of);
-        colourDone();
-      },
-      error(code, msg) {
-        panelError(f.body, code, msg);
-        colourDone();
-      },
-    });
   } else {
-    const ch = `ranking:${p.kpi}:${ctx.unit}:${p.window}`;
+    // A ward's own value, or the ranking of the root's wards.
+    const ch = isWard ? `kpi:${p.kpi}:${ctx.unit}:${p.window}` : `ranking:${p.kpi}:${ctx.unit}:${p.window}`;
     channels.push(ch);
-    ctx.live.subscribe(ch, {
-      value(r: Ranking | null) {
-        values.clear();
-        for (const row of r?.rows ?? []) values.set(row.unit, row.value);
-        paint();
-        f.asOf(r?.as_of);
-        colourDone();
-      },
-      error(code, msg) {
-        panelError(f.body, code, msg);
-        colourDone();
-      },
-    });
+    watch(ctx, ch, (d: (Ranking & { value?: number | null }) | null) => {
+      values.clear();
+      if (isWard) values.set(ctx.unit, d?.value ?? null);
+      else for (const row of d?.rows ?? []) values.set(row.unit, row.value);
+      paint();
+      f.asOf(d?.as_of);
+    }, (code, msg) => panelError(f.body, code, msg));
   }
 
   if (p.cameras || p.tickets) {
@@ -115,38 +94,24 @@ export function mapPanel(ctx: Ctx, p: Panel): PanelView {
     channels.push(ch);
     const cams = new Map<string, SVGCircleElement>();
     const tks = new Map<string, SVGCircleElement>();
-    const done = ctx.expect();
-    ctx.live.subscribe(ch, {
-      value(d: MapData | null) {
-        if (p.cameras) sync(cams, d?.cameras ?? [], (c) => c.camera_id, gCams, (el, c) => drawCamera(el, c, proj));
-        if (p.tickets) sync(tks, d?.tickets ?? [], (x) => x.ticket_id, gTickets, (el, x) => drawTicket(el, x, proj));
-        const cs = d?.cameras ?? [];
-        const off = cs.filter((c) => c.status !== "online").length;
-        const jam = cs.filter((c) => c.congestion_level >= 3).length;
-        const flood = cs.filter((c) => c.flooding_level >= 1).length;
-        const loc = getLocale();
-        replace(counts,
-          p.cameras ? h("div", null, h("span.dot.cam-online"), `${t("cameras")}: ${num(cs.length, 0, loc)} (${num(off, 0, loc)} ${loc === "vi" ? "mất tín hiệu" : "offline"})`) : null,
-          p.cameras ? h("div", null, h("span.dot.cam-jam"), `${loc === "vi" ? "Ùn tắc" : "Congestion"} ≥ 3: ${num(jam, 0, loc)}`) : null,
-          p.cameras ? h("div", null, h("span.dot.cam-flood"), `${loc === "vi" ? "Ngập" : "Flooding"}: ${num(flood, 0, loc)}`) : null,
-          p.tickets ? h("div", null, h("span.dot.ticket-open"), `${t("tickets")}: ${num(d?.tickets_total ?? 0, 0, loc)}`) : null,
-          p.tickets ? h("div", null, h("span.dot.ticket-overdue"), `${loc === "vi" ? "Quá hạn" : "Overdue"}: ${num((d?.tickets ?? []).filter((x) => x.overdue).length, 0, loc)}`) : null,
-        );
-        done();
-      },
-      error(code, msg) {
-        counts.replaceChildren(h("div.error", { "data-code": code }, msg));
-        done();
-      },
-    });
+    watch(ctx, ch, (d: MapData | null) => {
+      if (p.cameras) sync(cams, d?.cameras ?? [], (c) => c.camera_id, gCams, (el, c) => drawCamera(el, c, proj));
+      if (p.tickets) sync(tks, d?.tickets ?? [], (x) => x.ticket_id, gTickets, (el, x) => drawTicket(el, x, proj));
+      const cs = d?.cameras ?? [];
+      const off = cs.filter((c) => c.status !== "online").length;
+      const jam = cs.filter((c) => c.congestion_level >= 3).length;
+      const flood = cs.filter((c) => c.flooding_level >= 1).length;
+      const loc = getLocale();
+      replace(counts,
+        p.cameras ? h("div", null, h("span.dot.cam-online"), `${t("cameras")}: ${num(cs.length, 0, loc)} (${num(off, 0, loc)} ${loc === "vi" ? "mất tín hiệu" : "offline"})`) : null,
+        p.cameras ? h("div", null, h("span.dot.cam-jam"), `${loc === "vi" ? "Ùn tắc" : "Congestion"} ≥ 3: ${num(jam, 0, loc)}`) : null,
+        p.cameras ? h("div", null, h("span.dot.cam-flood"), `${loc === "vi" ? "Ngập" : "Flooding"}: ${num(flood, 0, loc)}`) : null,
+        p.tickets ? h("div", null, h("span.dot.ticket-open"), `${t("tickets")}: ${num(d?.tickets_total ?? 0, 0, loc)}`) : null,
+        p.tickets ? h("div", null, h("span.dot.ticket-overdue"), `${loc === "vi" ? "Quá hạn" : "Overdue"}: ${num((d?.tickets ?? []).filter((x) => x.overdue).length, 0, loc)}`) : null,
+      );
+    }, (code, msg) => counts.replaceChildren(h("div.error", { "data-code": code }, msg)));
   }
-  return {
-    el: f.el,
-    tick(now) {
-      f.setLive(channels.every((c) => ctx.live.isLive(c)) && !ctx.stale());
-      f.tickAsOf(now);
-    },
-  };
+  return liveView(ctx, f, channels);
 }
 
 function inSubtree(ctx: Ctx, code: string, root: string): boolean {

@@ -21,7 +21,7 @@ function title(p: Panel, def: KPIDef | undefined): string {
 }
 
 /** Subscribes and reports the first value or error once. */
-function watch(ctx: Ctx, channel: string, onValue: (data: any) => void, onError: (code: string, msg: string) => void) {
+export function watch(ctx: Ctx, channel: string, onValue: (data: any) => void, onError: (code: string, msg: string) => void) {
   const done = ctx.expect();
   ctx.live.subscribe(channel, {
     value(data) {
@@ -33,6 +33,18 @@ function watch(ctx: Ctx, channel: string, onValue: (data: any) => void, onError:
       done();
     },
   });
+}
+
+/** The view of a panel that greys itself when one of its channels is not
+ * live (or, for KPI data, when the page's data is stale). */
+export function liveView(ctx: Ctx, f: ReturnType<typeof frame>, channels: string[], watermarked = true): PanelView {
+  return {
+    el: f.el,
+    tick(now) {
+      f.setLive(channels.every((c) => ctx.live.isLive(c)) && !(watermarked && ctx.stale()));
+      f.tickAsOf(now);
+    },
+  };
 }
 
 // ── KPI tile ─────────────────────────────────────────────────────────────
@@ -202,13 +214,7 @@ export function trendPanel(ctx: Ctx, p: Panel): PanelView {
     else make();
     f.asOf(s?.at);
   }, (code, msg) => panelError(f.body, code, msg));
-  return {
-    el: f.el,
-    tick(now) {
-      f.setLive(ctx.live.isLive(channel) && !ctx.stale());
-      f.tickAsOf(now);
-    },
-  };
+  return liveView(ctx, f, [channel]);
 }
 
 // ── Ranking table ────────────────────────────────────────────────────────
@@ -238,13 +244,7 @@ export function rankingPanel(ctx: Ctx, p: Panel): PanelView {
     f.asOf(r?.as_of);
     ctx.seen(r?.as_of);
   }, (code, msg) => panelError(f.body, code, msg));
-  return {
-    el: f.el,
-    tick(now) {
-      f.setLive(ctx.live.isLive(channel) && !ctx.stale());
-      f.tickAsOf(now);
-    },
-  };
+  return liveView(ctx, f, [channel]);
 }
 
 /** A ward's name without "Phường " (most of them are wards; communes keep "Xã"). */
@@ -287,13 +287,7 @@ export function alertsPanel(ctx: Ctx, p: Panel): PanelView {
     f.note.textContent = `${t("total")}: ${num(d?.total ?? 0, 0, getLocale())}`;
     f.asOf(d?.at);
   }, (code, msg) => panelError(f.body, code, msg));
-  return {
-    el: f.el,
-    tick(now) {
-      f.setLive(ctx.live.isLive(channel));
-      f.tickAsOf(now);
-    },
-  };
+  return liveView(ctx, f, [channel], false);
 }
 
 // ── Drill-down list ──────────────────────────────────────────────────────
@@ -342,11 +336,5 @@ export function listPanel(ctx: Ctx, p: Panel): PanelView {
     f.note.textContent = `${t("total")}: ${num(d?.total ?? 0, 0, getLocale())}`;
     f.asOf(d?.at);
   }, (code, msg) => panelError(f.body, code, msg));
-  return {
-    el: f.el,
-    tick(now) {
-      f.setLive(ctx.live.isLive(channel));
-      f.tickAsOf(now);
-    },
-  };
+  return liveView(ctx, f, [channel], false);
 }
