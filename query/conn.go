@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -15,6 +16,11 @@ import (
 type Config struct {
 	// Addr is host:port of the native protocol. Default 127.0.0.1:9000.
 	Addr string
+	// HTTPAddr is host:port of ClickHouse's HTTP interface, which the SQL
+	// API's Arrow export reads ClickHouse's columnar Native format from.
+	// Default: the host of Addr with port 8123; "off" reads through the
+	// native protocol only.
+	HTTPAddr string
 	// Database holding ioc's tables. Default "ioc".
 	Database string
 	// User and Password of the writing user. Default "default", "".
@@ -32,6 +38,13 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:9000"
+	}
+	if c.HTTPAddr == "" {
+		host, _, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			host = "127.0.0.1"
+		}
+		c.HTTPAddr = net.JoinHostPort(host, "8123")
 	}
 	if c.Database == "" {
 		c.Database = "ioc"
@@ -58,6 +71,9 @@ func (c Config) Validate() error {
 	}
 	if !strings.Contains(c.Addr, ":") {
 		return fmt.Errorf("clickhouse addr %q: want host:port", c.Addr)
+	}
+	if c.HTTPAddr != "off" && !strings.Contains(c.HTTPAddr, ":") {
+		return fmt.Errorf("clickhouse http addr %q: want host:port or off", c.HTTPAddr)
 	}
 	return nil
 }

@@ -69,6 +69,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	port, _ := chlocal.FreePort()
 	cfg := app.Config{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: dir, NATSPort: -1, Log: log}
 	cfg.ClickHouse.Addr = ch.Addr()
+	cfg.ClickHouse.HTTPAddr = ch.HTTPAddr()
 	a, err := app.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ func startBenchNode(ctx context.Context, name string, stderr io.Writer) (*benchN
 	cfg := app.Config{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", port), DataDir: dir, NATSPort: -1,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	cfg.ClickHouse.Addr = ch.Addr()
+	cfg.ClickHouse.HTTPAddr = ch.HTTPAddr()
 	a, err := app.New(ctx, cfg)
 	if err != nil {
 		ch.Stop()

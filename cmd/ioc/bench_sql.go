@@ -10,9 +10,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,6 +39,9 @@ func runBenchSQL(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	rows := fs.Int("rows", 10_000_000, "rows to export")
 	runs := fs.Int("runs", 3, "runs of each format")
+	only := fs.String("only", "", "run only the readers whose name contains this (e.g. Arrow)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node and readers to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file each time the live heap reaches a new peak")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,6 +63,11 @@ SELECT 'bench/one-stop', concat('e-', toString(number)), ['received','assigned',
 FROM system.numbers LIMIT %d`, a.DB().Table("dossier_events"), *rows)
 	if err := a.DB().Conn.Exec(ctx, fill); err != nil {
 		return fmt.Errorf("fill: %w", err)
+	}
+	// Merge the parts of the fill now, so that background merges do not
+	// compete with the measured reads.
+	if err := a.DB().Conn.Exec(ctx, "OPTIMIZE TABLE "+a.DB().Table("dossier_events")+" FINAL"); err != nil {
+		return fmt.Errorf("optimize: %w", err)
 	}
 	fmt.Fprintf(stdout, "machine: %d CPUs, %s; %d rows of dossier_events (13 columns)\n", runtime.NumCPU(), runtime.GOARCH, *rows)
 	fmt.Fprintf(stdout, "query: %s\n\n", benchSQLQuery)
@@ -117,8 +130,30 @@ FROM system.numbers LIMIT %d`, a.DB().Table("dossier_events"), *rows)
 		checkNs int
 	}
 	var results []result
+	// The live heap of this process (the node and the reader) after each
+	// garbage collection, sampled while each reader runs: flat memory means
+	// the same peak whatever the number of rows.
+	var peakHeap atomic.Uint64
+	go func() {
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		for ctx.Err() == nil {
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peakHeap.Load() {
+				peakHeap.Store(v)
+				if *memProfile != "" {
+					if f, err := os.Create(*memProfile); err == nil {
+						_ = pprof.WriteHeapProfile(f)
+						f.Close()
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	measure := func(name string, f func() (time.Duration, int, error)) error {
 		r := result{name: name}
+		runtime.GC()
+		peakHeap.Store(0)
 		for i := 0; i < *runs; i++ {
 			d, n, err := f()
 			if err != nil {
@@ -132,7 +167,11 @@ FROM system.numbers LIMIT %d`, a.DB().Table("dossier_events"), *rows)
 		slices.Sort(r.times)
 		results = append(results, r)
 		med := r.times[len(r.times)/2]
-		fmt.Fprintf(stdout, "%-28s median %7.2fs  %10.0f rows/s  (runs: %v)\n", name, med.Seconds(), float64(*rows)/med.Seconds(), r.times)
+		runtime.GC()
+		after := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(after)
+		fmt.Fprintf(stdout, "%-28s median %7.2fs  %10.0f rows/s  live heap: peak %3d MiB, after %3d MiB  (runs: %v)\n",
+			name, med.Seconds(), float64(*rows)/med.Seconds(), peakHeap.Load()>>20, after[0].Value.Uint64()>>20, r.times)
 		return nil
 	}
 	steps := []struct {
@@ -146,7 +185,21 @@ FROM system.numbers LIMIT %d`, a.DB().Table("dossier_events"), *rows)
 		{"ioc NDJSON (line count)", func() (time.Duration, int, error) { return post("ndjson", lineReader(0)) }},
 		{"ioc CSV (line count)", func() (time.Duration, int, error) { return post("csv", lineReader(1)) }},
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, s := range steps {
+		if *only != "" && !strings.Contains(s.name, *only) && !strings.Contains(s.name, "Native") {
+			continue
+		}
 		if err := measure(s.name, s.f); err != nil {
 			return err
 		}

@@ -80,19 +80,20 @@ func (e env) flag(name string) bool {
 // nodeFlags binds the flags every command that talks to a node's backends
 // shares, with IOC_* environment variables as defaults.
 type nodeFlags struct {
-	httpAddr, dataDir, natsURL                  string
-	natsPort, natsReplicas                      int
-	natsSync                                    bool
-	chAddr, chDB, chUser, chPassword, chCluster string
-	tokenKey, pseudonymKey, logLevel            string
-	maxBatch                                    int
-	flush, dupWindow                            time.Duration
-	readerUser, readerPassword                  string
-	sqlMaxRows                                  int64
-	sqlPerToken                                 int
-	sqlMaxTimeout                               time.Duration
-	alertRules                                  string
-	alertInterval                               time.Duration
+	httpAddr, dataDir, natsURL                   string
+	natsPort, natsReplicas                       int
+	natsSync                                     bool
+	chAddr, chHTTPAddr, chDB, chUser, chPassword string
+	chCluster                                    string
+	tokenKey, pseudonymKey, logLevel             string
+	maxBatch                                     int
+	flush, dupWindow                             time.Duration
+	readerUser, readerPassword                   string
+	sqlMaxRows                                   int64
+	sqlPerToken                                  int
+	sqlMaxTimeout                                time.Duration
+	alertRules                                   string
+	alertInterval                                time.Duration
 }
 
 func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
@@ -104,6 +105,7 @@ func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
 	fs.IntVar(&n.natsReplicas, "nats-replicas", e.num("IOC_NATS_REPLICAS", 1), "replicas of the events stream on a NATS cluster (IOC_NATS_REPLICAS)")
 	fs.BoolVar(&n.natsSync, "nats-sync-always", e.flag("IOC_NATS_SYNC_ALWAYS"), "embedded NATS: fsync every write, to survive power loss (IOC_NATS_SYNC_ALWAYS)")
 	fs.StringVar(&n.chAddr, "clickhouse-addr", e.str("IOC_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port (IOC_CLICKHOUSE_ADDR)")
+	fs.StringVar(&n.chHTTPAddr, "clickhouse-http-addr", e.str("IOC_CLICKHOUSE_HTTP_ADDR", ""), "ClickHouse HTTP host:port, for the SQL API's Arrow export; empty: port 8123 of the native host; off: not used (IOC_CLICKHOUSE_HTTP_ADDR)")
 	fs.StringVar(&n.chDB, "clickhouse-database", e.str("IOC_CLICKHOUSE_DATABASE", "ioc"), "ClickHouse database (IOC_CLICKHOUSE_DATABASE)")
 	fs.StringVar(&n.chUser, "clickhouse-user", e.str("IOC_CLICKHOUSE_USER", "default"), "ClickHouse user (IOC_CLICKHOUSE_USER)")
 	fs.StringVar(&n.chPassword, "clickhouse-password", e.str("IOC_CLICKHOUSE_PASSWORD", ""), "ClickHouse password (IOC_CLICKHOUSE_PASSWORD)")
@@ -148,6 +150,7 @@ func (n *nodeFlags) appConfig(log *slog.Logger) app.Config {
 		c.PseudonymKey = []byte(n.pseudonymKey)
 	}
 	c.ClickHouse.Addr = n.chAddr
+	c.ClickHouse.HTTPAddr = n.chHTTPAddr
 	c.ClickHouse.Database = n.chDB
 	c.ClickHouse.User = n.chUser
 	c.ClickHouse.Password = n.chPassword

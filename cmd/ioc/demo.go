@@ -59,6 +59,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			ch.Stop()
 		}()
 		n.chAddr = ch.Addr()
+		n.chHTTPAddr = ch.HTTPAddr()
 	}
 	a, err := app.New(ctx, n.appConfig(log))
 	if err != nil {

@@ -52,6 +52,9 @@ func startNode(t *testing.T, dataDir, chAddr, database string) *node {
 	n := &node{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: filepath.Join(dataDir, "node.log"),
 		args: []string{"serve", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dataDir, "--nats-port", "-1",
 			"--clickhouse-addr", chAddr, "--clickhouse-database", database, "--writer-flush", "100ms"}}
+	if h := testenv.ClickHouseHTTPAddr(t); h != "" {
+		n.args = append(n.args, "--clickhouse-http-addr", h)
+	}
 	n.start()
 	t.Cleanup(func() {
 		if n.cmd != nil && n.cmd.ProcessState == nil {

@@ -37,6 +37,9 @@ func (s *Server) Exited() <-chan struct{} { return s.exited }
 // Addr of the native protocol.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.TCPPort) }
 
+// HTTPAddr is host:port of the HTTP interface.
+func (s *Server) HTTPAddr() string { return "127.0.0.1:" + strconv.Itoa(s.HTTPPort) }
+
 // Binary finds clickhouse-server (or the combined clickhouse binary).
 func Binary() (path string, args []string, err error) {
 	if p, err := exec.LookPath("clickhouse-server"); err == nil {
@@ -240,6 +243,9 @@ func (sv *Supervised) Server() *Server {
 
 // Addr of the native protocol (the same across restarts).
 func (sv *Supervised) Addr() string { return sv.Server().Addr() }
+
+// HTTPAddr of the HTTP interface (the same across restarts).
+func (sv *Supervised) HTTPAddr() string { return sv.Server().HTTPAddr() }
 
 // Stop ends the supervision and stops the server.
 func (sv *Supervised) Stop() error {

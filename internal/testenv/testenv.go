@@ -26,12 +26,13 @@ import (
 )
 
 var (
-	chOnce    sync.Once
-	chServer  *chlocal.Supervised
-	chCrashes atomic.Int32
-	chAddr    string
-	chErr     error
-	chDir     string
+	chOnce     sync.Once
+	chServer   *chlocal.Supervised
+	chCrashes  atomic.Int32
+	chAddr     string
+	chHTTPAddr string
+	chErr      error
+	chDir      string
 )
 
 // Main runs the package's tests and stops the shared ClickHouse afterwards.
@@ -56,6 +57,7 @@ func ClickHouseAddr(t testing.TB) string {
 	chOnce.Do(func() {
 		if a := os.Getenv("IOC_TEST_CLICKHOUSE_ADDR"); a != "" {
 			chAddr = a
+			chHTTPAddr = os.Getenv("IOC_TEST_CLICKHOUSE_HTTP_ADDR") // "": port 8123 of the same host
 			return
 		}
 		if _, _, err := chlocal.Binary(); err != nil {
@@ -76,6 +78,7 @@ func ClickHouseAddr(t testing.TB) string {
 		})
 		if chErr == nil {
 			chAddr = chServer.Addr()
+			chHTTPAddr = chServer.HTTPAddr()
 		}
 	})
 	if chErr != nil {
@@ -87,11 +90,18 @@ func ClickHouseAddr(t testing.TB) string {
 	return chAddr
 }
 
+// ClickHouseHTTPAddr is the HTTP interface of the test ClickHouse ("" when
+// it is the default port 8123 of the ClickHouseAddr host).
+func ClickHouseHTTPAddr(t testing.TB) string {
+	ClickHouseAddr(t)
+	return chHTTPAddr
+}
+
 // ClickHouse returns a config for a fresh, migrated database of its own on
 // the test ClickHouse, dropped when the test ends.
 func ClickHouse(t testing.TB) (*query.DB, query.Config) {
 	t.Helper()
-	cfg := query.Config{Addr: ClickHouseAddr(t), Database: "test_" + RandomHex(6)}
+	cfg := query.Config{Addr: ClickHouseAddr(t), HTTPAddr: chHTTPAddr, Database: "test_" + RandomHex(6)}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	db, err := query.Open(ctx, cfg)

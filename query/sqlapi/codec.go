@@ -55,6 +55,8 @@ type summary struct {
 	Truncated bool // max_rows or max_bytes reached; more rows existed
 	ElapsedMS int64
 	Err       error // the query failed after the first row was written
+
+	end func(summary) error // completes the output (set by the stream)
 }
 
 // encoder writes a result in one format, row by row, with bounded memory.

@@ -35,6 +35,16 @@ type arrowEncoder struct {
 
 func (e *arrowEncoder) begin(cols []*column) error {
 	e.cols = cols
+	schema := arrowSchema(cols)
+	mem := memory.NewGoAllocator()
+	e.rb = array.NewRecordBuilder(mem, schema)
+	e.iw = ipc.NewWriter(e.w, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	return nil
+}
+
+// arrowSchema is the Arrow schema of a result; each field's metadata keeps
+// its ClickHouse type.
+func arrowSchema(cols []*column) *arrow.Schema {
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
 		fields[i] = arrow.Field{
@@ -44,11 +54,7 @@ func (e *arrowEncoder) begin(cols []*column) error {
 			Metadata: arrow.NewMetadata([]string{"clickhouse_type"}, []string{c.Type}),
 		}
 	}
-	schema := arrow.NewSchema(fields, nil)
-	mem := memory.NewGoAllocator()
-	e.rb = array.NewRecordBuilder(mem, schema)
-	e.iw = ipc.NewWriter(e.w, ipc.WithSchema(schema), ipc.WithAllocator(mem))
-	return nil
+	return arrow.NewSchema(fields, nil)
 }
 
 // arrowType maps a ClickHouse type (without Nullable) to Arrow.

@@ -37,6 +37,9 @@ type Statement struct {
 	SQL string
 	// Tables referenced, as written (lower case), in order of appearance.
 	Tables []string
+	// Kind is the statement's first word, lower case: select, with, show,
+	// describe, desc or explain.
+	Kind string
 }
 
 // Statement kinds allowed first.
@@ -113,7 +116,7 @@ func Guard(sql string, p Policy, params map[string]any) (*Statement, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Statement{SQL: out, Tables: g.tables}, nil
+	return &Statement{SQL: out, Tables: g.tables, Kind: g.kind}, nil
 }
 
 type guard struct {

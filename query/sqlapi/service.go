@@ -116,6 +116,7 @@ type Service struct {
 	cfg      Config
 	db       *query.DB // the main connection: KILL QUERY and the audit
 	reader   driver.Conn
+	native   *nativeHTTP // nil: the Arrow export reads through the driver
 	serverTZ *time.Location
 	audit    *auditor
 	metrics  *metrics
@@ -160,6 +161,7 @@ func New(ctx context.Context, cfg Config, db *query.DB, reg metricsRegisterer, l
 		reader.Close()
 		return nil, err
 	}
+	s.native = s.openNative(ctx, dbc.HTTPAddr)
 	return s, nil
 }
 
@@ -323,45 +325,20 @@ func (s *Service) Exec(ctx context.Context, c Caller, req Request, sink Sink) (s
 		}
 	}()
 
-	rows, err := s.reader.Query(clickhouse.Context(qctx, clickhouse.WithQueryID(sum.QueryID)), st.SQL)
+	stream := s.streamRows
+	if format == FormatArrow && s.native != nil && (st.Kind == "select" || st.Kind == "with") {
+		if nc, ok := s.nativeColumns(qctx, st.SQL, sum.QueryID); ok {
+			stream = nc.stream
+			s.metrics.arrowPath.WithLabelValues("native").Inc()
+		} else {
+			s.metrics.arrowPath.WithLabelValues("driver").Inc()
+		}
+	}
+	runErr, err := stream(qctx, cancel, st.SQL, format, sink, maxRows, &sum)
 	if err != nil {
 		return sum, s.queryError(qctx, ctx, err)
 	}
-	defer rows.Close()
-	cols := newColumns(rows.ColumnTypes(), s.serverTZ)
-	dests := make([]any, len(cols))
-	for i, col := range cols {
-		dests[i] = col.dest
-	}
-	enc := newEncoder(format, sink)
-	sink.Start(contentTypes[format])
-	if err := enc.begin(cols); err != nil {
-		return sum, err
-	}
-	var runErr error
-	for rows.Next() {
-		if sum.Rows >= maxRows || sink.Written() >= s.cfg.MaxBytes {
-			sum.Truncated = true
-			cancel()
-			break
-		}
-		if err := rows.Scan(dests...); err != nil {
-			runErr = err
-			break
-		}
-		if err := enc.row(); err != nil {
-			runErr = err
-			break
-		}
-		sum.Rows++
-	}
-	if runErr == nil && !sum.Truncated {
-		if err := rows.Err(); err != nil {
-			runErr = err
-		} else {
-			finished = true
-		}
-	}
+	finished = runErr == nil && !sum.Truncated
 	if runErr != nil {
 		runErr = s.queryError(qctx, ctx, runErr)
 		if sink.Written() == 0 {
@@ -372,13 +349,58 @@ func (s *Service) Exec(ctx context.Context, c Caller, req Request, sink Sink) (s
 	}
 	sum.Err = runErr
 	sum.ElapsedMS = time.Since(start).Milliseconds()
-	if err := enc.end(sum); err != nil && runErr == nil {
+	if sum.end == nil {
+		sum.end = func(summary) error { return nil }
+	}
+	if err := sum.end(sum); err != nil && runErr == nil {
 		runErr = err
 	}
 	if runErr != nil {
 		return sum, fmt.Errorf("%w: %w", errStreamBroken, runErr)
 	}
 	return sum, nil
+}
+
+// streamFunc runs a statement and writes its rows to the sink, counting
+// them in sum and setting sum.Truncated (then cancelling) when a limit is
+// reached. It sets sum.end to what completes the output. err is an error
+// before anything was written; runErr one while rows were read.
+type streamFunc func(qctx context.Context, cancel context.CancelFunc, sql, format string, sink Sink, maxRows int64, sum *summary) (runErr, err error)
+
+// streamRows reads the result row by row through the driver, for every
+// format and type.
+func (s *Service) streamRows(qctx context.Context, cancel context.CancelFunc, sql, format string, sink Sink, maxRows int64, sum *summary) (runErr, err error) {
+	rows, err := s.reader.Query(clickhouse.Context(qctx, clickhouse.WithQueryID(sum.QueryID)), sql)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols := newColumns(rows.ColumnTypes(), s.serverTZ)
+	dests := make([]any, len(cols))
+	for i, col := range cols {
+		dests[i] = col.dest
+	}
+	enc := newEncoder(format, sink)
+	sink.Start(contentTypes[format])
+	if err := enc.begin(cols); err != nil {
+		return nil, err
+	}
+	sum.end = enc.end
+	for rows.Next() {
+		if sum.Rows >= maxRows || sink.Written() >= s.cfg.MaxBytes {
+			sum.Truncated = true
+			cancel()
+			return nil, nil
+		}
+		if err := rows.Scan(dests...); err != nil {
+			return err, nil
+		}
+		if err := enc.row(); err != nil {
+			return err, nil
+		}
+		sum.Rows++
+	}
+	return rows.Err(), nil
 }
 
 // errStreamBroken marks an error after the response started.
@@ -397,6 +419,14 @@ func (s *Service) queryError(qctx, ctx context.Context, err error) error {
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
 		return &api.Error{Code: api.EINVALID, Message: fmt.Sprintf("clickhouse: %s", firstLine(ex.Message)), Detail: map[string]any{"clickhouse_code": ex.Code, "clickhouse_name": ex.Name}}
+	}
+	var hx *httpException
+	if errors.As(err, &hx) {
+		return &api.Error{Code: api.EINVALID, Message: fmt.Sprintf("clickhouse: %s", firstLine(hx.Message)), Detail: map[string]any{"clickhouse_code": hx.Code}}
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae
 	}
 	s.log.Error("sql query failed", "err", err)
 	return api.Errorf(api.EUNAVAILABLE, "clickhouse is unreachable; retry later")
@@ -421,7 +451,8 @@ func (s *Service) kill(id string) {
 		defer cancel()
 		pause := 100 * time.Millisecond
 		for {
-			if err := s.db.Conn.Exec(ctx, "KILL QUERY WHERE query_id = '"+id+"' ASYNC"); err != nil && ctx.Err() == nil {
+			// The id and its helpers (id-columns): ids are hex, safe to quote.
+			if err := s.db.Conn.Exec(ctx, "KILL QUERY WHERE query_id LIKE '"+id+"%' ASYNC"); err != nil && ctx.Err() == nil {
 				s.log.Warn("kill query", "query_id", id, "err", err)
 			}
 			select {
@@ -434,7 +465,7 @@ func (s *Service) kill(id string) {
 			}
 			pause = min(2*pause, 2*time.Second)
 			var n uint64
-			if err := s.db.Conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = ?", id).Scan(&n); err == nil && n == 0 {
+			if err := s.db.Conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id LIKE ?", id+"%").Scan(&n); err == nil && n == 0 {
 				return
 			}
 		}

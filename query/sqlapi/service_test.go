@@ -21,6 +21,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vn-ioc/ioc/internal/api"
 	"github.com/vn-ioc/ioc/internal/testenv"
@@ -48,8 +49,14 @@ type env struct {
 func newEnv(t *testing.T, cfg sqlapi.Config) *env {
 	t.Helper()
 	db, _ := testenv.ClickHouse(t)
+	return newEnvOn(t, db, cfg, nil)
+}
+
+// newEnvOn serves the SQL API on db, with its metrics in reg (may be nil).
+func newEnvOn(t *testing.T, db *query.DB, cfg sqlapi.Config, reg prometheus.Registerer) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := sqlapi.New(ctx, cfg, db, nil, nil)
+	svc, err := sqlapi.New(ctx, cfg, db, reg, nil)
 	if err != nil {
 		t.Fatalf("sqlapi.New: %v", err)
 	}

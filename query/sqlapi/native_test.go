@@ -1,0 +1,215 @@
+package sqlapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/ipc"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/sqlapi"
+)
+
+// allTypes has a column of every type the Native decoder reads, over more
+// than two ClickHouse blocks (65,536 rows each).
+const allTypes = `SELECT number AS n, toInt8(number % 100 - 50) AS i8, toInt16(number) AS i16, toInt32(number) - 7 AS i32,
+ toInt64(number) * -3 AS i64, toUInt8(number % 256) AS u8, toUInt16(number % 65536) AS u16, toUInt32(number) AS u32,
+ toFloat32(number) / 7 AS f32, toFloat64(number) / 3 AS f64,
+ concat('ward ', toString(number % 168), if(number % 5 = 0, ' Phường Bến Thành', '')) AS s, '' AS empty,
+ if(number % 7 = 0, arrayStringConcat(arrayMap(x -> 'x', range(300))), 'y') AS long, toFixedString(toString(number % 1000), 3) AS fs,
+ toDate('2020-01-01') + number % 3000 AS d, toDateTime(1700000000 + number) AS t,
+ toDateTime(1700000000 + number, 'Asia/Ho_Chi_Minh') AS tz,
+ if(number % 3 = 0, NULL, toString(number)) AS ns, if(number % 4 = 0, NULL, toInt32(number)) AS ni,
+ arrayMap(x -> toString(x), range(number % 4)) AS arr, arrayMap(x -> if(x = 1, NULL, toUInt8(x)), range(number % 3)) AS arrn,
+ [range(number % 2)] AS arr2,
+ CAST(number % 2 AS Enum8('a' = 0, 'b\'c' = 1)) AS e8, CAST(number % 2 * 1000 AS Enum16('x' = 0, 'y' = 1000)) AS e16,
+ toDecimal32(toInt32(number % 1000) - 500, 2) AS d32, toDecimal64(toInt64(number) - 75000, 3) AS d64, toDecimal128(number, 5) AS d128,
+ toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0') AS uuid
+FROM system.numbers LIMIT 150000`
+
+// twoPaths serves the SQL API twice on one database: reading ClickHouse's
+// Native format over HTTP, and row by row through the driver.
+func twoPaths(t *testing.T) (native, driver *env, reg *prometheus.Registry) {
+	t.Helper()
+	db, cfg := testenv.ClickHouse(t)
+	reg = prometheus.NewRegistry()
+	native = newEnvOn(t, db, sqlapi.Config{}, reg)
+	cfg.HTTPAddr = "off"
+	ctx := context.Background()
+	db2, err := query.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db2.Close() })
+	driver = newEnvOn(t, db2, sqlapi.Config{}, nil)
+	return native, driver, reg
+}
+
+// readArrow decodes a stream into its schema and one array per column.
+func readArrow(t *testing.T, body []byte) (*arrow.Schema, []arrow.Array, int) {
+	t.Helper()
+	rd, err := ipc.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("arrow: %v", err)
+	}
+	defer rd.Release()
+	var parts [][]arrow.Array
+	rows := 0
+	for rd.Next() {
+		rec := rd.Record()
+		rows += int(rec.NumRows())
+		for i, c := range rec.Columns() {
+			if len(parts) <= i {
+				parts = append(parts, nil)
+			}
+			c.Retain()
+			parts[i] = append(parts[i], c)
+		}
+	}
+	if rd.Err() != nil {
+		t.Fatalf("arrow: %v", rd.Err())
+	}
+	cols := make([]arrow.Array, len(parts))
+	for i, p := range parts {
+		if cols[i], err = array.Concatenate(p, memory.DefaultAllocator); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rd.Schema(), cols, rows
+}
+
+func pathCount(t *testing.T, reg *prometheus.Registry, path string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ioc_sql_arrow_path_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "path" && l.GetValue() == path {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestArrowNativeEqualsDriver(t *testing.T) {
+	native, driver, reg := twoPaths(t)
+	for _, q := range []struct {
+		name, sql string
+		rows      int
+	}{
+		{"all types", allTypes, 150000},
+		{"typed", typed, 5},
+		{"empty", "SELECT number, toString(number) AS s FROM system.numbers WHERE number > 10 LIMIT 0", 0},
+		{"table", "SELECT * FROM dossier_events", 0},
+	} {
+		before := pathCount(t, reg, "native")
+		resp, nb := native.post(t, map[string]any{"sql": q.sql, "format": "arrow", "max_rows": 1_000_000})
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s native: %d %s", q.name, resp.StatusCode, nb)
+		}
+		if pathCount(t, reg, "native") != before+1 {
+			t.Errorf("%s: not read through the Native path", q.name)
+		}
+		resp, db := driver.post(t, map[string]any{"sql": q.sql, "format": "arrow", "max_rows": 1_000_000})
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s driver: %d %s", q.name, resp.StatusCode, db)
+		}
+		ns, ncols, nrows := readArrow(t, nb)
+		ds, dcols, drows := readArrow(t, db)
+		if !ns.Equal(ds) {
+			t.Fatalf("%s: schemas differ:\nnative %v\ndriver %v", q.name, ns, ds)
+		}
+		if nrows != q.rows || drows != q.rows {
+			t.Fatalf("%s: %d rows native, %d driver, want %d", q.name, nrows, drows, q.rows)
+		}
+		for i := range ncols {
+			if !array.Equal(ncols[i], dcols[i]) {
+				f := ns.Field(i).Name
+				t.Errorf("%s: column %s differs: native %v… driver %v…", q.name, f, array.NewSlice(ncols[i], 0, min(3, int64(nrows))), array.NewSlice(dcols[i], 0, min(3, int64(drows))))
+			}
+		}
+	}
+	if testutil.CollectAndCount(reg, "ioc_sql_arrow_path_total") == 0 {
+		t.Error("no ioc_sql_arrow_path_total")
+	}
+}
+
+func TestArrowNativeLimitsAndErrors(t *testing.T) {
+	native, _, reg := twoPaths(t)
+	// Cut at max_rows inside a block; the query stopped.
+	resp, body := native.post(t, map[string]any{"sql": "SELECT number FROM system.numbers", "format": "arrow", "max_rows": 70000})
+	if resp.StatusCode != 200 || resp.Trailer.Get("X-Ioc-Truncated") != "true" || resp.Trailer.Get("X-Ioc-Rows") != "70000" {
+		t.Fatalf("max_rows: %d %v", resp.StatusCode, resp.Trailer)
+	}
+	if _, cols, rows := readArrow(t, body); rows != 70000 || cols[0].(*array.Uint64).Value(69999) != 69999 {
+		t.Fatalf("max_rows: %d rows", rows)
+	}
+	processGone(t, native.db, resp.Header.Get("X-Ioc-Query-Id"))
+	// ClickHouse refuses before the first block: a clear 400.
+	resp, body = native.post(t, map[string]any{"sql": "SELECT throwIf(number = 0) FROM system.numbers LIMIT 1", "format": "arrow"})
+	if resp.StatusCode != 400 || !bytes.Contains(body, []byte("throwIf")) {
+		t.Errorf("error before the first block: %d %s", resp.StatusCode, body)
+	}
+	// ClickHouse fails after blocks were sent: the stream is cut, never
+	// complete, and the audit says why.
+	b, _ := json.Marshal(map[string]any{"sql": "SELECT number, throwIf(number = 150000) AS x FROM system.numbers LIMIT 200000", "format": "arrow", "max_rows": 1_000_000})
+	r, err := http.Post(native.srv.URL, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || err == nil {
+		t.Errorf("failed stream: status %d, read error %v (want 200 and a cut body)", r.StatusCode, err)
+	}
+	if rd, err := ipc.NewReader(bytes.NewReader(body)); err == nil {
+		n := 0
+		for rd.Next() {
+			n += int(rd.Record().NumRows())
+		}
+		if rd.Err() == nil && n == 200000 {
+			t.Errorf("failed stream read as complete (%d rows)", n)
+		}
+	}
+	id := r.Header.Get("X-Ioc-Query-Id")
+	testenv.Eventually(t, 10*time.Second, "audit of the failed stream", func() (bool, error) {
+		var outcome, msg string
+		err := native.db.Conn.QueryRow(context.Background(), "SELECT outcome, error FROM "+native.db.Table("sql_audit")+" WHERE query_id = ?", id).Scan(&outcome, &msg)
+		if err != nil {
+			return false, nil
+		}
+		if outcome != "invalid" || !strings.Contains(msg, "throwIf") {
+			t.Errorf("audit of the failed stream: %s %q", outcome, msg)
+		}
+		return true, nil
+	})
+	// A type without a Native decoder keeps the driver's path.
+	before := pathCount(t, reg, "driver")
+	resp, body = native.post(t, map[string]any{"sql": "SELECT toLowCardinality(toString(number)) AS l, (number, 'x') AS tup FROM system.numbers LIMIT 3", "format": "arrow"})
+	if resp.StatusCode != 200 || pathCount(t, reg, "driver") != before+1 {
+		t.Fatalf("LowCardinality: %d %s", resp.StatusCode, body)
+	}
+	if _, cols, rows := readArrow(t, body); rows != 3 || cols[0].(*array.String).Value(2) != "2" {
+		t.Fatalf("LowCardinality: %d rows", rows)
+	}
+}
