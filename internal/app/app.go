@@ -175,6 +175,7 @@ type App struct {
 	kpiCat     *kpi.Catalog
 	kpiBuilder *kpi.Builder
 	kpiStore   *kpi.Store
+	kpiHistory *kpi.History
 	kpiReader  *kpi.Reader
 	engine     *kpi.Engine
 	hub        *stream.Hub
@@ -374,6 +375,7 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.refreshReference(intakeCtx) })
 	g.Go(func() error { return a.engine.Run(intakeCtx) })
+	g.Go(func() error { return a.kpiHistory.Run(intakeCtx) })
 	g.Go(func() error { return a.lists.Run(intakeCtx, a.nc) })
 	g.Go(func() error { return a.evaluator.Run(intakeCtx) })
 	g.Go(func() error { return a.alertFeed.Run(intakeCtx) })

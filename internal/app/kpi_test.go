@@ -155,6 +155,13 @@ func TestKPIEventToWebsocket(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &series) != nil || len(series.Points) != 1 || series.Points[0].Numerator != 2 {
 		t.Fatalf("series: %d %s", code, body)
 	}
+	// The analysts' view kpi_values has both values the wall showed, once each.
+	q := `{"sql": "SELECT seq, numerator FROM kpi_values WHERE kpi = 'survey.count' AND unit = '` + ward + `' AND period = 'today' ORDER BY seq", "format": "csv"}`
+	want := "\"seq\",\"numerator\"\r\n1,1\r\n2,2\r\n"
+	testenv.Eventually(t, 30*time.Second, "kpi_values", func() (bool, error) {
+		_, got := callAccept(t, a.URL()+"/api/v1/sql", toks["analyst"], "application/json", "text/csv", q)
+		return got == want, nil
+	})
 }
 
 // Each denial of the KPI scopes, on REST and on the websocket.

@@ -7,7 +7,7 @@ import (
 // Views are the curated views analysts read, in the order GET
 // /api/v1/schema lists them. They are the views the KPI SQL reads too.
 var Views = []string{"dossiers", "tickets", "surveys", "detections", "camera_status", "camera_overview", "indicators",
-	"alerts", "units", "procedures", "officers", "cameras", "calendar"}
+	"alerts", "kpi_values", "units", "procedures", "officers", "cameras", "calendar"}
 
 // viewSource names the table whose documentation describes a view's
 // columns when the view's own section does not.
@@ -35,6 +35,7 @@ func LeaderScope(database string, subtree []string) map[string]string {
 		"cameras":         "unit IN " + in,
 		"camera_overview": "unit IN " + in,
 		"alerts":          "unit IN " + in,
+		"kpi_values":      "unit IN " + in,
 		"camera_status":   "camera_id IN (SELECT id FROM " + database + ".cameras WHERE unit IN " + in + ")",
 		// Reference data that is not about one unit's work is public.
 		"units":      "",
