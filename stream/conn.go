@@ -36,15 +36,18 @@ const (
 )
 
 // sub is one channel subscription of one connection.
+//
+// Thousands of connections hold tens of these each: the fields are laid
+// out to fit the 80-byte size class.
 type sub struct {
 	c       *conn
 	channel string
-	idx     int // in the hub's subList; guarded by the shard's lock
 
 	// Guarded by c.mu.
-	last      uint64     // seq of the last update queued (snapshot, missed or live)
-	pending   []byte     // the live update waiting in the queue, if any
-	buf       []buffered // live updates received while syncing
+	last      uint64      // seq of the last update queued (snapshot, missed or live)
+	pending   []byte      // the live update waiting in the queue, if any
+	buf       *[]buffered // live updates received while syncing (rare: allocated then)
+	idx       int32       // in the hub's subList; guarded by the shard's lock
 	state     subState
 	coalesced bool // pending replaced an update never written
 }
@@ -438,11 +441,11 @@ func (c *conn) subscribe(m *clientMsg) {
 		c.drop(old) // subscribing again starts over
 	}
 	s := &sub{c: c, channel: ch}
+	h.register(s) // s.channel is now the hub's copy of ch
 	if c.subs == nil {
 		c.subs = map[string]*sub{}
 	}
-	c.subs[ch] = s
-	h.register(s)
+	c.subs[s.channel] = s
 
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.SourceTimeout)
 	out, last, err := c.catchUp(ctx, s, m)
@@ -464,7 +467,11 @@ func (c *conn) subscribe(m *clientMsg) {
 	for _, it := range out {
 		c.pushLocked(it)
 	}
-	for _, b := range s.buf {
+	var early []buffered
+	if s.buf != nil {
+		early = *s.buf
+	}
+	for _, b := range early {
 		if b.seq <= last {
 			h.m.dropped[dropStale].Inc()
 			continue
@@ -575,17 +582,21 @@ func (c *conn) deliver(s *sub, seq uint64, frame []byte) {
 	}
 	switch s.state {
 	case subSyncing:
-		n := len(s.buf)
+		if s.buf == nil {
+			s.buf = new([]buffered)
+		}
+		buf := *s.buf
+		n := len(buf)
 		switch {
-		case n > 0 && seq <= s.buf[n-1].seq:
+		case n > 0 && seq <= buf[n-1].seq:
 			c.h.m.dropped[dropStale].Inc()
 		case n >= c.h.cfg.QueueSize:
 			// The Source is slow and the channel busy: keep the buffer
 			// bounded, latest value wins.
-			s.buf[n-1] = buffered{seq: seq, frame: frame, coalesced: true}
+			buf[n-1] = buffered{seq: seq, frame: frame, coalesced: true}
 			c.h.m.coalesced.Inc()
 		default:
-			s.buf = append(s.buf, buffered{seq: seq, frame: frame})
+			*s.buf = append(buf, buffered{seq: seq, frame: frame})
 		}
 	case subLive:
 		if seq <= s.last {

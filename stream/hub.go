@@ -29,7 +29,8 @@ type shard struct {
 // subList holds the subscribers of one channel; each sub knows its index,
 // so removal is a swap with the last.
 type subList struct {
-	subs []*sub
+	channel string // its key: the subscribers' channel strings are this one
+	subs    []*sub
 }
 
 // Hub accepts websocket clients, keeps their subscriptions and hands every
@@ -96,10 +97,13 @@ func New(cfg Config, src Source, authn Authenticator, reg prometheus.Registerer,
 	h.readPool.New = func() any { b := make([]byte, size); return &b }
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.AuthTimeout,
-		ReadBufferSize:   1024,
-		WriteBufferSize:  4096,
-		WriteBufferPool:  &h.writePool,
-		CheckOrigin:      h.checkOrigin,
+		// Client messages are small (a subscribe is ~100 bytes) and a
+		// longer one is read in several fills: 256 bytes of buffer held
+		// for the life of each connection rather than 1 KiB.
+		ReadBufferSize:  256,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &h.writePool,
+		CheckOrigin:     h.checkOrigin,
 	}
 	for i := range h.shards {
 		h.shards[i].channels = map[string]*subList{}
@@ -239,10 +243,13 @@ func (h *Hub) register(s *sub) {
 	sh.mu.Lock()
 	l := sh.channels[s.channel]
 	if l == nil {
-		l = &subList{}
+		l = &subList{channel: s.channel}
 		sh.channels[s.channel] = l
 	}
-	s.idx = len(l.subs)
+	// Thousands of clients subscribe to the same channels: they share one
+	// copy of its name rather than each keeping the one it sent.
+	s.channel = l.channel
+	s.idx = int32(len(l.subs))
 	l.subs = append(l.subs, s)
 	sh.mu.Unlock()
 	h.m.subscriptions.Inc()

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 )
@@ -751,4 +752,12 @@ func TestTokenExpiry(t *testing.T) {
 	g := th.dialWelcome(t)
 	g.subscribe("r1", ch79)
 	g.expect("snapshot")
+}
+
+// Thousands of connections hold tens of subscriptions each: a field added
+// to sub must not push it past the 80-byte size class.
+func TestSubFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(sub{}); n > 80 {
+		t.Fatalf("sub is %d bytes, more than 80", n)
+	}
 }
