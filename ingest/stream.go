@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -140,12 +141,22 @@ type CommitNotice struct {
 	StreamSeq uint64 `json:"stream_seq"`
 }
 
-// Connect dials NATS with the reconnect behaviour a long-running node wants.
-func Connect(url, name string) (*nats.Conn, error) {
+// Connect dials NATS with the reconnect behaviour a long-running node
+// wants. Asynchronous errors — above all a slow consumer, whose messages
+// the client drops (JetStream redelivers them only after the ack wait) —
+// are logged.
+func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
 	return nats.Connect(url,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.ReconnectBufSize(64<<20),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Error("nats: asynchronous error", "connection", name, "subject", subject, "err", err)
+		}),
 	)
 }

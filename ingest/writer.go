@@ -156,14 +156,8 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 		return fmt.Errorf("writer %s: %w", family, err)
 	}
-	// Messages are chunks of up to 900 KiB: 128 of them bound what is
-	// buffered to about 115 MiB. (With a byte limit on the pull as well,
-	// the iterator stopped pulling in our benchmark runs: nats.go v1.47.)
-	iter, err := cons.Messages(jetstream.PullMaxMessages(128), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("writer %s: %w", family, err)
-	}
-	defer iter.Stop()
+	iter := &fetcher{cons: cons}
+	defer iter.stop()
 	t := tables[family]
 	batch := make([]pending, 0, w.cfg.MaxBatch)
 	var scratch []pending // one message's events
@@ -185,7 +179,7 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 		var msg jetstream.Msg
 		if wait > 0 {
-			msg, err = iter.Next(jetstream.NextMaxWait(wait))
+			msg, err = iter.next(ctx, wait)
 		} else {
 			err = nats.ErrTimeout
 		}
@@ -219,8 +213,8 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 				w.commit(ctx, family, t, batch)
 				batch = batch[:0]
 			}
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return nil
+		case ctx.Err() != nil:
+			// Shutting down: the top of the loop commits what is in hand.
 		default:
 			// Connection trouble: the iterator reconnects by itself.
 			w.log.Warn("writer fetch", "family", family, "err", err)
@@ -231,6 +225,57 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 	}
 }
+
+// fetcher hands out a consumer's messages one at a time from explicit pull
+// requests (Fetch) of up to fetchBatch messages, each open for fetchExpiry.
+// Messages are chunks of up to 900 KiB: 64 of them stay under the 64 MiB a
+// NATS subscription buffers before it drops messages as a slow consumer.
+// (nats.go v1.47's Messages iterator, used before, was seen to stop pulling
+// with messages waiting in the stream, leaving a family's writer idle.)
+type fetcher struct {
+	cons  jetstream.Consumer
+	batch jetstream.MessageBatch // the pull request being read, if any
+}
+
+const (
+	fetchBatch  = 64
+	fetchExpiry = 5 * time.Second
+)
+
+// next returns the next message, or nats.ErrTimeout after wait. A pull
+// request outlives the call: what it delivers later is read by the next.
+func (f *fetcher) next(ctx context.Context, wait time.Duration) (jetstream.Msg, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		if f.batch == nil {
+			b, err := f.cons.Fetch(fetchBatch, jetstream.FetchMaxWait(fetchExpiry))
+			if err != nil {
+				return nil, err
+			}
+			f.batch = b
+		}
+		select {
+		case m, ok := <-f.batch.Messages():
+			if ok {
+				return m, nil
+			}
+			err := f.batch.Error()
+			f.batch = nil
+			if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+				return nil, err
+			}
+		case <-timer.C:
+			return nil, nats.ErrTimeout
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// stop drops the pull request being read; its undelivered messages go to
+// the next reader after the consumer's ack wait.
+func (f *fetcher) stop() { f.batch = nil }
 
 // commit inserts the batch, retrying until ClickHouse accepts it (splitting
 // out events it refuses as data errors), then acks every message whose

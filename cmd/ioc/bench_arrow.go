@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -28,6 +30,7 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	rows := fs.Int("rows", 2_000_000, "rows to backfill")
 	perBatch := fs.Int("batch-rows", 100_000, "rows per Arrow record batch")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node (intake and writer) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,6 +48,17 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	fmt.Fprintf(stdout, "machine: %d CPUs; %d dossier.received rows, %d MiB of Arrow IPC\n", runtime.NumCPU(), *rows, len(body)>>20)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, "POST", a.URL()+"/api/v1/events/arrow?family=dossier", bytes.NewReader(body))
 	req.Header.Set("Content-Type", ingest.ContentArrowStream)

@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.log.Info("embedded NATS JetStream started", "url", a.ns.ClientURL(), "store", filepath.Join(cfg.DataDir, "nats"))
 	}
 	a.natsURL = url
-	if a.nc, err = ingest.Connect(url, "ioc"); err != nil {
+	if a.nc, err = ingest.Connect(url, "ioc", a.log); err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}
 	if a.js, err = jetstream.New(a.nc, jetstream.WithPublishAsyncMaxPending(16384)); err != nil {
@@ -290,7 +290,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	// The writer has a connection of its own, so that deliveries to it never
 	// queue in front of the intake's publish acknowledgements.
-	if a.wnc, err = ingest.Connect(url, "ioc-writer"); err != nil {
+	if a.wnc, err = ingest.Connect(url, "ioc-writer", a.log); err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}
 	wjs, err := jetstream.New(a.wnc)
