@@ -520,7 +520,7 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	if a.kpiStore, err = kpi.OpenStore(ctx, a.js, a.cfg.KPI.Store, a.kpiCat, cal.Location()); err != nil {
 		return err
 	}
-	a.kpiHistory = kpi.NewHistory(a.js, a.db, a.cfg.KPI.Store, a.reg, a.log)
+	a.kpiHistory = kpi.NewHistory(a.js, a.db, a.cfg.KPI.Store, a.kpiCat, a.reg, a.log)
 	a.kpiReader = &kpi.Reader{Cat: a.kpiCat, B: a.kpiBuilder, DB: a.db, Store: a.kpiStore}
 	if a.engine, err = kpi.NewEngine(a.cfg.KPI, a.kpiCat, a.kpiBuilder, a.db, a.nc, a.js, a.kpiStore, a.reg, a.log); err != nil {
 		return err

@@ -54,6 +54,7 @@ func TestHistoryCopiesEachValueOnce(t *testing.T) {
 	put(a, 1, 9, 10)
 	put(a, 2, 19, 20)
 	put(b, 1, 0, 0)
+	put(kpi.Key{KPI: "camera.detections_per_min", Unit: "79", Window: "24h"}, 1, 600, 0) // a rate per minute: not copied
 	if err := kv.Delete(ctx, b.KPI+"."+b.Unit+"."+b.Window); err != nil { // a delete marker is no value
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestHistoryCopiesEachValueOnce(t *testing.T) {
 	var reg *prometheus.Registry
 	run := func() context.CancelFunc {
 		reg = prometheus.NewRegistry()
-		h := kpi.NewHistory(js, db, cfg, reg, slog.Default())
+		h := kpi.NewHistory(js, db, cfg, cat, reg, slog.Default())
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { _ = h.Run(rctx); close(done) }()
