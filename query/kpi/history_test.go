@@ -54,8 +54,9 @@ func TestHistoryCopiesEachValueOnce(t *testing.T) {
 	put(a, 1, 9, 10)
 	put(a, 2, 19, 20)
 	put(b, 1, 0, 0)
-	put(kpi.Key{KPI: "camera.detections_per_min", Unit: "79", Window: "24h"}, 1, 600, 0) // a rate per minute: not copied
-	if err := kv.Delete(ctx, b.KPI+"."+b.Unit+"."+b.Window); err != nil { // a delete marker is no value
+	// A rate per minute is not copied, and a delete marker is no value.
+	put(kpi.Key{KPI: "camera.detections_per_min", Unit: "79", Window: "24h"}, 1, 600, 0)
+	if err := kv.Delete(ctx, b.KPI+"."+b.Unit+"."+b.Window); err != nil {
 		t.Fatal(err)
 	}
 
