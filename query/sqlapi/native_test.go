@@ -121,6 +121,7 @@ func TestArrowNativeEqualsDriver(t *testing.T) {
 		{"typed", typed, 5},
 		{"empty", "SELECT number, toString(number) AS s FROM system.numbers WHERE number > 10 LIMIT 0", 0},
 		{"table", "SELECT * FROM dossier_events", 0},
+		{"with, and a comment at the end", "WITH 3 AS k SELECT number * k AS n, toString(n) AS s FROM system.numbers LIMIT 10 -- the end", 10},
 	} {
 		before := pathCount(t, reg, "native")
 		resp, nb := native.post(t, map[string]any{"sql": q.sql, "format": "arrow", "max_rows": 1_000_000})
