@@ -51,14 +51,22 @@ func NewHistory(js jetstream.JetStream, db *query.DB, cfg StoreConfig, cat *Cata
 
 // Run copies values until ctx ends.
 func (h *History) Run(ctx context.Context) error {
+	// The server hands out only the KPIs kept: the per-minute rates, most
+	// of the bucket's traffic, never reach the node.
+	var filters []string
+	for _, k := range h.cat.KPIs {
+		if k.Kind != KindPerMinute {
+			filters = append(filters, "$KV."+h.bucket+"."+k.ID+".>")
+		}
+	}
 	cons, err := h.js.CreateOrUpdateConsumer(ctx, "KV_"+h.bucket, jetstream.ConsumerConfig{
-		Durable:       historyConsumer,
-		Description:   "ioc: copies KPI values into ClickHouse",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       2 * time.Minute,
-		MaxAckPending: 100_000,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: "$KV." + h.bucket + ".>",
+		Durable:        historyConsumer,
+		Description:    "ioc: copies KPI values into ClickHouse",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        2 * time.Minute,
+		MaxAckPending:  100_000,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: filters,
 	})
 	if err != nil {
 		return fmt.Errorf("kpi history consumer: %w", err)
