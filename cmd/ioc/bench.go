@@ -31,6 +31,23 @@ import (
 	"github.com/vn-ioc/ioc/internal/worktime"
 )
 
+// startCPUProfile writes a CPU profile of this process to path until the
+// returned stop is called; nothing when path is empty.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 // runBench is the benchmark driver. It starts everything on this machine —
 // a private ClickHouse, a node with embedded NATS — feeds it as fast as
 // asked over HTTP and NATS with the simulated city's mixed events, and
@@ -98,16 +115,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer nc.Close()
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var sent, accepted, failed atomic.Int64
 	start := time.Now()
 	deadline := start.Add(*duration)

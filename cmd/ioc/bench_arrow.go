@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -48,17 +46,11 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	fmt.Fprintf(stdout, "machine: %d CPUs; %d dossier.received rows, %d MiB of Arrow IPC\n", runtime.NumCPU(), *rows, len(body)>>20)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	start := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, "POST", a.URL()+"/api/v1/events/arrow?family=dossier", bytes.NewReader(body))
 	req.Header.Set("Content-Type", ingest.ContentArrowStream)

@@ -185,17 +185,11 @@ FROM system.numbers LIMIT %d`, a.DB().Table("dossier_events"), *rows)
 		{"ioc NDJSON (line count)", func() (time.Duration, int, error) { return post("ndjson", lineReader(0)) }},
 		{"ioc CSV (line count)", func() (time.Duration, int, error) { return post("csv", lineReader(1)) }},
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	for _, s := range steps {
 		if *only != "" && !strings.Contains(s.name, *only) && !strings.Contains(s.name, "Native") {
 			continue
