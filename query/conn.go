@@ -145,3 +145,13 @@ func IsServerError(err error) bool {
 // applied), for components that open a connection of their own, such as
 // the SQL API's read-only user.
 func (db *DB) Config() Config { return db.cfg }
+
+// DateTime maps a time to what a DateTime column holds: UTC, and the zero
+// time (or one before 1970) as 1970-01-01 00:00:00, the columns' "not
+// happened".
+func DateTime(t time.Time) time.Time {
+	if t.IsZero() || t.Unix() < 0 {
+		return time.Unix(0, 0).UTC()
+	}
+	return t.UTC()
+}

@@ -85,21 +85,13 @@ func (s *Store) insert(ctx context.Context, as []*Alert) error {
 	}
 	for _, a := range as {
 		if err := b.Append(a.ID, a.Rule, a.Kind, a.Severity, a.Unit, a.SubjectKind, a.Subject, a.State, a.Title, a.TitleVI,
-			a.Detail, a.Value, a.Threshold, chTime(a.RaisedAt), chTime(a.AckedAt), a.AckedBy, a.AckNote, chTime(a.ClearedAt),
+			a.Detail, a.Value, a.Threshold, query.DateTime(a.RaisedAt), query.DateTime(a.AckedAt), a.AckedBy, a.AckNote, query.DateTime(a.ClearedAt),
 			a.Version); err != nil {
 			b.Abort()
 			return err
 		}
 	}
 	return b.Send()
-}
-
-// chTime maps the zero time to 1970-01-01, which a DateTime column holds.
-func chTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Unix(0, 0).UTC()
-	}
-	return t.UTC()
 }
 
 func fromCH(t time.Time) time.Time {

@@ -139,20 +139,12 @@ func (h *History) insert(ctx context.Context, vals []Value, published []time.Tim
 	}
 	for i, v := range vals {
 		if err := b.Append(v.KPI, v.Unit, v.Window, v.Seq, v.Value, v.Numerator, v.Denominator,
-			chTime(v.From), chTime(v.To), chTime(v.At), chTime(v.AsOf), uint32(v.Version), chTime(published[i])); err != nil {
+			query.DateTime(v.From), query.DateTime(v.To), query.DateTime(v.At), query.DateTime(v.AsOf), uint32(v.Version), query.DateTime(published[i])); err != nil {
 			b.Abort()
 			return err
 		}
 	}
 	return b.Send()
-}
-
-// chTime maps the zero time to 1970-01-01, which a DateTime column holds.
-func chTime(t time.Time) time.Time {
-	if t.IsZero() || t.Unix() < 0 {
-		return time.Unix(0, 0).UTC()
-	}
-	return t.UTC()
 }
 
 func sleep(ctx context.Context, d time.Duration) {
