@@ -204,6 +204,12 @@ func (r *nativeReader) alloc(n int) []byte {
 func (r *nativeReader) int32s(n int) []int32 { return arrow.Int32Traits.CastFromBytes(r.alloc(4 * n)) }
 func (r *nativeReader) int64s(n int) []int64 { return arrow.Int64Traits.CastFromBytes(r.alloc(8 * n)) }
 
+// take reads the next n bytes into a buffer of the arena.
+func (r *nativeReader) take(n int) ([]byte, error) {
+	b := r.alloc(n)
+	return b, r.read(b)
+}
+
 // keep hands b to the arena if it grew out of the arena's buffer from.
 func (r *nativeReader) keep(b, from []byte) {
 	if cap(b) != cap(from) || (cap(b) > 0 && &b[:cap(b)][0] != &from[:cap(from)][0]) {
@@ -366,14 +372,14 @@ var dateTimeTZ = regexp.MustCompile(`DateTime\('[^']*'\)`)
 func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 	switch nt.kind {
 	case nFixed:
-		vals := r.alloc(n * nt.width)
-		if err := r.read(vals); err != nil {
+		vals, err := r.take(n * nt.width)
+		if err != nil {
 			return nil, err
 		}
 		return array.NewData(nt.arrow, n, []*memory.Buffer{nil, memory.NewBufferBytes(vals)}, nil, 0, 0), nil
 	case nDate:
-		raw := r.alloc(2 * n)
-		if err := r.read(raw); err != nil {
+		raw, err := r.take(2 * n)
+		if err != nil {
 			return nil, err
 		}
 		vals := r.int32s(n)
@@ -382,8 +388,8 @@ func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 		}
 		return array.NewData(nt.arrow, n, []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(vals))}, nil, 0, 0), nil
 	case nDateTime:
-		raw := r.alloc(4 * n)
-		if err := r.read(raw); err != nil {
+		raw, err := r.take(4 * n)
+		if err != nil {
 			return nil, err
 		}
 		vals := r.int64s(n)
@@ -394,8 +400,8 @@ func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 	case nString:
 		return r.strings(nt, n)
 	case nFixedStr:
-		data := r.alloc(n * nt.width)
-		if err := r.read(data); err != nil {
+		data, err := r.take(n * nt.width)
+		if err != nil {
 			return nil, err
 		}
 		offs := r.int32s(n + 1)
@@ -404,8 +410,8 @@ func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 		}
 		return stringData(offs, data), nil
 	case nEnum:
-		raw := r.alloc(n * nt.width)
-		if err := r.read(raw); err != nil {
+		raw, err := r.take(n * nt.width)
+		if err != nil {
 			return nil, err
 		}
 		offs := r.int32s(n + 1)
@@ -427,8 +433,8 @@ func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 		r.keep(data, from)
 		return stringData(offs, data), nil
 	case nDecimal:
-		raw := r.alloc(n * nt.width)
-		if err := r.read(raw); err != nil {
+		raw, err := r.take(n * nt.width)
+		if err != nil {
 			return nil, err
 		}
 		if nt.width == 16 {
@@ -447,8 +453,8 @@ func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 		}
 		return array.NewData(nt.arrow, n, []*memory.Buffer{nil, memory.NewBufferBytes(vals)}, nil, 0, 0), nil
 	case nUUID:
-		raw := r.alloc(16 * n)
-		if err := r.read(raw); err != nil {
+		raw, err := r.take(16 * n)
+		if err != nil {
 			return nil, err
 		}
 		data := r.alloc(36 * n)
@@ -472,8 +478,8 @@ func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 		}
 		return stringData(offs, data), nil
 	case nNullable:
-		nulls := r.alloc(n)
-		if err := r.read(nulls); err != nil {
+		nulls, err := r.take(n)
+		if err != nil {
 			return nil, err
 		}
 		inner, err := r.column(nt.elem, n)
@@ -494,8 +500,8 @@ func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
 		bufs[0] = memory.NewBufferBytes(valid)
 		return array.NewData(inner.DataType(), n, bufs, inner.Children(), nullCount, 0), nil
 	case nArray:
-		raw := r.alloc(8 * n)
-		if err := r.read(raw); err != nil {
+		raw, err := r.take(8 * n)
+		if err != nil {
 			return nil, err
 		}
 		offs := r.int32s(n + 1)
