@@ -77,6 +77,8 @@ kpis:
 		{"working seconds of one column", `numerator: "1"`, `numerator: "{working_seconds:received_at}"`, "needs two column names"},
 		{"working seconds of an expression", `numerator: "1"`, `numerator: "{working_seconds_sum:a,b+1}"`, "not a placeholder"},
 		{"better", "better: higher", "better: more", `better "more"`},
+		{"filtered without its condition", "received}}}", `received}, filtered: "(SELECT * FROM {db}.dossiers)"}}`, "needs a parenthesized table expression with {where} once"},
+		{"filtered with a semicolon", "received}}}", `received}, filtered: "(SELECT * FROM {db}.dossiers WHERE {where}); DROP TABLE x"}}`, "needs a parenthesized table expression"},
 		{"unknown breakdown", "better: higher", "better: higher\n    breakdowns: [officer]", `"officer" is not a dimension of source dossiers`},
 		{"duplicate", "", "", "declared twice"},
 	} {

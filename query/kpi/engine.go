@@ -113,6 +113,7 @@ type Engine struct {
 
 	openMu   sync.Mutex        // guards openGens: written by apply, read by the instant loop
 	openGens map[string]uint64 // current generation of kpi_open, per family (cache)
+	events   eventCache        // the recent hours of the event views, by bucket
 }
 
 // NewEngine wires an engine; Run starts it.

@@ -175,12 +175,14 @@ func (m *memory) windows(e *Engine, family string, spans map[string]Span, paths 
 // replaced on another node shows within it), not on every commit.
 const pathsTTL = 30 * time.Second
 
-// dropMemory forgets the sums: the next computation reloads them from the
+// dropMemory forgets the sums and the held hours of the event views: the
+// next computation reloads them from the
 // rollup tables.
 func (e *Engine) dropMemory() {
 	e.memMu.Lock()
 	e.mem = nil
 	e.memMu.Unlock()
+	e.events.drop()
 }
 
 // unitPaths is every unit's path (itself included), read at most once per

@@ -8,6 +8,7 @@ type engineMetrics struct {
 	instantDuration *prometheus.HistogramVec
 	published       *prometheus.CounterVec
 	rollupRows      *prometheus.CounterVec
+	eventReads      *prometheus.CounterVec
 }
 
 func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
@@ -24,9 +25,12 @@ func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 			Help: "KPI values that changed and were published."}, []string{"family"}),
 		rollupRows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_kpi_rollup_rows_written_total",
 			Help: "Rollup rows rewritten because their sums changed."}, []string{"table"}),
+		eventReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_kpi_event_reads_total",
+			Help: "Reads of an event view for the rollups: span = only the buckets a commit's events span; hours = whole hours not held (first touch, or held for 10 min)."},
+			[]string{"source", "read"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.leader, m.duration, m.instantDuration, m.published, m.rollupRows)
+		reg.MustRegister(m.leader, m.duration, m.instantDuration, m.published, m.rollupRows, m.eventReads)
 	}
 	return m
 }

@@ -50,6 +50,9 @@ type hourSet struct {
 	all   bool
 	from  time.Time // with all
 	hours map[time.Time]bool
+	// lo and hi, for an event view, are the first and last time of the
+	// events that touched the hours.
+	lo, hi time.Time
 }
 
 func (h *hourSet) addHour(t time.Time) {
@@ -96,7 +99,7 @@ func (h *hourSet) split(n int) []*hourSet {
 	hs := h.sorted()
 	for len(hs) > 0 {
 		k := min(n, len(hs))
-		part := &hourSet{}
+		part := &hourSet{lo: h.lo, hi: h.hi}
 		for _, t := range hs[:k] {
 			part.addHour(t)
 		}
@@ -268,7 +271,7 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 			from = h0
 		}
 		for col := range byTime {
-			hs := &hourSet{}
+			hs := &hourSet{lo: w.minT, hi: w.maxT}
 			for t := from; !t.After(w.maxT); t = t.Add(time.Hour) {
 				hs.addHour(t)
 			}
@@ -351,17 +354,17 @@ type sums struct{ n, d int64 }
 // updateHourly recomputes the hours of the KPIs counted by one time column
 // of a source, and writes the rows that changed.
 func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet) error {
-	inner := []string{"toStartOfHour(" + col + ") AS h", src.Unit + " AS unit"}
-	for i, k := range kpis {
-		num, den, _ := e.b.rowTerms(k, Span{})
-		cond := "1"
-		if k.Filter != "" {
-			cond = "(" + e.b.expand(k.Filter, time.Time{}) + ")"
+	var fresh map[rollupRow]sums
+	if src.Events && !hs.all && !hs.lo.IsZero() {
+		var err error
+		if fresh, err = e.eventHours(ctx, src, col, kpis, hs, hs.lo, hs.hi); err != nil {
+			return err
 		}
-		inner = append(inner, fmt.Sprintf("sumIf(%s, %s) AS n%d", num, cond, i), fmt.Sprintf("sumIf(%s, %s) AS d%d", den, cond, i))
+		return e.writeHourly(ctx, kpis, hs, fresh)
 	}
-	base := fmt.Sprintf("SELECT %s FROM %s.%s WHERE %s", strings.Join(inner, ", "), e.b.DB, src.View, hs.cond(e.b, col))
-	fresh := map[rollupRow]sums{}
+	inner := append([]string{"toStartOfHour(" + col + ") AS h", src.Unit + " AS unit"}, e.sumTerms(kpis)...)
+	base := "SELECT " + strings.Join(inner, ", ") + " FROM " + e.sourceExpr(src, hs.cond(e.b, col))
+	fresh = map[rollupRow]sums{}
 	add := func(q string) error {
 		rows, err := e.db.Conn.Query(pushdown(ctx), q)
 		if err != nil {
@@ -412,8 +415,12 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 			ids = ids[n:]
 		}
 	}
-	ids := kpiIDs(kpis)
-	old, err := e.readRollup(ctx, "kpi_hourly", "hour", ids, hs.cond(e.b, "hour"))
+	return e.writeHourly(ctx, kpis, hs, fresh)
+}
+
+// writeHourly writes the hourly rows of the hours that changed.
+func (e *Engine) writeHourly(ctx context.Context, kpis []*KPI, hs *hourSet, fresh map[rollupRow]sums) error {
+	old, err := e.readRollup(ctx, "kpi_hourly", "hour", kpiIDs(kpis), hs.cond(e.b, "hour"))
 	if err != nil {
 		return err
 	}

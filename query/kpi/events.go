@@ -1,0 +1,208 @@
+package kpi
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Rollups of event views. A row of an event view never changes once
+// written (a repeated event collapses into its first), so a commit changes
+// an hour's sums only in the seconds its events fall in. For the hours it
+// has recently touched, the engine keeps each event source's sums per
+// bucket of eventBucket seconds and unit; a commit re-reads only the
+// buckets its events span, and the hour's sums follow from its buckets.
+// An hour not held, or held for longer than eventHourTTL, is read whole:
+// the cost of a commit follows its events, not the hour's volume.
+
+const (
+	eventBucket  = 10 // seconds
+	eventHourTTL = 10 * time.Minute
+	// An hour no commit touched for this long is let go.
+	eventHourIdle = time.Hour
+)
+
+// eventHour is one hour of one event source and time column.
+type eventHour struct {
+	at      time.Time // the hour as ClickHouse returns it (the rollup's key)
+	loaded  time.Time
+	used    time.Time
+	buckets map[int64]map[string][]int64 // bucket start (unix) → unit → n0, d0, n1, d1, …
+	total   map[string][]int64           // unit → the hour's sums
+}
+
+// eventCache holds the hours of every event source and time column.
+type eventCache struct {
+	mu    sync.Mutex
+	hours map[string]map[int64]*eventHour // "source.column" → hour (unix)
+}
+
+func (c *eventCache) drop() {
+	c.mu.Lock()
+	c.hours = nil
+	c.mu.Unlock()
+}
+
+// sourceExpr is what the engine reads a source through, cond applied: the
+// source's filtered expression when it has one (a view ClickHouse 18.16
+// cannot push the condition into), else the view.
+func (e *Engine) sourceExpr(src *Source, cond string) string {
+	if src.Filtered == "" {
+		return fmt.Sprintf("%s.%s WHERE %s", e.b.DB, src.View, cond)
+	}
+	return strings.NewReplacer("{db}", e.b.DB, "{where}", cond).Replace(src.Filtered) + " WHERE " + cond
+}
+
+// eventHours returns the fresh sums of the listed hours of an event
+// source's time column, for events whose times are within [lo, hi].
+func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet, lo, hi time.Time) (map[rollupRow]sums, error) {
+	hours := hs.sorted()
+	first, last := hours[0], hours[len(hours)-1]
+	now := e.now()
+	e.events.mu.Lock()
+	defer e.events.mu.Unlock()
+	if e.events.hours == nil {
+		e.events.hours = map[string]map[int64]*eventHour{}
+	}
+	key := src.Name + "." + col
+	held := e.events.hours[key]
+	if held == nil {
+		held = map[int64]*eventHour{}
+		e.events.hours[key] = held
+	}
+	for h, eh := range held {
+		if now.Sub(eh.used) > eventHourIdle {
+			delete(held, h)
+		}
+	}
+	fresh := func(h time.Time) bool {
+		eh := held[h.Unix()]
+		return eh != nil && now.Sub(eh.loaded) < eventHourTTL
+	}
+	// What to read: the buckets of [lo, hi], widened to a whole hour at
+	// either end when that hour is not held (hours in between are wholly
+	// inside the span).
+	from := time.Unix(lo.Unix()-lo.Unix()%eventBucket, 0)
+	if from.Before(first) || !fresh(first) {
+		from = first
+	}
+	to := time.Unix(hi.Unix()-hi.Unix()%eventBucket+eventBucket, 0)
+	if end := last.Add(time.Hour); to.After(end) || !fresh(last) {
+		to = end
+	}
+	for _, h := range hours {
+		if !fresh(h) {
+			held[h.Unix()] = &eventHour{loaded: now, buckets: map[int64]map[string][]int64{}, total: map[string][]int64{}}
+		}
+		held[h.Unix()].used = now
+	}
+
+	kind := "span"
+	if from.Equal(first) && to.Equal(last.Add(time.Hour)) {
+		kind = "hours"
+	}
+	e.metrics.eventReads.WithLabelValues(src.Name, kind).Inc()
+	inner := []string{"toStartOfHour(" + col + ") AS h", fmt.Sprintf("intDiv(toUInt32(%s), %d) * %d AS b", col, eventBucket, eventBucket), src.Unit + " AS unit"}
+	inner = append(inner, e.sumTerms(kpis)...)
+	cond := fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", col, e.b.literal(from), e.b.literal(to))
+	q := fmt.Sprintf("SELECT %s FROM %s GROUP BY h, b, unit", strings.Join(inner, ", "), e.sourceExpr(src, cond))
+	read := map[int64]map[string][]int64{}
+	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	if err != nil {
+		e.events.hours[key] = nil // partly replaced: read again next time
+		return nil, err
+	}
+	var h time.Time
+	var b uint64
+	var unit string
+	vals := make([]int64, 2*len(kpis))
+	dest := []any{&h, &b, &unit}
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			e.events.hours[key] = nil
+			return nil, err
+		}
+		if eh := held[h.Unix()]; eh != nil {
+			eh.at = h
+		}
+		if read[int64(b)] == nil {
+			read[int64(b)] = map[string][]int64{}
+		}
+		read[int64(b)][unit] = slices.Clone(vals)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		e.events.hours[key] = nil
+		return nil, err
+	}
+
+	// Every bucket read replaces what was held for it.
+	for t := from.Unix(); t < to.Unix(); t += eventBucket {
+		eh := held[t-t%3600]
+		if eh == nil {
+			continue
+		}
+		for u, v := range eh.buckets[t] {
+			addSums(eh.total, u, v, -1)
+		}
+		delete(eh.buckets, t)
+		if units := read[t]; units != nil {
+			eh.buckets[t] = units
+			for u, v := range units {
+				addSums(eh.total, u, v, 1)
+			}
+		}
+	}
+	out := map[rollupRow]sums{}
+	for _, h := range hours {
+		eh := held[h.Unix()]
+		for u, v := range eh.total {
+			for i, k := range kpis {
+				if v[2*i] != 0 || v[2*i+1] != 0 {
+					out[rollupRow{k.ID, eh.at, u}] = sums{v[2*i], v[2*i+1]}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// addSums adds sign × v to total[u], dropping a unit whose sums are all zero.
+func addSums(total map[string][]int64, u string, v []int64, sign int64) {
+	t := total[u]
+	if t == nil {
+		t = make([]int64, len(v))
+		total[u] = t
+	}
+	zero := true
+	for i := range v {
+		t[i] += sign * v[i]
+		zero = zero && t[i] == 0
+	}
+	if zero {
+		delete(total, u)
+	}
+}
+
+// sumTerms are the numerator and denominator sums of the KPIs, n<i> and
+// d<i>, over the rows of their source.
+func (e *Engine) sumTerms(kpis []*KPI) []string {
+	var out []string
+	for i, k := range kpis {
+		num, den, _ := e.b.rowTerms(k, Span{})
+		cond := "1"
+		if k.Filter != "" {
+			cond = "(" + e.b.expand(k.Filter, time.Time{}) + ")"
+		}
+		out = append(out, fmt.Sprintf("sumIf(%s, %s) AS n%d", num, cond, i), fmt.Sprintf("sumIf(%s, %s) AS d%d", den, cond, i))
+	}
+	return out
+}
