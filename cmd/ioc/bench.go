@@ -104,7 +104,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	fmt.Fprintf(stdout, "machine: %d CPUs, %s; ClickHouse %s; generating %d events …\n", runtime.NumCPU(), runtime.GOARCH, ch.Addr(), *pool)
-	bodies, mix, err := benchPool(*pool, *batch)
+	bodies, span, mix, err := benchPool(*pool, *batch)
 	if err != nil {
 		return err
 	}
@@ -149,9 +149,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 					}
 				}
 				i := next.Add(1)
-				body := bodies[int(i)%len(bodies)]
-				// A fresh id prefix per pass keeps every event distinct.
-				body = bytes.ReplaceAll(body, []byte(`"id":"`), fmt.Appendf(nil, `"id":"p%d-`, int(i)/len(bodies)))
+				body := passBody(bodies[int(i)%len(bodies)], "p", int(i)/len(bodies), span)
 				var res ingest.Result
 				var err error
 				if float64(i%100) < *natsShare*100 {
@@ -231,47 +229,89 @@ func sendNATS(nc *nats.Conn, tok string, body []byte, res *ingest.Result) error 
 	return json.Unmarshal(reply.Data, res)
 }
 
-// benchPool generates n events of the simulated city, in batches.
-func benchPool(n, batch int) ([][]byte, string, error) {
+// benchPool generates n events of the simulated city, in batches; span is
+// the time they cover, rounded up to a minute.
+func benchPool(n, batch int) (bodies [][]byte, span time.Duration, mix string, err error) {
 	set, err := refdata.HCMC()
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	cal, err := worktime.New(set.Calendar, worktime.Config{})
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	// A busy city: dossiers and tickets at ten times HCMC's daily volume, so
 	// the mix is not only camera detections.
 	g, err := sim.NewGenerator(sim.Config{Seed: 7, Start: time.Now().Add(-12 * time.Hour).Truncate(time.Second),
 		DossiersPerDay: 500_000, FeedbackPerDay: 100_000}, set, cal)
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	counts := map[string]int{}
-	var bodies [][]byte
+	var first, last time.Time
 	for len(bodies)*batch < n {
 		evs := g.Batch(batch)
 		if len(evs) == 0 {
 			break
 		}
 		for _, e := range evs {
-			var head struct{ Type string }
+			var head struct {
+				Type string
+				Time time.Time
+			}
 			_ = json.Unmarshal(e, &head)
+			if first.IsZero() || head.Time.Before(first) {
+				first = head.Time
+			}
+			if head.Time.After(last) {
+				last = head.Time
+			}
 			f, _, _ := ingest.SplitType(head.Type)
 			counts[f]++
 		}
 		b, err := json.Marshal(evs)
 		if err != nil {
-			return nil, "", err
+			return nil, 0, "", err
 		}
 		bodies = append(bodies, b)
 	}
-	var mix []string
+	var parts []string
 	for _, f := range ingest.Families {
-		mix = append(mix, fmt.Sprintf("%s %.1f%%", f, 100*float64(counts[f])/float64(len(bodies)*batch)))
+		parts = append(parts, fmt.Sprintf("%s %.1f%%", f, 100*float64(counts[f])/float64(len(bodies)*batch)))
 	}
-	return bodies, strings.Join(mix, ", "), nil
+	return bodies, last.Sub(first).Truncate(time.Minute) + time.Minute, strings.Join(parts, ", "), nil
+}
+
+// passBody is a body of the pool as sent in its pass'th pass: ids with a
+// prefix of their own, and times moved back by pass spans, so that the
+// passes follow one another in the city's time instead of piling up on the
+// same minutes (as a city's events do; piled up, every pass would make the
+// minutes the KPIs re-read denser).
+func passBody(body []byte, prefix string, pass int, span time.Duration) []byte {
+	body = bytes.ReplaceAll(body, []byte(`"id":"`), fmt.Appendf(nil, `"id":"%s%d-`, prefix, pass))
+	if pass == 0 {
+		return body
+	}
+	const key = `"time":"`
+	shift := -time.Duration(pass) * span
+	out := make([]byte, 0, len(body))
+	for {
+		i := bytes.Index(body, []byte(key))
+		if i < 0 {
+			return append(out, body...)
+		}
+		i += len(key)
+		out = append(out, body[:i]...)
+		body = body[i:]
+		j := bytes.IndexByte(body, '"')
+		t, err := time.Parse(time.RFC3339Nano, string(body[:j]))
+		if err != nil {
+			out = append(out, body[:j]...)
+		} else {
+			out = t.Add(shift).AppendFormat(out, time.RFC3339Nano)
+		}
+		body = body[j:]
+	}
 }
 
 func landedRows(ctx context.Context, a *app.App, _ string) int64 {

@@ -139,7 +139,7 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var bg *bgPool
 	if (doLatency && *rate > 0) || (doFanout && *fanRate > 0) {
 		fmt.Fprintf(stdout, "generating %d background events …\n", *pool)
-		bodies, mix, err := benchPool(*pool, *batch)
+		bodies, span, mix, err := benchPool(*pool, *batch)
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		bg = &bgPool{bodies: bodies, batch: *batch, senders: *senders}
+		bg = &bgPool{bodies: bodies, span: span, batch: *batch, senders: *senders}
 		fmt.Fprintf(stdout, "background mix: %s; %d surveys of ward %s removed\n", mix, removed, *ward)
 	}
 
@@ -1516,6 +1516,7 @@ func printRecompute(w io.Writer, a, b promSnap) {
 // bgPool is the background's events, sent in batches over HTTP.
 type bgPool struct {
 	bodies  [][]byte
+	span    time.Duration // the time the bodies cover
 	batch   int
 	senders int
 	next    atomic.Int64 // batches sent by every run: fresh ids across runs
@@ -1547,9 +1548,7 @@ func (p *bgPool) start(ctx context.Context, url, tok string, rate float64) *bgRu
 					return
 				}
 				i := p.next.Add(1)
-				body := p.bodies[int(i)%len(p.bodies)]
-				// A fresh id prefix per pass keeps every event distinct.
-				body = bytes.ReplaceAll(body, []byte(`"id":"`), fmt.Appendf(nil, `"id":"w%d-`, int(i)/len(p.bodies)))
+				body := passBody(p.bodies[int(i)%len(p.bodies)], "w", int(i)/len(p.bodies), p.span)
 				var res ingest.Result
 				if err := sendHTTP(client, url, tok, body, &res); err != nil {
 					if ctx.Err() == nil {
