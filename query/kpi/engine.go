@@ -236,14 +236,30 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// When the writers are behind (the newest event of a commit was accepted
+// more than writersBehind before the engine hears of it), ClickHouse is
+// saturated and the engine yields to the inserts: a family's loop then
+// spends at most maxDuty of its time recomputing (after a recomputation
+// that took d, the next starts no sooner than d/maxDuty after its start),
+// gathering more commits into each. Otherwise it recomputes after every
+// burst of notices.
+const (
+	writersBehind = 2 * time.Second
+	maxDuty       = 0.5
+)
+
 // familyLoop recomputes one family: at once, after the commits of its
-// notices (gathered over Debounce), and every Sweep.
+// notices (gathered over Debounce; paced when the writers are behind), and
+// every Sweep.
 func (e *Engine) familyLoop(ctx context.Context, fam string) {
+	var next time.Time // the earliest start of the next recomputation
 	run := func() {
+		start := time.Now()
 		if err := e.recompute(ctx, fam); err != nil && ctx.Err() == nil {
 			// The work stays pending: retried at the next notice or sweep.
 			e.log.Error("kpi recompute", "family", fam, "err", err)
 		}
+		next = start.Add(time.Duration(float64(time.Since(start)) / maxDuty))
 	}
 	run()
 	sweep := time.NewTicker(e.cfg.Sweep)
@@ -257,13 +273,25 @@ func (e *Engine) familyLoop(ctx context.Context, fam string) {
 		case <-e.wakes[fam]:
 			// Let the notices of a burst gather.
 			select {
-			case <-time.After(e.cfg.Debounce):
+			case <-time.After(e.pace(fam, next)):
 			case <-ctx.Done():
 				return
 			}
 			run()
 		}
 	}
+}
+
+// pace is how long a family's loop waits after a notice: the debounce, or
+// until next when the writers are behind.
+func (e *Engine) pace(fam string, next time.Time) time.Duration {
+	e.mu.Lock()
+	wm := e.watermark[fam]
+	e.mu.Unlock()
+	if e.now().Sub(wm) > writersBehind {
+		return max(e.cfg.Debounce, time.Until(next))
+	}
+	return e.cfg.Debounce
 }
 
 // recompute brings the rollups of the families up to date with the
