@@ -36,13 +36,36 @@ type eventHour struct {
 
 // eventCache holds the hours of every event source and time column.
 type eventCache struct {
-	mu    sync.Mutex
-	hours map[string]map[int64]*eventHour // "source.column" → hour (unix)
+	mu      sync.Mutex
+	sources map[string]*eventSource // "source.column"
 }
 
+// eventSource is the held hours of one event source and time column; its
+// lock is held while they are read, without holding back the others.
+type eventSource struct {
+	mu    sync.Mutex
+	hours map[int64]*eventHour // by the hour's unix time
+}
+
+func (c *eventCache) source(key string) *eventSource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sources == nil {
+		c.sources = map[string]*eventSource{}
+	}
+	es := c.sources[key]
+	if es == nil {
+		es = &eventSource{}
+		c.sources[key] = es
+	}
+	return es
+}
+
+// drop forgets every held hour (a read under way finishes on what it
+// holds, which is then dropped too).
 func (c *eventCache) drop() {
 	c.mu.Lock()
-	c.hours = nil
+	c.sources = nil
 	c.mu.Unlock()
 }
 
@@ -62,17 +85,13 @@ func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis [
 	hours := hs.sorted()
 	first, last := hours[0], hours[len(hours)-1]
 	now := e.now()
-	e.events.mu.Lock()
-	defer e.events.mu.Unlock()
-	if e.events.hours == nil {
-		e.events.hours = map[string]map[int64]*eventHour{}
+	es := e.events.source(src.Name + "." + col)
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	if es.hours == nil {
+		es.hours = map[int64]*eventHour{}
 	}
-	key := src.Name + "." + col
-	held := e.events.hours[key]
-	if held == nil {
-		held = map[int64]*eventHour{}
-		e.events.hours[key] = held
-	}
+	held := es.hours
 	for h, eh := range held {
 		if now.Sub(eh.used) > eventHourIdle {
 			delete(held, h)
@@ -112,7 +131,7 @@ func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis [
 	read := map[int64]map[string][]int64{}
 	rows, err := e.db.Conn.Query(pushdown(ctx), q)
 	if err != nil {
-		e.events.hours[key] = nil // partly replaced: read again next time
+		es.hours = nil // partly replaced: read again next time
 		return nil, err
 	}
 	var h time.Time
@@ -126,7 +145,7 @@ func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis [
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
-			e.events.hours[key] = nil
+			es.hours = nil
 			return nil, err
 		}
 		if eh := held[h.Unix()]; eh != nil {
@@ -140,7 +159,7 @@ func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis [
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
-		e.events.hours[key] = nil
+		es.hours = nil
 		return nil, err
 	}
 
