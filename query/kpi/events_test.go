@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/query/kpi"
 )
 
@@ -87,7 +88,7 @@ func TestEngineEventBuckets(t *testing.T) {
 	}
 	commit(first)
 	check("first commit")
-	reads := func(kind string) float64 { return eventReads(t, reg, kind) }
+	reads := func(kind string) float64 { return testenv.Metric(t, reg, "ioc_kpi_event_reads_total", "read", kind) }
 	whole := reads("hours")
 	// 2. A narrow span in a held hour: new events in buckets that hold
 	// some already, and a repeat of one of them.
@@ -108,28 +109,4 @@ func TestEngineEventBuckets(t *testing.T) {
 	third := []ev{{"c0", hour.Add(-2 * time.Second), 5}, {"c1", hour.Add(time.Second), 6}, {"c2", c.at.Add(-48 * time.Hour), 7}}
 	commit(third)
 	check("across an hour, and late")
-}
-
-// eventReads is the ioc_kpi_event_reads_total counter of the kind,
-// summed over sources.
-func eventReads(t *testing.T, reg *prometheus.Registry, kind string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != "ioc_kpi_event_reads_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "read" && l.GetValue() == kind {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
 }

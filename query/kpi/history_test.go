@@ -112,14 +112,7 @@ func TestHistoryCopiesEachValueOnce(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "ioc_kpi_history_rows_total"); err != nil || n != 1 {
 		t.Fatalf("metric: %d series, err %v", n, err)
 	}
-	mfs, _ := reg.Gather()
-	copied := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "ioc_kpi_history_rows_total" {
-			copied = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	if n := copied; n != 1 {
+	if n := testenv.Metric(t, reg, "ioc_kpi_history_rows_total"); n != 1 {
 		t.Fatalf("the second run copied %v values, want 1", n)
 	}
 }

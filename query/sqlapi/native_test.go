@@ -92,23 +92,7 @@ func readArrow(t *testing.T, body []byte) (*arrow.Schema, []arrow.Array, int) {
 
 func pathCount(t *testing.T, reg *prometheus.Registry, path string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "ioc_sql_arrow_path_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "path" && l.GetValue() == path {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return testenv.Metric(t, reg, "ioc_sql_arrow_path_total", "path", path)
 }
 
 func TestArrowNativeEqualsDriver(t *testing.T) {
