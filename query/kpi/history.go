@@ -93,9 +93,6 @@ func (h *History) Run(ctx context.Context) error {
 				h.log.Error("kpi history: a value in the bucket is not a KPI value; skipped", "subject", m.Subject(), "err", err)
 				continue
 			}
-			if kp, ok := h.cat.KPI(v.KPI); ok && kp.Kind == KindPerMinute {
-				continue
-			}
 			t := time.Now()
 			if md, err := m.Metadata(); err == nil {
 				t = md.Timestamp
