@@ -80,9 +80,10 @@ func (e *Engine) sourceExpr(src *Source, cond string) string {
 }
 
 // eventHours returns the fresh sums of the listed hours of an event
-// source's time column, for events whose times are within [lo, hi].
-func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet, lo, hi time.Time) (map[rollupRow]sums, error) {
-	hours := hs.sorted()
+// source's time column, for a commit whose events' times are within
+// [hs.lo, hs.hi].
+func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet) (map[rollupRow]sums, error) {
+	hours, lo, hi := hs.sorted(), hs.lo, hs.hi
 	first, last := hours[0], hours[len(hours)-1]
 	now := e.now()
 	es := e.events.source(src.Name + "." + col)
@@ -128,39 +129,15 @@ func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis [
 	inner = append(inner, e.sumTerms(kpis)...)
 	cond := fmt.Sprintf("%[1]s >= %[2]s AND %[1]s < %[3]s", col, e.b.literal(from), e.b.literal(to))
 	q := fmt.Sprintf("SELECT %s FROM %s GROUP BY h, b, unit", strings.Join(inner, ", "), e.sourceExpr(src, cond))
-	read := map[int64]map[string][]int64{}
-	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	read, at, err := e.readBuckets(ctx, q, len(kpis))
 	if err != nil {
 		es.hours = nil // partly replaced: read again next time
 		return nil, err
 	}
-	var h time.Time
-	var b uint64
-	var unit string
-	vals := make([]int64, 2*len(kpis))
-	dest := []any{&h, &b, &unit}
-	for i := range vals {
-		dest = append(dest, &vals[i])
-	}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			es.hours = nil
-			return nil, err
+	for hu, t := range at {
+		if eh := held[hu]; eh != nil {
+			eh.at = t
 		}
-		if eh := held[h.Unix()]; eh != nil {
-			eh.at = h
-		}
-		if read[int64(b)] == nil {
-			read[int64(b)] = map[string][]int64{}
-		}
-		read[int64(b)][unit] = slices.Clone(vals)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		es.hours = nil
-		return nil, err
 	}
 
 	// Every bucket read replaces what was held for it.
@@ -192,6 +169,37 @@ func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis [
 		}
 	}
 	return out, nil
+}
+
+// readBuckets runs q (columns h, b, unit, then the sums) and returns the
+// sums by bucket and unit, and each hour as ClickHouse returns it.
+func (e *Engine) readBuckets(ctx context.Context, q string, nkpis int) (map[int64]map[string][]int64, map[int64]time.Time, error) {
+	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	read := map[int64]map[string][]int64{}
+	at := map[int64]time.Time{}
+	var h time.Time
+	var b uint64
+	var unit string
+	vals := make([]int64, 2*nkpis)
+	dest := []any{&h, &b, &unit}
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+		at[h.Unix()] = h
+		if read[int64(b)] == nil {
+			read[int64(b)] = map[string][]int64{}
+		}
+		read[int64(b)][unit] = slices.Clone(vals)
+	}
+	return read, at, rows.Err()
 }
 
 // addSums adds sign × v to total[u], dropping a unit whose sums are all zero.

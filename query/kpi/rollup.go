@@ -357,7 +357,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 	var fresh map[rollupRow]sums
 	if src.Events && !hs.all && !hs.lo.IsZero() {
 		var err error
-		if fresh, err = e.eventHours(ctx, src, col, kpis, hs, hs.lo, hs.hi); err != nil {
+		if fresh, err = e.eventHours(ctx, src, col, kpis, hs); err != nil {
 			return err
 		}
 		return e.writeHourly(ctx, kpis, hs, fresh)
