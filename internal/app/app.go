@@ -188,6 +188,7 @@ type App struct {
 	metrics    *ingest.Metrics
 	listener   net.Listener
 	ready      atomic.Bool
+	serving    chan struct{}
 	natsURL    string
 }
 
@@ -199,7 +200,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: cfg.Log}
+	a := &App{cfg: cfg, log: cfg.Log, serving: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -346,6 +347,10 @@ func (a *App) seedReference(ctx context.Context) (*refdata.Set, error) {
 	return a.refStore.Load(ctx)
 }
 
+// Serving is closed once Run has started every part and /readyz can
+// answer ready.
+func (a *App) Serving() <-chan struct{} { return a.serving }
+
 // URL of the HTTP API.
 func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
 
@@ -394,6 +399,7 @@ func (a *App) Run(ctx context.Context) error {
 		auditDone <- nil
 	}
 	a.ready.Store(true)
+	close(a.serving)
 	a.log.Info("ioc serving", "http", a.URL(), "nats", a.NATSURL())
 
 	<-gctx.Done()

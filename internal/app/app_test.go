@@ -53,6 +53,16 @@ func nodeWith(t *testing.T, tune func(*Config)) (*App, map[string]string) {
 		_ = a.DB().Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.ClickHouse.Database)
 		a.Close()
 	})
+	// Run starts its parts concurrently; the tests begin once it serves,
+	// as a client waiting for /readyz would.
+	select {
+	case <-a.Serving():
+	case err := <-done:
+		done <- err
+		t.Fatalf("run ended before serving: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("node not serving after a minute")
+	}
 	toks := map[string]string{}
 	for role, c := range map[string]auth.Claims{
 		"admin": {Role: auth.RoleAdmin}, "analyst": {Role: auth.RoleAnalyst},
