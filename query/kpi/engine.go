@@ -111,9 +111,10 @@ type Engine struct {
 	instantWake chan struct{}
 	lastMu      sync.Mutex // guards last: windows and instants publish from two goroutines
 
-	openMu   sync.Mutex        // guards openGens: written by apply, read by the instant loop
-	openGens map[string]uint64 // current generation of kpi_open, per family (cache)
-	events   eventCache        // the recent hours of the event views, by bucket
+	openMu   sync.Mutex           // guards gens and progress: written by apply, read by the instant loop
+	gens     map[string]uint64    // current generation of kpi_open and kpi_contrib, per "table/family" (cache)
+	progress map[string]time.Time // when a family's progress was last written
+	events   eventCache           // the recent hours of the event views, by bucket
 }
 
 // NewEngine wires an engine; Run starts it.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/testenv"
@@ -55,6 +57,44 @@ func newCity(t *testing.T, seed uint64) *city {
 	}
 	c.fill(t, rand.New(rand.NewPCG(seed, 7)))
 	return c
+}
+
+// leader is an engine with the rollups of every family rebuilt, as a node
+// that takes over with none; reg, when not nil, gets its metrics.
+func (c *city) leader(t *testing.T, cfg kpi.Config, reg prometheus.Registerer) *kpi.Engine {
+	t.Helper()
+	eng, err := kpi.NewEngine(cfg, c.cat, c.b, c.db, nil, nil, nil, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range c.cat.Families() {
+		if err := eng.Rebuild(context.Background(), fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return eng
+}
+
+// ids runs q, a query of one String column.
+func (c *city) ids(t *testing.T, q string) []string {
+	t.Helper()
+	rows, err := c.db.Conn.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // fill inserts raw events straight into the event tables (the state
@@ -455,29 +495,8 @@ func TestEngineCatchUp(t *testing.T) {
 func TestEngineOpenEntities(t *testing.T) {
 	c := newCity(t, 13)
 	ctx := context.Background()
-	eng, _ := kpi.NewEngine(kpi.Config{OpenCompact: time.Nanosecond}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
-	for _, fam := range c.cat.Families() {
-		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ids := func(q string) []string {
-		t.Helper()
-		rows, err := c.db.Conn.Query(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, id)
-		}
-		return out
-	}
+	eng := c.leader(t, kpi.Config{OpenCompact: time.Nanosecond}, nil)
+	ids := func(q string) []string { return c.ids(t, q) }
 	at := fmt.Sprintf("toDateTime(%d)", c.at.Unix())
 	soon := c.b.Calendar().AddWorkingHours(c.at, 8)
 	open := ids("SELECT dossier_id FROM " + c.db.Table("dossiers") + " WHERE received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0) AND last_event_at < " + at + " ORDER BY dossier_id LIMIT 100")

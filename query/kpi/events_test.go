@@ -24,15 +24,7 @@ func TestEngineEventBuckets(t *testing.T) {
 	c := newCity(t, 13)
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	eng, err := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fam := range c.cat.Families() {
-		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
-			t.Fatal(err)
-		}
-	}
+	eng := c.leader(t, kpi.Config{}, reg)
 	cams := c.set.Cameras
 	type ev struct {
 		id string

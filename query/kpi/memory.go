@@ -12,12 +12,25 @@ import (
 // last year (month, quarter, ytd). It is loaded from the rollup tables when
 // the engine takes over and kept up to date from the changes the engine
 // writes, so computing every window costs a walk over some hundred
-// thousand sums, whatever the history.
+// thousand sums, whatever the history. The sums are held per KPI, so that
+// a family's windows walk that family's sums only.
 type memory struct {
 	loc    *time.Location
-	hours  map[rollupRow]sums
-	days   map[rollupRow]sums
-	months map[rollupRow]sums // t: the first of the month
+	kpis   map[string]*kpiMemory
+	pruned time.Time // the hour of the last prune
+	// The first hour, day and month held.
+	hoursFrom, daysFrom, monthsFrom time.Time
+}
+
+// kpiMemory is one KPI's sums, by unit and hour, day or month (t: the first
+// of the month).
+type kpiMemory struct {
+	hours, days, months map[unitTime]sums
+}
+
+type unitTime struct {
+	t    time.Time
+	unit string
 }
 
 const (
@@ -29,10 +42,22 @@ func monthOf(day time.Time) time.Time {
 	return time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, day.Location())
 }
 
+func (m *memory) kpi(id string) *kpiMemory {
+	k := m.kpis[id]
+	if k == nil {
+		k = &kpiMemory{hours: map[unitTime]sums{}, days: map[unitTime]sums{}, months: map[unitTime]sums{}}
+		m.kpis[id] = k
+	}
+	return k
+}
+
 // loadMemory reads the rollups from ClickHouse for the windows at the
 // instant at.
 func (e *Engine) loadMemory(ctx context.Context, at time.Time) (*memory, error) {
-	m := &memory{loc: e.b.Loc, hours: map[rollupRow]sums{}, days: map[rollupRow]sums{}, months: map[rollupRow]sums{}}
+	today := localDay(at, e.b.Loc)
+	first := monthOf(localDay(horizon(at, e.b.Loc), e.b.Loc))
+	m := &memory{loc: e.b.Loc, kpis: map[string]*kpiMemory{}, hoursFrom: at.Truncate(time.Hour).Add(-memHours),
+		daysFrom: today.AddDate(0, 0, -memDays), monthsFrom: first}
 	var kpis []string
 	for _, k := range e.cat.KPIs {
 		if !k.Instant() {
@@ -42,75 +67,88 @@ func (e *Engine) loadMemory(ctx context.Context, at time.Time) (*memory, error) 
 	if len(kpis) == 0 {
 		return m, nil
 	}
-	today := localDay(at, e.b.Loc)
-	hours, err := e.readRollup(ctx, "kpi_hourly", "hour", kpis, "hour >= "+e.b.literal(at.Truncate(time.Hour).Add(-memHours)))
+	hours, err := e.readRollup(ctx, "kpi_hourly", "hour", kpis, "hour >= "+e.b.literal(m.hoursFrom))
 	if err != nil {
 		return nil, err
 	}
-	m.hours = hours
-	first := monthOf(localDay(horizon(at, e.b.Loc), e.b.Loc))
+	for r, s := range hours {
+		m.kpi(r.kpi).hours[unitTime{r.t, r.unit}] = s
+	}
 	days, err := e.readRollup(ctx, "kpi_daily", "day", kpis, "day >= "+dateLiteral(first))
 	if err != nil {
 		return nil, err
 	}
-	keepFrom := today.AddDate(0, 0, -memDays)
 	for r, s := range days {
-		if !r.t.Before(keepFrom) {
-			m.days[r] = s
+		k := m.kpi(r.kpi)
+		if !r.t.Before(m.daysFrom) {
+			k.days[unitTime{r.t, r.unit}] = s
 		}
-		mr := rollupRow{r.kpi, monthOf(r.t), r.unit}
-		ms := m.months[mr]
-		m.months[mr] = sums{ms.n + s.n, ms.d + s.d}
+		mk := unitTime{monthOf(r.t), r.unit}
+		ms := k.months[mk]
+		k.months[mk] = sums{ms.n + s.n, ms.d + s.d}
 	}
 	return m, nil
 }
 
-// changed applies what writeRollup wrote: the new sums of some rows.
-func (m *memory) changed(table string, old, fresh map[rollupRow]sums) {
-	for r, o := range old {
-		n := fresh[r]
-		m.apply(table, r, sums{n.n - o.n, n.d - o.d}, n)
-	}
-	for r, n := range fresh {
-		if _, ok := old[r]; !ok {
-			m.apply(table, r, n, n)
+// add applies changes the engine wrote to a rollup table, to the sums it
+// holds (a change to a time before them is no window's).
+func (m *memory) add(table string, delta map[rollupRow]sums) {
+	for r, dl := range delta {
+		if dl == (sums{}) {
+			continue
+		}
+		k := m.kpi(r.kpi)
+		switch table {
+		case "kpi_hourly":
+			if !r.t.Before(m.hoursFrom) {
+				bumpSums(k.hours, unitTime{r.t, r.unit}, dl)
+			}
+		case "kpi_daily":
+			if !r.t.Before(m.daysFrom) {
+				bumpSums(k.days, unitTime{r.t, r.unit}, dl)
+			}
+			if mo := monthOf(r.t); !mo.Before(m.monthsFrom) {
+				bumpSums(k.months, unitTime{mo, r.unit}, dl)
+			}
 		}
 	}
 }
 
-func (m *memory) apply(table string, r rollupRow, delta, now sums) {
-	if delta == (sums{}) {
+func bumpSums(m map[unitTime]sums, k unitTime, dl sums) {
+	s := m[k]
+	m[k] = sums{s.n + dl.n, s.d + dl.d}
+}
+
+// prune drops what no window at the instant at reads any more; it walks
+// the sums once an hour.
+func (m *memory) prune(at time.Time) {
+	hour := at.Truncate(time.Hour)
+	if hour.Equal(m.pruned) {
 		return
 	}
-	switch table {
-	case "kpi_hourly":
-		m.hours[r] = now
-	case "kpi_daily":
-		m.days[r] = now
-		mr := rollupRow{r.kpi, monthOf(r.t), r.unit}
-		ms := m.months[mr]
-		m.months[mr] = sums{ms.n + delta.n, ms.d + delta.d}
-	}
-}
-
-// prune drops what no window at the instant at reads any more.
-func (m *memory) prune(at time.Time) {
-	h := at.Truncate(time.Hour).Add(-memHours)
-	for r := range m.hours {
-		if r.t.Before(h) {
-			delete(m.hours, r)
-		}
-	}
+	m.pruned = hour
+	h := hour.Add(-memHours)
 	d := localDay(at, m.loc).AddDate(0, 0, -memDays)
-	for r := range m.days {
-		if r.t.Before(d) {
-			delete(m.days, r)
-		}
-	}
 	mo := monthOf(localDay(at, m.loc)).AddDate(-1, 0, 0)
-	for r := range m.months {
-		if r.t.Before(mo) {
-			delete(m.months, r)
+	m.hoursFrom, m.daysFrom = h, d
+	if m.monthsFrom.Before(mo) {
+		m.monthsFrom = mo
+	}
+	for _, k := range m.kpis {
+		for r := range k.hours {
+			if r.t.Before(h) {
+				delete(k.hours, r)
+			}
+		}
+		for r := range k.days {
+			if r.t.Before(d) {
+				delete(k.days, r)
+			}
+		}
+		for r := range k.months {
+			if r.t.Before(mo) {
+				delete(k.months, r)
+			}
 		}
 	}
 }
@@ -119,55 +157,66 @@ func (m *memory) prune(at time.Time) {
 // counted and every standard window, rolled up to the ancestors through
 // paths (unit → its path, itself included).
 func (m *memory) windows(e *Engine, family string, spans map[string]Span, paths map[string][]string, out map[Key]Value) {
-	type acc struct {
-		kpi, unit, window string
-	}
-	sum := map[acc]sums{}
-	add := func(r rollupRow, s sums, w string) {
-		for _, anc := range paths[r.unit] {
-			a := acc{r.kpi, anc, w}
-			t := sum[a]
-			sum[a] = sums{t.n + s.n, t.d + s.d}
-		}
-	}
-	inFamily := func(id string) bool {
-		k, ok := e.cat.KPI(id)
-		return ok && k.Family == family && !k.Instant()
-	}
+	// The windows each day and each month falls in, found once per day
+	// and month rather than once per sum.
 	within := func(t time.Time, s Span) bool { return !t.Before(s.From) && t.Before(s.To) }
 	monthInside := func(month time.Time, s Span) bool {
 		return !month.Before(s.From) && !month.AddDate(0, 1, 0).After(s.To)
 	}
-	for r, s := range m.hours {
-		if inFamily(r.kpi) && within(r.t, spans[Window24h]) {
-			add(r, s, Window24h)
-		}
-	}
-	for r, s := range m.days {
-		if !inFamily(r.kpi) {
+	dayWindows := map[time.Time][]string{}
+	monthWindows := map[time.Time][]string{}
+	type acc struct{ unit, window string }
+	for _, k := range e.cat.KPIs {
+		km := m.kpis[k.ID]
+		if k.Family != family || k.Instant() || km == nil {
 			continue
 		}
-		mo := monthOf(r.t)
-		for _, w := range StandardWindows {
-			if sp := spans[w]; w != Window24h && within(r.t, sp) && !monthInside(mo, sp) {
-				add(r, s, w)
+		sum := map[acc]sums{}
+		add := func(unit string, s sums, w string) {
+			for _, anc := range paths[unit] {
+				a := acc{anc, w}
+				t := sum[a]
+				sum[a] = sums{t.n + s.n, t.d + s.d}
 			}
 		}
-	}
-	for r, s := range m.months {
-		if !inFamily(r.kpi) {
-			continue
-		}
-		for _, w := range StandardWindows {
-			if sp := spans[w]; w != Window24h && monthInside(r.t, sp) {
-				add(r, s, w)
+		for r, s := range km.hours {
+			if within(r.t, spans[Window24h]) {
+				add(r.unit, s, Window24h)
 			}
 		}
-	}
-	for a, s := range sum {
-		k, _ := e.cat.KPI(a.kpi)
-		v := newValue(k, a.unit, spans[a.window], s.n, s.d)
-		out[v.Key] = v
+		for r, s := range km.days {
+			ws, ok := dayWindows[r.t]
+			if !ok {
+				mo := monthOf(r.t)
+				for _, w := range StandardWindows {
+					if sp := spans[w]; w != Window24h && within(r.t, sp) && !monthInside(mo, sp) {
+						ws = append(ws, w)
+					}
+				}
+				dayWindows[r.t] = ws
+			}
+			for _, w := range ws {
+				add(r.unit, s, w)
+			}
+		}
+		for r, s := range km.months {
+			ws, ok := monthWindows[r.t]
+			if !ok {
+				for _, w := range StandardWindows {
+					if sp := spans[w]; w != Window24h && monthInside(r.t, sp) {
+						ws = append(ws, w)
+					}
+				}
+				monthWindows[r.t] = ws
+			}
+			for _, w := range ws {
+				add(r.unit, s, w)
+			}
+		}
+		for a, s := range sum {
+			v := newValue(k, a.unit, spans[a.window], s.n, s.d)
+			out[v.Key] = v
+		}
 	}
 }
 

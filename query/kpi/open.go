@@ -42,33 +42,42 @@ func (e *Engine) openSource(family string) *Source {
 // openGen is the family's current generation of kpi_open: the newest one
 // with its marker row, 0 when none was built.
 func (e *Engine) openGen(ctx context.Context, family string) (uint64, error) {
+	return e.gen(ctx, "kpi_open", family)
+}
+
+func (e *Engine) setOpenGen(family string, g uint64) { e.setGen("kpi_open", family, g) }
+
+// gen is the family's current generation of a generation table (kpi_open,
+// kpi_contrib): the newest one with its marker row (id = ”), 0 when none
+// was built.
+func (e *Engine) gen(ctx context.Context, table, family string) (uint64, error) {
 	e.openMu.Lock()
-	g, ok := e.openGens[family]
+	g, ok := e.gens[table+"/"+family]
 	e.openMu.Unlock()
 	if ok {
 		return g, nil
 	}
-	q := fmt.Sprintf("SELECT max(gen) FROM %s.kpi_open WHERE family = %s AND id = ''", e.b.DB, query.Quote(family))
+	q := fmt.Sprintf("SELECT max(gen) FROM %s.%s WHERE family = %s AND id = ''", e.b.DB, table, query.Quote(family))
 	if err := e.db.Conn.QueryRow(ctx, q).Scan(&g); err != nil {
-		return 0, fmt.Errorf("open generation: %w", err)
+		return 0, fmt.Errorf("%s generation: %w", table, err)
 	}
 	if g != 0 {
-		e.setOpenGen(family, g)
+		e.setGen(table, family, g)
 	}
 	return g, nil
 }
 
-func (e *Engine) setOpenGen(family string, g uint64) {
+func (e *Engine) setGen(table, family string, g uint64) {
 	e.openMu.Lock()
 	defer e.openMu.Unlock()
-	if e.openGens == nil {
-		e.openGens = map[string]uint64{}
+	if e.gens == nil {
+		e.gens = map[string]uint64{}
 	}
 	if g == 0 {
-		delete(e.openGens, family)
+		delete(e.gens, table+"/"+family)
 		return
 	}
-	e.openGens[family] = g
+	e.gens[table+"/"+family] = g
 }
 
 // refreshOpen brings the family's open entities up to date with the work:
@@ -155,10 +164,16 @@ func (e *Engine) switchOpen(ctx context.Context, family string, gen, old uint64)
 	if old == 0 {
 		return nil
 	}
-	rows, err := e.db.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT gen FROM %s.kpi_open WHERE family = %s AND gen < %d",
-		e.b.DB, query.Quote(family), old))
+	return e.dropGens(ctx, "kpi_open", family, old)
+}
+
+// dropGens drops the family's generations of a generation table before
+// the generation before.
+func (e *Engine) dropGens(ctx context.Context, table, family string, before uint64) error {
+	rows, err := e.db.Conn.Query(ctx, fmt.Sprintf("SELECT DISTINCT gen FROM %s.%s WHERE family = %s AND gen < %d",
+		e.b.DB, table, query.Quote(family), before))
 	if err != nil {
-		return fmt.Errorf("old open generations: %w", err)
+		return fmt.Errorf("old %s generations: %w", table, err)
 	}
 	var gens []uint64
 	for rows.Next() {
@@ -173,14 +188,14 @@ func (e *Engine) switchOpen(ctx context.Context, family string, gen, old uint64)
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	table, on := e.b.DB+".kpi_open", ""
+	name, on := e.b.DB+"."+table, ""
 	if c := e.db.Config().Cluster; c != "" {
-		table, on = e.b.DB+".kpi_open_local", " ON CLUSTER "+c
+		name, on = e.b.DB+"."+table+"_local", " ON CLUSTER "+c
 	}
 	for _, g := range gens {
-		q := fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION (%s, %d)", table, on, query.Quote(family), g)
+		q := fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION (%s, %d)", name, on, query.Quote(family), g)
 		if err := e.db.Conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("drop open generation: %w", err)
+			return fmt.Errorf("drop %s generation: %w", table, err)
 		}
 	}
 	return nil

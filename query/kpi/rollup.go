@@ -14,18 +14,24 @@ import (
 
 // Rollups. For every KPI counted over windows the engine keeps the
 // numerator and denominator per hour and unit (kpi_hourly) and per local
-// day and unit (kpi_daily). A commit recomputes only the hours of the
-// entities it touched, from the state views restricted to the entities of
-// those hours (entity_hours), then the days of those hours from the hourly
-// rows; the values of every window are then sums over at most a year of
-// days. Every row is recomputed from the views, never incremented, so a
+// day and unit (kpi_daily), as sums of changes; the values of every window
+// are then sums over at most a year of days. For a view of entities a
+// commit adds the changes of the contributions of the entities it touched
+// (contrib.go). For a view of events it recomputes the hours the events
+// span, and a node taking over recomputes the hours of the entities
+// accepted recently, from the views (restricted to the entities of those
+// hours, entity_hours), then the days of those hours from the hourly rows,
+// and writes the difference with what the rollups held. Either way a
 // repeated delivery or a replay changes nothing.
 
 // work is what commit notices asked for a family since its last
 // recomputation.
 type work struct {
-	subjects   map[string]bool
-	truncated  bool // more subjects than notices carry: recompute everything
+	subjects  map[string]bool
+	truncated bool // more subjects than notices carry: recompute everything
+	// full: recompute the hours of the entities touched from the views,
+	// rather than apply the changes of their contributions (a takeover).
+	full       bool
 	minT, maxT time.Time
 }
 
@@ -157,13 +163,24 @@ const maxCatchUp = 50_000
 // it applies again the events accepted since shortly before the rollups
 // were last written, or rebuilds them when there were none or too many.
 func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebuilt bool, err error) {
-	e.setOpenGen(family, 0) // another node may have built a generation since
+	// Another node may have built generations since.
+	e.setGen("kpi_open", family, 0)
+	e.setGen("kpi_contrib", family, 0)
 	var last uint64
-	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(version) FROM %s.kpi_hourly", e.b.DB)).Scan(&last); err != nil {
+	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(written) FROM %s.kpi_progress WHERE family = %s", e.b.DB, query.Quote(family))).Scan(&last); err != nil {
 		return false, err
 	}
 	if last == 0 {
 		return true, e.Rebuild(ctx, family, at)
+	}
+	if e.entitySources(family) {
+		gen, err := e.contribGen(ctx, family)
+		if err != nil {
+			return false, err
+		}
+		if gen == 0 {
+			return true, e.Rebuild(ctx, family, at)
+		}
 	}
 	since := time.Unix(0, int64(last)).Add(-catchUpMargin)
 	q := fmt.Sprintf("SELECT subject, min(time), max(time) FROM %s.%s_events WHERE accepted_at >= %s GROUP BY subject LIMIT %d",
@@ -172,7 +189,7 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	if err != nil {
 		return false, err
 	}
-	w := &work{}
+	w := &work{full: true}
 	n := 0
 	for rows.Next() {
 		var subject string
@@ -205,9 +222,35 @@ func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time
 	h0 := horizon(at, e.b.Loc)
 	days := map[time.Time]bool{}
 	allDays := false
+	var gen, newGen uint64
+	if e.entitySources(family) {
+		var err error
+		if gen, err = e.contribGen(ctx, family); err != nil {
+			return err
+		}
+		if gen == 0 || w.truncated {
+			newGen = uint64(time.Now().UnixNano())
+		}
+	}
 	for srcName, byTime := range e.rollupKPIs(family) {
 		src := e.cat.Sources[srcName]
-		hours, err := e.touchedHours(ctx, src, byTime, w, h0)
+		switch {
+		case src.Events:
+		case newGen != 0:
+			if err := e.rebuildContribs(ctx, src, byTime, newGen, h0); err != nil {
+				return err
+			}
+			allDays = true
+			continue
+		case !w.full:
+			if len(w.subjects) > 0 {
+				if err := e.applyContribs(ctx, src, byTime, w.subjects, gen, h0); err != nil {
+					return fmt.Errorf("rollup %s: %w", src.View, err)
+				}
+			}
+			continue
+		}
+		hours, err := e.touchedHours(ctx, src, byTime, w, h0, gen)
 		if err != nil {
 			return fmt.Errorf("hours touched in %s: %w", src.View, err)
 		}
@@ -217,7 +260,7 @@ func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time
 				continue
 			}
 			for _, part := range hs.split(maxListedHours) {
-				if err := e.updateHourly(ctx, src, col, kpis, part); err != nil {
+				if err := e.updateHourly(ctx, src, col, kpis, part, gen); err != nil {
 					return fmt.Errorf("rollup %s by %s: %w", src.View, col, err)
 				}
 			}
@@ -237,13 +280,22 @@ func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time
 			}
 		}
 	}
-	if allDays {
-		return e.updateDaily(ctx, kpis, nil, localDay(h0, e.b.Loc))
+	var err error
+	switch {
+	case allDays:
+		err = e.updateDaily(ctx, kpis, nil, localDay(h0, e.b.Loc))
+	case len(days) > 0:
+		err = e.updateDaily(ctx, kpis, days, time.Time{})
 	}
-	if len(days) == 0 {
-		return nil
+	if err != nil {
+		return err
 	}
-	return e.updateDaily(ctx, kpis, days, time.Time{})
+	if newGen != 0 {
+		if err := e.markContribs(ctx, family, newGen); err != nil {
+			return err
+		}
+	}
+	return e.noteProgress(ctx, family, w.truncated || w.full)
 }
 
 func localDay(t time.Time, loc *time.Location) time.Time {
@@ -254,7 +306,7 @@ func localDay(t time.Time, loc *time.Location) time.Time {
 // touchedHours finds, per time column, the hours whose rollup the work
 // changes: for an entity view, the hours its touched entities fall in now
 // (a lookup by key); for an event view, every hour the events' times span.
-func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[string][]*KPI, w *work, h0 time.Time) (map[string]*hourSet, error) {
+func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[string][]*KPI, w *work, h0 time.Time, gen uint64) (map[string]*hourSet, error) {
 	out := map[string]*hourSet{}
 	if w.truncated {
 		for col := range byTime {
@@ -295,13 +347,31 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 	for i, c := range cols {
 		sel[i] = "toStartOfHour(" + c + ")"
 	}
+	colOf := map[string]string{}
+	for col, kind := range src.Hours {
+		colOf[kind] = col
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), idsPerQuery)
 		q := fmt.Sprintf("SELECT %s FROM %s.%s WHERE %s IN (%s)", strings.Join(sel, ", "), e.b.DB, src.View, src.ID, strings.Join(ids[:n], ", "))
-		ids = ids[n:]
 		if err := e.hoursOf(ctx, q, cols, h0, out); err != nil {
 			return nil, err
 		}
+		// The hours the entities' stored contributions are in: where
+		// they were counted before.
+		stored, err := e.storedContribs(ctx, src.Family, gen, ids[:n])
+		if err != nil {
+			return nil, err
+		}
+		for k, c := range stored {
+			if col := colOf[k.kind]; byTime[col] != nil && !c.hour.Before(h0) {
+				if out[col] == nil {
+					out[col] = &hourSet{}
+				}
+				out[col].addHour(c.hour)
+			}
+		}
+		ids = ids[n:]
 	}
 	return out, nil
 }
@@ -353,7 +423,7 @@ type sums struct{ n, d int64 }
 
 // updateHourly recomputes the hours of the KPIs counted by one time column
 // of a source, and writes the rows that changed.
-func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet) error {
+func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet, gen uint64) error {
 	var fresh map[rollupRow]sums
 	if src.Events && !hs.all && !hs.lo.IsZero() {
 		var err error
@@ -392,30 +462,40 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 		}
 		return rows.Err()
 	}
-	switch {
-	case src.Events || hs.all:
-		// Event views are found by their time; a rebuild reads every
-		// entity of the view once.
+	if src.Events {
+		// Event views are found by their time.
 		if err := add(base + " GROUP BY h, unit"); err != nil {
 			return err
 		}
-	default:
-		// The entities of those hours, by key: ClickHouse then merges the
-		// state of these entities only. (A key set from a subquery is not
-		// used that way by 18.16; a literal list is.)
-		ids, err := e.entityIDs(ctx, src, col, hs)
+		return e.writeHourly(ctx, kpis, hs, fresh)
+	}
+	// The entities of those hours, by key: ClickHouse then merges the
+	// state of these entities only. (A key set from a subquery is not used
+	// that way by 18.16; a literal list is.) Their contributions are
+	// stored anew from the same read.
+	ids, err := e.entityIDs(ctx, src, col, hs)
+	if err != nil {
+		return err
+	}
+	var contribs []contribRow
+	byTime := map[string][]*KPI{col: kpis}
+	for len(ids) > 0 {
+		n := min(len(ids), idsPerQuery)
+		cond := hs.cond(e.b, col) + " AND " + src.ID + " IN (" + strings.Join(ids[:n], ", ") + ")"
+		cs, err := e.viewContribs(ctx, src, byTime, func(string) string { return cond }, time.Time{})
 		if err != nil {
 			return err
 		}
-		for len(ids) > 0 {
-			n := min(len(ids), idsPerQuery)
-			if err := add(fmt.Sprintf("%s AND %s IN (%s) GROUP BY h, unit", base, src.ID, strings.Join(ids[:n], ", "))); err != nil {
-				return err
-			}
-			ids = ids[n:]
+		for k, c := range cs {
+			c.addTo(fresh, 1)
+			contribs = append(contribs, contribRow{k, c})
 		}
+		ids = ids[n:]
 	}
-	return e.writeHourly(ctx, kpis, hs, fresh)
+	if err := e.writeHourly(ctx, kpis, hs, fresh); err != nil {
+		return err
+	}
+	return e.writeContribs(ctx, src.Family, gen, contribs)
 }
 
 // writeHourly writes the hourly rows of the hours that changed.
@@ -424,7 +504,7 @@ func (e *Engine) writeHourly(ctx context.Context, kpis []*KPI, hs *hourSet, fres
 	if err != nil {
 		return err
 	}
-	return e.writeRollup(ctx, "kpi_hourly", "hour", old, fresh)
+	return e.writeRollup(ctx, "kpi_hourly", old, fresh)
 }
 
 // idsPerQuery bounds the keys listed in one statement (ClickHouse's
@@ -474,10 +554,8 @@ func (e *Engine) updateDaily(ctx context.Context, kpis []string, days map[time.T
 		dayCond = "day IN (" + strings.Join(dc, ", ") + ")"
 	}
 	tz := query.Quote(e.b.Loc.String())
-	q := fmt.Sprintf(`SELECT kpi, toDate(hour, %s) AS day, unit, sum(n), sum(d) FROM (
-    SELECT kpi, hour, unit, argMax(numerator, version) AS n, argMax(denominator, version) AS d
-    FROM %s.kpi_hourly WHERE kpi IN (%s) AND %s GROUP BY kpi, hour, unit
-) GROUP BY kpi, day, unit`, tz, e.b.DB, quoteList(kpis), hourCond)
+	q := fmt.Sprintf(`SELECT kpi, toDate(hour, %s) AS day, unit, sum(numerator), sum(denominator)
+FROM %s.kpi_hourly WHERE kpi IN (%s) AND %s GROUP BY kpi, day, unit`, tz, e.b.DB, quoteList(kpis), hourCond)
 	fresh := map[rollupRow]sums{}
 	rows, err := e.db.Conn.Query(ctx, q)
 	if err != nil {
@@ -502,12 +580,12 @@ func (e *Engine) updateDaily(ctx context.Context, kpis []string, days map[time.T
 	if err != nil {
 		return err
 	}
-	return e.writeRollup(ctx, "kpi_daily", "day", old, fresh)
+	return e.writeRollup(ctx, "kpi_daily", old, fresh)
 }
 
-// readRollup reads the latest version of rollup rows.
+// readRollup reads rollup rows: the sums of their changes.
 func (e *Engine) readRollup(ctx context.Context, table, tcol string, kpis []string, cond string) (map[rollupRow]sums, error) {
-	q := fmt.Sprintf("SELECT kpi, %s, unit, argMax(numerator, version), argMax(denominator, version) FROM %s.%s WHERE kpi IN (%s) AND %s GROUP BY kpi, %[1]s, unit",
+	q := fmt.Sprintf("SELECT kpi, %s, unit, sum(numerator), sum(denominator) FROM %s.%s WHERE kpi IN (%s) AND %s GROUP BY kpi, %[1]s, unit",
 		tcol, e.b.DB, table, quoteList(kpis), cond)
 	rows, err := e.db.Conn.Query(ctx, q)
 	if err != nil {
@@ -529,35 +607,44 @@ func (e *Engine) readRollup(ctx context.Context, table, tcol string, kpis []stri
 	return out, rows.Err()
 }
 
-// writeRollup inserts the rows whose sums changed, and zero rows for those
-// that are gone, as a new version.
-func (e *Engine) writeRollup(ctx context.Context, table, tcol string, old, fresh map[rollupRow]sums) error {
-	var changed []rollupRow
+// writeRollup brings rollup rows from old to fresh: it adds the
+// difference of the rows whose sums changed (those missing from fresh go
+// to zero).
+func (e *Engine) writeRollup(ctx context.Context, table string, old, fresh map[rollupRow]sums) error {
+	delta := map[rollupRow]sums{}
 	for r, s := range fresh {
-		if o, ok := old[r]; !ok || o != s {
-			changed = append(changed, r)
+		if o := old[r]; o != s {
+			delta[r] = sums{s.n - o.n, s.d - o.d}
 		}
 	}
 	for r, o := range old {
 		if _, ok := fresh[r]; !ok && o != (sums{}) {
-			changed = append(changed, r)
+			delta[r] = sums{-o.n, -o.d}
 		}
 	}
-	if len(changed) == 0 {
+	return e.addRollup(ctx, table, delta)
+}
+
+// addRollup adds changes to rollup rows (kpi_hourly by hour, kpi_daily by
+// local day).
+func (e *Engine) addRollup(ctx context.Context, table string, delta map[rollupRow]sums) error {
+	if len(delta) == 0 {
 		return nil
 	}
-	batch, err := e.db.Conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator, version)", e.b.DB, table, tcol))
+	tcol := "hour"
+	if table == "kpi_daily" {
+		tcol = "day"
+	}
+	batch, err := e.db.Conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator)", e.b.DB, table, tcol))
 	if err != nil {
 		return err
 	}
-	version := uint64(time.Now().UnixNano())
-	for _, r := range changed {
-		s := fresh[r]
+	for r, s := range delta {
 		t := r.t
 		if tcol == "day" { // a Date: the local date, as UTC midnight
 			t = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 		}
-		if err := batch.Append(r.kpi, t, r.unit, s.n, s.d, version); err != nil {
+		if err := batch.Append(r.kpi, t, r.unit, s.n, s.d); err != nil {
 			batch.Abort()
 			return err
 		}
@@ -565,10 +652,10 @@ func (e *Engine) writeRollup(ctx context.Context, table, tcol string, old, fresh
 	if err := batch.Send(); err != nil {
 		return err
 	}
-	e.metrics.rollupRows.WithLabelValues(table).Add(float64(len(changed)))
+	e.metrics.rollupRows.WithLabelValues(table).Add(float64(len(delta)))
 	e.memMu.Lock()
 	if e.mem != nil {
-		e.mem.changed(table, old, fresh)
+		e.mem.add(table, delta)
 	}
 	e.memMu.Unlock()
 	return nil

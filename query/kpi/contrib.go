@@ -1,0 +1,377 @@
+package kpi
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vn-ioc/ioc/query"
+)
+
+// Contributions. For a view of entities (dossiers, tickets) the engine keeps
+// what each entity adds to the rollups (kpi_contrib, schema 0012): per time
+// column, the entity's hour and unit and its numerator and denominator of
+// every KPI counted by that column. A commit reads the new state of the
+// entities it touched (a lookup by key) and their stored contributions,
+// and adds the differences to kpi_hourly and kpi_daily, which are sums of
+// changes; then it stores the new contributions. The cost of a commit is
+// then what its entities changed, whatever the history and however many
+// other entities share their hours. A repeated delivery or a replay finds
+// every contribution unchanged and writes nothing.
+//
+// The contributions are kept in generations, as kpi_open: a complete one is
+// built from the views (with the rollups summed from it, so that both
+// agree) when a node takes over with none, on a rebuild or when a commit's
+// subjects were truncated. A node taking over recomputes the hours the
+// entities accepted recently fall in, and their previous hours, from the
+// views, rewriting the contributions of every entity of those hours: so a
+// leader that stopped between writing the rollups and the contributions
+// leaves nothing wrong behind.
+
+// contribKey is one entity's contribution by one time column.
+type contribKey struct{ id, kind string }
+
+// contribution is what an entity adds to the rollups of one time column:
+// for each KPI with something counted, its numerator and denominator in
+// the hour and unit.
+type contribution struct {
+	hour time.Time
+	unit string
+	kpis []string
+	n, d []int64
+}
+
+func (c contribution) empty() bool { return len(c.kpis) == 0 }
+
+func (c contribution) equal(o contribution) bool {
+	if c.empty() || o.empty() {
+		return c.empty() == o.empty()
+	}
+	return c.hour.Equal(o.hour) && c.unit == o.unit && slices.Equal(c.kpis, o.kpis) &&
+		slices.Equal(c.n, o.n) && slices.Equal(c.d, o.d)
+}
+
+// addTo adds the contribution, times sign, to hourly rollup changes.
+func (c contribution) addTo(out map[rollupRow]sums, sign int64) {
+	for i, k := range c.kpis {
+		r := rollupRow{k, c.hour, c.unit}
+		s := out[r]
+		out[r] = sums{s.n + sign*c.n[i], s.d + sign*c.d[i]}
+	}
+}
+
+// compact leaves out the KPIs with nothing counted.
+func compact(kpis []string, n, d []int64) contribution {
+	var c contribution
+	for i, k := range kpis {
+		if i < len(n) && i < len(d) && (n[i] != 0 || d[i] != 0) {
+			c.kpis = append(c.kpis, k)
+			c.n = append(c.n, n[i])
+			c.d = append(c.d, d[i])
+		}
+	}
+	return c
+}
+
+// entitySources tells whether the family has windowed KPIs over a view of
+// entities.
+func (e *Engine) entitySources(family string) bool {
+	for srcName := range e.rollupKPIs(family) {
+		if !e.cat.Sources[srcName].Events {
+			return true
+		}
+	}
+	return false
+}
+
+// contribGen is the family's current generation of kpi_contrib, 0 when
+// none was built.
+func (e *Engine) contribGen(ctx context.Context, family string) (uint64, error) {
+	return e.gen(ctx, "kpi_contrib", family)
+}
+
+// storedContribs reads the current contributions of some entities (quoted
+// ids); an entity with none has no entry.
+func (e *Engine) storedContribs(ctx context.Context, family string, gen uint64, ids []string) (map[contribKey]contribution, error) {
+	q := fmt.Sprintf(`SELECT id, kind, argMax(hour, version), argMax(unit, version), argMax(kpis, version),
+       argMax(numerators, version), argMax(denominators, version)
+FROM %s.kpi_contrib WHERE family = %s AND gen = %d AND id IN (%s) GROUP BY id, kind`,
+		e.b.DB, query.Quote(family), gen, strings.Join(ids, ", "))
+	rows, err := e.db.Conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("stored contributions: %w", err)
+	}
+	defer rows.Close()
+	out := map[contribKey]contribution{}
+	for rows.Next() {
+		var k contribKey
+		var hour time.Time
+		var unit string
+		var kpis []string
+		var n, d []int64
+		if err := rows.Scan(&k.id, &k.kind, &hour, &unit, &kpis, &n, &d); err != nil {
+			return nil, err
+		}
+		if c := compact(kpis, n, d); !c.empty() {
+			c.hour, c.unit = hour, unit
+			out[k] = c
+		}
+	}
+	return out, rows.Err()
+}
+
+// viewContribs reads the contributions of the entities of a source that
+// meet cond(col), per time column, from the view: the entity's state now.
+// An entity whose time is unset or before h0 contributes nothing.
+func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, cond func(col string) string, h0 time.Time) (map[contribKey]contribution, error) {
+	cols := sortedCols(byTime)
+	parts := make([]map[contribKey]contribution, len(cols))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, col := range cols {
+		g.Go(func() error {
+			kpis, kind := byTime[col], src.Hours[col]
+			q := fmt.Sprintf("SELECT %s AS eid, toStartOfHour(%s) AS h, %s AS u, %s FROM %s GROUP BY eid, h, u",
+				src.ID, col, src.Unit, strings.Join(e.sumTerms(kpis), ", "), e.sourceExpr(src, cond(col)))
+			rows, err := e.db.Conn.Query(pushdown(gctx), q)
+			if err != nil {
+				return fmt.Errorf("contributions from %s: %w", src.View, err)
+			}
+			defer rows.Close()
+			ids := kpiIDs(kpis)
+			out := map[contribKey]contribution{}
+			var id, unit string
+			var h time.Time
+			vals := make([]int64, 2*len(kpis))
+			dest := []any{&id, &h, &unit}
+			for i := range vals {
+				dest = append(dest, &vals[i])
+			}
+			n, d := make([]int64, len(kpis)), make([]int64, len(kpis))
+			for rows.Next() {
+				if err := rows.Scan(dest...); err != nil {
+					return err
+				}
+				if h.Unix() <= 0 || h.Before(h0) {
+					continue
+				}
+				for j := range kpis {
+					n[j], d[j] = vals[2*j], vals[2*j+1]
+				}
+				if c := compact(ids, n, d); !c.empty() {
+					c.hour, c.unit = h, unit
+					out[contribKey{id, kind}] = c
+				}
+			}
+			parts[i] = out
+			return rows.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := parts[0]
+	for _, p := range parts[1:] {
+		for k, c := range p {
+			out[k] = c
+		}
+	}
+	return out, nil
+}
+
+func sortedCols(byTime map[string][]*KPI) []string {
+	cols := make([]string, 0, len(byTime))
+	for col := range byTime {
+		cols = append(cols, col)
+	}
+	slices.Sort(cols)
+	return cols
+}
+
+type contribRow struct {
+	key contribKey
+	c   contribution
+}
+
+// writeContribs stores contributions as a new version; an empty one
+// replaces one that was not.
+func (e *Engine) writeContribs(ctx context.Context, family string, gen uint64, rows []contribRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	batch, err := e.db.Conn.PrepareBatch(ctx, "INSERT INTO "+e.b.DB+".kpi_contrib (family, gen, id, kind, hour, unit, kpis, numerators, denominators, version)")
+	if err != nil {
+		return err
+	}
+	version := uint64(time.Now().UnixNano())
+	for _, r := range rows {
+		c := r.c
+		if c.empty() {
+			c = contribution{hour: time.Unix(0, 0), kpis: []string{}, n: []int64{}, d: []int64{}}
+		}
+		if err := batch.Append(family, gen, r.key.id, r.key.kind, c.hour, c.unit, c.kpis, c.n, c.d, version); err != nil {
+			batch.Abort()
+			return err
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("write contributions: %w", err)
+	}
+	return nil
+}
+
+// applyContribs brings the rollups of an entity source up to date with the
+// entities a commit touched: the difference between their contributions
+// now and the stored ones is added to the hours and days, then the new
+// contributions are stored.
+func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, subjects map[string]bool, gen uint64, h0 time.Time) error {
+	ids := make([]string, 0, len(subjects))
+	for s := range subjects {
+		ids = append(ids, query.Quote(s))
+	}
+	slices.Sort(ids)
+	hourly := map[rollupRow]sums{}
+	var changed []contribRow
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), idsPerQuery)]
+		ids = ids[len(chunk):]
+		var old, fresh map[contribKey]contribution
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() (err error) {
+			old, err = e.storedContribs(gctx, src.Family, gen, chunk)
+			return err
+		})
+		g.Go(func() (err error) {
+			in := src.ID + " IN (" + strings.Join(chunk, ", ") + ")"
+			fresh, err = e.viewContribs(gctx, src, byTime, func(string) string { return in }, h0)
+			return err
+		})
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		for k, o := range old {
+			if n := fresh[k]; !n.equal(o) {
+				o.addTo(hourly, -1)
+				n.addTo(hourly, 1)
+				changed = append(changed, contribRow{k, n})
+			}
+		}
+		for k, n := range fresh {
+			if _, ok := old[k]; !ok {
+				n.addTo(hourly, 1)
+				changed = append(changed, contribRow{k, n})
+			}
+		}
+	}
+	daily := map[rollupRow]sums{}
+	for r, s := range hourly {
+		if s == (sums{}) {
+			delete(hourly, r)
+			continue
+		}
+		dr := rollupRow{r.kpi, localDay(r.t, e.b.Loc), r.unit}
+		t := daily[dr]
+		daily[dr] = sums{t.n + s.n, t.d + s.d}
+	}
+	if err := e.addRollup(ctx, "kpi_hourly", hourly); err != nil {
+		return err
+	}
+	if err := e.addRollup(ctx, "kpi_daily", daily); err != nil {
+		return err
+	}
+	return e.writeContribs(ctx, src.Family, gen, changed)
+}
+
+// rebuildContribs fills the generation gen with the contributions of every
+// entity of the source from h0 on, from the view, and brings the hourly
+// rollups to their sums.
+func (e *Engine) rebuildContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, gen uint64, h0 time.Time) error {
+	for _, col := range sortedCols(byTime) {
+		kpis, kind := byTime[col], src.Hours[col]
+		ns, ds, nonzero := make([]string, len(kpis)), make([]string, len(kpis)), make([]string, len(kpis))
+		for i := range kpis {
+			ns[i], ds[i] = fmt.Sprintf("toInt64(n%d)", i), fmt.Sprintf("toInt64(d%d)", i)
+			nonzero[i] = fmt.Sprintf("n%[1]d != 0 OR d%[1]d != 0", i)
+		}
+		q := fmt.Sprintf(`INSERT INTO %[1]s.kpi_contrib (family, gen, id, kind, hour, unit, kpis, numerators, denominators, version)
+SELECT %[2]s, %[3]d, eid, %[4]s, h, u, [%[5]s], [%[6]s], [%[7]s], %[3]d FROM (
+    SELECT %[8]s AS eid, toStartOfHour(%[9]s) AS h, %[10]s AS u, %[11]s FROM %[12]s GROUP BY eid, h, u
+) WHERE %[13]s`,
+			e.b.DB, query.Quote(src.Family), gen, query.Quote(kind), quoteList(kpiIDs(kpis)), strings.Join(ns, ", "), strings.Join(ds, ", "),
+			src.ID, col, src.Unit, strings.Join(e.sumTerms(kpis), ", "), e.sourceExpr(src, col+" >= "+e.b.literal(h0)), strings.Join(nonzero, " OR "))
+		if err := e.db.Conn.Exec(pushdown(ctx), q); err != nil {
+			return fmt.Errorf("build contributions of %s by %s: %w", src.View, col, err)
+		}
+		fresh := map[rollupRow]sums{}
+		rows, err := e.db.Conn.Query(ctx, fmt.Sprintf(`SELECT kpi, hour, unit, sum(n), sum(d) FROM %s.kpi_contrib
+ARRAY JOIN kpis AS kpi, numerators AS n, denominators AS d
+WHERE family = %s AND gen = %d AND kind = %s AND id != '' GROUP BY kpi, hour, unit`, e.b.DB, query.Quote(src.Family), gen, query.Quote(kind)))
+		if err != nil {
+			return fmt.Errorf("sum contributions: %w", err)
+		}
+		for rows.Next() {
+			var r rollupRow
+			var s sums
+			if err := rows.Scan(&r.kpi, &r.t, &r.unit, &s.n, &s.d); err != nil {
+				rows.Close()
+				return err
+			}
+			if s != (sums{}) {
+				fresh[r] = s
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		old, err := e.readRollup(ctx, "kpi_hourly", "hour", kpiIDs(kpis), "hour >= "+e.b.literal(h0))
+		if err != nil {
+			return err
+		}
+		if err := e.writeRollup(ctx, "kpi_hourly", old, fresh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markContribs makes the generation gen, complete, the family's current one
+// and drops the older ones.
+func (e *Engine) markContribs(ctx context.Context, family string, gen uint64) error {
+	q := fmt.Sprintf("INSERT INTO %s.kpi_contrib (family, gen, id, kind, hour, unit, kpis, numerators, denominators, version) SELECT %s, %d, '', '', toDateTime(0), '', [], [], [], %[3]d",
+		e.b.DB, query.Quote(family), gen)
+	if err := e.db.Conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("mark contributions: %w", err)
+	}
+	e.setGen("kpi_contrib", family, gen)
+	return e.dropGens(ctx, "kpi_contrib", family, gen)
+}
+
+// progressEvery: a family's progress is written at most this often (the
+// catch-up of a takeover goes back further, catchUpMargin).
+const progressEvery = 10 * time.Second
+
+// noteProgress records when the family's rollups were written.
+func (e *Engine) noteProgress(ctx context.Context, family string, force bool) error {
+	now := time.Now()
+	e.openMu.Lock()
+	last := e.progress[family]
+	e.openMu.Unlock()
+	if !force && now.Sub(last) < progressEvery {
+		return nil
+	}
+	q := fmt.Sprintf("INSERT INTO %s.kpi_progress (family, written) SELECT %s, %d", e.b.DB, query.Quote(family), now.UnixNano())
+	if err := e.db.Conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("note progress: %w", err)
+	}
+	e.openMu.Lock()
+	if e.progress == nil {
+		e.progress = map[string]time.Time{}
+	}
+	e.progress[family] = now
+	e.openMu.Unlock()
+	return nil
+}

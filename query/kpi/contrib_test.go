@@ -1,0 +1,97 @@
+package kpi_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vn-ioc/ioc/ingest"
+	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/query/kpi"
+)
+
+// TestEngineContributions: commits that move dossiers between hours and
+// units (a resolution corrected to another time, a dossier received again
+// by another unit), resolve open ones and receive new ones are applied as
+// changes of the dossiers' contributions; the values then equal their SQL.
+// The same commit applied again writes no rollup row.
+func TestEngineContributions(t *testing.T) {
+	c := newCity(t, 13)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	eng := c.leader(t, kpi.Config{}, reg)
+	for _, fam := range c.cat.Families() {
+		if _, err := eng.Compute(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pick := func(cond string) []string {
+		ids := c.ids(t, "SELECT dossier_id FROM "+c.db.Table("dossiers")+" WHERE "+cond+" ORDER BY dossier_id LIMIT 25")
+		if len(ids) < 10 {
+			t.Fatalf("only %d dossiers where %s", len(ids), cond)
+		}
+		return ids
+	}
+	resolved := pick("resolved_at > toDateTime(0) AND resolved_at > now() - 86400 * 20")
+	open := pick("resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0) AND received_at > toDateTime(0)")
+	received := pick("received_at > toDateTime(0) AND received_at > now() - 86400 * 20")
+	batch, _ := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("dossier_events")+" (source, id, type, subject, time, accepted_at, unit, channel, due_at, e_result)")
+	var subjects []string
+	zero := time.Unix(0, 0)
+	for i, id := range resolved { // resolved again, hours later
+		at := c.at.Add(-time.Duration(i*3+1) * time.Hour)
+		_ = batch.Append("move", id+"-res2", "resolved", id, at, at, "", "", zero, uint8(1-i%2))
+		subjects = append(subjects, id)
+	}
+	for i, id := range open {
+		at := c.at.Add(-time.Duration(i) * time.Minute)
+		_ = batch.Append("move", id+"-res", "resolved", id, at, at, "", "", zero, uint8(i%2))
+		subjects = append(subjects, id)
+	}
+	for i, id := range received { // received again, by another unit and later
+		at := c.at.Add(-time.Duration(i*2+1) * time.Hour)
+		_ = batch.Append("move", id+"-rec2", "received", id, at, at, c.units[(i*13+5)%len(c.units)], "counter", at.Add(72*time.Hour), uint8(0))
+		subjects = append(subjects, id)
+	}
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("fresh%d", i)
+		at := c.at.Add(-time.Duration(i*7) * time.Minute)
+		_ = batch.Append("move", id, "received", id, at, at, c.units[i*17%len(c.units)], "online", at.Add(48*time.Hour), uint8(0))
+		subjects = append(subjects, id)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	notice := ingest.CommitNotice{Family: "dossier", Subjects: subjects, MinTime: c.at.Add(-3 * 25 * time.Hour), MaxTime: c.at}
+	written := func() float64 { return testenv.Metric(t, reg, "ioc_kpi_rollup_rows_written_total") }
+	before := written()
+	if err := eng.ApplyCommit(ctx, notice, c.at); err != nil {
+		t.Fatal(err)
+	}
+	after := written()
+	if after == before {
+		t.Fatal("the commit wrote no rollup row")
+	}
+	if err := eng.ApplyCommit(ctx, notice, c.at); err != nil {
+		t.Fatal(err)
+	}
+	if again := written(); again != after {
+		t.Errorf("the same commit again wrote %v rollup rows", again-after)
+	}
+	r := rand.New(rand.NewPCG(8, 8))
+	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool {
+		return k.KPI[:7] == "dossier" && (k.Unit == "79" || r.IntN(6) == 0) || r.IntN(80) == 0
+	})
+	// A node taking over (a new engine) finds the same values.
+	other, _ := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
+	if rebuilt, err := other.CatchUp(ctx, "dossier", c.at); err != nil || rebuilt {
+		t.Fatalf("catch-up rebuilt=%v: %v", rebuilt, err)
+	}
+	checkAgainstSQL(t, c, other, r, func(k kpi.Key) bool {
+		return k.KPI[:7] == "dossier" && r.IntN(6) == 0
+	})
+}
