@@ -32,20 +32,24 @@ import (
 // (n+3) div 7 × 5 + min((n+3) mod 7, 5), up to a constant). The working
 // time from a to b is its difference, 0 when b is before a.
 //
-// net is a table of one entry per day from the calendar's first exception
-// to the day after its last (before: 0; after: the last entry), each entry
-// two characters of base 64 from '0' (net + bias, never negative): some
-// 7,700 days, 15 kB, for the 2015–2035 calendar. Each expansion gives the
-// literal the alias ws_cal once (ClickHouse accepts the same alias for the
-// same expression twice) and names the alias elsewhere.
+// net is a table of one entry per day from the day before the calendar's
+// first exception to the day after its last, plus one (before: the first
+// entry; after: the last), each entry two characters of base 64 from '0'
+// (net + bias, never negative): some 7,700 days, 15 kB, for the 2015–2035
+// calendar. One substring of four characters gives net(n) and net(n+1)
+// together, so the literal appears once in each expansion: ClickHouse
+// analyses a statement in time that grows with the literal's length times
+// its occurrences (with the literal at six places, a lookup of 1,000
+// dossiers spent most of its ~100 ms analysing it; evaluating it per row
+// costs little).
 
 // workingSQL builds the expressions for one calendar.
 type workingSQL struct {
 	offset   int64 // seconds east of UTC
 	dayLen   int64
 	sessions []worktime.Session
-	first    int64  // day number of the table's first entry
-	last     int64  // index of its last entry
+	first    int64  // day number of the first exception (the table starts the day before)
+	last     int64  // the day after the last exception, as days after first
 	bias     int64  // added to net before encoding
 	table    string // the literal; "" when the calendar has no exceptions
 }
@@ -77,46 +81,45 @@ func newWorkingSQL(cal *worktime.Calendar) *workingSQL {
 	var b strings.Builder
 	b.WriteString("'")
 	net := int64(0)
-	for i := int64(0); i <= w.last; i++ {
-		v := net + w.bias // net before day first+i
+	// Entry k is net(first - 1 + k), for k = 0 … last + 2.
+	for k := int64(0); k <= w.last+2; k++ {
+		if k >= 2 {
+			net += delta[w.first+k-2]
+		}
+		v := net + w.bias
 		for _, c := range []byte{byte(48 + v/64), byte(48 + v%64)} {
 			if c == '\\' {
 				b.WriteByte('\\')
 			}
 			b.WriteByte(c)
 		}
-		net += delta[w.first+i]
 	}
 	b.WriteString("'")
 	w.table = b.String()
 	return w
 }
 
-// net is the SQL of net(day) for a day-number expression; define gives
-// the table literal its alias, the other uses name the alias.
-func (w *workingSQL) net(day string, define bool) string {
-	if w.table == "" {
-		return "0"
-	}
-	table := "ws_cal"
-	if define {
-		table = "(" + w.table + " AS ws_cal)"
-	}
-	i := fmt.Sprintf("least(greatest(%s - %d, 0), %d)", day, w.first, w.last)
-	return fmt.Sprintf("(reinterpretAsUInt8(substring(%s, 2 * %s + 1, 1)) * 64 + reinterpretAsUInt8(substring(ws_cal, 2 * %s + 2, 1)) - %d)",
-		table, i, i, 48*64+48+w.bias)
-}
-
-// cumulative is the working time from day 0 to the local seconds ws_l.
+// cumulative is the working time from day 0 to the local seconds ws_l: a
+// lambda binds ws_n (the day), ws_o (the offset in the day) and ws_v (the
+// four table characters of net(ws_n) and net(ws_n + 1) as a UInt32, first
+// character lowest).
 func (w *workingSQL) cumulative() string {
 	worked := make([]string, len(w.sessions))
 	for i, s := range w.sessions {
 		a, b := int64(s.Start/time.Second), int64(s.End/time.Second)
 		worked[i] = fmt.Sprintf("(least(greatest(ws_o, %d), %d) - %d)", a, b, a)
 	}
-	return fmt.Sprintf("arraySum(arrayMap((ws_n, ws_o) -> %d * (intDiv(ws_n + 3, 7) * 5 + least(modulo(ws_n + 3, 7), 5) + %s)"+
-		" + (toInt64(modulo(ws_n + 3, 7) < 5) + %s - %s) * (%s), [intDiv(ws_l, 86400)], [modulo(ws_l, 86400)]))",
-		w.dayLen, w.net("ws_n", true), w.net("ws_n + 1", false), w.net("ws_n", false), strings.Join(worked, " + "))
+	netN, netN1, lookup := "0", "0", "toUInt32(0)"
+	if w.table != "" {
+		c := 48*64 + 48 + w.bias
+		netN = fmt.Sprintf("(toInt64(bitAnd(ws_v, 255)) * 64 + bitAnd(bitShiftRight(ws_v, 8), 255) - %d)", c)
+		netN1 = fmt.Sprintf("(toInt64(bitAnd(bitShiftRight(ws_v, 16), 255)) * 64 + bitShiftRight(ws_v, 24) - %d)", c)
+		lookup = fmt.Sprintf("reinterpretAsUInt32(substring(%s, 2 * least(greatest(intDiv(ws_l, 86400) - %d, 0), %d) + 1, 4))",
+			w.table, w.first-1, w.last+1)
+	}
+	return fmt.Sprintf("arraySum(arrayMap((ws_n, ws_o, ws_v) -> %d * (intDiv(ws_n + 3, 7) * 5 + least(modulo(ws_n + 3, 7), 5) + %s)"+
+		" + (toInt64(modulo(ws_n + 3, 7) < 5) + %[3]s - %[2]s) * (%[4]s), [intDiv(ws_l, 86400)], [modulo(ws_l, 86400)], [%[5]s]))",
+		w.dayLen, netN, netN1, strings.Join(worked, " + "), lookup)
 }
 
 // sum is the working seconds from each element of the DateTime array

@@ -52,6 +52,10 @@ func TestWorkingSecondsMatchesCalendar(t *testing.T) {
 		{at("2025-06-07 09:00:00"), at("2025-06-08 16:00:00")}, // a weekend only
 		{at("2025-06-09 07:00:00"), at("2025-06-09 18:00:00")}, // one whole working day
 		{at("2025-06-10 10:00:00"), at("2025-06-09 10:00:00")}, // backwards: 0
+		{at("2014-12-15 10:00:00"), at("2015-01-09 10:00:00")}, // from before the calendar's first exception
+		{at("2014-11-03 08:00:00"), at("2014-11-28 17:00:00")}, // wholly before it
+		{at("2035-11-20 09:00:00"), at("2036-03-02 15:00:00")}, // to after its last
+		{at("2037-01-05 07:30:00"), at("2037-02-27 11:30:00")}, // wholly after it
 	}
 	r := rand.New(rand.NewPCG(3, 1))
 	base := at("2015-01-01 00:00:00").Unix()
