@@ -125,61 +125,63 @@ FROM %s.kpi_contrib WHERE family = %s AND gen = %d AND id IN (%s) GROUP BY id, k
 }
 
 // viewContribs reads the contributions of the entities of a source that
-// meet cond(col), per time column, from the view: the entity's state now.
-// An entity whose time is unset or before h0 contributes nothing.
-func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, cond func(col string) string, h0 time.Time) (map[contribKey]contribution, error) {
+// meet cond, for every time column at once, from the view: the entity's
+// state now, read once. An entity whose time is unset or before h0
+// contributes nothing by that column.
+func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, cond string, h0 time.Time) (map[contribKey]contribution, error) {
 	cols := sortedCols(byTime)
-	parts := make([]map[contribKey]contribution, len(cols))
-	g, gctx := errgroup.WithContext(ctx)
+	var all []*KPI
+	sel := []string{src.ID + " AS eid", src.Unit + " AS u"}
+	group := []string{"eid", "u"}
 	for i, col := range cols {
-		g.Go(func() error {
-			kpis, kind := byTime[col], src.Hours[col]
-			q := fmt.Sprintf("SELECT %s AS eid, toStartOfHour(%s) AS h, %s AS u, %s FROM %s GROUP BY eid, h, u",
-				src.ID, col, src.Unit, strings.Join(e.sumTerms(kpis), ", "), e.sourceExpr(src, cond(col)))
-			rows, err := e.db.Conn.Query(pushdown(gctx), q)
-			if err != nil {
-				return fmt.Errorf("contributions from %s: %w", src.View, err)
-			}
-			defer rows.Close()
-			ids := kpiIDs(kpis)
-			out := map[contribKey]contribution{}
-			var id, unit string
-			var h time.Time
-			vals := make([]int64, 2*len(kpis))
-			dest := []any{&id, &h, &unit}
-			for i := range vals {
-				dest = append(dest, &vals[i])
-			}
-			n, d := make([]int64, len(kpis)), make([]int64, len(kpis))
-			for rows.Next() {
-				if err := rows.Scan(dest...); err != nil {
-					return err
+		all = append(all, byTime[col]...)
+		sel = append(sel, fmt.Sprintf("toStartOfHour(%s) AS h%d", col, i))
+		group = append(group, fmt.Sprintf("h%d", i))
+	}
+	q := fmt.Sprintf("SELECT %s, %s FROM %s GROUP BY %s",
+		strings.Join(sel, ", "), strings.Join(e.sumTerms(all), ", "), e.sourceExpr(src, cond), strings.Join(group, ", "))
+	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	if err != nil {
+		return nil, fmt.Errorf("contributions from %s: %w", src.View, err)
+	}
+	defer rows.Close()
+	var id, unit string
+	hours := make([]time.Time, len(cols))
+	vals := make([]int64, 2*len(all))
+	dest := []any{&id, &unit}
+	for i := range hours {
+		dest = append(dest, &hours[i])
+	}
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	ids := make([][]string, len(cols))
+	for i, col := range cols {
+		ids[i] = kpiIDs(byTime[col])
+	}
+	out := map[contribKey]contribution{}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		off := 0 // the column's first KPI in all
+		for i, col := range cols {
+			k := len(ids[i])
+			h := hours[i]
+			if h.Unix() > 0 && !h.Before(h0) {
+				n, d := make([]int64, k), make([]int64, k)
+				for j := range k {
+					n[j], d[j] = vals[2*(off+j)], vals[2*(off+j)+1]
 				}
-				if h.Unix() <= 0 || h.Before(h0) {
-					continue
-				}
-				for j := range kpis {
-					n[j], d[j] = vals[2*j], vals[2*j+1]
-				}
-				if c := compact(ids, n, d); !c.empty() {
+				if c := compact(ids[i], n, d); !c.empty() {
 					c.hour, c.unit = h, unit
-					out[contribKey{id, kind}] = c
+					out[contribKey{id, src.Hours[col]}] = c
 				}
 			}
-			parts[i] = out
-			return rows.Err()
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	out := parts[0]
-	for _, p := range parts[1:] {
-		for k, c := range p {
-			out[k] = c
+			off += k
 		}
 	}
-	return out, nil
+	return out, rows.Err()
 }
 
 func sortedCols(byTime map[string][]*KPI) []string {
@@ -245,8 +247,7 @@ func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[stri
 			return err
 		})
 		g.Go(func() (err error) {
-			in := src.ID + " IN (" + strings.Join(chunk, ", ") + ")"
-			fresh, err = e.viewContribs(gctx, src, byTime, func(string) string { return in }, h0)
+			fresh, err = e.viewContribs(gctx, src, byTime, src.ID+" IN ("+strings.Join(chunk, ", ")+")", h0)
 			return err
 		})
 		if err := g.Wait(); err != nil {
@@ -276,11 +277,18 @@ func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[stri
 		t := daily[dr]
 		daily[dr] = sums{t.n + s.n, t.d + s.d}
 	}
-	if err := e.addRollup(ctx, "kpi_hourly", hourly); err != nil {
+	// The contributions are stored after both rollups: a node stopped in
+	// between leaves the old ones, which the takeover's catch-up reads.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.addRollup(gctx, "kpi_hourly", hourly) })
+	g.Go(func() error { return e.addRollup(gctx, "kpi_daily", daily) })
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := e.addRollup(ctx, "kpi_daily", daily); err != nil {
-		return err
+	if e.beforeContribWrite != nil {
+		if err := e.beforeContribWrite(); err != nil {
+			return err
+		}
 	}
 	return e.writeContribs(ctx, src.Family, gen, changed)
 }

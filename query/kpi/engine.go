@@ -115,6 +115,8 @@ type Engine struct {
 	gens     map[string]uint64    // current generation of kpi_open and kpi_contrib, per "table/family" (cache)
 	progress map[string]time.Time // when a family's progress was last written
 	events   eventCache           // the recent hours of the event views, by bucket
+
+	beforeContribWrite func() error // tests: called between the rollups and the contributions of a commit
 }
 
 // NewEngine wires an engine; Run starts it.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vn-ioc/ioc/query"
 )
@@ -214,11 +215,26 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 }
 
 // apply recomputes the rollup hours the work touched, and their days, and
-// the open entities it touched.
+// the open entities it touched (the two concurrently: they read and write
+// different tables).
+//
+// When it fails, some rollup changes may have been written (or written with
+// the answer lost) without the contributions that account for them: the
+// work is marked to recompute the hours of its entities from the views on
+// its retry, as a takeover does, and the window sums are read again.
 func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time) error {
-	if err := e.refreshOpen(ctx, family, w); err != nil {
-		return err
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.refreshOpen(gctx, family, w) })
+	g.Go(func() error { return e.applyRollups(gctx, family, w, at) })
+	err := g.Wait()
+	if err != nil {
+		w.full = true
+		e.dropMemory()
 	}
+	return err
+}
+
+func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at time.Time) error {
 	h0 := horizon(at, e.b.Loc)
 	days := map[time.Time]bool{}
 	allDays := false
@@ -482,7 +498,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 	for len(ids) > 0 {
 		n := min(len(ids), idsPerQuery)
 		cond := hs.cond(e.b, col) + " AND " + src.ID + " IN (" + strings.Join(ids[:n], ", ") + ")"
-		cs, err := e.viewContribs(ctx, src, byTime, func(string) string { return cond }, time.Time{})
+		cs, err := e.viewContribs(ctx, src, byTime, cond, time.Time{})
 		if err != nil {
 			return err
 		}
