@@ -16,6 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vn-ioc/ioc/internal/testenv"
 )
 
 // memSource keeps every update of every channel in memory; forget drops
@@ -176,6 +178,7 @@ var _ Authenticator = testAuth{}
 
 type testHub struct {
 	*Hub
+	t   testing.TB
 	src *memSource
 	srv *httptest.Server
 	reg *prometheus.Registry
@@ -200,7 +203,7 @@ func newTestHub(t testing.TB, cfg Config) *testHub {
 		h.Close()
 		srv.Close()
 	})
-	return &testHub{Hub: h, src: src, srv: srv, reg: reg}
+	return &testHub{Hub: h, t: t, src: src, srv: srv, reg: reg}
 }
 
 type testWriter struct{ t testing.TB }
@@ -218,36 +221,10 @@ func (th *testHub) url(token string) string {
 	return u
 }
 
-// metric reads a counter or gauge; labels are name=value pairs.
+// metric reads a counter or gauge (summed over the series whose labels
+// include the name=value pairs given).
 func (th *testHub) metric(name string, labels ...string) float64 {
-	mfs, err := th.reg.Gather()
-	if err != nil {
-		panic(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			if g := m.GetGauge(); g != nil {
-				return g.GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return testenv.Metric(th.t, th.reg, name, labels...)
 }
 
 // waitFor polls cond until it holds or the deadline passes.
