@@ -58,9 +58,7 @@ func (c contribution) equal(o contribution) bool {
 // addTo adds the contribution, times sign, to hourly rollup changes.
 func (c contribution) addTo(out map[rollupRow]sums, sign int64) {
 	for i, k := range c.kpis {
-		r := rollupRow{k, c.hour, c.unit}
-		s := out[r]
-		out[r] = sums{s.n + sign*c.n[i], s.d + sign*c.d[i]}
+		bumpSums(out, rollupRow{k, c.hour, c.unit}, sums{sign * c.n[i], sign * c.d[i]})
 	}
 }
 
@@ -226,15 +224,10 @@ func (e *Engine) writeContribs(ctx context.Context, family string, gen uint64, r
 }
 
 // applyContribs brings the rollups of an entity source up to date with the
-// entities a commit touched: the difference between their contributions
+// entities a commit touched (ids: quoted, sorted): the difference between their contributions
 // now and the stored ones is added to the hours and days, then the new
 // contributions are stored.
-func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, subjects map[string]bool, gen uint64, h0 time.Time) error {
-	ids := make([]string, 0, len(subjects))
-	for s := range subjects {
-		ids = append(ids, query.Quote(s))
-	}
-	slices.Sort(ids)
+func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, ids []string, gen uint64, h0 time.Time) error {
 	hourly := map[rollupRow]sums{}
 	var changed []contribRow
 	for len(ids) > 0 {
@@ -273,9 +266,7 @@ func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[stri
 			delete(hourly, r)
 			continue
 		}
-		dr := rollupRow{r.kpi, localDay(r.t, e.b.Loc), r.unit}
-		t := daily[dr]
-		daily[dr] = sums{t.n + s.n, t.d + s.d}
+		bumpSums(daily, rollupRow{r.kpi, localDay(r.t, e.b.Loc), r.unit}, s)
 	}
 	// The contributions are stored after both rollups: a node stopped in
 	// between leaves the old ones, which the takeover's catch-up reads.

@@ -25,11 +25,7 @@ func TestEngineContributions(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	eng := c.leader(t, kpi.Config{}, reg)
-	for _, fam := range c.cat.Families() {
-		if _, err := eng.Compute(ctx, fam, c.at); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.computeAll(t, eng)
 	notice := moveDossiers(t, c)
 	written := func() float64 { return testenv.Metric(t, reg, "ioc_kpi_rollup_rows_written_total") }
 	before := written()
@@ -114,11 +110,7 @@ func TestEngineContributionsRetry(t *testing.T) {
 	c := newCity(t, 17)
 	ctx := context.Background()
 	eng := c.leader(t, kpi.Config{}, prometheus.NewRegistry())
-	for _, fam := range c.cat.Families() {
-		if _, err := eng.Compute(ctx, fam, c.at); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.computeAll(t, eng)
 	w := kpi.NewWork(moveDossiers(t, c))
 	failed := errors.New("connection lost")
 	eng.SetBeforeContribWrite(func() error { return failed })

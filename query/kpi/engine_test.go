@@ -75,6 +75,17 @@ func (c *city) leader(t *testing.T, cfg kpi.Config, reg prometheus.Registerer) *
 	return eng
 }
 
+// computeAll computes every family's KPIs, which loads the window sums
+// into the engine's memory.
+func (c *city) computeAll(t *testing.T, eng *kpi.Engine) {
+	t.Helper()
+	for _, fam := range c.cat.Families() {
+		if _, err := eng.Compute(context.Background(), fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // ids runs q, a query of one String column.
 func (c *city) ids(t *testing.T, q string) []string {
 	t.Helper()
@@ -388,11 +399,7 @@ func TestEngineIncremental(t *testing.T) {
 	}
 	// The engine now holds the window sums in memory; what follows must
 	// update them from the changes it writes.
-	for _, fam := range c.cat.Families() {
-		if _, err := eng.Compute(ctx, fam, c.at); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.computeAll(t, eng)
 	// Resolve open dossiers, receive new ones, take new surveys: all in the
 	// last hours, as live traffic would.
 	var open []string

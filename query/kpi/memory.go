@@ -83,9 +83,7 @@ func (e *Engine) loadMemory(ctx context.Context, at time.Time) (*memory, error) 
 		if !r.t.Before(m.daysFrom) {
 			k.days[unitTime{r.t, r.unit}] = s
 		}
-		mk := unitTime{monthOf(r.t), r.unit}
-		ms := k.months[mk]
-		k.months[mk] = sums{ms.n + s.n, ms.d + s.d}
+		bumpSums(k.months, unitTime{monthOf(r.t), r.unit}, s)
 	}
 	return m, nil
 }
@@ -114,7 +112,8 @@ func (m *memory) add(table string, delta map[rollupRow]sums) {
 	}
 }
 
-func bumpSums(m map[unitTime]sums, k unitTime, dl sums) {
+// bumpSums adds dl to the sums of k.
+func bumpSums[K comparable](m map[K]sums, k K, dl sums) {
 	s := m[k]
 	m[k] = sums{s.n + dl.n, s.d + dl.d}
 }
@@ -174,9 +173,7 @@ func (m *memory) windows(e *Engine, family string, spans map[string]Span, paths 
 		sum := map[acc]sums{}
 		add := func(unit string, s sums, w string) {
 			for _, anc := range paths[unit] {
-				a := acc{anc, w}
-				t := sum[a]
-				sum[a] = sums{t.n + s.n, t.d + s.d}
+				bumpSums(sum, acc{anc, w}, s)
 			}
 		}
 		for r, s := range km.hours {

@@ -3,7 +3,6 @@ package kpi
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -102,11 +101,7 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error 
 	if len(w.subjects) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(w.subjects))
-	for s := range w.subjects {
-		ids = append(ids, query.Quote(s))
-	}
-	slices.Sort(ids)
+	ids := w.quotedIDs()
 	version := uint64(time.Now().UnixNano())
 	for len(ids) > 0 {
 		n := min(len(ids), idsPerQuery)

@@ -36,6 +36,16 @@ type work struct {
 	minT, maxT time.Time
 }
 
+// quotedIDs is the subjects as sorted SQL string literals.
+func (w *work) quotedIDs() []string {
+	ids := make([]string, 0, len(w.subjects))
+	for s := range w.subjects {
+		ids = append(ids, query.Quote(s))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 func (w *work) add(subjects []string, truncated bool, minT, maxT time.Time) {
 	if w.subjects == nil {
 		w.subjects = map[string]bool{}
@@ -260,7 +270,7 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 			continue
 		case !w.full:
 			if len(w.subjects) > 0 {
-				if err := e.applyContribs(ctx, src, byTime, w.subjects, gen, h0); err != nil {
+				if err := e.applyContribs(ctx, src, byTime, w.quotedIDs(), gen, h0); err != nil {
 					return fmt.Errorf("rollup %s: %w", src.View, err)
 				}
 			}
@@ -350,15 +360,8 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 	if len(w.subjects) == 0 {
 		return out, nil
 	}
-	cols := make([]string, 0, len(byTime))
-	for col := range byTime {
-		cols = append(cols, col)
-	}
-	slices.Sort(cols)
-	ids := make([]string, 0, len(w.subjects))
-	for s := range w.subjects {
-		ids = append(ids, query.Quote(s))
-	}
+	cols := sortedCols(byTime)
+	ids := w.quotedIDs()
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = "toStartOfHour(" + c + ")"
@@ -470,9 +473,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 			}
 			for i, k := range kpis {
 				if vals[2*i] != 0 || vals[2*i+1] != 0 {
-					r := rollupRow{k.ID, h, unit}
-					s := fresh[r]
-					fresh[r] = sums{s.n + vals[2*i], s.d + vals[2*i+1]}
+					bumpSums(fresh, rollupRow{k.ID, h, unit}, sums{vals[2*i], vals[2*i+1]})
 				}
 			}
 		}
