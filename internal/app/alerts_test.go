@@ -13,11 +13,12 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/query"
 	"github.com/vn-ioc/ioc/query/alert"
 )
 
 // testRules: a satisfaction threshold with hysteresis over today for
-// wards, overdue tickets, flooding.
+// wards, overdue tickets, dossiers due within 8 working hours, flooding.
 const testRules = `version: 1
 rules:
   - id: sat.low
@@ -34,6 +35,11 @@ rules:
     kind: ticket_overdue
     severity: warning
     title: {en: Ticket overdue, vi: Phản ánh quá hạn}
+  - id: dossiers.due
+    kind: dossier_due
+    severity: warning
+    title: {en: Dossier due soon, vi: Hồ sơ sắp đến hạn}
+    hours: 8
   - id: flood
     kind: camera_level
     severity: critical
@@ -307,6 +313,78 @@ func TestAlertCameraAndBundledQueries(t *testing.T) {
 		}
 		rows.Close()
 	}
+}
+
+// The dossier_due rule reads the open dossiers the KPI engine keeps in
+// kpi_open, then the state of those dossiers and of the subjects of its
+// open alerts: a dossier due soon raises an alert, one overdue when first
+// seen does not; an alert whose dossier turned overdue stays open (its
+// dossier is no longer a candidate in kpi_open, but it is still read);
+// moving the deadline out of reach or resolving the dossier clears it.
+func TestAlertDossierDue(t *testing.T) {
+	a, toks := alertNode(t)
+	const ward = "26740"
+	db := a.DB().Database()
+	waitFor(t, "the KPI engine's open dossiers", func() bool {
+		var gen uint64
+		err := a.DB().Conn.QueryRow(context.Background(), "SELECT max(gen) FROM "+db+".kpi_open WHERE family = 'dossier' AND id = ''").Scan(&gen)
+		return err == nil && gen > 0
+	})
+	alertOf := func(subject string) *alert.Alert {
+		_, body := call(t, "GET", a.URL()+"/api/v1/alerts?rule=dossiers.due&state=all", toks["analyst"], "", "")
+		var r struct{ Alerts []alert.Alert }
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		for i := range r.Alerts {
+			if r.Alerts[i].Subject == subject {
+				return &r.Alerts[i]
+			}
+		}
+		return nil
+	}
+	state := func(subject string) string {
+		if al := alertOf(subject); al != nil {
+			return al.State
+		}
+		return ""
+	}
+	dueIn := func(id string) time.Time {
+		var due time.Time
+		_ = a.DB().Conn.QueryRow(context.Background(), "SELECT due_at FROM "+db+".dossiers WHERE dossier_id = "+query.Quote(id)).Scan(&due)
+		return due
+	}
+	now := time.Now().Truncate(time.Second)
+	postEvents(t, a, toks["ingest"],
+		dossierReceived("DUE-1", ward, now.Add(-time.Hour), now.Add(time.Hour)),
+		dossierReceived("DUE-LATE", ward, now.Add(-48*time.Hour), now.Add(-time.Hour)),
+		dossierReceived("DUE-FAR", ward, now.Add(-time.Hour), now.Add(40*24*time.Hour)))
+	waitFor(t, "DUE-1 raised", func() bool { return state("DUE-1") == alert.StateRaised })
+	if al := alertOf("DUE-1"); al.Unit != ward || al.Value < 0 || al.Value > 1 {
+		t.Fatalf("DUE-1 alert %+v: want ward %s and 0 to 1 working hour left", al, ward)
+	}
+
+	// DUE-1 overdue: its alert stays; a later dossier due soon shows that an
+	// evaluation ran after the change.
+	postEvents(t, a, toks["ingest"], event("dossier.due_changed", "DUE-1", now, fmt.Sprintf(`{"due_at":%q}`, now.Add(-time.Minute).Format(time.RFC3339))))
+	waitFor(t, "DUE-1's new deadline in the view", func() bool { return dueIn("DUE-1").Equal(now.Add(-time.Minute)) })
+	postEvents(t, a, toks["ingest"], dossierReceived("DUE-2", ward, now, now.Add(2*time.Hour)))
+	waitFor(t, "DUE-2 raised", func() bool { return state("DUE-2") == alert.StateRaised })
+	if s := state("DUE-1"); s != alert.StateRaised {
+		t.Fatalf("DUE-1, overdue now, is %q: its alert must stay open until the dossier is resolved", s)
+	}
+	for _, id := range []string{"DUE-LATE", "DUE-FAR"} {
+		if al := alertOf(id); al != nil {
+			t.Fatalf("%s raised an alert: %+v", id, al)
+		}
+	}
+
+	postEvents(t, a, toks["ingest"],
+		event("dossier.due_changed", "DUE-1", now.Add(time.Second), fmt.Sprintf(`{"due_at":%q}`, now.Add(40*24*time.Hour).Format(time.RFC3339))),
+		event("dossier.resolved", "DUE-2", now.Add(time.Second), `{"outcome":"approved","officer":"CB-26740-02"}`))
+	waitFor(t, "DUE-1 and DUE-2 cleared", func() bool {
+		return state("DUE-1") == alert.StateCleared && state("DUE-2") == alert.StateCleared
+	})
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -3,8 +3,13 @@ package alert
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/vn-ioc/ioc/query"
 )
 
 // thresholdValue is what the rule compares with, for the alert's record:
@@ -31,47 +36,164 @@ func unixLit(t time.Time) string { return "toDateTime(" + strconv.FormatInt(t.Un
 // views of database db: the subjects that keep an alert open, each with
 // its unit, a time and a number the rule judges, and a label. Exposed so
 // that operators can see what a rule reads (GET /api/v1/alerts/rules).
-func (r *Rule) Query(db string, at, until time.Time) string {
+func (r *Rule) Query(db string, at, until time.Time) string { return r.QueryFor(db, at, until, nil) }
+
+// QueryFor is Query limited to the subjects ids (all of them when ids is
+// nil): with query.Pushdown, ClickHouse reads those subjects' state only.
+func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 	now := unixLit(at)
+	only := func(col string) string {
+		if ids == nil {
+			return ""
+		}
+		q := make([]string, len(ids))
+		for i, id := range ids {
+			q[i] = query.Quote(id)
+		}
+		return col + " IN (" + strings.Join(q, ", ") + ")\n  AND "
+	}
 	switch r.Kind {
 	case KindDossierDue:
 		// Open dossiers due before the end of the window, overdue ones
 		// included: an alert raised while due soon stays open until the
 		// dossier is resolved or withdrawn, or its deadline moves away.
 		return fmt.Sprintf("SELECT dossier_id, unit, due_at, toInt64(0), procedure_name FROM %s.dossiers\n"+
-			"WHERE received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0)\n"+
-			"  AND due_at > toDateTime(0) AND due_at < %s", db, unixLit(until))
+			"WHERE %sreceived_at > toDateTime(0) AND resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0)\n"+
+			"  AND due_at > toDateTime(0) AND due_at < %s", db, only("dossier_id"), unixLit(until))
 	case KindTicketOverdue:
 		return fmt.Sprintf("SELECT ticket_id, unit, due_at, toInt64(0), category FROM %s.tickets\n"+
-			"WHERE received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0)\n"+
-			"  AND due_at > toDateTime(0) AND due_at < %s", db, now)
+			"WHERE %sreceived_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0)\n"+
+			"  AND due_at > toDateTime(0) AND due_at < %s", db, only("ticket_id"), now)
 	case KindCameraSilent:
 		return fmt.Sprintf("SELECT camera_id, unit, last_seen_at, toInt64(0), name FROM %s.camera_overview\n"+
-			"WHERE last_seen_at > toDateTime(0) AND last_seen_at < %s - %d", db, now, r.Minutes*60)
+			"WHERE %slast_seen_at > toDateTime(0) AND last_seen_at < %s - %d", db, only("camera_id"), now, r.Minutes*60)
 	case KindCameraOffline:
 		return fmt.Sprintf("SELECT camera_id, unit, status_at, toInt64(0), name FROM %s.camera_overview\n"+
-			"WHERE online = 0 AND status_at > toDateTime(0) AND status_at < %s - %d", db, now, r.Minutes*60)
+			"WHERE %sonline = 0 AND status_at > toDateTime(0) AND status_at < %s - %d", db, only("camera_id"), now, r.Minutes*60)
 	case KindCameraLevel:
 		return fmt.Sprintf("SELECT camera_id, unit, %[2]s_at, toInt64(%[2]s_level), name FROM %[1]s.camera_overview\n"+
-			"WHERE %[2]s_level >= %[3]d AND %[2]s_at >= %[4]s - %[5]d", db, r.Detection, *r.ClearLevel, now, r.FreshMinutes*60)
+			"WHERE %[6]s%[2]s_level >= %[3]d AND %[2]s_at >= %[4]s - %[5]d", db, r.Detection, *r.ClearLevel, now, r.FreshMinutes*60, only("camera_id"))
 	}
 	return ""
 }
 
-// matches runs an entity rule's query and judges its rows.
+// Open entities. The dossier_due and ticket_overdue rules judge open
+// dossiers and tickets; reading the dossiers or tickets view for them
+// merges the state of every entity ever stored, on every evaluation, so
+// its cost would grow with history. When the KPI engine keeps the family's
+// open entities in kpi_open (schema 0010), the evaluator first takes from
+// it the ids that can raise an alert now (open and due in the rule's
+// window: at most what is open), adds the subjects of the rule's open
+// alerts, and reads the view for those ids only, a lookup by key. The view
+// stays the judge: kpi_open only narrows which ids are read, and the
+// subject of an open alert is always read, so alerts clear exactly as
+// before. An entity the engine has not yet written to kpi_open raises its
+// alert at the next evaluation. Without a generation of kpi_open (the
+// engine not yet started) the rule reads the whole view.
+
+// candidateQuery is the SQL of the ids in generation gen of kpi_open that
+// rule r can raise an alert for at `at` ("" for a rule not over open
+// entities).
+func (r *Rule) candidateQuery(db string, gen uint64, at, until time.Time) string {
+	var lo, hi string
+	switch r.Kind {
+	case KindDossierDue:
+		lo, hi = unixLit(at), unixLit(until)
+	case KindTicketOverdue:
+		lo, hi = "toDateTime(0)", unixLit(at)
+	default:
+		return ""
+	}
+	// An entity's latest row decides; the ids are first narrowed to those
+	// with an open row due in the window (the latest row is one of them
+	// when it matches), so only their rows are grouped.
+	rows := fmt.Sprintf("%s.kpi_open WHERE family = %s AND gen = %d AND id != ''", db, query.Quote(r.Family()), gen)
+	return fmt.Sprintf("SELECT id, argMax(due_at, version) AS due FROM %[1]s\n"+
+		"  AND id IN (SELECT id FROM %[1]s AND open = 1 AND due_at > %[2]s AND due_at < %[3]s)\n"+
+		"GROUP BY id\nHAVING argMax(open, version) = 1 AND due > %[2]s AND due < %[3]s", rows, lo, hi)
+}
+
+// subjectChunk bounds the ids of one lookup statement.
+const subjectChunk = 5000
+
+// statements are the SQL statements that give rule r's matches at `at`:
+// one over the whole view, or (lookup true) lookups by key of the
+// candidates from kpi_open and the subjects of the rule's open alerts.
+func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time) (stmts []string, lookup bool, err error) {
+	db := e.d.DB.Database()
+	whole := []string{r.Query(db, at, until)}
+	if r.candidateQuery(db, 1, at, until) == "" {
+		return whole, false, nil
+	}
+	var gen uint64
+	q := fmt.Sprintf("SELECT max(gen) FROM %s.kpi_open WHERE family = %s AND id = ''", db, query.Quote(r.Family()))
+	if err := e.d.DB.Conn.QueryRow(ctx, q).Scan(&gen); err != nil {
+		return nil, false, fmt.Errorf("kpi_open generation: %w", err)
+	}
+	if gen == 0 {
+		return whole, false, nil
+	}
+	ids := map[string]bool{}
+	for k := range e.open {
+		if k.rule == r.ID {
+			ids[k.subject] = true
+		}
+	}
+	rows, err := e.d.DB.Conn.Query(ctx, r.candidateQuery(db, gen, at, until))
+	if err != nil {
+		return nil, false, fmt.Errorf("open %s: %w", r.Family(), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var due time.Time
+		if err := rows.Scan(&id, &due); err != nil {
+			return nil, false, err
+		}
+		ids[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	sorted := slices.Sorted(maps.Keys(ids))
+	for chunk := range slices.Chunk(sorted, subjectChunk) {
+		stmts = append(stmts, r.QueryFor(db, at, until, chunk))
+	}
+	return stmts, true, nil
+}
+
+// matches runs an entity rule's statements and judges their rows.
 func (e *Evaluator) matches(ctx context.Context, r *Rule, at time.Time) ([]match, error) {
 	cal := e.d.Calendar()
 	var until time.Time
 	if r.Kind == KindDossierDue {
 		until = cal.AddWorkingHours(at, r.Hours)
 	}
-	rows, err := e.d.DB.Conn.Query(ctx, r.Query(e.d.DB.Database(), at, until))
+	stmts, lookup, err := e.statements(ctx, r, at, until)
+	if err != nil {
+		return nil, err
+	}
+	if lookup {
+		ctx = query.Pushdown(ctx)
+	}
+	var out []match
+	for _, q := range stmts {
+		if out, err = e.judgeRows(ctx, r, q, at, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// judgeRows runs one statement of rule r and appends its judged rows to out.
+func (e *Evaluator) judgeRows(ctx context.Context, r *Rule, q string, at time.Time, out []match) ([]match, error) {
+	cal := e.d.Calendar()
+	rows, err := e.d.DB.Conn.Query(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	loc := cal.Location()
-	var out []match
 	for rows.Next() {
 		var m match
 		var t time.Time

@@ -138,7 +138,7 @@ func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[strin
 	}
 	q := fmt.Sprintf("SELECT %s, %s FROM %s GROUP BY %s",
 		strings.Join(sel, ", "), strings.Join(e.sumTerms(all), ", "), e.sourceExpr(src, cond), strings.Join(group, ", "))
-	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	rows, err := e.db.Conn.Query(query.Pushdown(ctx), q)
 	if err != nil {
 		return nil, fmt.Errorf("contributions from %s: %w", src.View, err)
 	}
@@ -301,7 +301,7 @@ SELECT %[2]s, %[3]d, eid, %[4]s, h, u, [%[5]s], [%[6]s], [%[7]s], %[3]d FROM (
 ) WHERE %[13]s`,
 			e.b.DB, query.Quote(src.Family), gen, query.Quote(kind), quoteList(kpiIDs(kpis)), strings.Join(ns, ", "), strings.Join(ds, ", "),
 			src.ID, col, src.Unit, strings.Join(e.sumTerms(kpis), ", "), e.sourceExpr(src, col+" >= "+e.b.literal(h0)), strings.Join(nonzero, " OR "))
-		if err := e.db.Conn.Exec(pushdown(ctx), q); err != nil {
+		if err := e.db.Conn.Exec(query.Pushdown(ctx), q); err != nil {
 			return fmt.Errorf("build contributions of %s by %s: %w", src.View, col, err)
 		}
 		fresh := map[rollupRow]sums{}

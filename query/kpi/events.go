@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vn-ioc/ioc/query"
 )
 
 // Rollups of event views. A row of an event view never changes once
@@ -174,7 +176,7 @@ func (e *Engine) eventHours(ctx context.Context, src *Source, col string, kpis [
 // readBuckets runs q (columns h, b, unit, then the sums) and returns the
 // sums by bucket and unit, and each hour as ClickHouse returns it.
 func (e *Engine) readBuckets(ctx context.Context, q string, nkpis int) (map[int64]map[string][]int64, map[int64]time.Time, error) {
-	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	rows, err := e.db.Conn.Query(query.Pushdown(ctx), q)
 	if err != nil {
 		return nil, nil, err
 	}

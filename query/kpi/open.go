@@ -109,7 +109,7 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error 
 		// predicate pushed below the view's GROUP BY).
 		q := fmt.Sprintf("%s SELECT %s, %d, %s, %s, due_at, toUInt8(%s), %d FROM %s.%s WHERE %[4]s IN (%[10]s)",
 			openInsert(e.b.DB), query.Quote(src.Family), gen, src.ID, src.Unit, src.Open, version, e.b.DB, src.View, strings.Join(ids[:n], ", "))
-		if err := e.db.Conn.Exec(pushdown(ctx), q); err != nil {
+		if err := e.db.Conn.Exec(query.Pushdown(ctx), q); err != nil {
 			return fmt.Errorf("refresh open %s: %w", src.Family, err)
 		}
 		ids = ids[n:]

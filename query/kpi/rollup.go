@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vn-ioc/ioc/query"
@@ -397,7 +396,7 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 
 // hoursOf adds the hours of the rows of q (one time per column) to out.
 func (e *Engine) hoursOf(ctx context.Context, q string, cols []string, h0 time.Time, out map[string]*hourSet) error {
-	rows, err := e.db.Conn.Query(pushdown(ctx), q)
+	rows, err := e.db.Conn.Query(query.Pushdown(ctx), q)
 	if err != nil {
 		return err
 	}
@@ -424,13 +423,6 @@ func (e *Engine) hoursOf(ctx context.Context, q string, cols []string, h0 time.T
 	return rows.Err()
 }
 
-// pushdown lets ClickHouse apply a filter on a view's key before the
-// view's GROUP BY (the default from ClickHouse 19 on; 18.16 needs it
-// asked): a lookup of some dossiers then reads their state only.
-func pushdown(ctx context.Context) context.Context {
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"enable_optimize_predicate_expression": 1}))
-}
-
 // rollupRow is one (kpi, bucket, unit) of a rollup table.
 type rollupRow struct {
 	kpi  string
@@ -455,7 +447,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 	base := "SELECT " + strings.Join(inner, ", ") + " FROM " + e.sourceExpr(src, hs.cond(e.b, col))
 	fresh = map[rollupRow]sums{}
 	add := func(q string) error {
-		rows, err := e.db.Conn.Query(pushdown(ctx), q)
+		rows, err := e.db.Conn.Query(query.Pushdown(ctx), q)
 		if err != nil {
 			return err
 		}
