@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -29,6 +30,7 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	rows := fs.Int("rows", 2_000_000, "rows to backfill")
 	perBatch := fs.Int("batch-rows", 100_000, "rows per Arrow record batch")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node (intake and writer) to this file")
+	floor := fs.Bool("floor", true, "measure clickhouse-client inserting the same rows, without and with the materialized views")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +75,17 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "accepted %d (rejected %d) in %s: %.0f rows/s into JetStream\n", res.Accepted, res.RejectedTotal,
 		answered.Round(time.Millisecond), float64(res.Accepted)/answered.Seconds())
 	fmt.Fprintf(stdout, "all in ClickHouse after %s: %.0f rows/s end to end\n", landed.Round(time.Millisecond), float64(res.Accepted)/landed.Seconds())
+	admin, err := a.Tokens.Issue(auth.Claims{Role: auth.RoleAdmin}, "bench", time.Hour)
+	if err != nil {
+		return err
+	}
+	if n, sum, err := nodeHistogram(ctx, a.URL(), admin, "ioc_alert_eval_seconds", `kind="dossier_due"`); err == nil && n > 0 {
+		fmt.Fprintf(stdout, "meanwhile: %.0f evaluations of the dossier_due alert rule, %.0f ms each on average\n", n, 1000*sum/n)
+	}
+	if *floor {
+		stopProfile()
+		return benchFloor(ctx, stdout, a.ch, a.DB().Database(), float64(res.Accepted)/landed.Seconds())
+	}
 	return nil
 }
 
@@ -121,4 +134,32 @@ func arrowDossiers(n, perBatch int) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// nodeHistogram reads the count and sum of a histogram series (its labels
+// as the exposition writes them) from a node's /metrics.
+func nodeHistogram(ctx context.Context, url, token, name, labels string) (count, sum float64, err error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, 0, fmt.Errorf("/metrics answered %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+"_count{"+labels+"} "); ok {
+			fmt.Sscan(v, &count)
+		}
+		if v, ok := strings.CutPrefix(line, name+"_sum{"+labels+"} "); ok {
+			fmt.Sscan(v, &sum)
+		}
+	}
+	return count, sum, nil
 }
