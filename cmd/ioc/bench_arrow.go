@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -79,8 +78,11 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	if n, sum, err := nodeHistogram(ctx, a.URL(), admin, "ioc_alert_eval_seconds", `kind="dossier_due"`); err == nil && n > 0 {
-		fmt.Fprintf(stdout, "meanwhile: %.0f evaluations of the dossier_due alert rule, %.0f ms each on average\n", n, 1000*sum/n)
+	if m, err := scrapeMetrics(ctx, a.URL(), admin); err == nil {
+		if n := m.get("ioc_alert_eval_seconds_count", `kind="dossier_due"`); n > 0 {
+			fmt.Fprintf(stdout, "meanwhile: %.0f evaluations of the dossier_due alert rule, %.0f ms each on average\n",
+				n, 1000*m.get("ioc_alert_eval_seconds_sum", `kind="dossier_due"`)/n)
+		}
 	}
 	if *floor {
 		stopProfile()
@@ -134,32 +136,4 @@ func arrowDossiers(n, perBatch int) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// nodeHistogram reads the count and sum of a histogram series (its labels
-// as the exposition writes them) from a node's /metrics.
-func nodeHistogram(ctx context.Context, url, token, name, labels string) (count, sum float64, err error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return 0, 0, fmt.Errorf("/metrics answered %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+"_count{"+labels+"} "); ok {
-			fmt.Sscan(v, &count)
-		}
-		if v, ok := strings.CutPrefix(line, name+"_sum{"+labels+"} "); ok {
-			fmt.Sscan(v, &sum)
-		}
-	}
-	return count, sum, nil
 }

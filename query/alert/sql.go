@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/kpi"
 )
 
 // thresholdValue is what the rule compares with, for the alert's record:
@@ -39,7 +40,8 @@ func unixLit(t time.Time) string { return "toDateTime(" + strconv.FormatInt(t.Un
 func (r *Rule) Query(db string, at, until time.Time) string { return r.QueryFor(db, at, until, nil) }
 
 // QueryFor is Query limited to the subjects ids (all of them when ids is
-// nil): with query.Pushdown, ClickHouse reads those subjects' state only.
+// nil; the dossier and ticket rules only): with query.Pushdown,
+// ClickHouse reads those subjects' state only.
 func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 	now := unixLit(at)
 	only := func(col string) string {
@@ -66,13 +68,13 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 			"  AND due_at > toDateTime(0) AND due_at < %s", db, only("ticket_id"), now)
 	case KindCameraSilent:
 		return fmt.Sprintf("SELECT camera_id, unit, last_seen_at, toInt64(0), name FROM %s.camera_overview\n"+
-			"WHERE %slast_seen_at > toDateTime(0) AND last_seen_at < %s - %d", db, only("camera_id"), now, r.Minutes*60)
+			"WHERE last_seen_at > toDateTime(0) AND last_seen_at < %s - %d", db, now, r.Minutes*60)
 	case KindCameraOffline:
 		return fmt.Sprintf("SELECT camera_id, unit, status_at, toInt64(0), name FROM %s.camera_overview\n"+
-			"WHERE %sonline = 0 AND status_at > toDateTime(0) AND status_at < %s - %d", db, only("camera_id"), now, r.Minutes*60)
+			"WHERE online = 0 AND status_at > toDateTime(0) AND status_at < %s - %d", db, now, r.Minutes*60)
 	case KindCameraLevel:
 		return fmt.Sprintf("SELECT camera_id, unit, %[2]s_at, toInt64(%[2]s_level), name FROM %[1]s.camera_overview\n"+
-			"WHERE %[6]s%[2]s_level >= %[3]d AND %[2]s_at >= %[4]s - %[5]d", db, r.Detection, *r.ClearLevel, now, r.FreshMinutes*60, only("camera_id"))
+			"WHERE %[2]s_level >= %[3]d AND %[2]s_at >= %[4]s - %[5]d", db, r.Detection, *r.ClearLevel, now, r.FreshMinutes*60)
 	}
 	return ""
 }
@@ -91,18 +93,15 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 // alert at the next evaluation. Without a generation of kpi_open (the
 // engine not yet started) the rule reads the whole view.
 
+// overOpen tells a rule over open entities (dossiers, tickets).
+func (r *Rule) overOpen() bool { return r.Kind == KindDossierDue || r.Kind == KindTicketOverdue }
+
 // candidateQuery is the SQL of the ids in generation gen of kpi_open that
-// rule r can raise an alert for at `at` ("" for a rule not over open
-// entities).
+// rule r (overOpen) can raise an alert for at `at`.
 func (r *Rule) candidateQuery(db string, gen uint64, at, until time.Time) string {
-	var lo, hi string
-	switch r.Kind {
-	case KindDossierDue:
-		lo, hi = unixLit(at), unixLit(until)
-	case KindTicketOverdue:
-		lo, hi = "toDateTime(0)", unixLit(at)
-	default:
-		return ""
+	lo, hi := unixLit(at), unixLit(until) // dossier_due: due within the window
+	if r.Kind == KindTicketOverdue {
+		lo, hi = "toDateTime(0)", unixLit(at) // overdue
 	}
 	// An entity's latest row decides; the ids are first narrowed to those
 	// with an open row due in the window (the latest row is one of them
@@ -122,13 +121,12 @@ const subjectChunk = 5000
 func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time) (stmts []string, lookup bool, err error) {
 	db := e.d.DB.Database()
 	whole := []string{r.Query(db, at, until)}
-	if r.candidateQuery(db, 1, at, until) == "" {
+	if !r.overOpen() {
 		return whole, false, nil
 	}
-	var gen uint64
-	q := fmt.Sprintf("SELECT max(gen) FROM %s.kpi_open WHERE family = %s AND id = ''", db, query.Quote(r.Family()))
-	if err := e.d.DB.Conn.QueryRow(ctx, q).Scan(&gen); err != nil {
-		return nil, false, fmt.Errorf("kpi_open generation: %w", err)
+	gen, err := kpi.Generation(ctx, e.d.DB.Conn, db, "kpi_open", r.Family())
+	if err != nil {
+		return nil, false, err
 	}
 	if gen == 0 {
 		return whole, false, nil

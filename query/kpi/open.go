@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/vn-ioc/ioc/query"
 )
 
@@ -56,12 +58,25 @@ func (e *Engine) gen(ctx context.Context, table, family string) (uint64, error) 
 	if ok {
 		return g, nil
 	}
-	q := fmt.Sprintf("SELECT max(gen) FROM %s.%s WHERE family = %s AND id = ''", e.b.DB, table, query.Quote(family))
-	if err := e.db.Conn.QueryRow(ctx, q).Scan(&g); err != nil {
-		return 0, fmt.Errorf("%s generation: %w", table, err)
+	g, err := Generation(ctx, e.db.Conn, e.b.DB, table, family)
+	if err != nil {
+		return 0, err
 	}
 	if g != 0 {
 		e.setGen(table, family, g)
+	}
+	return g, nil
+}
+
+// Generation reads the family's current generation of a generation table
+// (kpi_open, kpi_contrib) of database db: the newest one with its marker
+// row, 0 when none was built. Other readers of kpi_open (the alert
+// evaluator) take the same one.
+func Generation(ctx context.Context, conn driver.Conn, db, table, family string) (uint64, error) {
+	var g uint64
+	q := fmt.Sprintf("SELECT max(gen) FROM %s.%s WHERE family = %s AND id = ''", db, table, query.Quote(family))
+	if err := conn.QueryRow(ctx, q).Scan(&g); err != nil {
+		return 0, fmt.Errorf("%s generation: %w", table, err)
 	}
 	return g, nil
 }
