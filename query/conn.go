@@ -162,3 +162,21 @@ func DateTime(t time.Time) time.Time {
 	}
 	return t.UTC()
 }
+
+// Strings runs a statement of one String column and returns its values.
+func Strings(ctx context.Context, conn driver.Conn, sql string) ([]string, error) {
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -37,3 +37,22 @@ func Quote(s string) string {
 	b.WriteByte('\'')
 	return b.String()
 }
+
+// MaxKeys bounds the keys one statement lists in an IN (…) of literals:
+// ClickHouse's max_query_size is 256 KiB by default.
+const MaxKeys = 5000
+
+// In is the condition `col IN ('a', 'b', …)` over the values, quoted.
+func In(col string, values []string) string {
+	var b strings.Builder
+	b.WriteString(col)
+	b.WriteString(" IN (")
+	for i, v := range values {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(Quote(v))
+	}
+	b.WriteByte(')')
+	return b.String()
+}

@@ -20,13 +20,13 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // node starts a whole App against the test ClickHouse and an embedded NATS.
-func node(t *testing.T) (*App, map[string]string) {
+func node(t testing.TB) (*App, map[string]string) {
 	t.Helper()
 	return nodeWith(t, nil)
 }
 
 // nodeWith starts a node whose configuration tune adjusts first.
-func nodeWith(t *testing.T, tune func(*Config)) (*App, map[string]string) {
+func nodeWith(t testing.TB, tune func(*Config)) (*App, map[string]string) {
 	t.Helper()
 	chAddr := testenv.ClickHouseAddr(t)
 	dir := t.TempDir()

@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/internal/api"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/kpi"
 )
 
 // What the map draws.
@@ -116,8 +120,9 @@ func (a *App) geo(ctx context.Context, unit string, at time.Time) (mapPayload, e
 	at = at.Truncate(time.Second)
 	p := mapPayload{Unit: unit, At: at.UTC(), Cameras: []mapCamera{}, Tickets: []mapTicket{}}
 	db := a.db.Database()
-	subtree := fmt.Sprintf("unit IN (SELECT code FROM %s.units WHERE has(path, %s))", db, query.Quote(unit))
-	now := "toDateTime(" + query.Quote(at.UTC().Format(time.DateTime)) + ", 'UTC')"
+	subtree := func(col string) string {
+		return fmt.Sprintf("%s IN (SELECT code FROM %s.units WHERE has(path, %s))", col, db, query.Quote(unit))
+	}
 
 	// ClickHouse 18.16 pushes no predicate into a view: the unit filter is
 	// inside the camera subquery, and the status view is joined to it.
@@ -126,7 +131,7 @@ func (a *App) geo(ctx context.Context, unit string, at time.Time) (mapPayload, e
 FROM (
     SELECT id, name, unit, toFloat64(lat) AS lat_f, toFloat64(lon) AS lon_f
     FROM `+db+`.cameras
-    WHERE `+subtree+`
+    WHERE `+subtree("unit")+`
 ) ANY LEFT JOIN (
     SELECT camera_id AS id, toInt64(online) AS online_i, status_at, last_seen_at,
            toInt64(congestion_level) AS congestion_i, congestion_at, toInt64(flooding_level) AS flooding_i, flooding_at
@@ -170,37 +175,69 @@ ORDER BY id`)
 		return p, fmt.Errorf("map cameras: %w", err)
 	}
 
-	where := `WHERE ` + subtree + `
-  AND received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0)
-  AND (lat != 0 OR lon != 0)`
-	if err := a.db.Conn.QueryRow(ctx, "SELECT toInt64(count()) FROM "+db+".tickets\n"+where).Scan(&p.TicketsTotal); err != nil {
-		return p, fmt.Errorf("map tickets: %w", err)
-	}
-	trows, err := a.db.Conn.Query(ctx, `SELECT ticket_id, unit, toFloat64(lat) AS lat_f, toFloat64(lon) AS lon_f, category,
-       toUInt8(due_at > toDateTime(0) AND due_at < `+now+`) AS overdue_u, received_at
-FROM `+db+`.tickets
-`+where+`
-ORDER BY received_at DESC, ticket_id
-LIMIT `+fmt.Sprint(mapMaxTickets))
+	tickets, err := a.mapTickets(ctx, subtree, at)
 	if err != nil {
 		return p, fmt.Errorf("map tickets: %w", err)
 	}
-	defer trows.Close()
-	for trows.Next() {
-		var t mapTicket
-		var overdue uint8
-		if err := trows.Scan(&t.TicketID, &t.Unit, &t.Lat, &t.Lon, &t.Category, &overdue, &t.ReceivedAt); err != nil {
-			return p, fmt.Errorf("map tickets: %w", err)
-		}
-		t.Overdue = overdue == 1
-		t.ReceivedAt = t.ReceivedAt.UTC()
-		p.Tickets = append(p.Tickets, t)
-	}
-	if err := trows.Err(); err != nil {
-		return p, fmt.Errorf("map tickets: %w", err)
-	}
-	p.TicketsTruncated = p.TicketsTotal > int64(len(p.Tickets))
+	p.TicketsTotal = int64(len(tickets))
+	p.Tickets = tickets[:min(len(tickets), mapMaxTickets)]
+	p.TicketsTruncated = len(tickets) > mapMaxTickets
 	return p, nil
+}
+
+// mapTickets reads every open ticket with coordinates of a subtree, most
+// recently received first. The tickets view merges every ticket ever
+// stored: when the KPI engine keeps the open tickets (kpi.OpenIDs), only
+// those of the subtree are read from it, by key.
+func (a *App) mapTickets(ctx context.Context, subtree func(col string) string, at time.Time) ([]mapTicket, error) {
+	db := a.db.Database()
+	where := "WHERE " + subtree("unit") + `
+  AND received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0)
+  AND (lat != 0 OR lon != 0)`
+	ids, gen, err := kpi.OpenIDs(ctx, a.db.Conn, db, ingest.FamilyFeedback, func(unit, _ string) string { return subtree(unit) })
+	if err != nil {
+		return nil, err
+	}
+	wheres := []string{where}
+	if gen != 0 {
+		ctx, wheres = query.Pushdown(ctx), nil
+		for chunk := range slices.Chunk(ids, query.MaxKeys) {
+			wheres = append(wheres, where+"\n  AND "+query.In("ticket_id", chunk))
+		}
+	}
+	now := "toDateTime(" + query.Quote(at.UTC().Format(time.DateTime)) + ", 'UTC')"
+	out := []mapTicket{}
+	for _, w := range wheres {
+		rows, err := a.db.Conn.Query(ctx, `SELECT ticket_id, unit, toFloat64(lat) AS lat_f, toFloat64(lon) AS lon_f, category,
+       toUInt8(due_at > toDateTime(0) AND due_at < `+now+`) AS overdue_u, received_at
+FROM `+db+`.tickets
+`+w)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var t mapTicket
+			var overdue uint8
+			if err := rows.Scan(&t.TicketID, &t.Unit, &t.Lat, &t.Lon, &t.Category, &overdue, &t.ReceivedAt); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			t.Overdue = overdue == 1
+			t.ReceivedAt = t.ReceivedAt.UTC()
+			out = append(out, t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(x, y mapTicket) int {
+		if c := y.ReceivedAt.Compare(x.ReceivedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.TicketID, y.TicketID)
+	})
+	return out, nil
 }
 
 // digest of what a client sees change on the map: not the instant, and not

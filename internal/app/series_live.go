@@ -89,7 +89,10 @@ func (a *App) series(ctx context.Context, k *kpi.KPI, unit string, span kpi.Span
 // map channel.
 func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 	if list, unit, ok := drill.ParseChannel(ch); ok && drill.Known(list) {
-		return feedChannel{topics: []string{drill.Family(list)}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+		// A commit of the family, or a new value of the list's KPI: the
+		// rows are read from the open entities the engine keeps
+		// (drill.Run), which it has taken up by the time it publishes.
+		return feedChannel{topics: []string{drill.Family(list), kpiTopic(drill.KPI(list))}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
 			res, err := drill.Run(ctx, a.db, a.calendar(), drill.Request{List: list, Unit: unit, At: at})
 			if err != nil {
 				return feedValue{}, err

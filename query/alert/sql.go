@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vn-ioc/ioc/query"
@@ -48,11 +47,7 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 		if ids == nil {
 			return ""
 		}
-		q := make([]string, len(ids))
-		for i, id := range ids {
-			q[i] = query.Quote(id)
-		}
-		return col + " IN (" + strings.Join(q, ", ") + ")\n  AND "
+		return query.In(col, ids) + "\n  AND "
 	}
 	switch r.Kind {
 	case KindDossierDue:
@@ -96,24 +91,16 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 // overOpen tells a rule over open entities (dossiers, tickets).
 func (r *Rule) overOpen() bool { return r.Kind == KindDossierDue || r.Kind == KindTicketOverdue }
 
-// candidateQuery is the SQL of the ids in generation gen of kpi_open that
-// rule r (overOpen) can raise an alert for at `at`.
-func (r *Rule) candidateQuery(db string, gen uint64, at, until time.Time) string {
+// candidates is the condition, over an open entity's unit and deadline
+// (kpi.OpenIDs), under which rule r (overOpen) can raise an alert for it at
+// `at`.
+func (r *Rule) candidates(at, until time.Time) func(unit, due string) string {
 	lo, hi := unixLit(at), unixLit(until) // dossier_due: due within the window
 	if r.Kind == KindTicketOverdue {
 		lo, hi = "toDateTime(0)", unixLit(at) // overdue
 	}
-	// An entity's latest row decides; the ids are first narrowed to those
-	// with an open row due in the window (the latest row is one of them
-	// when it matches), so only their rows are grouped.
-	rows := fmt.Sprintf("%s.kpi_open WHERE family = %s AND gen = %d AND id != ''", db, query.Quote(r.Family()), gen)
-	return fmt.Sprintf("SELECT id, argMax(due_at, version) AS due FROM %[1]s\n"+
-		"  AND id IN (SELECT id FROM %[1]s AND open = 1 AND due_at > %[2]s AND due_at < %[3]s)\n"+
-		"GROUP BY id\nHAVING argMax(open, version) = 1 AND due > %[2]s AND due < %[3]s", rows, lo, hi)
+	return func(_, due string) string { return due + " > " + lo + " AND " + due + " < " + hi }
 }
-
-// subjectChunk bounds the ids of one lookup statement.
-const subjectChunk = 5000
 
 // statements are the SQL statements that give rule r's matches at `at`:
 // one over the whole view, or (lookup true) lookups by key of the
@@ -124,12 +111,9 @@ func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time
 	if !r.overOpen() {
 		return whole, false, nil
 	}
-	gen, err := kpi.Generation(ctx, e.d.DB.Conn, db, "kpi_open", r.Family())
-	if err != nil {
-		return nil, false, err
-	}
-	if gen == 0 {
-		return whole, false, nil
+	cand, gen, err := kpi.OpenIDs(ctx, e.d.DB.Conn, db, r.Family(), r.candidates(at, until))
+	if err != nil || gen == 0 {
+		return whole, false, err
 	}
 	ids := map[string]bool{}
 	for k := range e.open {
@@ -137,24 +121,11 @@ func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time
 			ids[k.subject] = true
 		}
 	}
-	rows, err := e.d.DB.Conn.Query(ctx, r.candidateQuery(db, gen, at, until))
-	if err != nil {
-		return nil, false, fmt.Errorf("open %s: %w", r.Family(), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var due time.Time
-		if err := rows.Scan(&id, &due); err != nil {
-			return nil, false, err
-		}
+	for _, id := range cand {
 		ids[id] = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
 	sorted := slices.Sorted(maps.Keys(ids))
-	for chunk := range slices.Chunk(sorted, subjectChunk) {
+	for chunk := range slices.Chunk(sorted, query.MaxKeys) {
 		stmts = append(stmts, r.QueryFor(db, at, until, chunk))
 	}
 	return stmts, true, nil

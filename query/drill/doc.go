@@ -32,4 +32,8 @@
 // The list and its total are two statements: rows committed between them can
 // make Total disagree with the rows by that much; Run never reports fewer
 // total rows than it returns.
+//
+// Run does not run them over the whole view when the KPI engine keeps the
+// family's open entities (kpi_open): it reads only those the list can hold,
+// by key (see Run).
 package drill

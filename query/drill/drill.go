@@ -13,6 +13,7 @@ import (
 
 	"github.com/vn-ioc/ioc/internal/worktime"
 	"github.com/vn-ioc/ioc/query"
+	"github.com/vn-ioc/ioc/query/kpi"
 )
 
 // The lists.
@@ -33,6 +34,20 @@ func Known(name string) bool { return slices.Contains(Lists, name) }
 func Family(list string) string {
 	f, _, _ := strings.Cut(list, ".")
 	return f
+}
+
+// KPI is the KPI that counts what a list holds: its total for a unit is
+// the KPI's value for that unit at the same instant.
+func KPI(list string) string {
+	switch list {
+	case DossierOverdue:
+		return "dossier.overdue_open"
+	case DossierDueSoon:
+		return "dossier.due_soon"
+	case FeedbackOverdue:
+		return "feedback.overdue_open"
+	}
+	return ""
 }
 
 // Bounds and defaults of a request.
@@ -165,30 +180,128 @@ func (r *Result) Tickets() []Ticket { t, _ := r.Rows.([]Ticket); return t }
 
 // Run computes a list: the rows page and the total, then the working time of
 // each row on cal.
+//
+// When the KPI engine keeps the family's open entities (kpi_open, see
+// kpi.OpenSQL), Run does not run the list's SQL over the whole view, whose
+// cost grows with history. The entities of kpi_open that the list can hold
+// give the total, as they give the KPI's count; they are taken in the
+// list's order, a page at a time, and read from the view by key with the
+// list's conditions until a page of them matches; the list's SQL limited
+// to those ids gives the rows. A candidate the view no longer matches
+// (the engine has not yet taken up the commit that closed it) is not
+// listed and not counted. The rows are the SQL's as soon as the engine has
+// taken up the latest commit of the family; until then an entity that
+// commit made match is missing, as it is from the KPI. Without open
+// entities (no engine yet) Run runs the SQL and its count.
 func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (*Result, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	r.setDefaults()
-	st, err := Build(db.Database(), cal, r)
-	if err != nil {
-		return nil, err
-	}
+	st := build(db.Database(), cal, r, nil)
 	res := newResult(r, st, cal.Location())
-	rows, err := db.Conn.Query(ctx, st.SQL)
+	gen, err := kpi.Generation(ctx, db.Conn, db.Database(), "kpi_open", Family(r.List))
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", r.List, err)
 	}
+	n := 0
+	if gen == 0 {
+		if n, err = res.read(ctx, db, st.SQL); err != nil {
+			return nil, err
+		}
+		if err := db.Conn.QueryRow(ctx, st.CountSQL).Scan(&res.Total); err != nil {
+			return nil, fmt.Errorf("list %s total: %w", r.List, err)
+		}
+	} else {
+		ctx = query.Pushdown(ctx)
+		page, total, err := fromOpen(ctx, db, cal, r, st, gen)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", r.List, err)
+		}
+		res.Total = total
+		if len(page) > 0 {
+			if n, err = res.read(ctx, db, build(db.Database(), cal, r, page).SQL); err != nil {
+				return nil, err
+			}
+		}
+	}
+	res.finish(cal, n)
+	return res, nil
+}
+
+// fromOpen takes the list's page and total from generation gen of the
+// family's open entities (Run): the ids of the page, in the list's order,
+// and the total.
+func fromOpen(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request, st Statement, gen uint64) (page []string, total uint64, err error) {
+	open := kpi.OpenSQL(db.Database(), Family(r.List), gen, st.open)
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM ("+open+")").Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	type key struct {
+		due time.Time
+		id  string
+	}
+	var keys []key
+	for off := 0; len(keys) < r.Limit; off += r.Limit {
+		ids, err := query.Strings(ctx, db.Conn, fmt.Sprintf("SELECT id FROM (%s)\nORDER BY due_at, id LIMIT %d, %d", open, off, r.Limit))
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		rows, err := db.Conn.Query(ctx, build(db.Database(), cal, r, ids).keys)
+		if err != nil {
+			return nil, 0, err
+		}
+		matched := 0
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.id, &k.due); err != nil {
+				rows.Close()
+				return nil, 0, err
+			}
+			keys = append(keys, k)
+			matched++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, 0, err
+		}
+		total -= min(total, uint64(len(ids)-matched)) // closed since the engine took them
+		if len(ids) < r.Limit {
+			break
+		}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := a.due.Compare(b.due); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for _, k := range keys[:min(len(keys), r.Limit)] {
+		page = append(page, k.id)
+	}
+	return page, total, nil
+}
+
+// read runs a statement of the list's rows into res.Rows and says how many
+// it read.
+func (res *Result) read(ctx context.Context, db *query.DB, sql string) (int, error) {
+	rows, err := db.Conn.Query(ctx, sql)
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", res.List, err)
+	}
 	defer rows.Close()
 	var n int
-	switch r.List {
+	switch res.List {
 	case FeedbackOverdue:
 		out := []Ticket{}
 		for rows.Next() {
 			var t Ticket
 			if err := rows.Scan(&t.TicketID, &t.Unit, &t.UnitName, &t.HolderUnit, &t.Category, &t.Channel,
 				&t.Officer, &t.OfficerName, &t.ReceivedAt, &t.DueAt); err != nil {
-				return nil, fmt.Errorf("list %s: %w", r.List, err)
+				return 0, fmt.Errorf("list %s: %w", res.List, err)
 			}
 			out = append(out, t)
 		}
@@ -199,24 +312,23 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 			var d Dossier
 			if err := rows.Scan(&d.DossierID, &d.Unit, &d.UnitName, &d.HolderUnit, &d.ProcedureCode, &d.ProcedureName,
 				&d.Officer, &d.OfficerName, &d.ReceivedAt, &d.DueAt, &d.Supplements); err != nil {
-				return nil, fmt.Errorf("list %s: %w", r.List, err)
+				return 0, fmt.Errorf("list %s: %w", res.List, err)
 			}
 			out = append(out, d)
 		}
 		res.Rows, n = out, len(out)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list %s: %w", r.List, err)
+		return 0, fmt.Errorf("list %s: %w", res.List, err)
 	}
-	if err := db.Conn.QueryRow(ctx, st.CountSQL).Scan(&res.Total); err != nil {
-		return nil, fmt.Errorf("list %s total: %w", r.List, err)
-	}
-	res.finish(cal, n)
-	return res, nil
+	return n, nil
 }
 
 func newResult(r Request, st Statement, loc *time.Location) *Result {
-	res := &Result{List: r.List, Unit: r.Unit, At: st.At.In(loc), Limit: r.Limit, SQL: st.SQL, CountSQL: st.CountSQL}
+	res := &Result{List: r.List, Unit: r.Unit, At: st.At.In(loc), Limit: r.Limit, SQL: st.SQL, CountSQL: st.CountSQL, Rows: []Dossier{}}
+	if r.List == FeedbackOverdue {
+		res.Rows = []Ticket{}
+	}
 	if r.List == DossierDueSoon {
 		u := st.Until.In(loc)
 		res.Until, res.Hours = &u, r.Hours

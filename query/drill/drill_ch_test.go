@@ -3,6 +3,7 @@ package drill
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,75 @@ func TestRunOnClickHouse(t *testing.T) {
 	for _, u := range []string{"x') OR 1=1 --", `\'`, "26740'\n"} {
 		if res := run(Request{List: DossierOverdue, Unit: u}); res.Total != 0 || len(res.Dossiers()) != 0 {
 			t.Errorf("unit %q: %d rows", u, res.Total)
+		}
+	}
+
+	// With the open entities the KPI engine keeps, the same lists are read
+	// from them: the same rows and totals.
+	reqs := []Request{
+		{List: DossierOverdue, Unit: "26740"}, {List: DossierOverdue, Unit: "79", Limit: 2},
+		{List: DossierOverdue, Unit: "79", Limit: 1}, {List: DossierDueSoon, Unit: "26740"},
+		{List: DossierDueSoon, Unit: "26740", Hours: 10}, {List: FeedbackOverdue, Unit: "79"},
+		{List: FeedbackOverdue, Unit: "25747"}, {List: DossierOverdue, Unit: "x') OR 1=1 --"},
+	}
+	var whole []*Result
+	for _, r := range reqs {
+		whole = append(whole, run(r))
+	}
+	// As the engine builds a generation: the open entities of the view.
+	gen := time.Now().UnixNano()
+	for _, f := range []struct{ family, view, id, open string }{
+		{"dossier", "dossiers", "dossier_id", "withdrawn_at = toDateTime(0)"},
+		{"feedback", "tickets", "ticket_id", "closed_at = toDateTime(0)"},
+	} {
+		for _, q := range []string{
+			fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT %s, %d, %s, unit, due_at, 1, 1 FROM %s "+
+				"WHERE received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND %s",
+				db.Table("kpi_open"), query.Quote(f.family), gen, f.id, db.Table(f.view), f.open),
+			fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT %s, %d, '', '', toDateTime(0), 0, 1",
+				db.Table("kpi_open"), query.Quote(f.family), gen),
+		} {
+			if err := db.Conn.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	for i, r := range reqs {
+		got := run(r)
+		if w := whole[i]; ids(got) != ids(w) || got.Total != w.Total || got.Truncated != w.Truncated ||
+			!reflect.DeepEqual(got.Rows, w.Rows) || got.SQL != w.SQL || got.CountSQL != w.CountSQL {
+			t.Errorf("%+v: %s total %d, want %s total %d", r, ids(got), got.Total, ids(w), w.Total)
+		}
+	}
+
+	// Only what kpi_open holds is read: an entity the engine has not taken
+	// up yet is missing (as from the KPI) until it has; one it took up as
+	// closed is not read.
+	insert(t, db, d("received", "D-new", "26740", at.Add(-72*time.Hour), ""))
+	if res := run(Request{List: DossierOverdue, Unit: "26740"}); ids(res) != "D-late2,D-late1,D-ghost-officer" || res.Total != 3 {
+		t.Errorf("before the engine took D-new up: %s, total %d", ids(res), res.Total)
+	}
+	version := func(id string, due time.Time, open int) {
+		t.Helper()
+		q := fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT 'dossier', %d, %s, '26740', %s, %d, 2",
+			db.Table("kpi_open"), gen, query.Quote(id), literal(due, time.UTC), open)
+		if err := db.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("D-new", at.Add(-72*time.Hour), 1)
+	version("D-late1", at.Add(-24*time.Hour), 0)
+	if res := run(Request{List: DossierOverdue, Unit: "26740"}); ids(res) != "D-new,D-late2,D-ghost-officer" || res.Total != 3 {
+		t.Errorf("after: %s, total %d", ids(res), res.Total)
+	}
+	// The view judges: an entity kpi_open still has open (the engine has
+	// not taken up its resolution) is neither listed nor counted once read,
+	// and the next candidates fill the page.
+	version("D-resolved", at.Add(-96*time.Hour), 1)
+	for _, limit := range []int{1, 2, 100} {
+		want := strings.Join(strings.Split("D-new,D-late2,D-ghost-officer", ",")[:min(limit, 3)], ",")
+		if res := run(Request{List: DossierOverdue, Unit: "26740", Limit: limit}); ids(res) != want || res.Total != 3 || res.Truncated != (limit < 3) {
+			t.Errorf("limit %d with a stale candidate: %s, total %d, truncated %v", limit, ids(res), res.Total, res.Truncated)
 		}
 	}
 }

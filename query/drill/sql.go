@@ -25,6 +25,12 @@ type Statement struct {
 	// Until is the end (excluded) of the due-soon window: At plus Hours
 	// working hours, to the second. Zero for the other lists.
 	Until time.Time
+
+	// keys returns the id and due_at of every row the list matches.
+	keys string
+	// open is the list's filter over an open entity's unit and deadline,
+	// for kpi.OpenIDs.
+	open func(unit, due string) string
 }
 
 // Build writes the statements of a request over the views of database db.
@@ -34,6 +40,13 @@ func Build(db string, cal *worktime.Calendar, r Request) (Statement, error) {
 		return Statement{}, err
 	}
 	r.setDefaults()
+	return build(db, cal, r, nil), nil
+}
+
+// build writes the statements of a valid request with its defaults; ids,
+// when not nil, limit them to those entities (a lookup by key of the view
+// with query.Pushdown).
+func build(db string, cal *worktime.Calendar, r Request, ids []string) Statement {
 	loc := cal.Location()
 	st := Statement{At: r.At}
 	lit := func(t time.Time) string { return literal(t, loc) }
@@ -47,17 +60,25 @@ func Build(db string, cal *worktime.Calendar, r Request) (Statement, error) {
 		table, id = "tickets", "ticket_id"
 		conds = []string{"received_at > toDateTime(0)", "resolved_at = toDateTime(0)", "closed_at = toDateTime(0)"}
 	}
+	due := func(col string) []string { return []string{col + " > toDateTime(0)", col + " < " + lit(r.At)} }
 	if r.List == DossierDueSoon {
 		// As the KPI dossier.due_soon: the end of the window to the second.
 		st.Until = cal.AddWorkingHours(r.At, r.Hours).Truncate(time.Second)
-		conds = append(conds, "due_at >= "+lit(r.At), "due_at < "+lit(st.Until))
-	} else {
-		conds = append(conds, "due_at > toDateTime(0)", "due_at < "+lit(r.At))
+		due = func(col string) []string { return []string{col + " >= " + lit(r.At), col + " < " + lit(st.Until)} }
 	}
-	where := fmt.Sprintf("unit IN (SELECT code FROM %s.units WHERE has(path, %s))\n", db, query.Quote(r.Unit))
+	conds = append(conds, due("due_at")...)
+	subtree := func(col string) string {
+		return fmt.Sprintf("%s IN (SELECT code FROM %s.units WHERE has(path, %s))", col, db, query.Quote(r.Unit))
+	}
+	st.open = func(unit, d string) string { return strings.Join(append([]string{subtree(unit)}, due(d)...), " AND ") }
+	where := subtree("unit") + "\n"
+	if ids != nil {
+		where += "  AND " + query.In(id, ids) + "\n"
+	}
 	for _, c := range conds {
 		where += "  AND " + c + "\n"
 	}
+	st.keys = fmt.Sprintf("SELECT %s, due_at FROM %s.%s\nWHERE %s", id, db, table, where)
 
 	var head strings.Builder
 	fmt.Fprintf(&head, "-- %s: %s\n", r.List, titles[r.List])
@@ -105,7 +126,7 @@ func Build(db string, cal *worktime.Calendar, r Request) (Statement, error) {
 	fmt.Fprintf(&w, "ANY LEFT JOIN (SELECT id AS officer, name AS officer_name FROM %s.officers) USING officer\n", db)
 	fmt.Fprintf(&w, "ORDER BY due_at, %s", id)
 	st.SQL = w.String()
-	return st, nil
+	return st
 }
 
 var titles = map[string]string{

@@ -3,9 +3,6 @@ package kpi_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query/drill"
 	"github.com/vn-ioc/ioc/query/kpi"
 )
 
@@ -29,12 +27,9 @@ import (
 // so that about 10,000 are open whatever the history. Sizes:
 // IOC_BENCH_DOSSIERS (default 100000,1000000; 10000000 takes some minutes
 // to load). The time of the full rebuild a leader does when it takes over
-// is logged.
+// is logged. The city's drill-down lists of open dossiers are timed as
+// ioc reads them (from the open entities) and by their SQL over the view.
 func BenchmarkRecomputeDossiers(b *testing.B) {
-	sizes := "100000,1000000"
-	if v := os.Getenv("IOC_BENCH_DOSSIERS"); v != "" {
-		sizes = v
-	}
 	db, _ := testenv.ClickHouse(b)
 	ctx := context.Background()
 	set, err := refdata.HCMC()
@@ -65,11 +60,7 @@ func BenchmarkRecomputeDossiers(b *testing.B) {
 	// that recent ones sort together as a city's numbered dossiers do
 	// (HS-2025-000042): a commit's dossiers then sit in a few granules.
 	const atUnix = 1763072000
-	for _, s := range strings.Split(sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			b.Fatal(err)
-		}
+	for _, n := range testenv.Sizes(b, "IOC_BENCH_DOSSIERS", "100000,1000000") {
 		// Grow the history to n dossiers.
 		start := time.Now()
 		insert := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, unit, channel, service_level, due_at)
@@ -127,7 +118,7 @@ FROM (SELECT number, toDateTime(%d - 3600 + %d) AS t FROM system.numbers LIMIT 1
 		}
 		b.Run(fmt.Sprintf("commit/dossiers=%d", n), func(b *testing.B) {
 			var keys int
-			loopMedianPrep(b, move, func() {
+			testenv.MedianLoop(b, move, func() {
 				if err := eng.ApplyCommit(ctx, notice, at); err != nil {
 					b.Fatal(err)
 				}
@@ -140,7 +131,7 @@ FROM (SELECT number, toDateTime(%d - 3600 + %d) AS t FROM system.numbers LIMIT 1
 			b.ReportMetric(float64(keys), "keys")
 		})
 		b.Run(fmt.Sprintf("replay/dossiers=%d", n), func(b *testing.B) {
-			loopMedian(b, func() {
+			testenv.MedianLoop(b, nil, func() {
 				if err := eng.ApplyCommit(ctx, notice, at); err != nil {
 					b.Fatal(err)
 				}
@@ -153,7 +144,7 @@ FROM (SELECT number, toDateTime(%d - 3600 + %d) AS t FROM system.numbers LIMIT 1
 		// the open entities the engine keeps, and, as they were taken
 		// before, from the whole dossiers view.
 		b.Run(fmt.Sprintf("instant/dossiers=%d", n), func(b *testing.B) {
-			loopMedian(b, func() {
+			testenv.MedianLoop(b, nil, func() {
 				if _, err := eng.ComputeInstants(ctx, "dossier", at); err != nil {
 					b.Fatal(err)
 				}
@@ -168,7 +159,7 @@ FROM (SELECT number, toDateTime(%d - 3600 + %d) AS t FROM system.numbers LIMIT 1
 			}
 			now, _ := kpi.Resolve(kpi.WindowNow, at, bld.Loc)
 			sql, _ := bld.AllUnits(cat, "dossiers", instant, map[string]kpi.Span{kpi.WindowNow: now})
-			loopMedian(b, func() {
+			testenv.MedianLoop(b, nil, func() {
 				rows, err := db.Conn.Query(ctx, sql)
 				if err != nil {
 					b.Fatal(err)
@@ -181,31 +172,51 @@ FROM (SELECT number, toDateTime(%d - 3600 + %d) AS t FROM system.numbers LIMIT 1
 				}
 			})
 		})
+		// The drill-down lists of the city (overdue, due soon): read from
+		// the open entities, and by their SQL over the whole view.
+		for _, list := range []string{drill.DossierOverdue, drill.DossierDueSoon} {
+			req := drill.Request{List: list, Unit: "79", At: at}
+			var total uint64
+			b.Run(fmt.Sprintf("list/%s/dossiers=%d", list, n), func(b *testing.B) {
+				testenv.MedianLoop(b, nil, func() {
+					res, err := drill.Run(ctx, db, cal, req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					total = res.Total
+				})
+				b.ReportMetric(float64(total), "rows")
+			})
+			b.Run(fmt.Sprintf("list-view/%s/dossiers=%d", list, n), func(b *testing.B) {
+				st, err := drill.Build(db.Database(), cal, req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var viewTotal uint64
+				testenv.MedianLoop(b, nil, func() {
+					rows, err := db.Conn.Query(ctx, st.SQL)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for rows.Next() {
+					}
+					rows.Close()
+					if err := db.Conn.QueryRow(ctx, st.CountSQL).Scan(&viewTotal); err != nil {
+						b.Fatal(err)
+					}
+				})
+				if viewTotal != total {
+					b.Fatalf("%s: %d rows over the view, %d from the open entities", list, viewTotal, total)
+				}
+				b.ReportMetric(float64(viewTotal), "rows")
+			})
+		}
 		b.Run(fmt.Sprintf("all/dossiers=%d", n), func(b *testing.B) {
-			loopMedian(b, func() {
+			testenv.MedianLoop(b, nil, func() {
 				if _, err := eng.Compute(ctx, "dossier", at); err != nil {
 					b.Fatal(err)
 				}
 			})
 		})
 	}
-}
-
-// loopMedian runs f as the benchmark's loop and reports, besides the mean,
-// the median of its runs (med-ms): a run on a shared machine may be slowed
-// by others.
-func loopMedian(b *testing.B, f func()) { loopMedianPrep(b, func() {}, f) }
-
-// loopMedianPrep is loopMedian with prep run, untimed in med-ms, before
-// each run of f.
-func loopMedianPrep(b *testing.B, prep, f func()) {
-	var laps []time.Duration
-	for b.Loop() {
-		prep()
-		start := time.Now()
-		f()
-		laps = append(laps, time.Since(start))
-	}
-	slices.Sort(laps)
-	b.ReportMetric(float64(laps[len(laps)/2])/float64(time.Millisecond), "med-ms")
 }

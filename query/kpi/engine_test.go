@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -583,4 +585,53 @@ func TestEngineOpenEntities(t *testing.T) {
 	instant := map[string]bool{"dossier.overdue_open": true, "dossier.due_soon": true, "feedback.overdue_open": true}
 	r := rand.New(rand.NewPCG(8, 8))
 	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool { return instant[k.KPI] || r.IntN(60) == 0 })
+}
+
+// TestEngineDropsOrphanOpen: a node whose catalog no longer keeps a
+// family's open entities drops the generations an earlier catalog left in
+// kpi_open when it takes over, so that no reader takes them as current.
+func TestEngineDropsOrphanOpen(t *testing.T) {
+	c := newCity(t, 17)
+	ctx := context.Background()
+	gen := func(family string) uint64 {
+		t.Helper()
+		g, err := kpi.Generation(ctx, c.db.Conn, c.db.Database(), "kpi_open", family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	eng, _ := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
+	for _, fam := range []string{"dossier", "feedback"} {
+		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gen("feedback") == 0 || gen("dossier") == 0 {
+		t.Fatal("no generation of open entities built")
+	}
+	b, err := os.ReadFile("catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const open = "    open: received_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0)\n"
+	if !strings.Contains(string(b), open) {
+		t.Fatal("the tickets source of catalog.yaml has no such open condition")
+	}
+	cat, err := kpi.Parse([]byte(strings.Replace(string(b), open, "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := kpi.NewEngine(kpi.Config{}, cat, c.b, c.db, nil, nil, nil, nil, nil)
+	for _, fam := range []string{"dossier", "feedback"} {
+		if _, err := next.CatchUp(ctx, fam, c.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := gen("feedback"); g != 0 {
+		t.Errorf("generation %d of open tickets left behind", g)
+	}
+	if gen("dossier") == 0 {
+		t.Error("the open dossiers the catalog still keeps were dropped")
+	}
 }

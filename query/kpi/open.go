@@ -81,6 +81,43 @@ func Generation(ctx context.Context, conn driver.Conn, db, table, family string)
 	return g, nil
 }
 
+// OpenSQL is the SQL of the open entities in generation gen of the
+// family's kpi_open whose latest row satisfies cond, a condition over that
+// row's unit and deadline written with the column names cond is given:
+// columns id, unit and due_at, of that row.
+//
+// Readers that must not scan the whole history of a state view (the alert
+// evaluator, the drill-down lists, the map) take their candidates here
+// and then read those entities from the view, by key: the view stays the
+// judge, kpi_open only says which entities to read. An entity the engine
+// has not yet taken up from the latest commit is missing until it has.
+func OpenSQL(db, family string, gen uint64, cond func(unit, due string) string) string {
+	// An entity's latest row decides; the ids are first narrowed to those
+	// with an open row that satisfies cond (the latest row is one of them
+	// when it matches), so only their rows are grouped.
+	rows := fmt.Sprintf("%s.kpi_open WHERE family = %s AND gen = %d AND id != ''", db, query.Quote(family), gen)
+	return fmt.Sprintf(`SELECT id, u AS unit, d AS due_at FROM (
+    SELECT id, argMax(open, version) AS o, argMax(unit, version) AS u, argMax(due_at, version) AS d
+    FROM %[1]s
+      AND id IN (SELECT id FROM %[1]s AND open = 1 AND %[2]s)
+    GROUP BY id
+) WHERE o = 1 AND %[3]s`, rows, cond("unit", "due_at"), cond("u", "d"))
+}
+
+// OpenIDs reads the ids of OpenSQL from the family's current generation,
+// sorted. gen is the generation read: 0, and no ids, when the engine has
+// built none (the caller then reads the view).
+func OpenIDs(ctx context.Context, conn driver.Conn, db, family string, cond func(unit, due string) string) (ids []string, gen uint64, err error) {
+	if gen, err = Generation(ctx, conn, db, "kpi_open", family); err != nil || gen == 0 {
+		return nil, gen, err
+	}
+	ids, err = query.Strings(ctx, conn, "SELECT id FROM ("+OpenSQL(db, family, gen, cond)+") ORDER BY id")
+	if err != nil {
+		return nil, gen, fmt.Errorf("open %s: %w", family, err)
+	}
+	return ids, gen, nil
+}
+
 func (e *Engine) setGen(table, family string, g uint64) {
 	e.openMu.Lock()
 	defer e.openMu.Unlock()

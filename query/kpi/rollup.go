@@ -3,6 +3,7 @@ package kpi
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -176,6 +177,15 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	// Another node may have built generations since.
 	e.setGen("kpi_open", family, 0)
 	e.setGen("kpi_contrib", family, 0)
+	if e.openSource(family) == nil {
+		// The catalog no longer keeps the family's open entities: a
+		// generation left by an earlier one would be taken as current by
+		// the other readers of kpi_open (lists, map, alert rules), and
+		// never updated again.
+		if err := e.dropGens(ctx, "kpi_open", family, math.MaxUint64); err != nil {
+			return false, err
+		}
+	}
 	var last uint64
 	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(written) FROM %s.kpi_progress WHERE family = %s", e.b.DB, query.Quote(family))).Scan(&last); err != nil {
 		return false, err
@@ -516,9 +526,8 @@ func (e *Engine) writeHourly(ctx context.Context, kpis []*KPI, hs *hourSet, fres
 	return e.writeRollup(ctx, "kpi_hourly", old, fresh)
 }
 
-// idsPerQuery bounds the keys listed in one statement (ClickHouse's
-// max_query_size is 256 KiB by default).
-const idsPerQuery = 5000
+// idsPerQuery bounds the keys listed in one statement.
+const idsPerQuery = query.MaxKeys
 
 // entityIDs lists, quoted, the entities whose time column may fall in the
 // hours.
