@@ -42,8 +42,12 @@ func Quote(s string) string {
 // ClickHouse's max_query_size is 256 KiB by default.
 const MaxKeys = 5000
 
-// In is the condition `col IN ('a', 'b', …)` over the values, quoted.
+// In is the condition `col IN ('a', 'b', …)` over the values, quoted; with
+// no values, the condition 0 (ClickHouse takes no empty IN list).
 func In(col string, values []string) string {
+	if len(values) == 0 {
+		return "0"
+	}
 	var b strings.Builder
 	b.WriteString(col)
 	b.WriteString(" IN (")

@@ -95,8 +95,8 @@ WHERE NOT (number %% 20 = 0 AND number * 63 < 30 * 86400)`, db, now.Unix(), load
 			}
 		})
 		req := drill.Request{List: drill.FeedbackOverdue, Unit: "79", At: now}
+		var total uint64
 		b.Run(fmt.Sprintf("list/tickets=%d", n), func(b *testing.B) {
-			var total uint64
 			testenv.MedianLoop(b, nil, func() {
 				res, err := drill.Run(ctx, a.db, a.calendar(), req)
 				if err != nil {
@@ -111,6 +111,7 @@ WHERE NOT (number %% 20 = 0 AND number * 63 < 30 * 86400)`, db, now.Unix(), load
 			if err != nil {
 				b.Fatal(err)
 			}
+			var viewTotal uint64
 			testenv.MedianLoop(b, nil, func() {
 				rows, err := a.db.Conn.Query(ctx, st.SQL)
 				if err != nil {
@@ -119,11 +120,13 @@ WHERE NOT (number %% 20 = 0 AND number * 63 < 30 * 86400)`, db, now.Unix(), load
 				for rows.Next() {
 				}
 				rows.Close()
-				var total uint64
-				if err := a.db.Conn.QueryRow(ctx, st.CountSQL).Scan(&total); err != nil {
+				if err := a.db.Conn.QueryRow(ctx, st.CountSQL).Scan(&viewTotal); err != nil {
 					b.Fatal(err)
 				}
 			})
+			if viewTotal != total {
+				b.Fatalf("%d overdue tickets over the view, %d in the list", viewTotal, total)
+			}
 		})
 	}
 	if g, err := kpi.Generation(ctx, a.db.Conn, db, "kpi_open", ingest.FamilyFeedback); err != nil || g == 0 {

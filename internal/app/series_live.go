@@ -108,8 +108,11 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 	if unit, ok := parseMapChannel(ch); ok {
 		// Cameras move on camera events, tickets on feedback events; the
 		// periodic refresh catches what time alone changes (a camera
-		// falling silent, a ticket becoming overdue).
-		return feedChannel{topics: []string{ingest.FamilyCamera, ingest.FamilyFeedback}, every: mapEvery, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+		// falling silent, a ticket becoming overdue). The tickets are read
+		// from the open tickets the engine keeps: a new value of
+		// feedback.received (tickets received) says it has taken up the
+		// commit of a new ticket.
+		return feedChannel{topics: []string{ingest.FamilyCamera, ingest.FamilyFeedback, kpiTopic("feedback.received")}, every: mapEvery, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
 			p, err := a.geo(ctx, unit, at)
 			if err != nil {
 				return feedValue{}, err

@@ -189,7 +189,8 @@ func (r *Result) Tickets() []Ticket { t, _ := r.Rows.([]Ticket); return t }
 // list's conditions until a page of them matches; the list's SQL limited
 // to those ids gives the rows. A candidate the view no longer matches
 // (the engine has not yet taken up the commit that closed it) is not
-// listed and not counted. The rows are the SQL's as soon as the engine has
+// listed, and not counted once read (one past the page read still is).
+// The rows are the SQL's as soon as the engine has
 // taken up the latest commit of the family; until then an entity that
 // commit made match is missing, as it is from the KPI. Without open
 // entities (no engine yet) Run runs the SQL and its count.
@@ -242,34 +243,30 @@ func fromOpen(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Reque
 		id  string
 	}
 	var keys []key
-	for off := 0; len(keys) < r.Limit; off += r.Limit {
-		ids, err := query.Strings(ctx, db.Conn, fmt.Sprintf("SELECT id FROM (%s)\nORDER BY due_at, id LIMIT %d, %d", open, off, r.Limit))
+	seen := map[string]bool{}
+	// Pages of candidates double, up to query.MaxKeys, so that many stale
+	// ones at the head (an engine stopped for a while) cost few statements.
+	for off, n := 0, r.Limit; len(keys) < r.Limit; off, n = off+n, min(2*n, query.MaxKeys) {
+		ids, err := query.Strings(ctx, db.Conn, fmt.Sprintf("SELECT id FROM (%s)\nORDER BY due_at, id LIMIT %d, %d", open, off, n))
 		if err != nil {
 			return nil, 0, err
 		}
-		if len(ids) == 0 {
-			break
+		got := len(ids)
+		// A commit between two pages can move an id into the next one.
+		ids = slices.DeleteFunc(ids, func(id string) bool { return seen[id] })
+		for _, id := range ids {
+			seen[id] = true
 		}
-		rows, err := db.Conn.Query(ctx, build(db.Database(), cal, r, ids).keys)
-		if err != nil {
-			return nil, 0, err
-		}
-		matched := 0
-		for rows.Next() {
-			var k key
-			if err := rows.Scan(&k.id, &k.due); err != nil {
-				rows.Close()
+		if len(ids) > 0 {
+			matched, err := matchKeys(ctx, db, build(db.Database(), cal, r, ids).keys, func(due time.Time, id string) {
+				keys = append(keys, key{due, id})
+			})
+			if err != nil {
 				return nil, 0, err
 			}
-			keys = append(keys, k)
-			matched++
+			total -= min(total, uint64(len(ids)-matched)) // closed since the engine took them
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, 0, err
-		}
-		total -= min(total, uint64(len(ids)-matched)) // closed since the engine took them
-		if len(ids) < r.Limit {
+		if got < n {
 			break
 		}
 	}
@@ -283,6 +280,27 @@ func fromOpen(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Reque
 		page = append(page, k.id)
 	}
 	return page, total, nil
+}
+
+// matchKeys runs a statement of ids and deadlines, passes each row to add
+// and says how many there were.
+func matchKeys(ctx context.Context, db *query.DB, sql string, add func(due time.Time, id string)) (int, error) {
+	rows, err := db.Conn.Query(ctx, sql)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id string
+		var due time.Time
+		if err := rows.Scan(&id, &due); err != nil {
+			return 0, err
+		}
+		add(due, id)
+		n++
+	}
+	return n, rows.Err()
 }
 
 // read runs a statement of the list's rows into res.Rows and says how many

@@ -209,6 +209,12 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 	// Commits may have been missed while no node led: catch up from the
 	// events accepted since the rollups were last written.
 	start := time.Now()
+	if err := e.DropOrphanOpen(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e.log.Error("kpi_open of families without open entities", "err", err)
+	}
 	var rebuilt []string
 	for _, fam := range e.cat.Families() {
 		full, err := e.CatchUp(ctx, fam, e.now())

@@ -588,8 +588,9 @@ func TestEngineOpenEntities(t *testing.T) {
 }
 
 // TestEngineDropsOrphanOpen: a node whose catalog no longer keeps a
-// family's open entities drops the generations an earlier catalog left in
-// kpi_open when it takes over, so that no reader takes them as current.
+// family's open entities (or has no KPI of the family) drops the
+// generations an earlier catalog left in kpi_open when it takes over, so
+// that no reader takes them as current.
 func TestEngineDropsOrphanOpen(t *testing.T) {
 	c := newCity(t, 17)
 	ctx := context.Background()
@@ -623,10 +624,17 @@ func TestEngineDropsOrphanOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	next, _ := kpi.NewEngine(kpi.Config{}, cat, c.b, c.db, nil, nil, nil, nil, nil)
-	for _, fam := range []string{"dossier", "feedback"} {
-		if _, err := next.CatchUp(ctx, fam, c.at); err != nil {
-			t.Fatal(err)
-		}
+	// And a family no KPI of the catalog counts any more.
+	q := fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) "+
+		"SELECT 'permit', 1, arrayJoin(['', 'P1']) AS i, if(i = '', '', '79'), toDateTime(0), toUInt8(i != ''), 1", c.db.Table("kpi_open"))
+	if err := c.db.Conn.Exec(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.DropOrphanOpen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := gen("permit"); g != 0 {
+		t.Errorf("generation %d of a family without KPIs left behind", g)
 	}
 	if g := gen("feedback"); g != 0 {
 		t.Errorf("generation %d of open tickets left behind", g)

@@ -3,6 +3,7 @@ package kpi
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -243,6 +244,26 @@ func (e *Engine) dropGens(ctx context.Context, table, family string, before uint
 		q := fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION (%s, %d)", name, on, query.Quote(family), g)
 		if err := e.db.Conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("drop %s generation: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// DropOrphanOpen drops every generation of kpi_open of a family whose open
+// entities the catalog does not keep (no instant KPI over them, or no KPI
+// of the family at all): left by an earlier catalog, it would be taken as
+// current by the other readers of kpi_open (the lists, the map, the alert
+// rules) and never updated again. A node runs it when it takes over.
+func (e *Engine) DropOrphanOpen(ctx context.Context) error {
+	families, err := query.Strings(ctx, e.db.Conn, "SELECT DISTINCT family FROM "+e.b.DB+".kpi_open")
+	if err != nil {
+		return fmt.Errorf("kpi_open families: %w", err)
+	}
+	for _, f := range families {
+		if e.openSource(f) == nil {
+			if err := e.dropGens(ctx, "kpi_open", f, math.MaxUint64); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@ package kpi
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -177,15 +176,6 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	// Another node may have built generations since.
 	e.setGen("kpi_open", family, 0)
 	e.setGen("kpi_contrib", family, 0)
-	if e.openSource(family) == nil {
-		// The catalog no longer keeps the family's open entities: a
-		// generation left by an earlier one would be taken as current by
-		// the other readers of kpi_open (lists, map, alert rules), and
-		// never updated again.
-		if err := e.dropGens(ctx, "kpi_open", family, math.MaxUint64); err != nil {
-			return false, err
-		}
-	}
 	var last uint64
 	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(written) FROM %s.kpi_progress WHERE family = %s", e.b.DB, query.Quote(family))).Scan(&last); err != nil {
 		return false, err
