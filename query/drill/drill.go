@@ -190,10 +190,10 @@ func (r *Result) Tickets() []Ticket { t, _ := r.Rows.([]Ticket); return t }
 // to those ids gives the rows. A candidate the view no longer matches
 // (the engine has not yet taken up the commit that closed it) is not
 // listed, and not counted once read (one past the page read still is).
-// The rows are the SQL's as soon as the engine has
-// taken up the latest commit of the family; until then an entity that
-// commit made match is missing, as it is from the KPI. Without open
-// entities (no engine yet) Run runs the SQL and its count.
+// The rows are the SQL's as soon as the engine has taken up the latest
+// commit of the family; until then an entity that commit made match is
+// missing, as it is from the KPI. Without open entities (no engine yet)
+// Run runs the SQL and its count.
 func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (*Result, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err

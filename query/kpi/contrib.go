@@ -231,7 +231,7 @@ func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[stri
 	hourly := map[rollupRow]sums{}
 	var changed []contribRow
 	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), idsPerQuery)]
+		chunk := ids[:min(len(ids), query.MaxKeys)]
 		ids = ids[len(chunk):]
 		var old, fresh map[contribKey]contribution
 		g, gctx := errgroup.WithContext(ctx)

@@ -157,7 +157,7 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error 
 	ids := w.quotedIDs()
 	version := uint64(time.Now().UnixNano())
 	for len(ids) > 0 {
-		n := min(len(ids), idsPerQuery)
+		n := min(len(ids), query.MaxKeys)
 		// The state of these entities only (a literal key list, with the
 		// predicate pushed below the view's GROUP BY).
 		q := fmt.Sprintf("%s SELECT %s, %d, %s, %s, due_at, toUInt8(%s), %d FROM %s.%s WHERE %[4]s IN (%[10]s)",

@@ -370,7 +370,7 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 		colOf[kind] = col
 	}
 	for len(ids) > 0 {
-		n := min(len(ids), idsPerQuery)
+		n := min(len(ids), query.MaxKeys)
 		q := fmt.Sprintf("SELECT %s FROM %s.%s WHERE %s IN (%s)", strings.Join(sel, ", "), e.b.DB, src.View, src.ID, strings.Join(ids[:n], ", "))
 		if err := e.hoursOf(ctx, q, cols, h0, out); err != nil {
 			return nil, err
@@ -489,7 +489,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 	var contribs []contribRow
 	byTime := map[string][]*KPI{col: kpis}
 	for len(ids) > 0 {
-		n := min(len(ids), idsPerQuery)
+		n := min(len(ids), query.MaxKeys)
 		cond := hs.cond(e.b, col) + " AND " + src.ID + " IN (" + strings.Join(ids[:n], ", ") + ")"
 		cs, err := e.viewContribs(ctx, src, byTime, cond, time.Time{})
 		if err != nil {
@@ -516,28 +516,16 @@ func (e *Engine) writeHourly(ctx context.Context, kpis []*KPI, hs *hourSet, fres
 	return e.writeRollup(ctx, "kpi_hourly", old, fresh)
 }
 
-// idsPerQuery bounds the keys listed in one statement.
-const idsPerQuery = query.MaxKeys
-
 // entityIDs lists, quoted, the entities whose time column may fall in the
 // hours.
 func (e *Engine) entityIDs(ctx context.Context, src *Source, col string, hs *hourSet) ([]string, error) {
 	q := fmt.Sprintf("SELECT DISTINCT id FROM %s.entity_hours WHERE family = %s AND kind = %s AND %s",
 		e.b.DB, query.Quote(src.Family), query.Quote(src.Hours[col]), hs.cond(e.b, "hour"))
-	rows, err := e.db.Conn.Query(ctx, q)
-	if err != nil {
-		return nil, err
+	ids, err := query.Strings(ctx, e.db.Conn, q)
+	for i, id := range ids {
+		ids[i] = query.Quote(id)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, query.Quote(id))
-	}
-	return ids, rows.Err()
+	return ids, err
 }
 
 // updateDaily recomputes days of the KPIs from their hourly rows: the days
