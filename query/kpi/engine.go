@@ -102,10 +102,11 @@ type Engine struct {
 	last map[Key]Value // what the store holds, while this node leads
 
 	// The families recompute concurrently; memMu guards what they share.
-	memMu   sync.Mutex
-	mem     *memory             // the rollup sums the windows read; nil until loaded
-	paths   map[string][]string // unit → path, cached by unitPaths
-	pathsAt time.Time
+	memMu    sync.Mutex
+	mem      *memory             // the rollup sums the windows read; nil until loaded
+	paths    map[string][]string // unit → path, cached by unitPaths
+	pathsGen uint64              // changes when paths do
+	pathsAt  time.Time
 
 	instantDue  map[string]bool // families whose instant KPIs are to be computed
 	instantWake chan struct{}
@@ -432,11 +433,11 @@ func (e *Engine) computeWindows(ctx context.Context, family string, at time.Time
 		e.mem = m
 	}
 	e.mem.prune(at)
-	paths, err := e.unitPaths(qctx)
+	paths, pathsGen, err := e.unitPaths(qctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("unit paths: %w", err)
 	}
-	e.mem.windows(e, family, spans, paths, out)
+	e.mem.windows(e, family, spans, paths, pathsGen, out)
 	return out, e.kpiSet(family, false), nil
 }
 

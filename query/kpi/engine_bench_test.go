@@ -3,6 +3,7 @@ package kpi_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 // BenchmarkRecomputeDossiers measures what the engine does on a commit of
 // 1,000 dossiers: bring the rollups and the open entities up to date for
 // them, then compute every dossier KPI for every unit and window — at
-// growing histories. Before each commit (untimed) the 1,000 dossiers are
+// growing histories (windows-med-ms: the part computing the windows, from
+// the window sums kept up to date; "walk": the same summed from every sum
+// held, as the first commit of an hour does). Before each commit (untimed) the 1,000 dossiers are
 // received again by other units, so that every one of them changes;
 // "replay" applies a commit whose dossiers did not change. The dossiers are made by ClickHouse itself (INSERT …
 // SELECT from system.numbers): a received and, for 3 in 4, a resolved
@@ -118,17 +121,31 @@ FROM (SELECT number, toDateTime(%d - 3600 + %d) AS t FROM system.numbers LIMIT 1
 		}
 		b.Run(fmt.Sprintf("commit/dossiers=%d", n), func(b *testing.B) {
 			var keys int
+			var windows []time.Duration
 			testenv.MedianLoop(b, move, func() {
 				if err := eng.ApplyCommit(ctx, notice, at); err != nil {
 					b.Fatal(err)
 				}
+				start := time.Now()
 				vals, err := eng.ComputeWindows(ctx, "dossier", at)
 				if err != nil {
 					b.Fatal(err)
 				}
+				windows = append(windows, time.Since(start))
 				keys = len(vals)
 			})
 			b.ReportMetric(float64(keys), "keys")
+			slices.Sort(windows)
+			b.ReportMetric(float64(windows[len(windows)/2])/float64(time.Millisecond), "windows-med-ms")
+		})
+		// The windows summed from every sum held, as the first commit of
+		// an hour does (the others add what they changed).
+		b.Run(fmt.Sprintf("walk/dossiers=%d", n), func(b *testing.B) {
+			testenv.MedianLoop(b, eng.ForgetWindowSums, func() {
+				if _, err := eng.ComputeWindows(ctx, "dossier", at); err != nil {
+					b.Fatal(err)
+				}
+			})
 		})
 		b.Run(fmt.Sprintf("replay/dossiers=%d", n), func(b *testing.B) {
 			testenv.MedianLoop(b, nil, func() {

@@ -27,3 +27,14 @@ func (e *Engine) ApplyWork(ctx context.Context, family string, w *Work, at time.
 // rollup changes and before it stores the contributions; an error it
 // returns fails the commit there.
 func (e *Engine) SetBeforeContribWrite(f func() error) { e.beforeContribWrite = f }
+
+// ForgetWindowSums drops the window sums kept up to date since the last
+// walk: the next computation walks every sum held, as the first one of an
+// hour does.
+func (e *Engine) ForgetWindowSums() {
+	e.memMu.Lock()
+	defer e.memMu.Unlock()
+	if e.mem != nil {
+		e.mem.forgetWalks()
+	}
+}

@@ -3,6 +3,8 @@ package kpi
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -20,6 +22,107 @@ type memory struct {
 	pruned time.Time // the hour of the last prune
 	// The first hour, day and month held.
 	hoursFrom, daysFrom, monthsFrom time.Time
+	// The window sums of each family as windows last walked them (by
+	// family, and the same by KPI), kept up to date by add: a commit then
+	// costs what it changed, not a walk over every sum held. They hold
+	// while the spans and the unit paths they were walked with do (an hour
+	// at most).
+	walked      map[string]*windowSums
+	walkedByKPI map[string]*windowSums
+}
+
+// windowSums is a family's sums by KPI, unit (every ancestor of the units
+// counted) and standard window.
+type windowSums struct {
+	spans     map[string]Span
+	paths     map[string][]string
+	pathsGen  uint64
+	kpis      map[string]map[unitWindow]sums
+	dayWins   map[time.Time][]string
+	monthWins map[time.Time][]string
+}
+
+type unitWindow struct{ unit, window string }
+
+func newWindowSums(spans map[string]Span, paths map[string][]string, pathsGen uint64) *windowSums {
+	return &windowSums{spans: spans, paths: paths, pathsGen: pathsGen, kpis: map[string]map[unitWindow]sums{},
+		dayWins: map[time.Time][]string{}, monthWins: map[time.Time][]string{}}
+}
+
+// holds says whether the sums were walked with these spans and paths.
+func (w *windowSums) holds(spans map[string]Span, pathsGen uint64) bool {
+	if w.pathsGen != pathsGen {
+		return false
+	}
+	for _, win := range StandardWindows {
+		a, b := w.spans[win], spans[win]
+		if !a.From.Equal(b.From) || !a.To.Equal(b.To) {
+			return false
+		}
+	}
+	return true
+}
+
+func within(t time.Time, s Span) bool { return !t.Before(s.From) && t.Before(s.To) }
+
+func monthInside(month time.Time, s Span) bool {
+	return !month.Before(s.From) && !month.AddDate(0, 1, 0).After(s.To)
+}
+
+// hourWindows: the windows an hour's sums count in (24h only: the other
+// windows read days and months).
+func (w *windowSums) hourWindows(t time.Time) []string {
+	if within(t, w.spans[Window24h]) {
+		return []string{Window24h}
+	}
+	return nil
+}
+
+// dayWindows: the windows a day's sums count in, those whose span holds
+// the day but not its whole month (which the month's sums give).
+func (w *windowSums) dayWindows(day time.Time) []string {
+	ws, ok := w.dayWins[day]
+	if !ok {
+		mo := monthOf(day)
+		for _, win := range StandardWindows {
+			if sp := w.spans[win]; win != Window24h && within(day, sp) && !monthInside(mo, sp) {
+				ws = append(ws, win)
+			}
+		}
+		w.dayWins[day] = ws
+	}
+	return ws
+}
+
+// monthWindows: the windows whose span holds the whole month.
+func (w *windowSums) monthWindows(month time.Time) []string {
+	ws, ok := w.monthWins[month]
+	if !ok {
+		for _, win := range StandardWindows {
+			if sp := w.spans[win]; win != Window24h && monthInside(month, sp) {
+				ws = append(ws, win)
+			}
+		}
+		w.monthWins[month] = ws
+	}
+	return ws
+}
+
+// add counts s, of a unit, in the windows, for the unit and its ancestors.
+func (w *windowSums) add(kpi, unit string, s sums, windows []string) {
+	if len(windows) == 0 {
+		return
+	}
+	m := w.kpis[kpi]
+	if m == nil {
+		m = map[unitWindow]sums{}
+		w.kpis[kpi] = m
+	}
+	for _, anc := range w.paths[unit] {
+		for _, win := range windows {
+			bumpSums(m, unitWindow{anc, win}, s)
+		}
+	}
 }
 
 // kpiMemory is one KPI's sums, by unit and hour, day or month (t: the first
@@ -89,27 +192,43 @@ func (e *Engine) loadMemory(ctx context.Context, at time.Time) (*memory, error) 
 }
 
 // add applies changes the engine wrote to a rollup table, to the sums it
-// holds (a change to a time before them is no window's).
+// holds (a change to a time before them is no window's), and to the window
+// sums walked from them.
 func (m *memory) add(table string, delta map[rollupRow]sums) {
 	for r, dl := range delta {
 		if dl == (sums{}) {
 			continue
 		}
 		k := m.kpi(r.kpi)
+		w := m.walkedByKPI[r.kpi]
 		switch table {
 		case "kpi_hourly":
 			if !r.t.Before(m.hoursFrom) {
 				bumpSums(k.hours, unitTime{r.t, r.unit}, dl)
+				if w != nil {
+					w.add(r.kpi, r.unit, dl, w.hourWindows(r.t))
+				}
 			}
 		case "kpi_daily":
 			if !r.t.Before(m.daysFrom) {
 				bumpSums(k.days, unitTime{r.t, r.unit}, dl)
+				if w != nil {
+					w.add(r.kpi, r.unit, dl, w.dayWindows(r.t))
+				}
 			}
 			if mo := monthOf(r.t); !mo.Before(m.monthsFrom) {
 				bumpSums(k.months, unitTime{mo, r.unit}, dl)
+				if w != nil {
+					w.add(r.kpi, r.unit, dl, w.monthWindows(mo))
+				}
 			}
 		}
 	}
+}
+
+// forgetWalks drops the window sums walked: the next windows walks again.
+func (m *memory) forgetWalks() {
+	m.walked, m.walkedByKPI = nil, nil
 }
 
 // bumpSums adds dl to the sums of k.
@@ -126,6 +245,7 @@ func (m *memory) prune(at time.Time) {
 		return
 	}
 	m.pruned = hour
+	m.forgetWalks()
 	h := hour.Add(-memHours)
 	d := localDay(at, m.loc).AddDate(0, 0, -memDays)
 	mo := monthOf(localDay(at, m.loc)).AddDate(-1, 0, 0)
@@ -154,67 +274,58 @@ func (m *memory) prune(at time.Time) {
 
 // windows sums the family's windowed KPIs for every unit with something
 // counted and every standard window, rolled up to the ancestors through
-// paths (unit → its path, itself included).
-func (m *memory) windows(e *Engine, family string, spans map[string]Span, paths map[string][]string, out map[Key]Value) {
-	// The windows each day and each month falls in, found once per day
-	// and month rather than once per sum.
-	within := func(t time.Time, s Span) bool { return !t.Before(s.From) && t.Before(s.To) }
-	monthInside := func(month time.Time, s Span) bool {
-		return !month.Before(s.From) && !month.AddDate(0, 1, 0).After(s.To)
+// paths (unit → its path, itself included; pathsGen changes when they do).
+// The sums walked are kept, and kept up to date by add, until the spans or
+// the paths change.
+func (m *memory) windows(e *Engine, family string, spans map[string]Span, paths map[string][]string, pathsGen uint64, out map[Key]Value) {
+	w := m.walked[family]
+	if w == nil || !w.holds(spans, pathsGen) {
+		w = m.walk(e, family, spans, paths, pathsGen)
 	}
-	dayWindows := map[time.Time][]string{}
-	monthWindows := map[time.Time][]string{}
-	type acc struct{ unit, window string }
 	for _, k := range e.cat.KPIs {
-		km := m.kpis[k.ID]
-		if k.Family != family || k.Instant() || km == nil {
+		if k.Family != family || k.Instant() {
 			continue
 		}
-		sum := map[acc]sums{}
-		add := func(unit string, s sums, w string) {
-			for _, anc := range paths[unit] {
-				bumpSums(sum, acc{anc, w}, s)
-			}
-		}
-		for r, s := range km.hours {
-			if within(r.t, spans[Window24h]) {
-				add(r.unit, s, Window24h)
-			}
-		}
-		for r, s := range km.days {
-			ws, ok := dayWindows[r.t]
-			if !ok {
-				mo := monthOf(r.t)
-				for _, w := range StandardWindows {
-					if sp := spans[w]; w != Window24h && within(r.t, sp) && !monthInside(mo, sp) {
-						ws = append(ws, w)
-					}
-				}
-				dayWindows[r.t] = ws
-			}
-			for _, w := range ws {
-				add(r.unit, s, w)
-			}
-		}
-		for r, s := range km.months {
-			ws, ok := monthWindows[r.t]
-			if !ok {
-				for _, w := range StandardWindows {
-					if sp := spans[w]; w != Window24h && monthInside(r.t, sp) {
-						ws = append(ws, w)
-					}
-				}
-				monthWindows[r.t] = ws
-			}
-			for _, w := range ws {
-				add(r.unit, s, w)
-			}
-		}
-		for a, s := range sum {
+		for a, s := range w.kpis[k.ID] {
 			v := newValue(k, a.unit, spans[a.window], s.n, s.d)
 			out[v.Key] = v
 		}
 	}
+}
+
+// walk sums the family's windows from every sum held, and keeps them.
+func (m *memory) walk(e *Engine, family string, spans map[string]Span, paths map[string][]string, pathsGen uint64) *windowSums {
+	w := newWindowSums(spans, paths, pathsGen)
+	if m.walked == nil {
+		m.walked, m.walkedByKPI = map[string]*windowSums{}, map[string]*windowSums{}
+	}
+	if old := m.walked[family]; old != nil {
+		for id := range old.kpis {
+			delete(m.walkedByKPI, id)
+		}
+	}
+	m.walked[family] = w
+	for _, k := range e.cat.KPIs {
+		if k.Family != family || k.Instant() {
+			continue
+		}
+		w.kpis[k.ID] = map[unitWindow]sums{}
+		m.walkedByKPI[k.ID] = w
+		km := m.kpis[k.ID]
+		if km == nil {
+			continue
+		}
+		for r, s := range km.hours {
+			w.add(k.ID, r.unit, s, w.hourWindows(r.t))
+		}
+		for r, s := range km.days {
+			w.add(k.ID, r.unit, s, w.dayWindows(r.t))
+		}
+		for r, s := range km.months {
+			w.add(k.ID, r.unit, s, w.monthWindows(r.t))
+		}
+	}
+	return w
 }
 
 // pathsTTL: unit paths are read again after this long (reference data
@@ -232,14 +343,14 @@ func (e *Engine) dropMemory() {
 }
 
 // unitPaths is every unit's path (itself included), read at most once per
-// pathsTTL; e.memMu is held.
-func (e *Engine) unitPaths(ctx context.Context) (map[string][]string, error) {
+// pathsTTL, with a number that changes when they do; e.memMu is held.
+func (e *Engine) unitPaths(ctx context.Context) (map[string][]string, uint64, error) {
 	if e.paths != nil && time.Since(e.pathsAt) < pathsTTL {
-		return e.paths, nil
+		return e.paths, e.pathsGen, nil
 	}
 	rows, err := e.db.Conn.Query(ctx, fmt.Sprintf("SELECT code, path FROM %s.units", e.b.DB))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer rows.Close()
 	out := map[string][]string{}
@@ -247,13 +358,17 @@ func (e *Engine) unitPaths(ctx context.Context) (map[string][]string, error) {
 		var code string
 		var path []string
 		if err := rows.Scan(&code, &path); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		out[code] = path
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	e.paths, e.pathsAt = out, time.Now()
-	return out, nil
+	if !maps.EqualFunc(e.paths, out, slices.Equal) {
+		e.paths = out
+		e.pathsGen++
+	}
+	e.pathsAt = time.Now()
+	return e.paths, e.pathsGen, nil
 }
