@@ -100,9 +100,6 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		ConnMaxLifetime:  time.Hour,
 		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
 		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-		// Statements that list keys (up to MaxKeys ids of up to 256 bytes,
-		// quoted) outgrow ClickHouse's default max_query_size of 256 KiB.
-		Settings: clickhouse.Settings{"max_query_size": MaxQueryBytes},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse: %w", err)

@@ -38,13 +38,9 @@ func Quote(s string) string {
 	return b.String()
 }
 
-// MaxKeys bounds the keys one statement lists in an IN (…) of literals.
+// MaxKeys bounds the keys one statement lists in an IN (…) of literals:
+// ClickHouse's max_query_size is 256 KiB by default.
 const MaxKeys = 5000
-
-// MaxQueryBytes is the max_query_size ioc's connections ask for: a
-// statement listing MaxKeys ids of the longest an event may carry (256
-// bytes, up to four bytes each once quoted) fits in it many times over.
-const MaxQueryBytes = 16 << 20
 
 // In is the condition `col IN ('a', 'b', …)` over the values, quoted; with
 // no values, the condition 0 (ClickHouse takes no empty IN list).
