@@ -73,10 +73,12 @@ func monthInside(month time.Time, s Span) bool {
 // windows read days and months).
 func (w *windowSums) hourWindows(t time.Time) []string {
 	if within(t, w.spans[Window24h]) {
-		return []string{Window24h}
+		return only24h
 	}
 	return nil
 }
+
+var only24h = []string{Window24h}
 
 // dayWindows: the windows a day's sums count in, those whose span holds
 // the day but not its whole month (which the month's sums give).
