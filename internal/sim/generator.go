@@ -330,6 +330,12 @@ type arrivals struct {
 	weight  func(time.Time, bool) (float64, bool)
 	dossier bool
 	g       *Generator
+	// at is the exact time of the latest candidate drawn. Events carry
+	// whole seconds, but the draws go on from the exact time: restarting
+	// from the truncated one would lose up to a second per arrival, and
+	// at a peak of more than one arrival per second never leave that
+	// second.
+	at time.Time
 }
 
 func (a *arrivals) init() {
@@ -344,11 +350,13 @@ func (a *arrivals) init() {
 	a.peak = a.rate / 86400 / mean
 }
 
+// nextAfter draws the next arrival after t, to the second.
 func (a *arrivals) nextAfter(r *rand.Rand, t time.Time) time.Time {
 	for {
 		t = t.Add(time.Duration(r.ExpFloat64() / a.peak * float64(time.Second)))
 		w, _ := a.weight(t.In(ict), a.g.cal.IsWorkingDay(t))
 		if r.Float64() < w {
+			a.at = t
 			return trunc(t)
 		}
 	}
@@ -356,7 +364,7 @@ func (a *arrivals) nextAfter(r *rand.Rand, t time.Time) time.Time {
 
 func (a *arrivals) act(e *engine, now time.Time) (Event, bool, time.Time, bool) {
 	g, r := a.g, e.rng
-	next := a.nextAfter(r, now)
+	next := a.nextAfter(r, a.at)
 	if e.pending >= g.cfg.MaxPending {
 		g.dropped++
 		return Event{}, false, next, true

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +128,54 @@ func TestGeneratorDeterministic(t *testing.T) {
 	y, _ := c.Next()
 	if bytes.Equal(x.AppendJSON(nil), y.AppendJSON(nil)) {
 		t.Error("another seed gives the same event")
+	}
+}
+
+// TestArrivalsFollowTheRate counts the dossiers received in the morning
+// peak of a working day against the configured rate, from a quiet city to
+// one with several arrivals a second (where restarting each draw from the
+// second an event carries once kept every arrival in the same second).
+func TestArrivalsFollowTheRate(t *testing.T) {
+	set, cal := fixture(t)
+	from := time.Date(2025, 6, 3, 8, 0, 0, 0, ict) // a Tuesday, in the peak 07:30–11:30
+	if !cal.IsWorkingDay(from) {
+		t.Fatalf("%v: not a working day in the calendar", from)
+	}
+	for _, perDay := range []float64{5_000, 20_000, 500_000} {
+		span := 3 * time.Hour
+		if perDay > 100_000 {
+			span = 20 * time.Minute
+		}
+		g, err := NewGenerator(Config{Seed: 3, Start: from, DossiersPerDay: perDay, FeedbackPerDay: 1,
+			Cameras: -1, NoIndicators: true, SurveyShare: -1, SyncShare: -1}, set, cal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &arrivals{rate: perDay, weight: dossierWeight}
+		a.init()
+		want := a.peak * span.Seconds()
+		got, seconds := 0, map[int64]bool{}
+		// Bounded, so that a stream stuck in one second fails instead of
+		// running forever.
+		for range int(4*want) + 10_000 {
+			ev, _ := g.Next()
+			if !ev.Time.Before(from.Add(span)) {
+				break
+			}
+			if ev.Type == "vn.ioc.dossier.received" {
+				got++
+				seconds[ev.Time.Unix()] = true
+			}
+		}
+		// The count is Poisson: ±5 % is more than 4 standard deviations
+		// at the smallest expectation here (~1,900).
+		if math.Abs(float64(got)-want) > 0.05*want {
+			t.Errorf("%.0f dossiers a day: %d received from %v to %v, want %.0f ± 5 %%",
+				perDay, got, from.Format("15:04"), from.Add(span).Format("15:04"), want)
+		}
+		if perDay > 100_000 && len(seconds) < int(0.9*span.Seconds()) {
+			t.Errorf("%.0f dossiers a day: arrivals in %d distinct seconds of %v", perDay, len(seconds), span)
+		}
 	}
 }
 
