@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vn-ioc/ioc/ingest/refdata"
+	"github.com/vn-ioc/ioc/internal/worktime"
 )
 
 // A pass of the bench's pool has ids of its own and times moved back by
@@ -42,6 +45,28 @@ func TestBenchArrowSmall(t *testing.T) {
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestBenchStartInOfficeHours(t *testing.T) {
+	set, err := refdata.HCMC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := worktime.New(set.Calendar, worktime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ict := cal.Location()
+	for _, c := range []struct{ now, want time.Time }{
+		{time.Date(2026, 11, 24, 4, 9, 0, 0, ict), time.Date(2026, 11, 23, 10, 0, 0, 0, ict)},  // Tuesday night → Monday
+		{time.Date(2026, 11, 24, 23, 0, 0, 0, ict), time.Date(2026, 11, 24, 10, 0, 0, 0, ict)}, // late → the same day
+		{time.Date(2026, 11, 23, 15, 0, 0, 0, ict), time.Date(2026, 11, 20, 10, 0, 0, 0, ict)}, // Monday afternoon → Friday
+		{time.Date(2026, 9, 3, 9, 0, 0, 0, ict), time.Date(2026, 8, 28, 10, 0, 0, 0, ict)},     // National Day and the swapped Monday 31 Aug skipped
+	} {
+		if got := benchStart(c.now, cal); !got.Equal(c.want) {
+			t.Errorf("benchStart(%v) = %v, want %v", c.now, got, c.want)
 		}
 	}
 }
