@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"iter"
 	"strings"
 )
 
@@ -38,9 +39,56 @@ func Quote(s string) string {
 	return b.String()
 }
 
-// MaxKeys bounds the keys one statement lists in an IN (…) of literals:
-// ClickHouse's max_query_size is 256 KiB by default.
+// MaxKeys bounds the keys one statement lists in an IN (…) of literals.
 const MaxKeys = 5000
+
+// MaxKeyBytes bounds the bytes the quoted keys of one statement take.
+// ClickHouse refuses a statement longer than its max_query_size, 256 KiB by
+// default; 128 KiB of keys leave room for the rest of the statement (the
+// working-time calendar alone takes ~15 KiB). Ids may be 256 bytes long
+// (and longer once quoted), so MaxKeys of them would not fit.
+const MaxKeyBytes = 128 << 10
+
+// QuotedLen is len(Quote(s)), without building it.
+func QuotedLen(s string) int {
+	n := len(s) + 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' || c == '\'' || c == '\n' || c == '\r' || c == '\t' || c == 0:
+			n++
+		case c < 0x20 || c == 0x7f:
+			n += 3
+		}
+	}
+	return n
+}
+
+// Chunks cuts keys, in order, into runs one statement can list: at most
+// MaxKeys keys and MaxKeyBytes bytes of literals each (a single key longer
+// than that makes a run of its own). quoted says whether the keys are
+// literals already (Quote) or values to be quoted.
+func Chunks(keys []string, quoted bool) iter.Seq[[]string] {
+	return func(yield func([]string) bool) {
+		for len(keys) > 0 {
+			n, size := 0, 0
+			for n < len(keys) && n < MaxKeys {
+				k := len(keys[n])
+				if !quoted {
+					k = QuotedLen(keys[n])
+				}
+				if n > 0 && size+k+2 > MaxKeyBytes {
+					break
+				}
+				size += k + 2 // ", "
+				n++
+			}
+			if !yield(keys[:n:n]) {
+				return
+			}
+			keys = keys[n:]
+		}
+	}
+}
 
 // In is the condition `col IN ('a', 'b', …)` over the values, quoted; with
 // no values, the condition 0 (ClickHouse takes no empty IN list).

@@ -201,7 +201,7 @@ func (a *App) mapTickets(ctx context.Context, subtree func(col string) string, a
 	wheres := []string{where}
 	if gen != 0 {
 		ctx, wheres = query.Pushdown(ctx), nil
-		for chunk := range slices.Chunk(ids, query.MaxKeys) {
+		for chunk := range query.Chunks(ids, false) {
 			wheres = append(wheres, where+"\n  AND "+query.In("ticket_id", chunk))
 		}
 	}

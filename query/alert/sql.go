@@ -125,7 +125,7 @@ func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time
 		ids[id] = true
 	}
 	sorted := slices.Sorted(maps.Keys(ids))
-	for chunk := range slices.Chunk(sorted, query.MaxKeys) {
+	for chunk := range query.Chunks(sorted, false) {
 		stmts = append(stmts, r.QueryFor(db, at, until, chunk))
 	}
 	return stmts, true, nil

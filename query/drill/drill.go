@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -220,10 +221,18 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 			return nil, fmt.Errorf("list %s: %w", r.List, err)
 		}
 		res.Total = total
-		if len(page) > 0 {
-			if n, err = res.read(ctx, db, build(db.Database(), cal, r, page).SQL); err != nil {
+		// The page's ids in as many statements as their length needs,
+		// the rows put back in the list's order.
+		runs := 0
+		for run := range query.Chunks(page, false) {
+			m, err := res.read(ctx, db, build(db.Database(), cal, r, run).SQL)
+			if err != nil {
 				return nil, err
 			}
+			n, runs = n+m, runs+1
+		}
+		if runs > 1 {
+			res.sortRows()
 		}
 	}
 	res.finish(cal, n)
@@ -257,15 +266,17 @@ func fromOpen(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Reque
 		for _, id := range ids {
 			seen[id] = true
 		}
-		if len(ids) > 0 {
-			matched, err := matchKeys(ctx, db, build(db.Database(), cal, r, ids).keys, func(due time.Time, id string) {
+		matched := 0
+		for run := range query.Chunks(ids, false) {
+			m, err := matchKeys(ctx, db, build(db.Database(), cal, r, run).keys, func(due time.Time, id string) {
 				keys = append(keys, key{due, id})
 			})
 			if err != nil {
 				return nil, 0, err
 			}
-			total -= min(total, uint64(len(ids)-matched)) // closed since the engine took them
+			matched += m
 		}
+		total -= min(total, uint64(len(ids)-matched)) // closed since the engine took them
 		if got < n {
 			break
 		}
@@ -303,8 +314,8 @@ func matchKeys(ctx context.Context, db *query.DB, sql string, add func(due time.
 	return n, rows.Err()
 }
 
-// read runs a statement of the list's rows into res.Rows and says how many
-// it read.
+// read runs a statement of the list's rows, adds them to res.Rows and
+// says how many it read.
 func (res *Result) read(ctx context.Context, db *query.DB, sql string) (int, error) {
 	rows, err := db.Conn.Query(ctx, sql)
 	if err != nil {
@@ -314,7 +325,7 @@ func (res *Result) read(ctx context.Context, db *query.DB, sql string) (int, err
 	var n int
 	switch res.List {
 	case FeedbackOverdue:
-		out := []Ticket{}
+		out := res.Rows.([]Ticket)
 		for rows.Next() {
 			var t Ticket
 			if err := rows.Scan(&t.TicketID, &t.Unit, &t.UnitName, &t.HolderUnit, &t.Category, &t.Channel,
@@ -322,10 +333,11 @@ func (res *Result) read(ctx context.Context, db *query.DB, sql string) (int, err
 				return 0, fmt.Errorf("list %s: %w", res.List, err)
 			}
 			out = append(out, t)
+			n++
 		}
-		res.Rows, n = out, len(out)
+		res.Rows = out
 	default:
-		out := []Dossier{}
+		out := res.Rows.([]Dossier)
 		for rows.Next() {
 			var d Dossier
 			if err := rows.Scan(&d.DossierID, &d.Unit, &d.UnitName, &d.HolderUnit, &d.ProcedureCode, &d.ProcedureName,
@@ -333,13 +345,29 @@ func (res *Result) read(ctx context.Context, db *query.DB, sql string) (int, err
 				return 0, fmt.Errorf("list %s: %w", res.List, err)
 			}
 			out = append(out, d)
+			n++
 		}
-		res.Rows, n = out, len(out)
+		res.Rows = out
 	}
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("list %s: %w", res.List, err)
 	}
 	return n, nil
+}
+
+// sortRows puts the rows in the list's order (the SQL's ORDER BY due_at,
+// id) after reads of several statements.
+func (res *Result) sortRows() {
+	switch rows := res.Rows.(type) {
+	case []Dossier:
+		slices.SortFunc(rows, func(a, b Dossier) int {
+			return cmp.Or(a.DueAt.Compare(b.DueAt), strings.Compare(a.DossierID, b.DossierID))
+		})
+	case []Ticket:
+		slices.SortFunc(rows, func(a, b Ticket) int {
+			return cmp.Or(a.DueAt.Compare(b.DueAt), strings.Compare(a.TicketID, b.TicketID))
+		})
+	}
 }
 
 func newResult(r Request, st Statement, loc *time.Location) *Result {

@@ -230,9 +230,7 @@ func (e *Engine) writeContribs(ctx context.Context, family string, gen uint64, r
 func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, ids []string, gen uint64, h0 time.Time) error {
 	hourly := map[rollupRow]sums{}
 	var changed []contribRow
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), query.MaxKeys)]
-		ids = ids[len(chunk):]
+	for chunk := range query.Chunks(ids, true) {
 		var old, fresh map[contribKey]contribution
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() (err error) {

@@ -156,16 +156,14 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error 
 	}
 	ids := w.quotedIDs()
 	version := uint64(time.Now().UnixNano())
-	for len(ids) > 0 {
-		n := min(len(ids), query.MaxKeys)
+	for chunk := range query.Chunks(ids, true) {
 		// The state of these entities only (a literal key list, with the
 		// predicate pushed below the view's GROUP BY).
 		q := fmt.Sprintf("%s SELECT %s, %d, %s, %s, due_at, toUInt8(%s), %d FROM %s.%s WHERE %[4]s IN (%[10]s)",
-			openInsert(e.b.DB), query.Quote(src.Family), gen, src.ID, src.Unit, src.Open, version, e.b.DB, src.View, strings.Join(ids[:n], ", "))
+			openInsert(e.b.DB), query.Quote(src.Family), gen, src.ID, src.Unit, src.Open, version, e.b.DB, src.View, strings.Join(chunk, ", "))
 		if err := e.db.Conn.Exec(query.Pushdown(ctx), q); err != nil {
 			return fmt.Errorf("refresh open %s: %w", src.Family, err)
 		}
-		ids = ids[n:]
 	}
 	return nil
 }

@@ -369,15 +369,14 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 	for col, kind := range src.Hours {
 		colOf[kind] = col
 	}
-	for len(ids) > 0 {
-		n := min(len(ids), query.MaxKeys)
-		q := fmt.Sprintf("SELECT %s FROM %s.%s WHERE %s IN (%s)", strings.Join(sel, ", "), e.b.DB, src.View, src.ID, strings.Join(ids[:n], ", "))
+	for chunk := range query.Chunks(ids, true) {
+		q := fmt.Sprintf("SELECT %s FROM %s.%s WHERE %s IN (%s)", strings.Join(sel, ", "), e.b.DB, src.View, src.ID, strings.Join(chunk, ", "))
 		if err := e.hoursOf(ctx, q, cols, h0, out); err != nil {
 			return nil, err
 		}
 		// The hours the entities' stored contributions are in: where
 		// they were counted before.
-		stored, err := e.storedContribs(ctx, src.Family, gen, ids[:n])
+		stored, err := e.storedContribs(ctx, src.Family, gen, chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -389,7 +388,6 @@ func (e *Engine) touchedHours(ctx context.Context, src *Source, byTime map[strin
 				out[col].addHour(c.hour)
 			}
 		}
-		ids = ids[n:]
 	}
 	return out, nil
 }
