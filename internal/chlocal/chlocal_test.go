@@ -50,8 +50,13 @@ func TestSuperviseRestartsAfterCrash(t *testing.T) {
 		t.Fatalf("restarted server does not accept connections: %v", err)
 	}
 	c.Close()
+	// The report follows the switch to the new server (on the supervisor's
+	// goroutine): wait for it.
+	for restarts.Load() == 0 && failures.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if restarts.Load() != 1 {
-		t.Fatalf("%d restarts reported, want 1", restarts.Load())
+		t.Fatalf("%d restarts reported, want 1 (%d failed)", restarts.Load(), failures.Load())
 	}
 
 	second := sv.Server()
