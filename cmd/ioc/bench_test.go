@@ -50,14 +50,7 @@ func TestBenchArrowSmall(t *testing.T) {
 }
 
 func TestBenchStartInOfficeHours(t *testing.T) {
-	set, err := refdata.HCMC()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cal, err := worktime.New(set.Calendar, worktime.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cal := hcmc(t)
 	ict := cal.Location()
 	for _, c := range []struct{ now, want time.Time }{
 		{time.Date(2026, 11, 24, 4, 9, 0, 0, ict), time.Date(2026, 11, 23, 10, 0, 0, 0, ict)},  // Tuesday night → Monday
@@ -69,4 +62,18 @@ func TestBenchStartInOfficeHours(t *testing.T) {
 			t.Errorf("benchStart(%v) = %v, want %v", c.now, got, c.want)
 		}
 	}
+}
+
+// hcmc loads the bundled city's reference data and business calendar.
+func hcmc(t *testing.T) (*refdata.Set, *worktime.Calendar) {
+	t.Helper()
+	set, err := refdata.HCMC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := worktime.New(set.Calendar, worktime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set, cal
 }

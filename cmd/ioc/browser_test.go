@@ -16,11 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/sim"
 	"github.com/vn-ioc/ioc/internal/testenv"
-	"github.com/vn-ioc/ioc/internal/worktime"
 	"github.com/vn-ioc/ioc/web"
 )
 
@@ -156,14 +154,7 @@ func browserTools(root string) browserToolset {
 // tiles hold still until the browser script sends events itself.
 func feedSimulatedCity(t *testing.T, url, token string) (stop func()) {
 	t.Helper()
-	set, err := refdata.HCMC()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cal, err := worktime.New(set.Calendar, worktime.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, cal := hcmc(t)
 	const none = 1 // a day: cameras all but alone (zero means the generator's default)
 	quiet := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	now := time.Now().Truncate(time.Second)
