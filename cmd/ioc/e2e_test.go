@@ -87,6 +87,31 @@ func (n *node) start() {
 	})
 }
 
+// problems returns the node log's last warnings and errors (at most max
+// lines), for a failure message: the log itself is in the test's temporary
+// folder, gone once the test ends.
+func (n *node) problems(max int) string {
+	b, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return "node log: " + err.Error()
+	}
+	var lines []string
+	for l := range strings.Lines(string(b)) {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			lines = append(lines, strings.TrimRight(l, "\n"))
+		}
+	}
+	if len(lines) == 0 {
+		return "no warning or error in the node log"
+	}
+	head := fmt.Sprintf("the node log's %d warnings and errors", len(lines))
+	if len(lines) > max {
+		head += fmt.Sprintf(", the last %d", max)
+		lines = lines[len(lines)-max:]
+	}
+	return head + ":\n" + strings.Join(lines, "\n")
+}
+
 func (n *node) kill9() {
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	_ = n.cmd.Wait()

@@ -130,5 +130,6 @@ func (a *App) handleIngestStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out["pending"] = pending
+	out["kpi"] = a.engine.Status()
 	api.WriteJSON(w, http.StatusOK, out)
 }

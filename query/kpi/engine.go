@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -108,9 +109,14 @@ type Engine struct {
 	pathsGen uint64              // changes when paths do
 	pathsAt  time.Time
 
-	instantDue  map[string]bool // families whose instant KPIs are to be computed
+	// Families whose instant KPIs are to be computed, with the watermark
+	// of the commits applied before the mark (e.mu).
+	instantDue  map[string]time.Time
 	instantWake chan struct{}
-	lastMu      sync.Mutex // guards last: windows and instants publish from two goroutines
+	// Per family, the watermark of the values last published (e.mu).
+	windowsAsOf, instantsAsOf map[string]time.Time
+	leading                   atomic.Bool
+	lastMu                    sync.Mutex // guards last: windows and instants publish from two goroutines
 
 	openMu   sync.Mutex           // guards gens and progress: written by apply, read by the instant loop
 	gens     map[string]uint64    // current generation of kpi_open and kpi_contrib, per "table/family" (cache)
@@ -135,7 +141,8 @@ func NewEngine(cfg Config, cat *Catalog, b *Builder, db *query.DB, nc *nats.Conn
 	}
 	e := &Engine{cfg: cfg, cat: cat, b: b, db: db, nc: nc, js: js, store: store, log: log, now: time.Now,
 		metrics: newEngineMetrics(reg), pending: map[string]*work{}, watermark: map[string]time.Time{},
-		wakes: map[string]chan struct{}{}, instantDue: map[string]bool{}, instantWake: make(chan struct{}, 1)}
+		wakes: map[string]chan struct{}{}, instantDue: map[string]time.Time{}, instantWake: make(chan struct{}, 1),
+		windowsAsOf: map[string]time.Time{}, instantsAsOf: map[string]time.Time{}}
 	for _, f := range cat.Families() {
 		e.wakes[f] = make(chan struct{}, 1)
 	}
@@ -161,8 +168,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.log.Info("kpi engine leading", "node", e.cfg.Node)
 		e.metrics.leader.Set(1)
+		e.leading.Store(true)
 		err := l.Hold(ctx, e.leadLoop)
+		e.leading.Store(false)
 		e.metrics.leader.Set(0)
+		e.mu.Lock()
+		clear(e.windowsAsOf)
+		clear(e.instantsAsOf)
+		e.mu.Unlock()
 		e.last = nil
 		e.dropMemory()
 		if ctx.Err() != nil {
@@ -178,6 +191,12 @@ func (e *Engine) onCommit(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &n); err != nil || n.Family == "" {
 		return
 	}
+	e.noteCommit(n)
+}
+
+// noteCommit adds a commit's work to its family's pending work and wakes
+// the family's loop.
+func (e *Engine) noteCommit(n ingest.CommitNotice) {
 	wake := e.wakes[n.Family]
 	if wake == nil { // a family no KPI counts
 		return
@@ -316,7 +335,6 @@ func (e *Engine) recompute(ctx context.Context, families ...string) error {
 		w := e.pending[fam]
 		delete(e.pending, fam)
 		asOf := e.watermark[fam]
-		e.instantDue[fam] = true
 		e.mu.Unlock()
 		start := time.Now()
 		if w != nil {
@@ -331,6 +349,18 @@ func (e *Engine) recompute(ctx context.Context, families ...string) error {
 				continue
 			}
 		}
+		// The instants read what apply wrote: marked only once it is
+		// written (a mark taken earlier would let the instant loop compute
+		// them before, and leave them so until the next commit or sweep).
+		e.mu.Lock()
+		if old, due := e.instantDue[fam]; !due || asOf.After(old) {
+			e.instantDue[fam] = asOf
+		}
+		e.mu.Unlock()
+		select {
+		case e.instantWake <- struct{}{}:
+		default:
+		}
 		vals, computed, err := e.computeWindows(ctx, fam, at)
 		e.metrics.duration.WithLabelValues(fam).Observe(time.Since(start).Seconds())
 		if err != nil {
@@ -339,13 +369,54 @@ func (e *Engine) recompute(ctx context.Context, families ...string) error {
 		}
 		if err := e.publish(ctx, fam, vals, computed, asOf); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", fam, err))
+			continue
 		}
-	}
-	select {
-	case e.instantWake <- struct{}{}:
-	default:
+		e.mu.Lock()
+		e.windowsAsOf[fam] = asOf
+		e.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// Status is how far the engine of this node has got: per family, the
+// newest events committed and the values published for them.
+type Status struct {
+	// Leading: this node runs the engine (one node does at a time); the
+	// families' published watermarks are known only there.
+	Leading  bool                    `json:"leading"`
+	Families map[string]FamilyStatus `json:"families"`
+}
+
+// FamilyStatus: Committed is the acceptance time of the newest event
+// committed (as the commit notices tell every node); Windows and Instants
+// are the watermarks of the windowed and instant values last published
+// (absent: none yet, or the family has no such KPIs); Pending, commits (or
+// instants) waiting for a recomputation. CaughtUp: the published values
+// reflect every commit heard.
+type FamilyStatus struct {
+	Committed time.Time `json:"committed,omitzero"`
+	Windows   time.Time `json:"windows_as_of,omitzero"`
+	Instants  time.Time `json:"instants_as_of,omitzero"`
+	Pending   bool      `json:"pending"`
+	CaughtUp  bool      `json:"caught_up"`
+}
+
+// Status of the engine on this node.
+func (e *Engine) Status() Status {
+	st := Status{Leading: e.leading.Load(), Families: map[string]FamilyStatus{}}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, fam := range e.cat.Families() {
+		f := FamilyStatus{Committed: e.watermark[fam], Windows: e.windowsAsOf[fam], Instants: e.instantsAsOf[fam],
+			Pending: e.pending[fam] != nil}
+		if _, due := e.instantDue[fam]; due {
+			f.Pending = true
+		}
+		instants := len(e.kpiSet(fam, true)) > 0
+		f.CaughtUp = st.Leading && !f.Pending && f.Windows.Equal(f.Committed) && (!instants || f.Instants.Equal(f.Committed))
+		st.Families[fam] = f
+	}
+	return st
 }
 
 // instantLoop computes the instant KPIs of the families recompute marked,
@@ -357,28 +428,33 @@ func (e *Engine) instantLoop(ctx context.Context) {
 			return
 		case <-e.instantWake:
 		}
-		e.mu.Lock()
-		var fams []string
-		for f := range e.instantDue {
-			fams = append(fams, f)
+		e.instants(ctx)
+	}
+}
+
+// instants computes and publishes the instant KPIs of the families marked
+// due.
+func (e *Engine) instants(ctx context.Context) {
+	e.mu.Lock()
+	due := maps.Clone(e.instantDue)
+	clear(e.instantDue)
+	e.mu.Unlock()
+	for _, fam := range slices.Sorted(maps.Keys(due)) {
+		at := e.now()
+		asOf := due[fam]
+		start := time.Now()
+		vals, computed, err := e.computeInstants(ctx, fam, at)
+		e.metrics.instantDuration.WithLabelValues(fam).Observe(time.Since(start).Seconds())
+		if err == nil {
+			err = e.publish(ctx, fam, vals, computed, asOf)
 		}
-		clear(e.instantDue)
-		e.mu.Unlock()
-		slices.Sort(fams)
-		for _, fam := range fams {
-			at := e.now()
+		if err == nil {
 			e.mu.Lock()
-			asOf := e.watermark[fam]
+			e.instantsAsOf[fam] = asOf
 			e.mu.Unlock()
-			start := time.Now()
-			vals, computed, err := e.computeInstants(ctx, fam, at)
-			e.metrics.instantDuration.WithLabelValues(fam).Observe(time.Since(start).Seconds())
-			if err == nil {
-				err = e.publish(ctx, fam, vals, computed, asOf)
-			}
-			if err != nil && ctx.Err() == nil {
-				e.log.Error("kpi instants", "family", fam, "err", err)
-			}
+		}
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("kpi instants", "family", fam, "err", err)
 		}
 	}
 }

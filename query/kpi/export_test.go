@@ -2,6 +2,7 @@ package kpi
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/vn-ioc/ioc/ingest"
@@ -38,3 +39,33 @@ func (e *Engine) ForgetWindowSums() {
 		e.mem.forgetWalks()
 	}
 }
+
+// Notice hands the engine a commit notice, as one heard on NATS.
+func (e *Engine) Notice(n ingest.CommitNotice) { e.noteCommit(n) }
+
+// Recompute runs a family's recomputation, as its loop does after a
+// notice.
+func (e *Engine) Recompute(ctx context.Context, family string) error { return e.recompute(ctx, family) }
+
+// Instants computes the instant KPIs marked due, as the instant loop does
+// when woken.
+func (e *Engine) Instants(ctx context.Context) { e.instants(ctx) }
+
+// InstantsDue: the families whose instant KPIs are marked due, with the
+// watermark of the commits they are to reflect.
+func (e *Engine) InstantsDue() map[string]time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.instantDue)
+}
+
+// SetLeading marks the engine as leading, as Run does once it holds the
+// lease.
+func (e *Engine) SetLeading(b bool) { e.leading.Store(b) }
+
+// SetLast sets what the engine takes the store to hold, as a node that
+// takes over reads it.
+func (e *Engine) SetLast(m map[Key]Value) { e.last = m }
+
+// SetNow sets the engine's clock.
+func (e *Engine) SetNow(now func() time.Time) { e.now = now }
