@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,6 +123,51 @@ func TestEngineContributionsRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(9, 9))
+	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool {
+		return k.KPI[:7] == "dossier" && (k.Unit == "79" || r.IntN(6) == 0)
+	})
+}
+
+// TestMemoryLoadDuringRollupWrite: the rollup sums the engine holds are
+// loaded afresh (after an error, or by the first computation of a node
+// taking over) while another family's commit writes its rollup rows. The
+// load waits for the write: had it read the rows first, the write would
+// then add them to the sums it loaded, and count them twice.
+func TestMemoryLoadDuringRollupWrite(t *testing.T) {
+	c := newCity(t, 29)
+	ctx := context.Background()
+	eng := c.leader(t, kpi.Config{}, prometheus.NewRegistry())
+	c.computeAll(t, eng)
+	var once sync.Once
+	loaded := make(chan error, 1)
+	eng.SetAfterRollupWrite(func() {
+		once.Do(func() {
+			// The surveys' computation loads the sums, while the
+			// dossiers' rows are written and not yet counted.
+			eng.DropMemory()
+			done := make(chan struct{})
+			go func() {
+				_, err := eng.Compute(ctx, "survey", c.at)
+				loaded <- err
+				close(done)
+			}()
+			for !eng.MemoryLoadWaiting() {
+				select {
+				case <-done:
+					return
+				default:
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	})
+	if err := eng.ApplyWork(ctx, "dossier", kpi.NewWork(moveDossiers(t, c)), c.at); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(29, 1))
 	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool {
 		return k.KPI[:7] == "dossier" && (k.Unit == "79" || r.IntN(6) == 0)
 	})

@@ -103,11 +103,17 @@ type Engine struct {
 	last map[Key]Value // what the store holds, while this node leads
 
 	// The families recompute concurrently; memMu guards what they share.
-	memMu    sync.Mutex
-	mem      *memory             // the rollup sums the windows read; nil until loaded
-	paths    map[string][]string // unit → path, cached by unitPaths
-	pathsGen uint64              // changes when paths do
-	pathsAt  time.Time
+	memMu sync.Mutex
+	mem   *memory // the rollup sums the windows read; nil until loaded
+	// A load of mem and a write of rollup rows never overlap (a load that
+	// read rows whose write then added them to it would count them twice):
+	// memLoading counts the loads waiting or under way, memWriting the
+	// writes under way; memCond (on memMu) signals their ends.
+	memLoading, memWriting int
+	memCond                *sync.Cond
+	paths                  map[string][]string // unit → path, cached by unitPaths
+	pathsGen               uint64              // changes when paths do
+	pathsAt                time.Time
 
 	// Families whose instant KPIs are to be computed, with the watermark
 	// of the commits applied before the mark (e.mu).
@@ -124,6 +130,7 @@ type Engine struct {
 	events   eventCache           // the recent hours of the event views, by bucket
 
 	beforeContribWrite func() error // tests: called between the rollups and the contributions of a commit
+	afterRollupSend    func()       // tests: called after rollup rows are written, before mem counts them
 }
 
 // NewEngine wires an engine; Run starts it.
@@ -143,6 +150,7 @@ func NewEngine(cfg Config, cat *Catalog, b *Builder, db *query.DB, nc *nats.Conn
 		metrics: newEngineMetrics(reg), pending: map[string]*work{}, watermark: map[string]time.Time{},
 		wakes: map[string]chan struct{}{}, instantDue: map[string]time.Time{}, instantWake: make(chan struct{}, 1),
 		windowsAsOf: map[string]time.Time{}, instantsAsOf: map[string]time.Time{}}
+	e.memCond = sync.NewCond(&e.memMu)
 	for _, f := range cat.Families() {
 		e.wakes[f] = make(chan struct{}, 1)
 	}
@@ -502,11 +510,9 @@ func (e *Engine) computeWindows(ctx context.Context, family string, at time.Time
 	e.memMu.Lock()
 	defer e.memMu.Unlock()
 	if e.mem == nil {
-		m, err := e.loadMemory(qctx, at)
-		if err != nil {
+		if err := e.reloadMemory(qctx, at); err != nil {
 			return nil, nil, fmt.Errorf("load rollups: %w", err)
 		}
-		e.mem = m
 	}
 	e.mem.prune(at)
 	paths, pathsGen, err := e.unitPaths(qctx)

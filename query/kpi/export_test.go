@@ -69,3 +69,19 @@ func (e *Engine) SetLast(m map[Key]Value) { e.last = m }
 
 // SetNow sets the engine's clock.
 func (e *Engine) SetNow(now func() time.Time) { e.now = now }
+
+// SetAfterRollupWrite sets a function called after rollup rows are
+// written, before the engine's memory counts them.
+func (e *Engine) SetAfterRollupWrite(f func()) { e.afterRollupSend = f }
+
+// DropMemory forgets the rollup sums held: the next computation loads
+// them.
+func (e *Engine) DropMemory() { e.dropMemory() }
+
+// MemoryLoadWaiting: a load of the rollup sums waits for the writes under
+// way.
+func (e *Engine) MemoryLoadWaiting() bool {
+	e.memMu.Lock()
+	defer e.memMu.Unlock()
+	return e.memLoading > 0
+}

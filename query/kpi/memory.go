@@ -334,6 +334,29 @@ func (m *memory) walk(e *Engine, family string, spans map[string]Span, paths map
 // replaced on another node shows within it), not on every commit.
 const pathsTTL = 30 * time.Second
 
+// reloadMemory loads mem from the rollup tables, once the rollup writes
+// under way have ended (holding back those that would start); e.memMu is
+// held.
+func (e *Engine) reloadMemory(ctx context.Context, at time.Time) error {
+	e.memLoading++
+	defer func() {
+		e.memLoading--
+		e.memCond.Broadcast()
+	}()
+	for e.memWriting > 0 {
+		e.memCond.Wait()
+	}
+	if e.mem != nil { // loaded meanwhile
+		return nil
+	}
+	m, err := e.loadMemory(ctx, at)
+	if err != nil {
+		return err
+	}
+	e.mem = m
+	return nil
+}
+
 // dropMemory forgets the sums and the held hours of the event views: the
 // next computation reloads them from the
 // rollup tables.

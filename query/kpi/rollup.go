@@ -629,6 +629,31 @@ func (e *Engine) addRollup(ctx context.Context, table string, delta map[rollupRo
 	if table == "kpi_daily" {
 		tcol = "day"
 	}
+	e.memMu.Lock()
+	for e.memLoading > 0 {
+		e.memCond.Wait()
+	}
+	e.memWriting++
+	e.memMu.Unlock()
+	err := e.sendRollup(ctx, table, tcol, delta)
+	if err == nil && e.afterRollupSend != nil {
+		e.afterRollupSend()
+	}
+	e.memMu.Lock()
+	e.memWriting--
+	if err == nil && e.mem != nil {
+		e.mem.add(table, delta)
+	}
+	e.memCond.Broadcast()
+	e.memMu.Unlock()
+	if err != nil {
+		return err
+	}
+	e.metrics.rollupRows.WithLabelValues(table).Add(float64(len(delta)))
+	return nil
+}
+
+func (e *Engine) sendRollup(ctx context.Context, table, tcol string, delta map[rollupRow]sums) error {
 	batch, err := e.db.Conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator)", e.b.DB, table, tcol))
 	if err != nil {
 		return err
@@ -643,16 +668,7 @@ func (e *Engine) addRollup(ctx context.Context, table string, delta map[rollupRo
 			return err
 		}
 	}
-	if err := batch.Send(); err != nil {
-		return err
-	}
-	e.metrics.rollupRows.WithLabelValues(table).Add(float64(len(delta)))
-	e.memMu.Lock()
-	if e.mem != nil {
-		e.mem.add(table, delta)
-	}
-	e.memMu.Unlock()
-	return nil
+	return batch.Send()
 }
 
 func kpiIDs(kpis []*KPI) []string {
