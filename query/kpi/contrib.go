@@ -328,7 +328,7 @@ WHERE family = %s AND gen = %d AND kind = %s AND id != '' GROUP BY kpi, hour, un
 		if err != nil {
 			return err
 		}
-		if err := e.writeRollup(ctx, "kpi_hourly", old, fresh); err != nil {
+		if _, err := e.writeRollup(ctx, "kpi_hourly", old, fresh); err != nil {
 			return err
 		}
 	}

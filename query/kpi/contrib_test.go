@@ -140,7 +140,7 @@ func TestMemoryLoadDuringRollupWrite(t *testing.T) {
 	c.computeAll(t, eng)
 	var once sync.Once
 	loaded := make(chan error, 1)
-	eng.SetAfterRollupWrite(func() {
+	eng.SetAfterRollupWrite(func(string) error {
 		once.Do(func() {
 			// The surveys' computation loads the sums, while the
 			// dossiers' rows are written and not yet counted.
@@ -160,6 +160,7 @@ func TestMemoryLoadDuringRollupWrite(t *testing.T) {
 				}
 			}
 		})
+		return nil
 	})
 	if err := eng.ApplyWork(ctx, "dossier", kpi.NewWork(moveDossiers(t, c)), c.at); err != nil {
 		t.Fatal(err)
@@ -171,4 +172,48 @@ func TestMemoryLoadDuringRollupWrite(t *testing.T) {
 	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool {
 		return k.KPI[:7] == "dossier" && (k.Unit == "79" || r.IntN(6) == 0)
 	})
+}
+
+// TestEventRollupsRetry: a commit of surveys that failed once its hourly
+// rows were written (the answer lost), before its daily ones, is right once
+// retried: the retry finds its hours unchanged, and recomputes their days
+// from them rather than adding the hours' (now nil) changes to them.
+func TestEventRollupsRetry(t *testing.T) {
+	c := newCity(t, 31)
+	ctx := context.Background()
+	eng := c.leader(t, kpi.Config{}, prometheus.NewRegistry())
+	c.computeAll(t, eng)
+	minT := c.at.Add(-2 * time.Hour)
+	sb, err := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		at := minT.Add(time.Duration(i*3) * time.Minute)
+		_ = sb.Append("retry", fmt.Sprintf("rs%d", i), "submitted", fmt.Sprintf("rs%d", i), at, at, c.units[i*13%len(c.units)], []string{"satisfied", "unsatisfied"}[i%2])
+	}
+	if err := sb.Send(); err != nil {
+		t.Fatal(err)
+	}
+	w := kpi.NewWork(ingest.CommitNotice{Family: "survey", MinTime: minT, MaxTime: c.at})
+	lost := errors.New("connection lost")
+	eng.SetAfterRollupWrite(func(table string) error {
+		if table == "kpi_hourly" {
+			return lost
+		}
+		t.Errorf("%s written after the hours failed", table)
+		return nil
+	})
+	if err := eng.ApplyWork(ctx, "survey", w, c.at); !errors.Is(err, lost) {
+		t.Fatalf("first attempt: %v, want it to fail writing the hours", err)
+	}
+	eng.SetAfterRollupWrite(nil)
+	if err := eng.ApplyWork(ctx, "survey", w, c.at); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(31, 1))
+	pick := func(k kpi.Key) bool { return k.KPI[:6] == "survey" && (k.Unit == "79" || r.IntN(6) == 0) }
+	checkAgainstSQL(t, c, eng, r, pick)
+	eng.DropMemory()
+	checkAgainstSQL(t, c, eng, r, pick)
 }

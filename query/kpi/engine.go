@@ -129,8 +129,8 @@ type Engine struct {
 	progress map[string]time.Time // when a family's progress was last written
 	events   eventCache           // the recent hours of the event views, by bucket
 
-	beforeContribWrite func() error // tests: called between the rollups and the contributions of a commit
-	afterRollupSend    func()       // tests: called after rollup rows are written, before mem counts them
+	beforeContribWrite func() error             // tests: called between the rollups and the contributions of a commit
+	afterRollupSend    func(table string) error // tests: called after rollup rows are written, before mem counts them; an error fails the write there
 }
 
 // NewEngine wires an engine; Run starts it.

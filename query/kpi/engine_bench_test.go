@@ -279,3 +279,78 @@ FROM (SELECT number, toDateTime(%d + %d) AS t FROM system.numbers LIMIT 1000)`,
 		})
 	}
 }
+
+// BenchmarkCommitCameras measures what the engine does on a commit of the
+// cameras, the bulk of a city's events: 2,000 detections of the last ten
+// seconds by the city's cameras, applied to the rollups (the 10-s buckets
+// the events span, read again; the changed hours and their days written),
+// then every windowed camera KPI computed for every unit and window. The
+// history is two days of detections, one every 30 s per camera (4.2
+// million), made by ClickHouse itself. Each pass's detections are new
+// (untimed insert before it), a few seconds after the last pass's.
+func BenchmarkCommitCameras(b *testing.B) {
+	db, _ := testenv.ClickHouse(b)
+	ctx := context.Background()
+	set, err := refdata.HCMC()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
+		b.Fatal(err)
+	}
+	cal, _ := worktime.New(set.Calendar, worktime.Config{})
+	cat, _ := kpi.Load()
+	bld := &kpi.Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
+	eng, err := kpi.NewEngine(kpi.Config{QueryTimeout: 10 * time.Minute}, cat, bld, db, nil, nil, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ids []string
+	for _, c := range set.Cameras {
+		ids = append(ids, "'"+c.ID+"'")
+	}
+	cams := "[" + strings.Join(ids, ",") + "]"
+	// The history ends a minute before the first pass.
+	at := time.Now().Truncate(time.Second)
+	hist := 2 * 24 * 3600 / 30 * len(ids)
+	start := time.Now()
+	q := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, kind, level, car, motorcycle)
+SELECT 'bench', concat('h', toString(number)), 'detection', %s[number %% %d + 1], t, t, 'vehicle_count', toInt8(number %% 5),
+       toUInt32(number %% 40), toUInt32(number %% 90)
+FROM (SELECT number, toDateTime(%d - 60 - intDiv(number * 30, %d)) AS t FROM system.numbers LIMIT %d)`,
+		db.Table("camera_events"), cams, len(ids), at.Unix(), len(ids), hist)
+	if err := db.Conn.Exec(ctx, q); err != nil {
+		b.Fatal(err)
+	}
+	if err := eng.Rebuild(ctx, "camera", at); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("%d detections: loaded and rebuilt in %v\n", hist, time.Since(start).Round(time.Millisecond))
+	if _, err := eng.ComputeWindows(ctx, "camera", at); err != nil {
+		b.Fatal(err)
+	}
+	pass := 0
+	var notice ingest.CommitNotice
+	prep := func() {
+		pass++
+		end := at.Add(time.Duration(pass) * 10 * time.Second)
+		q := fmt.Sprintf(`INSERT INTO %s (source, id, type, subject, time, accepted_at, kind, level, car, motorcycle)
+SELECT 'bench', concat('p%d-', toString(number)), 'detection', %s[number %% %d + 1], t, t, 'vehicle_count', toInt8(number %% 5),
+       toUInt32(number %% 40), toUInt32(number %% 90)
+FROM (SELECT number, toDateTime(%d - number %% 10) AS t FROM system.numbers LIMIT 2000)`,
+			db.Table("camera_events"), pass, cams, len(ids), end.Unix())
+		if err := db.Conn.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+		notice = ingest.CommitNotice{Family: "camera", Count: 2000, MinTime: end.Add(-9 * time.Second), MaxTime: end}
+	}
+	testenv.MedianLoop(b, prep, func() {
+		now := notice.MaxTime.Add(time.Second)
+		if err := eng.ApplyCommit(ctx, notice, now); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := eng.ComputeWindows(ctx, "camera", now); err != nil {
+			b.Fatal(err)
+		}
+	})
+}

@@ -71,8 +71,9 @@ func (e *Engine) SetLast(m map[Key]Value) { e.last = m }
 func (e *Engine) SetNow(now func() time.Time) { e.now = now }
 
 // SetAfterRollupWrite sets a function called after rollup rows are
-// written, before the engine's memory counts them.
-func (e *Engine) SetAfterRollupWrite(f func()) { e.afterRollupSend = f }
+// written to a table, before the engine's memory counts them; an error it
+// returns fails the write there, as a write whose answer was lost.
+func (e *Engine) SetAfterRollupWrite(f func(table string) error) { e.afterRollupSend = f }
 
 // DropMemory forgets the rollup sums held: the next computation loads
 // them.

@@ -3,6 +3,7 @@ package kpi
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -245,6 +246,11 @@ func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time
 
 func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at time.Time) error {
 	h0 := horizon(at, e.b.Loc)
+	// The days change by what their hours did (kpi_daily holds the sums
+	// of kpi_hourly by local day). When every hour was recomputed, or on a
+	// retry (an attempt that failed may have written hours and not their
+	// days), the days are recomputed from their hours instead.
+	daily := map[rollupRow]sums{}
 	days := map[time.Time]bool{}
 	allDays := false
 	var gen, newGen uint64
@@ -285,8 +291,12 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 				continue
 			}
 			for _, part := range hs.split(maxListedHours) {
-				if err := e.updateHourly(ctx, src, col, kpis, part, gen); err != nil {
+				delta, err := e.updateHourly(ctx, src, col, kpis, part, gen)
+				if err != nil {
 					return fmt.Errorf("rollup %s by %s: %w", src.View, col, err)
+				}
+				for r, s := range delta {
+					bumpSums(daily, rollupRow{r.kpi, localDay(r.t, e.b.Loc), r.unit}, s)
 				}
 			}
 			if hs.all {
@@ -309,8 +319,11 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 	switch {
 	case allDays:
 		err = e.updateDaily(ctx, kpis, nil, localDay(h0, e.b.Loc))
-	case len(days) > 0:
+	case w.full && len(days) > 0:
 		err = e.updateDaily(ctx, kpis, days, time.Time{})
+	default:
+		maps.DeleteFunc(daily, func(_ rollupRow, s sums) bool { return s == (sums{}) })
+		err = e.addRollup(ctx, "kpi_daily", daily)
 	}
 	if err != nil {
 		return err
@@ -431,13 +444,13 @@ type rollupRow struct {
 type sums struct{ n, d int64 }
 
 // updateHourly recomputes the hours of the KPIs counted by one time column
-// of a source, and writes the rows that changed.
-func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet, gen uint64) error {
+// of a source, writes the rows that changed and returns their changes.
+func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet, gen uint64) (map[rollupRow]sums, error) {
 	var fresh map[rollupRow]sums
 	if src.Events && !hs.all && !hs.lo.IsZero() {
 		var err error
 		if fresh, err = e.eventHours(ctx, src, col, kpis, hs); err != nil {
-			return err
+			return nil, err
 		}
 		return e.writeHourly(ctx, kpis, hs, fresh)
 	}
@@ -472,7 +485,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 	if src.Events {
 		// Event views are found by their time.
 		if err := add(base + " GROUP BY h, unit"); err != nil {
-			return err
+			return nil, err
 		}
 		return e.writeHourly(ctx, kpis, hs, fresh)
 	}
@@ -482,7 +495,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 	// stored anew from the same read.
 	ids, err := e.entityIDs(ctx, src, col, hs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var contribs []contribRow
 	byTime := map[string][]*KPI{col: kpis}
@@ -491,7 +504,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 		cond := hs.cond(e.b, col) + " AND " + src.ID + " IN (" + strings.Join(ids[:n], ", ") + ")"
 		cs, err := e.viewContribs(ctx, src, byTime, cond, time.Time{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for k, c := range cs {
 			c.addTo(fresh, 1)
@@ -499,17 +512,19 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 		}
 		ids = ids[n:]
 	}
-	if err := e.writeHourly(ctx, kpis, hs, fresh); err != nil {
-		return err
+	delta, err := e.writeHourly(ctx, kpis, hs, fresh)
+	if err != nil {
+		return nil, err
 	}
-	return e.writeContribs(ctx, src.Family, gen, contribs)
+	return delta, e.writeContribs(ctx, src.Family, gen, contribs)
 }
 
-// writeHourly writes the hourly rows of the hours that changed.
-func (e *Engine) writeHourly(ctx context.Context, kpis []*KPI, hs *hourSet, fresh map[rollupRow]sums) error {
+// writeHourly writes the hourly rows of the hours that changed, and
+// returns their changes.
+func (e *Engine) writeHourly(ctx context.Context, kpis []*KPI, hs *hourSet, fresh map[rollupRow]sums) (map[rollupRow]sums, error) {
 	old, err := e.readRollup(ctx, "kpi_hourly", "hour", kpiIDs(kpis), hs.cond(e.b, "hour"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	return e.writeRollup(ctx, "kpi_hourly", old, fresh)
 }
@@ -574,7 +589,8 @@ FROM %s.kpi_hourly WHERE kpi IN (%s) AND %s GROUP BY kpi, day, unit`, tz, e.b.DB
 	if err != nil {
 		return err
 	}
-	return e.writeRollup(ctx, "kpi_daily", old, fresh)
+	_, err = e.writeRollup(ctx, "kpi_daily", old, fresh)
+	return err
 }
 
 // readRollup reads rollup rows: the sums of their changes.
@@ -603,8 +619,8 @@ func (e *Engine) readRollup(ctx context.Context, table, tcol string, kpis []stri
 
 // writeRollup brings rollup rows from old to fresh: it adds the
 // difference of the rows whose sums changed (those missing from fresh go
-// to zero).
-func (e *Engine) writeRollup(ctx context.Context, table string, old, fresh map[rollupRow]sums) error {
+// to zero), and returns it.
+func (e *Engine) writeRollup(ctx context.Context, table string, old, fresh map[rollupRow]sums) (map[rollupRow]sums, error) {
 	delta := map[rollupRow]sums{}
 	for r, s := range fresh {
 		if o := old[r]; o != s {
@@ -616,7 +632,7 @@ func (e *Engine) writeRollup(ctx context.Context, table string, old, fresh map[r
 			delta[r] = sums{-o.n, -o.d}
 		}
 	}
-	return e.addRollup(ctx, table, delta)
+	return delta, e.addRollup(ctx, table, delta)
 }
 
 // addRollup adds changes to rollup rows (kpi_hourly by hour, kpi_daily by
@@ -637,7 +653,7 @@ func (e *Engine) addRollup(ctx context.Context, table string, delta map[rollupRo
 	e.memMu.Unlock()
 	err := e.sendRollup(ctx, table, tcol, delta)
 	if err == nil && e.afterRollupSend != nil {
-		e.afterRollupSend()
+		err = e.afterRollupSend(table) // tests: written, the answer lost
 	}
 	e.memMu.Lock()
 	e.memWriting--
