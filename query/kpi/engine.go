@@ -456,11 +456,13 @@ func (e *Engine) instants(ctx context.Context) {
 		if err == nil {
 			err = e.publish(ctx, fam, vals, computed, asOf)
 		}
+		e.mu.Lock()
 		if err == nil {
-			e.mu.Lock()
 			e.instantsAsOf[fam] = asOf
-			e.mu.Unlock()
+		} else if _, due := e.instantDue[fam]; !due {
+			e.instantDue[fam] = asOf // retried with the next round
 		}
+		e.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("kpi instants", "family", fam, "err", err)
 		}

@@ -80,6 +80,13 @@ func TestInstantsFollowTheirCommit(t *testing.T) {
 		t.Errorf("windows published, instants not: status %+v, want windows as of %v, not caught up", st, n.Watermark)
 	}
 
+	// A computation that fails leaves them due, for the next round.
+	failed, cancel := context.WithCancel(ctx)
+	cancel()
+	eng.Instants(failed)
+	if got, due := eng.InstantsDue()["dossier"]; !due || !got.Equal(n.Watermark) {
+		t.Errorf("after a failed computation: dossier instants due %v (as of %v), want due as of %v", due, got, n.Watermark)
+	}
 	eng.Instants(ctx)
 	if st := status(); !st.CaughtUp || !st.Instants.Equal(n.Watermark) {
 		t.Errorf("instants published: status %+v, want caught up as of %v", st, n.Watermark)
