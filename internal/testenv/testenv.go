@@ -105,6 +105,11 @@ func ClickHouse(t testing.TB) (*query.DB, query.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	db, err := query.Open(ctx, cfg)
+	for err != nil && chServer != nil && ctx.Err() == nil {
+		// The supervised server may be starting again after a crash.
+		time.Sleep(250 * time.Millisecond)
+		db, err = query.Open(ctx, cfg)
+	}
 	if err != nil {
 		t.Fatalf("open clickhouse: %v", err)
 	}
