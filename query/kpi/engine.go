@@ -122,6 +122,7 @@ type Engine struct {
 	// Per family, the watermark of the values last published (e.mu).
 	windowsAsOf, instantsAsOf map[string]time.Time
 	leading                   atomic.Bool
+	leadSince                 time.Time  // when this node took over (e.mu)
 	lastMu                    sync.Mutex // guards last: windows and instants publish from two goroutines
 
 	openMu   sync.Mutex           // guards gens and progress: written by apply, read by the instant loop
@@ -153,8 +154,34 @@ func NewEngine(cfg Config, cat *Catalog, b *Builder, db *query.DB, nc *nats.Conn
 	e.memCond = sync.NewCond(&e.memMu)
 	for _, f := range cat.Families() {
 		e.wakes[f] = make(chan struct{}, 1)
+		if reg != nil {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ioc_kpi_behind_seconds",
+				Help:        "On the node that runs the KPI engine: how far the family's published values are behind its commits (acceptance time of the newest event committed minus that of the values last published); 0 when caught up.",
+				ConstLabels: prometheus.Labels{"family": f}}, func() float64 { return e.behind(f).Seconds() }))
+		}
 	}
 	return e, nil
+}
+
+// behind is how far the family's published values are behind its commits
+// on this node: 0 when it does not lead or has caught up.
+func (e *Engine) behind(fam string) time.Duration {
+	if !e.leading.Load() {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	committed, oldest := e.watermark[fam], e.windowsAsOf[fam]
+	if len(e.kpiSet(fam, true)) > 0 && e.instantsAsOf[fam].Before(oldest) {
+		oldest = e.instantsAsOf[fam]
+	}
+	switch {
+	case !committed.After(oldest):
+		return 0
+	case oldest.IsZero(): // nothing published since it took over
+		return time.Since(e.leadSince)
+	}
+	return committed.Sub(oldest)
 }
 
 // Run follows commit notices and, while this node holds the lease,
@@ -176,6 +203,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.log.Info("kpi engine leading", "node", e.cfg.Node)
 		e.metrics.leader.Set(1)
+		e.mu.Lock()
+		e.leadSince = time.Now()
+		e.mu.Unlock()
 		e.leading.Store(true)
 		err := l.Hold(ctx, e.leadLoop)
 		e.leading.Store(false)

@@ -61,7 +61,12 @@ func (e *Engine) InstantsDue() map[string]time.Time {
 
 // SetLeading marks the engine as leading, as Run does once it holds the
 // lease.
-func (e *Engine) SetLeading(b bool) { e.leading.Store(b) }
+func (e *Engine) SetLeading(b bool) {
+	e.mu.Lock()
+	e.leadSince = time.Now()
+	e.mu.Unlock()
+	e.leading.Store(b)
+}
 
 // SetLast sets what the engine takes the store to hold, as a node that
 // takes over reads it.

@@ -31,7 +31,8 @@ func TestInstantsFollowTheirCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := kpi.NewEngine(kpi.Config{Store: scfg}, c.cat, c.b, c.db, nc, js, store, prometheus.NewRegistry(), nil)
+	reg := prometheus.NewRegistry()
+	eng, err := kpi.NewEngine(kpi.Config{Store: scfg}, c.cat, c.b, c.db, nc, js, store, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +45,14 @@ func TestInstantsFollowTheirCommit(t *testing.T) {
 	eng.SetLast(map[kpi.Key]kpi.Value{})
 	eng.SetLeading(true)
 	status := func() kpi.FamilyStatus { return eng.Status().Families["dossier"] }
+	behind := func() float64 { return testenv.Metric(t, reg, "ioc_kpi_behind_seconds", "family", "dossier") }
 
 	if err := eng.Recompute(ctx, "dossier"); err != nil {
 		t.Fatal(err)
 	}
 	eng.Instants(ctx)
-	if st := status(); !st.CaughtUp {
-		t.Fatalf("before any commit: status %+v, want caught up", st)
+	if st := status(); !st.CaughtUp || behind() != 0 {
+		t.Fatalf("before any commit: status %+v, %v s behind, want caught up", st, behind())
 	}
 
 	n := moveDossiers(t, c)
@@ -76,8 +78,8 @@ func TestInstantsFollowTheirCommit(t *testing.T) {
 	if got, due := eng.InstantsDue()["dossier"]; !due || !got.Equal(n.Watermark) {
 		t.Errorf("after the commit: dossier instants due %v (as of %v), want due as of %v", due, got, n.Watermark)
 	}
-	if st := status(); st.CaughtUp || !st.Windows.Equal(n.Watermark) {
-		t.Errorf("windows published, instants not: status %+v, want windows as of %v, not caught up", st, n.Watermark)
+	if st := status(); st.CaughtUp || !st.Windows.Equal(n.Watermark) || behind() <= 0 {
+		t.Errorf("windows published, instants not: status %+v, %v s behind, want windows as of %v, not caught up", st, behind(), n.Watermark)
 	}
 
 	// A computation that fails leaves them due, for the next round.
@@ -88,8 +90,8 @@ func TestInstantsFollowTheirCommit(t *testing.T) {
 		t.Errorf("after a failed computation: dossier instants due %v (as of %v), want due as of %v", due, got, n.Watermark)
 	}
 	eng.Instants(ctx)
-	if st := status(); !st.CaughtUp || !st.Instants.Equal(n.Watermark) {
-		t.Errorf("instants published: status %+v, want caught up as of %v", st, n.Watermark)
+	if st := status(); !st.CaughtUp || !st.Instants.Equal(n.Watermark) || behind() != 0 {
+		t.Errorf("instants published: status %+v, %v s behind, want caught up as of %v", st, behind(), n.Watermark)
 	}
 	reader := &kpi.Reader{Cat: c.cat, B: c.b, DB: c.db}
 	span, err := kpi.Resolve(kpi.WindowNow, c.at, c.b.Loc)
