@@ -48,7 +48,7 @@ func TestBrowserWallTabletConsole(t *testing.T) {
 	}
 
 	chAddr := testenv.ClickHouseAddr(t)
-	n := startNode(t, t.TempDir(), chAddr, "e2e_browser_"+testenv.RandomHex(4))
+	n := startNode(t, t.TempDir(), chAddr, testenv.ClickHouseHTTPAddr(t), "e2e_browser_"+testenv.RandomHex(4))
 	is, err := auth.NewIssuer([]byte(e2eTokenKey))
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,9 @@ type node struct {
 	logPath string
 }
 
-func startNode(t *testing.T, dataDir, chAddr, database string) *node {
+// startNode starts a node on the ClickHouse at chAddr (native) and
+// chHTTPAddr (HTTP; "" for the default, port 8123 of the native host).
+func startNode(t *testing.T, dataDir, chAddr, chHTTPAddr, database string) *node {
 	t.Helper()
 	port, err := chlocal.FreePort()
 	if err != nil {
@@ -52,8 +54,8 @@ func startNode(t *testing.T, dataDir, chAddr, database string) *node {
 	n := &node{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: filepath.Join(dataDir, "node.log"),
 		args: []string{"serve", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dataDir, "--nats-port", "-1",
 			"--clickhouse-addr", chAddr, "--clickhouse-database", database, "--writer-flush", "100ms"}}
-	if h := testenv.ClickHouseHTTPAddr(t); h != "" {
-		n.args = append(n.args, "--clickhouse-http-addr", h)
+	if chHTTPAddr != "" {
+		n.args = append(n.args, "--clickhouse-http-addr", chHTTPAddr)
 	}
 	n.start()
 	t.Cleanup(func() {
@@ -250,7 +252,7 @@ func TestKill9UnderLoadLosesNothingCountsNothingTwice(t *testing.T) {
 	}
 	chAddr := testenv.ClickHouseAddr(t)
 	database := "e2e_kill_" + testenv.RandomHex(4)
-	n := startNode(t, t.TempDir(), chAddr, database)
+	n := startNode(t, t.TempDir(), chAddr, testenv.ClickHouseHTTPAddr(t), database)
 	l := newLoader(t, n.url)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -280,7 +282,7 @@ func TestClickHouseRestartMidLoadLosesNothing(t *testing.T) {
 	}
 	t.Cleanup(func() { ch.Stop() })
 	database := "e2e_chrestart"
-	n := startNode(t, t.TempDir(), ch.Addr(), database)
+	n := startNode(t, t.TempDir(), ch.Addr(), ch.HTTPAddr(), database)
 	l := newLoader(t, n.url)
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
