@@ -12,6 +12,7 @@ import (
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query"
 	"github.com/vn-ioc/ioc/query/drill"
 	"github.com/vn-ioc/ioc/query/kpi"
 )
@@ -33,22 +34,8 @@ import (
 // is logged. The city's drill-down lists of open dossiers are timed as
 // ioc reads them (from the open entities) and by their SQL over the view.
 func BenchmarkRecomputeDossiers(b *testing.B) {
-	db, _ := testenv.ClickHouse(b)
 	ctx := context.Background()
-	set, err := refdata.HCMC()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
-		b.Fatal(err)
-	}
-	cal, _ := worktime.New(set.Calendar, worktime.Config{})
-	cat, _ := kpi.Load()
-	bld := &kpi.Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
-	eng, err := kpi.NewEngine(kpi.Config{QueryTimeout: 10 * time.Minute}, cat, bld, db, nil, nil, nil, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	db, set, cal, cat, bld, eng := benchEngine(b)
 	var wards []string
 	for _, u := range set.Units {
 		if u.Kind == "ward" {
@@ -289,22 +276,8 @@ FROM (SELECT number, toDateTime(%d + %d) AS t FROM system.numbers LIMIT 1000)`,
 // million), made by ClickHouse itself. Each pass's detections are new
 // (untimed insert before it), a few seconds after the last pass's.
 func BenchmarkCommitCameras(b *testing.B) {
-	db, _ := testenv.ClickHouse(b)
 	ctx := context.Background()
-	set, err := refdata.HCMC()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
-		b.Fatal(err)
-	}
-	cal, _ := worktime.New(set.Calendar, worktime.Config{})
-	cat, _ := kpi.Load()
-	bld := &kpi.Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
-	eng, err := kpi.NewEngine(kpi.Config{QueryTimeout: 10 * time.Minute}, cat, bld, db, nil, nil, nil, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	db, set, _, _, _, eng := benchEngine(b)
 	var ids []string
 	for _, c := range set.Cameras {
 		ids = append(ids, "'"+c.ID+"'")
@@ -353,4 +326,25 @@ FROM (SELECT number, toDateTime(%d - number %% 10) AS t FROM system.numbers LIMI
 			b.Fatal(err)
 		}
 	})
+}
+
+// benchEngine is a database with the city's reference data and an engine
+// over it (no NATS: the benchmarks call its steps).
+func benchEngine(b *testing.B) (*query.DB, *refdata.Set, *worktime.Calendar, *kpi.Catalog, *kpi.Builder, *kpi.Engine) {
+	db, _ := testenv.ClickHouse(b)
+	set, err := refdata.HCMC()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := refdata.NewStore(db).SaveAll(context.Background(), set); err != nil {
+		b.Fatal(err)
+	}
+	cal, _ := worktime.New(set.Calendar, worktime.Config{})
+	cat, _ := kpi.Load()
+	bld := &kpi.Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
+	eng, err := kpi.NewEngine(kpi.Config{QueryTimeout: 10 * time.Minute}, cat, bld, db, nil, nil, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db, set, cal, cat, bld, eng
 }
