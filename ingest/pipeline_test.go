@@ -18,6 +18,8 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/internal/auth"
@@ -41,9 +43,19 @@ type pipeline struct {
 	intake *ingest.Intake
 	tokens *auth.Issuer
 	srv    *httptest.Server
+	m      *ingest.Metrics
+	// startWriter starts the writer, if newPipelineWith was asked not to.
+	startWriter func()
 }
 
 func newPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	return newPipelineWith(t, ingest.WriterConfig{FlushInterval: 50 * time.Millisecond}, true)
+}
+
+// newPipelineWith makes a pipeline whose writer has the configuration
+// given, running at once or only when startWriter is called.
+func newPipelineWith(t *testing.T, wcfg ingest.WriterConfig, start bool) *pipeline {
 	t.Helper()
 	db, _ := testenv.ClickHouse(t)
 	_, nc := testenv.NATS(t)
@@ -71,19 +83,25 @@ func newPipeline(t *testing.T) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ingest.NewWriter(ingest.WriterConfig{FlushInterval: 50 * time.Millisecond}, db, nc, st, m, log)
+	w, err := ingest.NewWriter(wcfg, db, nc, st, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("writer: %v", err)
-		}
-	})
+	startWriter := func() {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(wctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("writer: %v", err)
+			}
+		})
+	}
+	if start {
+		startWriter()
+		startWriter = func() { t.Fatal("the writer runs already") }
+	}
 	tokens, err := auth.NewIssuer([]byte("test-token-key-0123456789abcdef-0123"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +113,7 @@ func newPipeline(t *testing.T) *pipeline {
 	nctx, ncancel := context.WithCancel(ctx)
 	t.Cleanup(ncancel)
 	go in.ServeNATS(nctx, nc, tokens)
-	return &pipeline{db: db, nc: nc, js: js, intake: in, tokens: tokens, srv: srv}
+	return &pipeline{db: db, nc: nc, js: js, intake: in, tokens: tokens, srv: srv, m: m, startWriter: startWriter}
 }
 
 type testWriter struct{ t *testing.T }
@@ -481,4 +499,51 @@ func TestArrowBackfillLandsOnceEvenWhenSentTwice(t *testing.T) {
 	if n := p.count(t, "SELECT count() FROM system.parts WHERE database = ? AND table = 'dossier_events' AND partition = '202101' AND active", p.db.Database()); n == 0 {
 		t.Fatal("history not in its month's partition")
 	}
+}
+
+// The writer inserts a quiet family's events without waiting for the
+// flush interval, a backlog in one insert, while a family that has just
+// inserted gathers its next events for the interval.
+func TestWriterInsertsQuietFamiliesAtOnce(t *testing.T) {
+	// An interval longer than waitCount waits: what lands, landed at once.
+	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: time.Minute}, false)
+	tok := p.token(t, auth.RoleAdmin, "")
+	send := func(evs ...map[string]any) {
+		t.Helper()
+		if code, r := p.post(t, tok, ingest.ContentBatch, batch(t, evs...)); code != 202 || r.Accepted != len(evs) {
+			t.Fatalf("%d %+v", code, r)
+		}
+	}
+	// A backlog: three messages stored before the writer runs.
+	for i := range 3 {
+		send(received(fmt.Sprintf("q%d", i), fmt.Sprintf("D-Q%d", i), "2024-03-01T09:00:00+07:00"))
+	}
+	p.startWriter()
+	p.waitCount(t, 3, "SELECT count() FROM DB.dossier_events")
+	// The writer counts an insert once it has acked its messages.
+	testenv.Eventually(t, 20*time.Second, "the backlog's insert counted", func() (bool, error) {
+		return inserts(t, p.m, ingest.FamilyDossier) > 0, nil
+	})
+	if n := inserts(t, p.m, ingest.FamilyDossier); n != 1 {
+		t.Errorf("the backlog of 3 messages took %d inserts, want 1", n)
+	}
+	// The dossier family has just inserted: its next event waits; the
+	// survey family is quiet: its event lands at once.
+	send(received("q3", "D-Q3", "2024-03-01T10:00:00+07:00"))
+	send(event("q4", "vn.ioc.survey.submitted", "S-Q4", "2024-03-01T10:00:00+07:00", map[string]any{"unit": "26740", "rating": "satisfied"}))
+	p.waitCount(t, 1, "SELECT count() FROM DB.survey_events")
+	time.Sleep(time.Second)
+	if n := p.count(t, "SELECT count() FROM DB.dossier_events"); n != 3 || inserts(t, p.m, ingest.FamilyDossier) != 1 {
+		t.Errorf("a dossier event read right after the family's last insert was inserted without waiting (%d rows)", n)
+	}
+}
+
+// inserts is how many batches the writer has inserted for a family.
+func inserts(t *testing.T, m *ingest.Metrics, family string) uint64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.BatchSize.WithLabelValues(family).(prometheus.Histogram).Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetHistogram().GetSampleCount()
 }

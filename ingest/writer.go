@@ -26,7 +26,9 @@ type WriterConfig struct {
 	// MaxBatch rows per insert. Default 20,000.
 	MaxBatch int
 	// FlushInterval: a batch is inserted at most this long after its first
-	// event arrived. Default 250ms.
+	// event was read; at once when the stream holds no more events of its
+	// family and the family's previous insert ended this long or more
+	// before that event. Default 250ms.
 	FlushInterval time.Duration
 	// RetryMin and RetryMax bound the backoff between failed inserts.
 	// Defaults 100ms and 10s.
@@ -161,18 +163,27 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 	t := tables[family]
 	batch := make([]pending, 0, w.cfg.MaxBatch)
 	var scratch []pending // one message's events
-	var first time.Time
+	// first: when the batch's first message was read. drained: the last
+	// message read was the last the stream held for this family (nothing
+	// more to wait for). lastInsert: when the family's last insert ended.
+	var first, lastInsert time.Time
+	var drained bool
+	flush := func(ctx context.Context) {
+		w.commit(ctx, family, t, batch)
+		batch = batch[:0]
+		lastInsert = time.Now()
+	}
 	for {
 		wait := time.Second
 		if len(batch) > 0 {
-			wait = time.Until(first.Add(w.cfg.FlushInterval))
+			wait = time.Until(flushAt(first, lastInsert, drained, w.cfg.FlushInterval))
 		}
 		if ctx.Err() != nil {
 			if len(batch) > 0 {
 				// Finish what is in hand with a fresh context so a shutdown
 				// does not leave it to redelivery (harmless, but slower).
 				fctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-				w.commit(fctx, family, t, batch)
+				flush(fctx)
 				cancel()
 			}
 			return nil
@@ -185,6 +196,8 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 		}
 		switch {
 		case err == nil:
+			_, left, _ := ackInfo(msg)
+			drained = left == 0
 			var dead []deadEvent
 			scratch, dead = decodeMsg(msg, t, scratch[:0])
 			ps := scratch
@@ -205,13 +218,11 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 			// A message's events stay in one batch, so one commit acks it.
 			batch = append(batch, ps...)
 			if len(batch) >= w.cfg.MaxBatch {
-				w.commit(ctx, family, t, batch)
-				batch = batch[:0]
+				flush(ctx)
 			}
 		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
-			if len(batch) > 0 && time.Since(first) >= w.cfg.FlushInterval {
-				w.commit(ctx, family, t, batch)
-				batch = batch[:0]
+			if len(batch) > 0 && !time.Now().Before(flushAt(first, lastInsert, drained, w.cfg.FlushInterval)) {
+				flush(ctx)
 			}
 		case ctx.Err() != nil:
 			// Shutting down: the top of the loop commits what is in hand.
@@ -224,6 +235,21 @@ func (w *Writer) runFamily(ctx context.Context, family string) error {
 			}
 		}
 	}
+}
+
+// flushAt is when a batch is inserted, if it does not fill first: one
+// interval after its first message was read; but at once when the family
+// was quiet (its last insert ended an interval or more before the batch's
+// first message) and the stream holds nothing more of it (drained). So an
+// event of a quiet family is inserted without waiting, while a busy
+// family, whose next events are there when an insert ends, still gathers
+// them for an interval, and a backlog is read in batches of an interval's
+// reading.
+func flushAt(first, lastInsert time.Time, drained bool, interval time.Duration) time.Time {
+	if drained && !first.Before(lastInsert.Add(interval)) {
+		return first
+	}
+	return first.Add(interval)
 }
 
 // fetcher hands out a consumer's messages one at a time from explicit pull
@@ -301,7 +327,7 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 		if p.msg != last && !abandoned[p.msg] {
 			_ = p.msg.Ack()
 			last = p.msg
-			if seq, ok := streamSeq(p.msg); ok && seq > notice.StreamSeq {
+			if seq, _, ok := ackInfo(p.msg); ok && seq > notice.StreamSeq {
 				notice.StreamSeq = seq
 			}
 		}
@@ -366,14 +392,16 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 	}
 }
 
-// streamSeq is msg.Metadata().Sequence.Stream, read from the ack subject
-// as nats.go reads it, without the rest of the metadata:
+// ackInfo reads from a message's ack subject what nats.go's Metadata
+// reads there, without the rest: the stream sequence and the number of
+// messages the consumer had still to deliver after this one (pending <
+// 0: unreadable). The subject is
 // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>, or
-// since server 2.9 $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.… (11 tokens or more).
-func streamSeq(msg jetstream.Msg) (uint64, bool) {
+// since server 2.9 $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>] (11 tokens or more).
+func ackInfo(msg jetstream.Msg) (seq uint64, pending int64, ok bool) {
 	reply := msg.Reply()
 	if reply == "" {
-		return 0, false
+		return 0, -1, false
 	}
 	var tokens [12]string
 	n, start := 0, 0
@@ -387,20 +415,31 @@ func streamSeq(msg jetstream.Msg) (uint64, bool) {
 		}
 	}
 	if n < 9 || n > 9 && n < 11 || tokens[0] != "$JS" || tokens[1] != "ACK" {
-		return 0, false
+		return 0, -1, false
 	}
-	sseq := tokens[7]
+	sseq, pend := tokens[7], tokens[10]
 	if n == 9 {
-		sseq = tokens[5]
+		sseq, pend = tokens[5], tokens[8]
 	}
-	var seq uint64
-	for _, c := range []byte(sseq) {
+	if v := parseNum(sseq); v >= 0 {
+		seq = uint64(v) // else 0, as nats.go's ParseNum
+	}
+	return seq, parseNum(pend), true
+}
+
+// parseNum is a decimal number, or -1.
+func parseNum(s string) int64 {
+	if s == "" {
+		return -1
+	}
+	var v int64
+	for _, c := range []byte(s) {
 		if c < '0' || c > '9' {
-			return 0, true // as nats.go's ParseNum
+			return -1
 		}
-		seq = seq*10 + uint64(c-'0')
+		v = v*10 + int64(c-'0')
 	}
-	return seq, true
+	return v
 }
 
 type deadEvent struct {

@@ -25,20 +25,25 @@ type replyMsg struct {
 
 func (m replyMsg) Reply() string { return m.reply }
 
-func TestStreamSeqAsMetadata(t *testing.T) {
-	for reply, want := range map[string]uint64{
-		"$JS.ACK.IOC_EVENTS.writer-camera.1.4711.4700.1700000000000000000.12":       4711,
-		"$JS.ACK.hub.ACCHASH.IOC_EVENTS.writer-camera.1.4712.4701.1700000000.0.rnd": 4712,
-		"$JS.ACK._.ACCHASH.S.C.2.99.98.1700000000.0":                                99,
-		"$JS.ACK.S.C.1.x9.1.1.1":          0,
-		"$JS.ACK.A.B.S.C.1.7.3.4.5.6.7.8": 7,
+func TestAckInfoAsMetadata(t *testing.T) {
+	type info struct {
+		seq     uint64
+		pending int64
+	}
+	for reply, want := range map[string]info{
+		"$JS.ACK.IOC_EVENTS.writer-camera.1.4711.4700.1700000000000000000.12":       {4711, 12},
+		"$JS.ACK.hub.ACCHASH.IOC_EVENTS.writer-camera.1.4712.4701.1700000000.0.rnd": {4712, 0},
+		"$JS.ACK._.ACCHASH.S.C.2.99.98.1700000000.3":                                {99, 3},
+		"$JS.ACK.S.C.1.x9.1.1.1":          {0, 1},
+		"$JS.ACK.S.C.1.9.1.1.-":           {9, -1},
+		"$JS.ACK.A.B.S.C.1.7.3.4.5.6.7.8": {7, 5},
 	} {
-		if got, ok := streamSeq(replyMsg{reply: reply}); !ok || got != want {
-			t.Errorf("%s: %d %v, want %d", reply, got, ok, want)
+		if seq, pending, ok := ackInfo(replyMsg{reply: reply}); !ok || (info{seq, pending}) != want {
+			t.Errorf("%s: %d %d %v, want %v", reply, seq, pending, ok, want)
 		}
 	}
 	for _, reply := range []string{"", "$JS.ACK.S.C.1.2.3.4", "$JS.ACK.A.B.S.C.1.2.3.4", "_INBOX.a.b.c.d.e.f.g.h"} {
-		if _, ok := streamSeq(replyMsg{reply: reply}); ok {
+		if _, _, ok := ackInfo(replyMsg{reply: reply}); ok {
 			t.Errorf("%s: ok", reply)
 		}
 	}
@@ -67,19 +72,21 @@ func TestStreamSeqAsMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	n, last := 0, int64(-1)
 	for msg := range batch.Messages() {
 		md, err := msg.Metadata()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := streamSeq(msg); !ok || got != md.Sequence.Stream {
-			t.Errorf("%s: %d %v, want %d", msg.Reply(), got, ok, md.Sequence.Stream)
+		seq, pending, ok := ackInfo(msg)
+		if !ok || seq != md.Sequence.Stream || pending != int64(md.NumPending) {
+			t.Errorf("%s: %d %d %v, want %d %d", msg.Reply(), seq, pending, ok, md.Sequence.Stream, md.NumPending)
 		}
+		last = pending
 		n++
 	}
-	if n != 5 {
-		t.Fatalf("%d messages", n)
+	if n != 5 || last != 0 {
+		t.Fatalf("%d messages, the last with %d pending after it", n, last)
 	}
 }
 
