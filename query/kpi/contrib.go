@@ -122,15 +122,28 @@ FROM %s.kpi_contrib WHERE family = %s AND gen = %d AND id IN (%s) GROUP BY id, k
 	return out, rows.Err()
 }
 
+// openRow is an entity's row of kpi_open: its unit and due time, and
+// whether it is open.
+type openRow struct {
+	id, unit string
+	due      time.Time
+	open     uint8
+}
+
 // viewContribs reads the contributions of the entities of a source that
 // meet cond, for every time column at once, from the view: the entity's
 // state now, read once. An entity whose time is unset or before h0
-// contributes nothing by that column.
-func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, cond string, h0 time.Time) (map[contribKey]contribution, error) {
+// contributes nothing by that column. With open (a source with open
+// entities), the same statement gives each entity's row of kpi_open.
+func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, cond string, h0 time.Time, open *[]openRow) (map[contribKey]contribution, error) {
 	cols := sortedCols(byTime)
 	var all []*KPI
 	sel := []string{src.ID + " AS eid", src.Unit + " AS u"}
 	group := []string{"eid", "u"}
+	if open != nil {
+		sel = append(sel, "due_at AS ioc_due", "toUInt8("+src.Open+") AS ioc_open")
+		group = append(group, "ioc_due", "ioc_open")
+	}
 	for i, col := range cols {
 		all = append(all, byTime[col]...)
 		sel = append(sel, fmt.Sprintf("toStartOfHour(%s) AS h%d", col, i))
@@ -144,9 +157,14 @@ func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[strin
 	}
 	defer rows.Close()
 	var id, unit string
+	var due time.Time
+	var isOpen uint8
 	hours := make([]time.Time, len(cols))
 	vals := make([]int64, 2*len(all))
 	dest := []any{&id, &unit}
+	if open != nil {
+		dest = append(dest, &due, &isOpen)
+	}
 	for i := range hours {
 		dest = append(dest, &hours[i])
 	}
@@ -161,6 +179,9 @@ func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[strin
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
+		}
+		if open != nil {
+			*open = append(*open, openRow{id, unit, due, isOpen})
 		}
 		off := 0 // the column's first KPI in all
 		for i, col := range cols {
@@ -226,10 +247,17 @@ func (e *Engine) writeContribs(ctx context.Context, family string, gen uint64, r
 // applyContribs brings the rollups of an entity source up to date with the
 // entities a commit touched (ids: quoted, sorted): the difference between their contributions
 // now and the stored ones is added to the hours and days, then the new
-// contributions are stored.
-func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, ids []string, gen uint64, h0 time.Time) error {
+// contributions are stored. With openGen (the source is the family's one
+// with open entities), the same lookup gives their rows of kpi_open, which
+// are written, alongside the rollups, into the generation openGen hands
+// over (none when it sends 0).
+func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[string][]*KPI, ids []string, gen uint64, h0 time.Time, openGen <-chan uint64) error {
 	hourly := map[rollupRow]sums{}
 	var changed []contribRow
+	var opens *[]openRow
+	if openGen != nil {
+		opens = &[]openRow{}
+	}
 	for chunk := range query.Chunks(ids, true) {
 		var old, fresh map[contribKey]contribution
 		g, gctx := errgroup.WithContext(ctx)
@@ -238,7 +266,7 @@ func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[stri
 			return err
 		})
 		g.Go(func() (err error) {
-			fresh, err = e.viewContribs(gctx, src, byTime, src.ID+" IN ("+strings.Join(chunk, ", ")+")", h0)
+			fresh, err = e.viewContribs(gctx, src, byTime, src.ID+" IN ("+strings.Join(chunk, ", ")+")", h0, opens)
 			return err
 		})
 		if err := g.Wait(); err != nil {
@@ -271,6 +299,19 @@ func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[stri
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.addRollup(gctx, "kpi_hourly", hourly) })
 	g.Go(func() error { return e.addRollup(gctx, "kpi_daily", daily) })
+	if openGen != nil {
+		g.Go(func() error {
+			select {
+			case og := <-openGen:
+				if og == 0 {
+					return nil
+				}
+				return e.writeOpen(gctx, src.Family, og, *opens)
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	}
 	if err := g.Wait(); err != nil {
 		return err
 	}

@@ -21,8 +21,9 @@ import (
 //
 // The table follows the state view the way the rollups do: every commit
 // re-reads the state of the entities it touched from the view (a lookup by
-// key) and writes a row for each, open or not, as a new version; so a
-// repeated delivery or a replay changes nothing. Rows are kept in
+// key; the rollups' own lookup when they read the same view) and writes a
+// row for each, open or not, as a new version; so a repeated delivery or a
+// replay changes nothing. Rows are kept in
 // generations: a full one is built from the view when a node takes over
 // with none, on a rebuild or when a commit's subjects were truncated; every
 // Config.OpenCompact the open rows are copied into a new generation and the
@@ -133,8 +134,11 @@ func (e *Engine) setGen(table, family string, g uint64) {
 }
 
 // refreshOpen brings the family's open entities up to date with the work:
-// the entities it touched, or all of them when it was truncated.
-func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error {
+// the entities it touched, or all of them when it was truncated. With
+// handOff, the rows of the entities touched are written by the rollups'
+// lookup of them (applyContribs): refreshOpen hands it the generation to
+// write them into, or 0 when it rebuilt the generation whole.
+func (e *Engine) refreshOpen(ctx context.Context, family string, w *work, handOff chan<- uint64) error {
 	src := e.openSource(family)
 	if src == nil {
 		return nil
@@ -144,12 +148,22 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error 
 		return err
 	}
 	if gen == 0 || w.truncated {
-		return e.buildOpen(ctx, src, gen)
+		if err := e.buildOpen(ctx, src, gen); err != nil {
+			return err
+		}
+		if handOff != nil {
+			handOff <- 0
+		}
+		return nil
 	}
 	if time.Since(time.Unix(0, int64(gen))) >= e.cfg.OpenCompact {
 		if gen, err = e.compactOpen(ctx, src, gen); err != nil {
 			return err
 		}
+	}
+	if handOff != nil {
+		handOff <- gen
+		return nil
 	}
 	if len(w.subjects) == 0 {
 		return nil
@@ -164,6 +178,29 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work) error 
 		if err := e.db.Conn.Exec(query.Pushdown(ctx), q); err != nil {
 			return fmt.Errorf("refresh open %s: %w", src.Family, err)
 		}
+	}
+	return nil
+}
+
+// writeOpen writes rows of kpi_open, as a new version, into the
+// generation gen.
+func (e *Engine) writeOpen(ctx context.Context, family string, gen uint64, rows []openRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	batch, err := e.db.Conn.PrepareBatch(ctx, openInsert(e.b.DB))
+	if err != nil {
+		return err
+	}
+	version := uint64(time.Now().UnixNano())
+	for _, r := range rows {
+		if err := batch.Append(family, gen, r.id, r.unit, r.due, r.open, version); err != nil {
+			batch.Abort()
+			return err
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("refresh open %s: %w", family, err)
 	}
 	return nil
 }

@@ -233,9 +233,24 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 // work is marked to recompute the hours of its entities from the views on
 // its retry, as a takeover does, and the window sums are read again.
 func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time) error {
+	// When the rollups look the touched entities up in the view the open
+	// entities come from, that lookup also gives their rows of kpi_open:
+	// the view is read once.
+	var openGen chan uint64
+	if src := e.openSource(family); src != nil && !w.full && !w.truncated && len(w.subjects) > 0 {
+		if _, ok := e.rollupKPIs(family)[src.Name]; ok {
+			gen, err := e.contribGen(ctx, family)
+			if err != nil {
+				return err
+			}
+			if gen != 0 {
+				openGen = make(chan uint64, 1)
+			}
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return e.refreshOpen(gctx, family, w) })
-	g.Go(func() error { return e.applyRollups(gctx, family, w, at) })
+	g.Go(func() error { return e.refreshOpen(gctx, family, w, openGen) })
+	g.Go(func() error { return e.applyRollups(gctx, family, w, at, openGen) })
 	err := g.Wait()
 	if err != nil {
 		w.full = true
@@ -244,7 +259,7 @@ func (e *Engine) apply(ctx context.Context, family string, w *work, at time.Time
 	return err
 }
 
-func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at time.Time) error {
+func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at time.Time, openGen <-chan uint64) error {
 	h0 := horizon(at, e.b.Loc)
 	// The days change by what their hours did (kpi_daily holds the sums
 	// of kpi_hourly by local day). When every hour was recomputed, or on a
@@ -275,7 +290,11 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 			continue
 		case !w.full:
 			if len(w.subjects) > 0 {
-				if err := e.applyContribs(ctx, src, byTime, w.quotedIDs(), gen, h0); err != nil {
+				var og <-chan uint64
+				if openGen != nil && src == e.openSource(family) {
+					og = openGen
+				}
+				if err := e.applyContribs(ctx, src, byTime, w.quotedIDs(), gen, h0, og); err != nil {
 					return fmt.Errorf("rollup %s: %w", src.View, err)
 				}
 			}
@@ -502,7 +521,7 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 	for len(ids) > 0 {
 		n := min(len(ids), query.MaxKeys)
 		cond := hs.cond(e.b, col) + " AND " + src.ID + " IN (" + strings.Join(ids[:n], ", ") + ")"
-		cs, err := e.viewContribs(ctx, src, byTime, cond, time.Time{})
+		cs, err := e.viewContribs(ctx, src, byTime, cond, time.Time{}, nil)
 		if err != nil {
 			return nil, err
 		}
