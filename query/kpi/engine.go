@@ -26,7 +26,9 @@ type Config struct {
 	// Store is the KV bucket of latest values.
 	Store StoreConfig
 	// Debounce gathers the commit notices that arrive within it into one
-	// recomputation of their families. Default 50ms.
+	// recomputation of their families; a notice that comes after a
+	// family's loop has been idle this long is recomputed at once.
+	// Default 50ms.
 	Debounce time.Duration
 	// Sweep recomputes every family on a timer, for the changes that come
 	// from time alone (a deadline passing, a window rolling over).
@@ -316,17 +318,19 @@ const (
 )
 
 // familyLoop recomputes one family: at once, after the commits of its
-// notices (gathered over Debounce; paced when the writers are behind), and
-// every Sweep.
+// notices (gathered over Debounce unless the loop was idle; paced when the
+// writers are behind), and every Sweep.
 func (e *Engine) familyLoop(ctx context.Context, fam string) {
-	var next time.Time // the earliest start of the next recomputation
+	var next time.Time  // the earliest start of the next recomputation
+	var ended time.Time // when the last recomputation ended
 	run := func() {
 		start := time.Now()
 		if err := e.recompute(ctx, fam); err != nil && ctx.Err() == nil {
 			// The work stays pending: retried at the next notice or sweep.
 			e.log.Error("kpi recompute", "family", fam, "err", err)
 		}
-		next = start.Add(time.Duration(float64(time.Since(start)) / maxDuty))
+		ended = time.Now()
+		next = start.Add(time.Duration(float64(ended.Sub(start)) / maxDuty))
 	}
 	run()
 	sweep := time.NewTicker(e.cfg.Sweep)
@@ -339,24 +343,32 @@ func (e *Engine) familyLoop(ctx context.Context, fam string) {
 			run()
 		case <-e.wakes[fam]:
 			// Let the notices of a burst gather.
-			select {
-			case <-time.After(e.pace(fam, next)):
-			case <-ctx.Done():
-				return
+			if d := e.pace(fam, next, time.Since(ended)); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+					return
+				}
 			}
 			run()
 		}
 	}
 }
 
-// pace is how long a family's loop waits after a notice: the debounce, or
-// until next when the writers are behind.
-func (e *Engine) pace(fam string, next time.Time) time.Duration {
+// pace is how long a family's loop waits after a notice: until next when
+// the writers are behind; otherwise the debounce, or nothing when the loop
+// has been idle that long already (a notice after a quiet spell is not
+// part of a burst: the notices that follow it while it is recomputed are
+// gathered for the next recomputation anyway).
+func (e *Engine) pace(fam string, next time.Time, idle time.Duration) time.Duration {
 	e.mu.Lock()
 	wm := e.watermark[fam]
 	e.mu.Unlock()
 	if e.now().Sub(wm) > writersBehind {
 		return max(e.cfg.Debounce, time.Until(next))
+	}
+	if idle >= e.cfg.Debounce {
+		return 0
 	}
 	return e.cfg.Debounce
 }
