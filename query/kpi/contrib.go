@@ -286,14 +286,10 @@ func (e *Engine) applyContribs(ctx context.Context, src *Source, byTime map[stri
 			}
 		}
 	}
+	dropZero(hourly)
 	daily := map[rollupRow]sums{}
-	for r, s := range hourly {
-		if s == (sums{}) {
-			delete(hourly, r)
-			continue
-		}
-		bumpSums(daily, rollupRow{r.kpi, localDay(r.t, e.b.Loc), r.unit}, s)
-	}
+	addDays(daily, hourly, e.b.Loc)
+	dropZero(daily)
 	// The contributions are stored after both rollups: a node stopped in
 	// between leaves the old ones, which the takeover's catch-up reads.
 	g, gctx := errgroup.WithContext(ctx)

@@ -314,9 +314,7 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 				if err != nil {
 					return fmt.Errorf("rollup %s by %s: %w", src.View, col, err)
 				}
-				for r, s := range delta {
-					bumpSums(daily, rollupRow{r.kpi, localDay(r.t, e.b.Loc), r.unit}, s)
-				}
+				addDays(daily, delta, e.b.Loc)
 			}
 			if hs.all {
 				allDays = true
@@ -341,7 +339,7 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 	case w.full && len(days) > 0:
 		err = e.updateDaily(ctx, kpis, days, time.Time{})
 	default:
-		maps.DeleteFunc(daily, func(_ rollupRow, s sums) bool { return s == (sums{}) })
+		dropZero(daily)
 		err = e.addRollup(ctx, "kpi_daily", daily)
 	}
 	if err != nil {
@@ -358,6 +356,18 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 func localDay(t time.Time, loc *time.Location) time.Time {
 	y, m, d := t.In(loc).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// addDays adds changes of hourly rows to the rows of their local days.
+func addDays(daily, hourly map[rollupRow]sums, loc *time.Location) {
+	for r, s := range hourly {
+		bumpSums(daily, rollupRow{r.kpi, localDay(r.t, loc), r.unit}, s)
+	}
+}
+
+// dropZero removes the rows whose changes sum to nothing.
+func dropZero(m map[rollupRow]sums) {
+	maps.DeleteFunc(m, func(_ rollupRow, s sums) bool { return s == (sums{}) })
 }
 
 // touchedHours finds, per time column, the hours whose rollup the work
