@@ -103,7 +103,15 @@ func (l *Lease) Hold(ctx context.Context, job func(context.Context) error) error
 			case <-stop:
 				return
 			case <-t.C:
-				rev, err := l.kv.Update(jctx, key, []byte(l.cfg.Node), l.rev)
+				// A renewal is not cut short when ctx ends: one the server
+				// applied but whose answer was dropped would leave l.rev
+				// behind the key, and the release would miss it.
+				uctx, cancel := context.WithTimeout(context.WithoutCancel(jctx), l.cfg.TTL/3)
+				rev, err := l.kv.Update(uctx, key, []byte(l.cfg.Node), l.rev)
+				cancel()
+				if err != nil && jctx.Err() != nil {
+					return
+				}
 				if err != nil {
 					lost(fmt.Errorf("renew lease %s: %w", l.cfg.Bucket, err))
 					return
@@ -127,10 +135,21 @@ func (l *Lease) Hold(ctx context.Context, job func(context.Context) error) error
 	return err
 }
 
+// release deletes the key if this node still holds it. The delete is
+// conditional on the revision this node last wrote; if that is not the
+// key's (a renewal whose answer was lost), the key is read and deleted at
+// its own revision when it still names this node.
 func (l *Lease) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = l.kv.Delete(ctx, key, jetstream.LastRevision(l.rev))
+	if l.kv.Delete(ctx, key, jetstream.LastRevision(l.rev)) == nil {
+		return
+	}
+	e, err := l.kv.Get(ctx, key)
+	if err != nil || string(e.Value()) != l.cfg.Node {
+		return
+	}
+	_ = l.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 }
 
 // NodeName is the default name of this node: host name and process id.

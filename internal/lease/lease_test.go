@@ -80,3 +80,23 @@ func TestLeaseLost(t *testing.T) {
 		t.Fatalf("got %v, want the renewal's error", err)
 	}
 }
+
+// A renewal the server applied but whose answer never reached the holder
+// leaves its revision behind the key's; releasing still frees the lease.
+func TestLeaseReleaseAfterLostRenewal(t *testing.T) {
+	a, b, kv := newPair(t)
+	if !a.Acquire(context.Background()) {
+		t.Fatal("a could not take a free lease")
+	}
+	if _, err := kv.Update(context.Background(), key, []byte(a.Node()), a.rev); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	stop()
+	if err := a.Hold(ctx, func(jctx context.Context) error { <-jctx.Done(); return jctx.Err() }); err != nil {
+		t.Fatalf("hold after its context ended: %v", err)
+	}
+	if !b.Acquire(context.Background()) {
+		t.Fatal("b could not take the lease a released")
+	}
+}
