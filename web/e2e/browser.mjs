@@ -511,6 +511,12 @@ check("connection loss visible", ["wall renders"], async ({ browser }) => {
       throw new Error(`#status[data-status=offline] not visible within 5 s of the connection loss (status ${await page.getAttribute("#status", "data-status")})`);
     }
     log(`    banner offline ${Date.now() - cutAt} ms after the connection was cut: "${spaces(await page.textContent("#status"))}"`);
+    // Every status the banner takes from now until the network returns.
+    await page.evaluate(() => {
+      const el = document.querySelector("#status");
+      window.__statuses = [];
+      new MutationObserver(() => window.__statuses.push(el.getAttribute("data-status"))).observe(el, { attributes: true, attributeFilter: ["data-status"] });
+    });
     await page.waitForFunction(() => [...document.querySelectorAll('[data-channel^="kpi:"]')].every((e) => e.getAttribute("data-live") === "false"), null, { timeout: 3000 }).catch(async () => {
       const still = (await readTiles(page)).filter((t) => t.live !== "false").map((t) => t.channel);
       throw new Error(`tiles still not data-live=false 3 s after the banner: ${still.join(", ")}`);
@@ -524,6 +530,17 @@ check("connection loss visible", ["wall renders"], async ({ browser }) => {
     const k = parseChannel(LIVE_TILE);
     await postEvents([dossierReceived(LEADER_WARD)]);
     await sleep(2000); // a few reconnect attempts fail meanwhile
+    // Still offline, counted from the loss: failed retries neither flicker
+    // the banner nor restart its clock.
+    const during = { status: await page.getAttribute("#status", "data-status"), body: await page.getAttribute("body", "data-connection"), seen: await page.evaluate(() => window.__statuses) };
+    if (during.status !== "offline" || during.body !== "offline" || during.seen.some((s) => s !== "offline")) {
+      throw new Error(`while the retries fail the banner went ${["offline", ...during.seen].join(" → ")} (body ${during.body}): it should stay offline`);
+    }
+    // The banner's clock ticks once a second, so allow it one more tick.
+    await page.waitForFunction(() => /\(([2-9]|\d\d+) (giây|s)/.test(document.querySelector("#status")?.textContent ?? ""), null, { timeout: 1500 }).catch(async () => {
+      throw new Error(`the banner does not count from the loss: "${spaces(await page.textContent("#status"))}" more than 2 s after it`);
+    });
+    log(`    still offline while the retries fail: "${spaces(await page.textContent("#status"))}"`);
     const restoredAt = Date.now();
     proxy.restore();
     try {

@@ -146,7 +146,9 @@ export class Live {
 
   private connect() {
     if (this.closed) return;
-    this.setStatus("connecting");
+    // After a loss the page stays offline, with the time of the loss, until
+    // a connection is live again: the retries do not flicker the banner.
+    if (this.status !== "offline") this.setStatus("connecting");
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: this.token }));
