@@ -603,18 +603,12 @@ func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch [
 }
 
 func (w *Writer) insert(ctx context.Context, t *table, batch []pending) error {
-	b, err := w.db.Conn.PrepareBatch(w.db.InsertContext(ctx), insertSQL(w.db.Database(), t))
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	if err := appendColumns(b, t, batch); err != nil {
-		_ = b.Abort()
-		return fmt.Errorf("append: %w", err)
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	return nil
+	return w.db.Insert(w.db.InsertContext(ctx), insertSQL(w.db.Database(), t), func(b driver.Batch) error {
+		if err := appendColumns(b, t, batch); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		return nil
+	})
 }
 
 // appendColumns adds the batch's rows to an insert column by column, each
@@ -660,11 +654,7 @@ func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, re
 	sql := "INSERT INTO " + w.db.Table("dead_letters") + " (time, family, stream_seq, source, id, type, reason, payload)"
 	backoff := w.cfg.RetryMin
 	for {
-		err := func() error {
-			b, err := w.db.Conn.PrepareBatch(w.db.InsertContext(ctx), sql)
-			if err != nil {
-				return err
-			}
+		err := w.db.Insert(w.db.InsertContext(ctx), sql, func(b driver.Batch) error {
 			for _, p := range ps {
 				var seq uint64
 				if md, err := p.msg.Metadata(); err == nil {
@@ -680,12 +670,11 @@ func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, re
 				}
 				if err := b.Append(time.Now().UTC().Truncate(time.Second), family, seq, source, id,
 					typ, reason, payload); err != nil {
-					_ = b.Abort()
 					return err
 				}
 			}
-			return b.Send()
-		}()
+			return nil
+		})
 		if err == nil {
 			break
 		}

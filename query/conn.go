@@ -128,6 +128,38 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
 }
 
+// Insert runs one batch insert: it prepares sql, lets fill append the
+// rows (the batch is aborted when fill fails) and sends it, unless ctx
+// ended meanwhile.
+//
+// The batch runs under a context of its own, which ends when ctx does but
+// never after Insert returned. clickhouse-go's Send watches its context on
+// a goroutine that may not have run yet when Send returns; if the context
+// ends then (a deferred cancel, an errgroup's Wait), that goroutine closes
+// the connection, by then back in the pool and serving another statement,
+// which fails with "use of closed network connection".
+func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) error) error {
+	bctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	defer stop()
+	b, err := db.Conn.PrepareBatch(bctx, sql)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	if err := fill(b); err != nil {
+		_ = b.Abort()
+		return err
+	}
+	if ctx.Err() != nil { // bctx follows ctx on a goroutine: ask ctx
+		_ = b.Abort()
+		return context.Cause(ctx)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
 // Close the pool.
 func (db *DB) Close() error { return db.Conn.Close() }
 

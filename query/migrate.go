@@ -1,6 +1,8 @@
 package query
 
 import (
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"bytes"
 	"context"
 	"embed"
@@ -238,13 +240,7 @@ func LatestVersion() int {
 // native protocol an INSERT … VALUES with bound arguments is not answered by
 // ClickHouse 18.16.
 func (db *DB) record(ctx context.Context, m Migration) error {
-	b, err := db.Conn.PrepareBatch(ctx, "INSERT INTO "+db.Table("schema_migrations")+" (version, name, applied_at)")
-	if err != nil {
-		return err
-	}
-	if err := b.Append(uint32(m.Version), m.Name, time.Now().UTC()); err != nil {
-		_ = b.Abort()
-		return err
-	}
-	return b.Send()
+	return db.Insert(ctx, "INSERT INTO "+db.Table("schema_migrations")+" (version, name, applied_at)", func(b driver.Batch) error {
+		return b.Append(uint32(m.Version), m.Name, time.Now().UTC())
+	})
 }

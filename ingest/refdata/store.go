@@ -1,6 +1,8 @@
 package refdata
 
 import (
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"context"
 	"fmt"
 	"slices"
@@ -151,25 +153,23 @@ func (st *Store) replace(ctx context.Context, kind, table, view, keyExpr string,
 		return fmt.Errorf("save %s: %w", kind, err)
 	}
 	all := append(slices.Clone(cols), "version", "deleted")
-	batch, err := st.db.Conn.PrepareBatch(ctx, "INSERT INTO "+st.db.Table(table)+" ("+strings.Join(all, ", ")+")")
+	err = st.db.Insert(ctx, "INSERT INTO "+st.db.Table(table)+" ("+strings.Join(all, ", ")+")", func(b driver.Batch) error {
+		for i := range n {
+			key, vals := row(i)
+			delete(current, key)
+			if err := b.Append(append(vals, version, uint8(0))...); err != nil {
+				return fmt.Errorf("row %d (%q): %w", i, key, err)
+			}
+		}
+		for _, key := range sortedKeys(current) {
+			if err := b.Append(append(tombstone(key), version, uint8(1))...); err != nil {
+				return fmt.Errorf("tombstone %q: %w", key, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("save %s: prepare: %w", kind, err)
-	}
-	defer batch.Abort() //nolint:errcheck // a no-op once sent
-	for i := range n {
-		key, vals := row(i)
-		delete(current, key)
-		if err := batch.Append(append(vals, version, uint8(0))...); err != nil {
-			return fmt.Errorf("save %s: row %d (%q): %w", kind, i, key, err)
-		}
-	}
-	for _, key := range sortedKeys(current) {
-		if err := batch.Append(append(tombstone(key), version, uint8(1))...); err != nil {
-			return fmt.Errorf("save %s: tombstone %q: %w", kind, key, err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("save %s: insert: %w", kind, err)
+		return fmt.Errorf("save %s: %w", kind, err)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package alert
 
 import (
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,19 +81,16 @@ const columns = "id, rule, kind, severity, unit, subject_kind, subject, state, t
 	"raised_at, acked_at, acked_by, ack_note, cleared_at, version"
 
 func (s *Store) insert(ctx context.Context, as []*Alert) error {
-	b, err := s.db.Conn.PrepareBatch(s.db.InsertContext(ctx), "INSERT INTO "+s.db.Table("alert_log")+" ("+columns+")")
-	if err != nil {
-		return err
-	}
-	for _, a := range as {
-		if err := b.Append(a.ID, a.Rule, a.Kind, a.Severity, a.Unit, a.SubjectKind, a.Subject, a.State, a.Title, a.TitleVI,
-			a.Detail, a.Value, a.Threshold, query.DateTime(a.RaisedAt), query.DateTime(a.AckedAt), a.AckedBy, a.AckNote, query.DateTime(a.ClearedAt),
-			a.Version); err != nil {
-			b.Abort()
-			return err
+	return s.db.Insert(s.db.InsertContext(ctx), "INSERT INTO "+s.db.Table("alert_log")+" ("+columns+")", func(b driver.Batch) error {
+		for _, a := range as {
+			if err := b.Append(a.ID, a.Rule, a.Kind, a.Severity, a.Unit, a.SubjectKind, a.Subject, a.State, a.Title, a.TitleVI,
+				a.Detail, a.Value, a.Threshold, query.DateTime(a.RaisedAt), query.DateTime(a.AckedAt), a.AckedBy, a.AckNote, query.DateTime(a.ClearedAt),
+				a.Version); err != nil {
+				return err
+			}
 		}
-	}
-	return b.Send()
+		return nil
+	})
 }
 
 func fromCH(t time.Time) time.Time {

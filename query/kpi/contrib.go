@@ -1,6 +1,8 @@
 package kpi
 
 import (
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"context"
 	"fmt"
 	"slices"
@@ -223,22 +225,20 @@ func (e *Engine) writeContribs(ctx context.Context, family string, gen uint64, r
 	if len(rows) == 0 {
 		return nil
 	}
-	batch, err := e.db.Conn.PrepareBatch(ctx, "INSERT INTO "+e.b.DB+".kpi_contrib (family, gen, id, kind, hour, unit, kpis, numerators, denominators, version)")
-	if err != nil {
-		return err
-	}
 	version := uint64(time.Now().UnixNano())
-	for _, r := range rows {
-		c := r.c
-		if c.empty() {
-			c = contribution{hour: time.Unix(0, 0), kpis: []string{}, n: []int64{}, d: []int64{}}
+	err := e.db.Insert(ctx, "INSERT INTO "+e.b.DB+".kpi_contrib (family, gen, id, kind, hour, unit, kpis, numerators, denominators, version)", func(b driver.Batch) error {
+		for _, r := range rows {
+			c := r.c
+			if c.empty() {
+				c = contribution{hour: time.Unix(0, 0), kpis: []string{}, n: []int64{}, d: []int64{}}
+			}
+			if err := b.Append(family, gen, r.key.id, r.key.kind, c.hour, c.unit, c.kpis, c.n, c.d, version); err != nil {
+				return err
+			}
 		}
-		if err := batch.Append(family, gen, r.key.id, r.key.kind, c.hour, c.unit, c.kpis, c.n, c.d, version); err != nil {
-			batch.Abort()
-			return err
-		}
-	}
-	if err := batch.Send(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("write contributions: %w", err)
 	}
 	return nil

@@ -1,6 +1,8 @@
 package kpi
 
 import (
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -129,19 +131,16 @@ func (h *History) insert(ctx context.Context, vals []Value, published []time.Tim
 	if len(vals) == 0 {
 		return nil
 	}
-	b, err := h.db.Conn.PrepareBatch(h.db.InsertContext(ctx), "INSERT INTO "+h.db.Table("kpi_value_log")+
-		" (kpi, unit, period, seq, value, numerator, denominator, window_from, window_to, at, as_of, version, published_at)")
-	if err != nil {
-		return err
-	}
-	for i, v := range vals {
-		if err := b.Append(v.KPI, v.Unit, v.Window, v.Seq, v.Value, v.Numerator, v.Denominator,
-			query.DateTime(v.From), query.DateTime(v.To), query.DateTime(v.At), query.DateTime(v.AsOf), uint32(v.Version), query.DateTime(published[i])); err != nil {
-			b.Abort()
-			return err
+	return h.db.Insert(h.db.InsertContext(ctx), "INSERT INTO "+h.db.Table("kpi_value_log")+
+		" (kpi, unit, period, seq, value, numerator, denominator, window_from, window_to, at, as_of, version, published_at)", func(b driver.Batch) error {
+		for i, v := range vals {
+			if err := b.Append(v.KPI, v.Unit, v.Window, v.Seq, v.Value, v.Numerator, v.Denominator,
+				query.DateTime(v.From), query.DateTime(v.To), query.DateTime(v.At), query.DateTime(v.AsOf), uint32(v.Version), query.DateTime(published[i])); err != nil {
+				return err
+			}
 		}
-	}
-	return b.Send()
+		return nil
+	})
 }
 
 func sleep(ctx context.Context, d time.Duration) {

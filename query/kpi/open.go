@@ -188,18 +188,16 @@ func (e *Engine) writeOpen(ctx context.Context, family string, gen uint64, rows 
 	if len(rows) == 0 {
 		return nil
 	}
-	batch, err := e.db.Conn.PrepareBatch(ctx, openInsert(e.b.DB))
-	if err != nil {
-		return err
-	}
 	version := uint64(time.Now().UnixNano())
-	for _, r := range rows {
-		if err := batch.Append(family, gen, r.id, r.unit, r.due, r.open, version); err != nil {
-			batch.Abort()
-			return err
+	err := e.db.Insert(ctx, openInsert(e.b.DB), func(b driver.Batch) error {
+		for _, r := range rows {
+			if err := b.Append(family, gen, r.id, r.unit, r.due, r.open, version); err != nil {
+				return err
+			}
 		}
-	}
-	if err := batch.Send(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("refresh open %s: %w", family, err)
 	}
 	return nil

@@ -1,6 +1,8 @@
 package kpi
 
 import (
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"context"
 	"fmt"
 	"maps"
@@ -699,21 +701,18 @@ func (e *Engine) addRollup(ctx context.Context, table string, delta map[rollupRo
 }
 
 func (e *Engine) sendRollup(ctx context.Context, table, tcol string, delta map[rollupRow]sums) error {
-	batch, err := e.db.Conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator)", e.b.DB, table, tcol))
-	if err != nil {
-		return err
-	}
-	for r, s := range delta {
-		t := r.t
-		if tcol == "day" { // a Date: the local date, as UTC midnight
-			t = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	return e.db.Insert(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator)", e.b.DB, table, tcol), func(b driver.Batch) error {
+		for r, s := range delta {
+			t := r.t
+			if tcol == "day" { // a Date: the local date, as UTC midnight
+				t = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+			}
+			if err := b.Append(r.kpi, t, r.unit, s.n, s.d); err != nil {
+				return err
+			}
 		}
-		if err := batch.Append(r.kpi, t, r.unit, s.n, s.d); err != nil {
-			batch.Abort()
-			return err
-		}
-	}
-	return batch.Send()
+		return nil
+	})
 }
 
 func kpiIDs(kpis []*KPI) []string {

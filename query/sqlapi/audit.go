@@ -1,6 +1,8 @@
 package sqlapi
 
 import (
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,19 +101,16 @@ func (a *auditor) run(ctx context.Context) error {
 }
 
 func (a *auditor) write(ctx context.Context, recs []auditRecord) error {
-	b, err := a.db.Conn.PrepareBatch(ctx, "INSERT INTO "+a.db.Table("sql_audit")+
-		" (time, query_id, who, addr, sql, params, format, duration_ms, rows, bytes, outcome, error)")
-	if err != nil {
-		return err
-	}
-	for _, r := range recs {
-		if err := b.Append(r.Time, r.QueryID, r.Who, r.Addr, r.SQL, r.Params, r.Format,
-			uint32(r.Duration.Milliseconds()), uint64(r.Rows), uint64(r.Bytes), r.Outcome, r.Error); err != nil {
-			b.Abort()
-			return err
+	return a.db.Insert(ctx, "INSERT INTO "+a.db.Table("sql_audit")+
+		" (time, query_id, who, addr, sql, params, format, duration_ms, rows, bytes, outcome, error)", func(b driver.Batch) error {
+		for _, r := range recs {
+			if err := b.Append(r.Time, r.QueryID, r.Who, r.Addr, r.SQL, r.Params, r.Format,
+				uint32(r.Duration.Milliseconds()), uint64(r.Rows), uint64(r.Bytes), r.Outcome, r.Error); err != nil {
+				return err
+			}
 		}
-	}
-	return b.Send()
+		return nil
+	})
 }
 
 func marshalParams(p map[string]any) string {

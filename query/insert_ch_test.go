@@ -1,0 +1,87 @@
+package query_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/query"
+)
+
+// Inserts whose context is cancelled the moment they return, as a deferred
+// cancel or an errgroup does, never close a connection of the pool: the
+// statements that run next on the same connection all succeed.
+func TestInsertLeavesItsConnectionUsable(t *testing.T) {
+	_, base := testenv.ClickHouse(t)
+	cfg := base
+	cfg.MaxOpenConns = 2
+	ctx := context.Background()
+	db, err := query.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	table := db.Table("insert_probe")
+	if err := db.Conn.Exec(ctx, "CREATE TABLE "+table+" (n UInt32) ENGINE = Memory"); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(n uint32) error {
+		ictx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		return db.Insert(ictx, "INSERT INTO "+table+" (n)", func(b driver.Batch) error { return b.Append(n) })
+	}
+	const rounds, workers = 500, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, rounds*workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				if err := insert(uint32(w*rounds + i)); err != nil {
+					errs <- err
+					continue
+				}
+				var n uint64
+				if err := db.Conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		t.Fatalf("%d of %d inserts and queries failed, first: %v", len(all), 2*rounds*workers, errors.Join(all[0]))
+	}
+	var n uint64
+	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM "+table).Scan(&n); err != nil || n != rounds*workers {
+		t.Fatalf("%d rows (%v), want %d", n, err, rounds*workers)
+	}
+}
+
+// An insert whose context ends before it is sent is not sent.
+func TestInsertStopsWithItsContext(t *testing.T) {
+	db, _ := testenv.ClickHouse(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	table := db.Table("insert_cancel")
+	if err := db.Conn.Exec(ctx, "CREATE TABLE "+table+" (n UInt32) ENGINE = Memory"); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Insert(ctx, "INSERT INTO "+table+" (n)", func(b driver.Batch) error { cancel(); return b.Append(uint32(1)) })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	var n uint64
+	if err := db.Conn.QueryRow(context.Background(), "SELECT count() FROM "+table).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows (%v), want 0", n, err)
+	}
+}
