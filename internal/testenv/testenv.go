@@ -71,10 +71,22 @@ func ClickHouseAddr(t testing.TB) string {
 		// Supervised: ClickHouse 18.16 has been seen to crash (a segmentation
 		// fault) under these tests' load; it is started again on the same
 		// port and data, said loudly, and its logs are kept.
-		chServer, chErr = chlocal.Supervise(context.Background(), chlocal.Options{Dir: chDir}, func(exit, restarted error) {
+		// Its log is at level debug, so that a crash can be traced to the
+		// statements of the thread that crashed, which are printed.
+		chServer, chErr = chlocal.Supervise(context.Background(), chlocal.Options{Dir: chDir, LogLevel: "debug"}, func(exit, restarted error) {
 			chCrashes.Add(1)
 			fmt.Fprintf(os.Stderr, "testenv: the test ClickHouse exited by itself (%v); started again: %v; logs in %s\n",
 				exit, restarted, filepath.Join(chDir, "log"))
+			thread, entries, ok, err := chlocal.CrashContext(chDir, 8)
+			switch {
+			case err != nil:
+				fmt.Fprintf(os.Stderr, "testenv: reading its logs: %v\n", err)
+			case ok:
+				fmt.Fprintf(os.Stderr, "testenv: thread %s crashed; its last %d log entries:\n", thread, len(entries))
+				for _, e := range entries {
+					fmt.Fprintf(os.Stderr, "testenv:   %s\n", e)
+				}
+			}
 		})
 		if chErr == nil {
 			chAddr = chServer.Addr()
