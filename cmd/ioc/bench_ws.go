@@ -1504,7 +1504,8 @@ func printRecompute(w io.Writer, a, b promSnap) {
 			continue
 		}
 		seen = true
-		fmt.Fprintf(w, "  %-10s %s\n", f, histLine(a, b, "ioc_kpi_recompute_seconds", `family="`+f+`"`))
+		pub := b.delta(a, "ioc_kpi_values_published_total", `family="`+f+`"`)
+		fmt.Fprintf(w, "  %-10s %s; %.0f values published, %.0f a round\n", f, histLine(a, b, "ioc_kpi_recompute_seconds", `family="`+f+`"`), pub, pub/h.count)
 	}
 	if !seen {
 		fmt.Fprintf(w, "  none\n")
