@@ -129,15 +129,22 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 }
 
 // Insert runs one batch insert: it prepares sql, lets fill append the
-// rows (the batch is aborted when fill fails) and sends it, unless ctx
-// ended meanwhile.
+// rows and sends them, unless fill fails or ctx ended meanwhile (then, or
+// on a panic in fill, the batch is aborted).
 //
 // The batch runs under a context of its own, which ends when ctx does but
 // never after Insert returned. clickhouse-go's Send watches its context on
 // a goroutine that may not have run yet when Send returns; if the context
 // ends then (a deferred cancel, an errgroup's Wait), that goroutine closes
 // the connection, by then back in the pool and serving another statement,
-// which fails with "use of closed network connection".
+// which fails with "use of closed network connection". A ctx that ends
+// while Send runs can still do that (the library gives no way to wait for
+// its goroutine); the statement that meets the closed connection then
+// fails once (the writer and the KPI engine retry theirs).
+//
+// The batch's context keeps ctx's values but not its deadline, which is
+// applied by cancellation instead (an insert cut short by it reports
+// context.Canceled, or ctx's cause).
 func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) error) error {
 	bctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
@@ -146,12 +153,11 @@ func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) er
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
+	defer func() { _ = b.Abort() }() // releases the connection unless sent
 	if err := fill(b); err != nil {
-		_ = b.Abort()
 		return err
 	}
 	if ctx.Err() != nil { // bctx follows ctx on a goroutine: ask ctx
-		_ = b.Abort()
 		return context.Cause(ctx)
 	}
 	if err := b.Send(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -83,5 +84,32 @@ func TestInsertStopsWithItsContext(t *testing.T) {
 	var n uint64
 	if err := db.Conn.QueryRow(context.Background(), "SELECT count() FROM "+table).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d rows (%v), want 0", n, err)
+	}
+}
+
+// A panic while the rows are appended leaves no connection taken: on a pool
+// of one, the next statement still gets it.
+func TestInsertReleasesOnPanic(t *testing.T) {
+	_, cfg := testenv.ClickHouse(t)
+	cfg.MaxOpenConns = 1
+	ctx := context.Background()
+	db, err := query.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	table := db.Table("insert_panic")
+	if err := db.Conn.Exec(ctx, "CREATE TABLE "+table+" (n UInt32) ENGINE = Memory"); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() { _ = recover() }()
+		_ = db.Insert(ctx, "INSERT INTO "+table+" (n)", func(b driver.Batch) error { panic("fill") })
+	}()
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var n uint64
+	if err := db.Conn.QueryRow(qctx, "SELECT count() FROM "+table).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after a panic in fill: %d rows, %v", n, err)
 	}
 }

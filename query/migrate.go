@@ -1,8 +1,6 @@
 package query
 
 import (
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"bytes"
 	"context"
 	"embed"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 //go:embed migrations/*.sql

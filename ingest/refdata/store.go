@@ -1,14 +1,14 @@
 package refdata
 
 import (
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/vn-ioc/ioc/query"
 )

@@ -1,8 +1,6 @@
 package alert
 
 import (
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vn-ioc/ioc/query"

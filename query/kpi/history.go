@@ -1,14 +1,13 @@
 package kpi
 
 import (
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 

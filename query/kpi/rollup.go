@@ -1,8 +1,6 @@
 package kpi
 
 import (
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"context"
 	"fmt"
 	"maps"
@@ -10,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vn-ioc/ioc/query"

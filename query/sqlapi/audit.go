@@ -1,13 +1,13 @@
 package sqlapi
 
 import (
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/vn-ioc/ioc/internal/api"
 	"github.com/vn-ioc/ioc/query"
