@@ -140,7 +140,9 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 // which fails with "use of closed network connection". A ctx that ends
 // while Send runs can still do that (the library gives no way to wait for
 // its goroutine); the statement that meets the closed connection then
-// fails once (the writer and the KPI engine retry theirs).
+// fails once (the writer and the KPI engine retry theirs). The library's
+// fix (clickhouse-go pull request 2032, open at v2.50.0) makes its watchdog
+// wait for its goroutine; with a release that has it, this can go.
 //
 // The batch's context keeps ctx's values but not its deadline, which is
 // applied by cancellation instead (an insert cut short by it reports
