@@ -221,6 +221,9 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 			return nil, fmt.Errorf("list %s: %w", r.List, err)
 		}
 		res.Total = total
+		if beforePageRead != nil {
+			beforePageRead()
+		}
 		// The page's ids in as many statements as their length needs,
 		// the rows put back in the list's order.
 		runs := 0
@@ -234,10 +237,17 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 		if runs > 1 {
 			res.sortRows()
 		}
+		// An id of the page that no longer matches was closed since it
+		// was matched: it is neither listed nor counted.
+		res.Total -= min(res.Total, uint64(len(page)-n))
 	}
 	res.finish(cal, n)
 	return res, nil
 }
+
+// beforePageRead, when set (tests), runs between the matching of the
+// page's ids and the reading of their rows.
+var beforePageRead func()
 
 // fromOpen takes the list's page and total from generation gen of the
 // family's open entities (Run): the ids of the page, in the list's order,

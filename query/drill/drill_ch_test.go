@@ -240,6 +240,16 @@ func TestRunOnClickHouse(t *testing.T) {
 			t.Errorf("limit %d with a stale candidate: %s, total %d, truncated %v", limit, ids(res), res.Total, res.Truncated)
 		}
 	}
+	// A dossier of the page resolved after its id was matched and before
+	// its row was read is neither listed nor counted.
+	beforePageRead = func() {
+		beforePageRead = nil
+		insert(t, db, event{table: "dossier_events", typ: "resolved", subject: "D-late2", time: rcv.Add(3 * time.Hour)})
+	}
+	defer func() { beforePageRead = nil }()
+	if res := run(Request{List: DossierOverdue, Unit: "26740"}); ids(res) != "D-new,D-ghost-officer" || res.Total != 2 || res.Truncated {
+		t.Errorf("resolved between the match and the read: %s, total %d, truncated %v", ids(res), res.Total, res.Truncated)
+	}
 }
 
 // A page of ids too long for one statement (1,000 ids of ~250 bytes, with
