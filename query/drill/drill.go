@@ -207,10 +207,12 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 		return nil, fmt.Errorf("list %s: %w", r.List, err)
 	}
 	n := 0
+	whole := false // every row of the list was read
 	if gen == 0 {
 		if n, err = res.read(ctx, db, st.SQL); err != nil {
 			return nil, err
 		}
+		whole = n < r.Limit
 		if err := db.Conn.QueryRow(ctx, st.CountSQL).Scan(&res.Total); err != nil {
 			return nil, fmt.Errorf("list %s total: %w", r.List, err)
 		}
@@ -221,6 +223,7 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 			return nil, fmt.Errorf("list %s: %w", r.List, err)
 		}
 		res.Total = total
+		whole = len(page) < r.Limit // the candidates ran out
 		if beforePageRead != nil {
 			beforePageRead()
 		}
@@ -241,7 +244,7 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 		// was matched: it is neither listed nor counted.
 		res.Total -= min(res.Total, uint64(len(page)-n))
 	}
-	res.finish(cal, n)
+	res.finish(cal, n, whole)
 	return res, nil
 }
 
@@ -394,8 +397,9 @@ func newResult(r Request, st Statement, loc *time.Location) *Result {
 
 // finish sets the working time of every row from its due_at, puts the
 // times in the calendar's zone, and reconciles the total with the n rows
-// read.
-func (res *Result) finish(cal *worktime.Calendar, n int) {
+// read: when they are the whole list, they are the total (the count, a
+// statement of its own, may have seen a commit more or less).
+func (res *Result) finish(cal *worktime.Calendar, n int, whole bool) {
 	loc := cal.Location()
 	switch rows := res.Rows.(type) {
 	case []Dossier:
@@ -420,7 +424,7 @@ func (res *Result) finish(cal *worktime.Calendar, n int) {
 			t.WorkingDaysLate = cal.WorkingDaysBetween(t.DueAt, res.At)
 		}
 	}
-	if res.Total < uint64(n) { // rows committed between the two statements
+	if whole || res.Total < uint64(n) {
 		res.Total = uint64(n)
 	}
 	res.Truncated = res.Total > uint64(n)

@@ -136,7 +136,7 @@ func TestFinish(t *testing.T) {
 		{DossierID: "D1", DueAt: due1, ReceivedAt: due1.Add(-72 * time.Hour)},
 		{DossierID: "D2", DueAt: due2},
 	}}
-	res.finish(cal, 2)
+	res.finish(cal, 2, false)
 	d := res.Dossiers()
 	// D1: due at the end of Friday 13; Tết and the weekend do not count;
 	// 07:30–09:30 of Monday: 2 / 8 days late.
@@ -161,7 +161,7 @@ func TestFinish(t *testing.T) {
 	}
 
 	soon := &Result{List: DossierDueSoon, At: at, Rows: []Dossier{{DossierID: "D3", DueAt: time.Date(2026, 2, 23, 14, 0, 0, 0, loc)}}}
-	soon.finish(cal, 1)
+	soon.finish(cal, 1, false)
 	if h := soon.Dossiers()[0].WorkingHoursLeft; h == nil || *h != 3 || soon.Dossiers()[0].WorkingDaysLate != nil {
 		t.Errorf("hours left %v", h)
 	}
@@ -172,9 +172,18 @@ func TestFinish(t *testing.T) {
 	}
 
 	tk := &Result{List: FeedbackOverdue, At: at, Total: 1, Rows: []Ticket{{TicketID: "T1", DueAt: due1}}}
-	tk.finish(cal, 1)
+	tk.finish(cal, 1, false)
 	if tk.Tickets()[0].WorkingDaysLate != cal.WorkingDaysBetween(due1, at) || tk.Truncated {
 		t.Errorf("ticket %+v", tk.Tickets()[0])
+	}
+	// The whole list read: its rows are the total, whatever the count
+	// (a statement of its own) saw.
+	for _, total := range []uint64{0, 1, 2} {
+		whole := &Result{List: FeedbackOverdue, At: at, Total: total, Rows: []Ticket{{TicketID: "T1", DueAt: due1}}}
+		whole.finish(cal, 1, true)
+		if whole.Total != 1 || whole.Truncated {
+			t.Errorf("the whole list of 1 row, counted %d: total %d, truncated %v", total, whole.Total, whole.Truncated)
+		}
 	}
 }
 
@@ -190,7 +199,7 @@ func TestDigest(t *testing.T) {
 			rows = append(rows, Dossier{DossierID: id, DueAt: due})
 		}
 		r := &Result{List: DossierOverdue, Unit: "79", At: at, Total: uint64(len(ids)), Rows: rows}
-		r.finish(cal, len(rows))
+		r.finish(cal, len(rows), true)
 		return r.Digest()
 	}
 	at := time.Date(2026, 3, 2, 9, 20, 0, 0, loc) // 1h20 late
