@@ -248,9 +248,10 @@ func Run(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Request) (
 	return res, nil
 }
 
-// beforePageRead, when set (tests), runs between the matching of the
-// page's ids and the reading of their rows.
-var beforePageRead func()
+// Test hooks: afterOpenCount runs between the count of the open entities
+// and the reading of their pages, beforePageRead between the matching of
+// the page's ids and the reading of their rows.
+var afterOpenCount, beforePageRead func()
 
 // fromOpen takes the list's page and total from generation gen of the
 // family's open entities (Run): the ids of the page, in the list's order,
@@ -259,6 +260,9 @@ func fromOpen(ctx context.Context, db *query.DB, cal *worktime.Calendar, r Reque
 	open := kpi.OpenSQL(db.Database(), Family(r.List), gen, st.open)
 	if err := db.Conn.QueryRow(ctx, "SELECT count() FROM ("+open+")").Scan(&total); err != nil {
 		return nil, 0, err
+	}
+	if afterOpenCount != nil {
+		afterOpenCount()
 	}
 	type key struct {
 		due time.Time
