@@ -17,19 +17,8 @@ import (
 // cancel or an errgroup does, never close a connection of the pool: the
 // statements that run next on the same connection all succeed.
 func TestInsertLeavesItsConnectionUsable(t *testing.T) {
-	_, base := testenv.ClickHouse(t)
-	cfg := base
-	cfg.MaxOpenConns = 2
+	db, table := probe(t, 2)
 	ctx := context.Background()
-	db, err := query.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	table := db.Table("insert_probe")
-	if err := db.Conn.Exec(ctx, "CREATE TABLE "+table+" (n UInt32) ENGINE = Memory"); err != nil {
-		t.Fatal(err)
-	}
 	insert := func(n uint32) error {
 		ictx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -71,12 +60,8 @@ func TestInsertLeavesItsConnectionUsable(t *testing.T) {
 
 // An insert whose context ends before it is sent is not sent.
 func TestInsertStopsWithItsContext(t *testing.T) {
-	db, _ := testenv.ClickHouse(t)
+	db, table := probe(t, 0)
 	ctx, cancel := context.WithCancel(context.Background())
-	table := db.Table("insert_cancel")
-	if err := db.Conn.Exec(ctx, "CREATE TABLE "+table+" (n UInt32) ENGINE = Memory"); err != nil {
-		t.Fatal(err)
-	}
 	err := db.Insert(ctx, "INSERT INTO "+table+" (n)", func(b driver.Batch) error { cancel(); return b.Append(uint32(1)) })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
@@ -90,18 +75,8 @@ func TestInsertStopsWithItsContext(t *testing.T) {
 // A panic while the rows are appended leaves no connection taken: on a pool
 // of one, the next statement still gets it.
 func TestInsertReleasesOnPanic(t *testing.T) {
-	_, cfg := testenv.ClickHouse(t)
-	cfg.MaxOpenConns = 1
+	db, table := probe(t, 1)
 	ctx := context.Background()
-	db, err := query.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	table := db.Table("insert_panic")
-	if err := db.Conn.Exec(ctx, "CREATE TABLE "+table+" (n UInt32) ENGINE = Memory"); err != nil {
-		t.Fatal(err)
-	}
 	func() {
 		defer func() { _ = recover() }()
 		_ = db.Insert(ctx, "INSERT INTO "+table+" (n)", func(b driver.Batch) error { panic("fill") })
@@ -112,4 +87,24 @@ func TestInsertReleasesOnPanic(t *testing.T) {
 	if err := db.Conn.QueryRow(qctx, "SELECT count() FROM "+table).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("after a panic in fill: %d rows, %v", n, err)
 	}
+}
+
+// probe opens a pool of conns connections (0: the default) on a fresh test
+// database, closed when the test ends, with a table of one UInt32 column.
+func probe(t *testing.T, conns int) (*query.DB, string) {
+	t.Helper()
+	db, cfg := testenv.ClickHouse(t)
+	if conns > 0 {
+		cfg.MaxOpenConns = conns
+		var err error
+		if db, err = query.Open(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+	}
+	table := db.Table("insert_probe")
+	if err := db.Conn.Exec(context.Background(), "CREATE TABLE "+table+" (n UInt32) ENGINE = Memory"); err != nil {
+		t.Fatal(err)
+	}
+	return db, table
 }
