@@ -109,11 +109,10 @@ func (l *Lease) Hold(ctx context.Context, job func(context.Context) error) error
 				uctx, cancel := context.WithTimeout(context.WithoutCancel(jctx), l.cfg.TTL/3)
 				rev, err := l.kv.Update(uctx, key, []byte(l.cfg.Node), l.rev)
 				cancel()
-				if err != nil && jctx.Err() != nil {
-					return
-				}
 				if err != nil {
-					lost(fmt.Errorf("renew lease %s: %w", l.cfg.Bucket, err))
+					if jctx.Err() == nil { // not the job ending: the lease is lost
+						lost(fmt.Errorf("renew lease %s: %w", l.cfg.Bucket, err))
+					}
 					return
 				}
 				l.rev = rev
