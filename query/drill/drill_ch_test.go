@@ -217,10 +217,12 @@ func TestRunOnClickHouse(t *testing.T) {
 	if res := run(Request{List: DossierOverdue, Unit: "26740"}); ids(res) != "D-late2,D-late1,D-ghost-officer" || res.Total != 3 {
 		t.Errorf("before the engine took D-new up: %s, total %d", ids(res), res.Total)
 	}
+	ver := 1 // each version of an entity newer than the one before
 	version := func(id string, due time.Time, open int) {
 		t.Helper()
-		q := fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT 'dossier', %d, %s, '26740', %s, %d, 2",
-			db.Table("kpi_open"), gen, query.Quote(id), literal(due, time.UTC), open)
+		ver++
+		q := fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT 'dossier', %d, %s, '26740', %s, %d, %d",
+			db.Table("kpi_open"), gen, query.Quote(id), literal(due, time.UTC), open, ver)
 		if err := db.Conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
