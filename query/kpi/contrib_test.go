@@ -140,7 +140,10 @@ func TestMemoryLoadDuringRollupWrite(t *testing.T) {
 	c.computeAll(t, eng)
 	var once sync.Once
 	loaded := make(chan error, 1)
-	eng.SetAfterRollupWrite(func(string) error {
+	eng.SetRollupSend(func(_ string, send func() error) error {
+		if err := send(); err != nil {
+			return err
+		}
 		once.Do(func() {
 			// The surveys' computation loads the sums, while the
 			// dossiers' rows are written and not yet counted.
@@ -174,46 +177,62 @@ func TestMemoryLoadDuringRollupWrite(t *testing.T) {
 	})
 }
 
-// TestEventRollupsRetry: a commit of surveys that failed once its hourly
-// rows were written (the answer lost), before its daily ones, is right once
-// retried: the retry finds its hours unchanged, and recomputes their days
-// from them rather than adding the hours' (now nil) changes to them.
+// TestEventRollupsRetry: a commit of surveys whose daily rows were
+// written but whose hourly ones failed, whether they were written (the
+// answer lost) or not, is right once retried: the retry recomputes the
+// days from their hours rather than adding the hours' changes to them (nil
+// when the hours were written; counted a second time when they were not).
 func TestEventRollupsRetry(t *testing.T) {
-	c := newCity(t, 31)
-	ctx := context.Background()
-	eng := c.leader(t, kpi.Config{}, prometheus.NewRegistry())
-	c.computeAll(t, eng)
-	minT := c.at.Add(-2 * time.Hour)
-	sb, err := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
-	if err != nil {
-		t.Fatal(err)
+	for i, written := range []bool{true, false} {
+		t.Run(map[bool]string{true: "hours written", false: "hours not written"}[written], func(t *testing.T) {
+			c := newCity(t, 31+uint64(i))
+			ctx := context.Background()
+			eng := c.leader(t, kpi.Config{}, prometheus.NewRegistry())
+			c.computeAll(t, eng)
+			minT := c.at.Add(-2 * time.Hour)
+			sb, err := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 40; i++ {
+				at := minT.Add(time.Duration(i*3) * time.Minute)
+				_ = sb.Append("retry", fmt.Sprintf("rs%d", i), "submitted", fmt.Sprintf("rs%d", i), at, at, c.units[i*13%len(c.units)], []string{"satisfied", "unsatisfied"}[i%2])
+			}
+			if err := sb.Send(); err != nil {
+				t.Fatal(err)
+			}
+			w := kpi.NewWork(ingest.CommitNotice{Family: "survey", MinTime: minT, MaxTime: c.at})
+			lost := errors.New("connection lost")
+			daily := make(chan struct{})
+			eng.SetRollupSend(func(table string, send func() error) error {
+				if table == "kpi_daily" {
+					defer close(daily)
+					return send()
+				}
+				select { // the hours and the days are written at once
+				case <-daily:
+				case <-time.After(30 * time.Second):
+					t.Error("the daily rows were not written alongside the hourly ones")
+				}
+				if written {
+					if err := send(); err != nil {
+						return err
+					}
+				}
+				return lost
+			})
+			if err := eng.ApplyWork(ctx, "survey", w, c.at); !errors.Is(err, lost) {
+				t.Fatalf("first attempt: %v, want it to fail writing the hours", err)
+			}
+			eng.SetRollupSend(nil)
+			if err := eng.ApplyWork(ctx, "survey", w, c.at); err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(31, 1))
+			pick := func(k kpi.Key) bool { return k.KPI[:6] == "survey" && (k.Unit == "79" || r.IntN(6) == 0) }
+			checkAgainstSQL(t, c, eng, r, pick)
+			eng.DropMemory()
+			checkAgainstSQL(t, c, eng, r, pick)
+		})
 	}
-	for i := 0; i < 40; i++ {
-		at := minT.Add(time.Duration(i*3) * time.Minute)
-		_ = sb.Append("retry", fmt.Sprintf("rs%d", i), "submitted", fmt.Sprintf("rs%d", i), at, at, c.units[i*13%len(c.units)], []string{"satisfied", "unsatisfied"}[i%2])
-	}
-	if err := sb.Send(); err != nil {
-		t.Fatal(err)
-	}
-	w := kpi.NewWork(ingest.CommitNotice{Family: "survey", MinTime: minT, MaxTime: c.at})
-	lost := errors.New("connection lost")
-	eng.SetAfterRollupWrite(func(table string) error {
-		if table == "kpi_hourly" {
-			return lost
-		}
-		t.Errorf("%s written after the hours failed", table)
-		return nil
-	})
-	if err := eng.ApplyWork(ctx, "survey", w, c.at); !errors.Is(err, lost) {
-		t.Fatalf("first attempt: %v, want it to fail writing the hours", err)
-	}
-	eng.SetAfterRollupWrite(nil)
-	if err := eng.ApplyWork(ctx, "survey", w, c.at); err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(31, 1))
-	pick := func(k kpi.Key) bool { return k.KPI[:6] == "survey" && (k.Unit == "79" || r.IntN(6) == 0) }
-	checkAgainstSQL(t, c, eng, r, pick)
-	eng.DropMemory()
-	checkAgainstSQL(t, c, eng, r, pick)
 }

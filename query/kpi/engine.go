@@ -132,8 +132,8 @@ type Engine struct {
 	progress map[string]time.Time // when a family's progress was last written
 	events   eventCache           // the recent hours of the event views, by bucket
 
-	beforeContribWrite func() error             // tests: called between the rollups and the contributions of a commit
-	afterRollupSend    func(table string) error // tests: called after rollup rows are written, before mem counts them; an error fails the write there
+	beforeContribWrite func() error                                // tests: called between the rollups and the contributions of a commit
+	rollupSend         func(table string, send func() error) error // tests: sends rollup rows (calling send, or not), before mem counts them; an error fails the write
 }
 
 // NewEngine wires an engine; Run starts it.

@@ -75,10 +75,11 @@ func (e *Engine) SetLast(m map[Key]Value) { e.last = m }
 // SetNow sets the engine's clock.
 func (e *Engine) SetNow(now func() time.Time) { e.now = now }
 
-// SetAfterRollupWrite sets a function called after rollup rows are
-// written to a table, before the engine's memory counts them; an error it
-// returns fails the write there, as a write whose answer was lost.
-func (e *Engine) SetAfterRollupWrite(f func(table string) error) { e.afterRollupSend = f }
+// SetRollupSend sets a function that writes rollup rows to a table by
+// calling send, before the engine's memory counts them; an error it
+// returns fails the write: one never sent if it did not call send, else
+// one whose answer was lost.
+func (e *Engine) SetRollupSend(f func(table string, send func() error) error) { e.rollupSend = f }
 
 // DropMemory forgets the rollup sums held: the next computation loads
 // them.

@@ -267,6 +267,9 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 	// retry (an attempt that failed may have written hours and not their
 	// days), the days are recomputed from their hours instead.
 	daily := map[rollupRow]sums{}
+	// The hours of event sources read by their buckets: written with the
+	// days, at once, at the end.
+	hourly := map[rollupRow]sums{}
 	days := map[time.Time]bool{}
 	allDays := false
 	var gen, newGen uint64
@@ -311,7 +314,17 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 				continue
 			}
 			for _, part := range hs.split(maxListedHours) {
-				delta, err := e.updateHourly(ctx, src, col, kpis, part, gen)
+				var delta map[rollupRow]sums
+				var err error
+				if bucketed(src, part) {
+					if delta, err = e.eventDelta(ctx, src, col, kpis, part); err == nil {
+						for r, d := range delta {
+							bumpSums(hourly, r, d)
+						}
+					}
+				} else {
+					delta, err = e.updateHourly(ctx, src, col, kpis, part, gen)
+				}
 				if err != nil {
 					return fmt.Errorf("rollup %s by %s: %w", src.View, col, err)
 				}
@@ -333,15 +346,27 @@ func (e *Engine) applyRollups(ctx context.Context, family string, w *work, at ti
 			}
 		}
 	}
+	dropZero(hourly)
 	var err error
 	switch {
-	case allDays:
-		err = e.updateDaily(ctx, kpis, nil, localDay(h0, e.b.Loc))
-	case w.full && len(days) > 0:
-		err = e.updateDaily(ctx, kpis, days, time.Time{})
+	case allDays || w.full && len(days) > 0:
+		// The days are summed from kpi_hourly: its rows come first.
+		if err = e.addRollup(ctx, "kpi_hourly", hourly); err != nil {
+			return err
+		}
+		if allDays {
+			err = e.updateDaily(ctx, kpis, nil, localDay(h0, e.b.Loc))
+		} else {
+			err = e.updateDaily(ctx, kpis, days, time.Time{})
+		}
 	default:
+		// The days follow from the hours' changes: both written at once.
+		// Should one fail, the retry recomputes the days from their hours.
 		dropZero(daily)
-		err = e.addRollup(ctx, "kpi_daily", daily)
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return e.addRollup(gctx, "kpi_hourly", hourly) })
+		g.Go(func() error { return e.addRollup(gctx, "kpi_daily", daily) })
+		err = g.Wait()
 	}
 	if err != nil {
 		return err
@@ -476,17 +501,9 @@ type sums struct{ n, d int64 }
 // updateHourly recomputes the hours of the KPIs counted by one time column
 // of a source, writes the rows that changed and returns their changes.
 func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet, gen uint64) (map[rollupRow]sums, error) {
-	var fresh map[rollupRow]sums
-	if src.Events && !hs.all && !hs.lo.IsZero() {
-		var err error
-		if fresh, err = e.eventHours(ctx, src, col, kpis, hs); err != nil {
-			return nil, err
-		}
-		return e.writeHourly(ctx, kpis, hs, fresh)
-	}
 	inner := append([]string{"toStartOfHour(" + col + ") AS h", src.Unit + " AS unit"}, e.sumTerms(kpis)...)
 	base := "SELECT " + strings.Join(inner, ", ") + " FROM " + e.sourceExpr(src, hs.cond(e.b, col))
-	fresh = map[rollupRow]sums{}
+	fresh := map[rollupRow]sums{}
 	add := func(q string) error {
 		rows, err := e.db.Conn.Query(query.Pushdown(ctx), q)
 		if err != nil {
@@ -547,6 +564,33 @@ func (e *Engine) updateHourly(ctx context.Context, src *Source, col string, kpis
 		return nil, err
 	}
 	return delta, e.writeContribs(ctx, src.Family, gen, contribs)
+}
+
+// bucketed reports whether the hours of a source are found from the
+// buckets its commit's events span (eventHours).
+func bucketed(src *Source, hs *hourSet) bool {
+	return src.Events && !hs.all && !hs.lo.IsZero()
+}
+
+// eventDelta returns the changes of the listed hours of an event source's
+// time column, for a commit whose events' times are within [hs.lo,
+// hs.hi], without writing them: their fresh sums and the rollup's are read
+// at once.
+func (e *Engine) eventDelta(ctx context.Context, src *Source, col string, kpis []*KPI, hs *hourSet) (map[rollupRow]sums, error) {
+	var fresh, old map[rollupRow]sums
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		fresh, err = e.eventHours(gctx, src, col, kpis, hs)
+		return err
+	})
+	g.Go(func() (err error) {
+		old, err = e.readRollup(gctx, "kpi_hourly", "hour", kpiIDs(kpis), hs.cond(e.b, "hour"))
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return rollupDelta(old, fresh), nil
 }
 
 // writeHourly writes the hourly rows of the hours that changed, and
@@ -651,6 +695,12 @@ func (e *Engine) readRollup(ctx context.Context, table, tcol string, kpis []stri
 // difference of the rows whose sums changed (those missing from fresh go
 // to zero), and returns it.
 func (e *Engine) writeRollup(ctx context.Context, table string, old, fresh map[rollupRow]sums) (map[rollupRow]sums, error) {
+	delta := rollupDelta(old, fresh)
+	return delta, e.addRollup(ctx, table, delta)
+}
+
+// rollupDelta is what brings rollup rows from old to fresh.
+func rollupDelta(old, fresh map[rollupRow]sums) map[rollupRow]sums {
 	delta := map[rollupRow]sums{}
 	for r, s := range fresh {
 		if o := old[r]; o != s {
@@ -662,7 +712,7 @@ func (e *Engine) writeRollup(ctx context.Context, table string, old, fresh map[r
 			delta[r] = sums{-o.n, -o.d}
 		}
 	}
-	return delta, e.addRollup(ctx, table, delta)
+	return delta
 }
 
 // addRollup adds changes to rollup rows (kpi_hourly by hour, kpi_daily by
@@ -681,9 +731,12 @@ func (e *Engine) addRollup(ctx context.Context, table string, delta map[rollupRo
 	}
 	e.memWriting++
 	e.memMu.Unlock()
-	err := e.sendRollup(ctx, table, tcol, delta)
-	if err == nil && e.afterRollupSend != nil {
-		err = e.afterRollupSend(table) // tests: written, the answer lost
+	send := func() error { return e.sendRollup(ctx, table, tcol, delta) }
+	var err error
+	if e.rollupSend != nil {
+		err = e.rollupSend(table, send) // tests: a write failing before or after it is sent
+	} else {
+		err = send()
 	}
 	e.memMu.Lock()
 	e.memWriting--
