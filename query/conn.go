@@ -130,23 +130,24 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 
 // Insert runs one batch insert: it prepares sql, lets fill append the
 // rows and sends them, unless fill fails or ctx ended meanwhile (then, or
-// on a panic in fill, the batch is aborted).
+// on a panic in fill, the batch is aborted). Once the rows are being sent,
+// ctx no longer stops the insert: it runs to its end (bounded by the
+// connection's read timeout), and its own error, or nil, is returned.
 //
-// The batch runs under a context of its own, which ends when ctx does but
-// never after Insert returned. clickhouse-go's Send watches its context on
-// a goroutine that may not have run yet when Send returns; if the context
-// ends then (a deferred cancel, an errgroup's Wait), that goroutine closes
-// the connection, by then back in the pool and serving another statement,
-// which fails with "use of closed network connection". A ctx that ends
-// while Send runs can still do that (the library gives no way to wait for
-// its goroutine); the statement that meets the closed connection then
-// fails once (the writer and the KPI engine retry theirs). The library's
-// fix (clickhouse-go pull request 2032, open at v2.50.0) makes its watchdog
-// wait for its goroutine; with a release that has it, this can go.
+// The batch runs under a context of its own, which ends when ctx does
+// until the rows are sent, and never after. clickhouse-go's Send watches
+// its context on a goroutine, stopped only by closing a channel: a context
+// that ends while Send runs, or just after it returned when that goroutine
+// has not run yet (a deferred cancel, an errgroup's Wait), makes it close
+// the connection, by then perhaps back in the pool and serving another
+// statement, which fails with "use of closed network connection"; an
+// insert cut short that way may also have landed. The library's fix
+// (clickhouse-go pull request 2032, open at v2.50.0) makes its watchdog
+// wait for its goroutine, not the send.
 //
 // The batch's context keeps ctx's values but not its deadline, which is
-// applied by cancellation instead (an insert cut short by it reports
-// context.Canceled, or ctx's cause).
+// applied by cancellation instead, up to the send (an insert stopped by it
+// reports context.Canceled, or ctx's cause).
 func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) error) error {
 	bctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
@@ -159,7 +160,9 @@ func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) er
 	if err := fill(b); err != nil {
 		return err
 	}
-	if ctx.Err() != nil { // bctx follows ctx on a goroutine: ask ctx
+	// From here bctx never ends: stop reports whether the cancellation
+	// had already begun.
+	if ctx.Err() != nil || !stop() {
 		return context.Cause(ctx)
 	}
 	if err := b.Send(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +71,57 @@ func TestInsertStopsWithItsContext(t *testing.T) {
 	if err := db.Conn.QueryRow(context.Background(), "SELECT count() FROM "+table).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d rows (%v), want 0", n, err)
 	}
+}
+
+// A context that ends while the rows are being sent does not stop the
+// insert: the rows land, Insert says so, and the connection is intact (on a
+// pool of one, the next statement gets it). The watchdog of the library's
+// Send would otherwise close the connection under the send.
+func TestInsertEndsWhatItSends(t *testing.T) {
+	db, table := probe(t, 1)
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := &endsWhileSent{Context: parent, cancel: cancel}
+	const rows = 2_000_000
+	err := db.Insert(ctx, "INSERT INTO "+table+" (n)", func(b driver.Batch) error {
+		for i := range uint32(rows) {
+			if err := b.Append(i); err != nil {
+				return err
+			}
+		}
+		ctx.armed.Store(true)
+		return nil
+	})
+	if !ctx.fired.Load() {
+		t.Fatal("the context was never asked after the rows were appended")
+	}
+	if err != nil {
+		t.Fatalf("insert: %v, want it to finish its send", err)
+	}
+	<-parent.Done()
+	qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer qcancel()
+	var n uint64
+	if err := db.Conn.QueryRow(qctx, "SELECT count() FROM "+table).Scan(&n); err != nil || n != rows {
+		t.Fatalf("%d rows (%v), want %d", n, err, rows)
+	}
+}
+
+// endsWhileSent is a context that ends a moment after it is first asked,
+// once armed, whether it has ended: Insert asks just before it sends the
+// rows, so it ends while they are sent.
+type endsWhileSent struct {
+	context.Context
+	cancel       context.CancelFunc
+	armed, fired atomic.Bool
+}
+
+func (c *endsWhileSent) Err() error {
+	if c.armed.Load() && !c.fired.Swap(true) {
+		time.AfterFunc(2*time.Millisecond, c.cancel)
+		return nil
+	}
+	return c.Context.Err()
 }
 
 // A panic while the rows are appended leaves no connection taken: on a pool
