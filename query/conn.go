@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -131,11 +132,13 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 // Insert runs one batch insert: it prepares sql, lets fill append the
 // rows and sends them, unless fill fails or ctx ended meanwhile (then, or
 // on a panic in fill, the batch is aborted). Once the rows are being sent,
-// ctx no longer stops the insert: it runs to its end (bounded by the
-// connection's read timeout), and its own error, or nil, is returned.
+// ctx no longer stops the insert at once: it runs to its end, and its own
+// error, or nil, is returned, unless it is still running SendGrace after
+// ctx ended.
 //
 // The batch runs under a context of its own, which ends when ctx does
-// until the rows are sent, and never after. clickhouse-go's Send watches
+// until the rows are sent, then only past the grace, and never after the
+// send returned. clickhouse-go's Send watches
 // its context on a goroutine, stopped only by closing a channel: a context
 // that ends while Send runs, or just after it returned when that goroutine
 // has not run yet (a deferred cancel, an errgroup's Wait), makes it close
@@ -146,8 +149,8 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 // wait for its goroutine, not the send.
 //
 // The batch's context keeps ctx's values but not its deadline, which is
-// applied by cancellation instead, up to the send (an insert stopped by it
-// reports context.Canceled, or ctx's cause).
+// applied by cancellation instead (an insert stopped by it reports
+// context.Canceled, or ctx's cause).
 func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) error) error {
 	bctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
@@ -160,16 +163,38 @@ func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) er
 	if err := fill(b); err != nil {
 		return err
 	}
-	// From here bctx never ends: stop reports whether the cancellation
-	// had already begun.
+	// From here ctx no longer ends bctx at once: stop reports whether the
+	// cancellation had already begun.
 	if ctx.Err() != nil || !stop() {
 		return context.Cause(ctx)
 	}
-	if err := b.Send(); err != nil {
+	// Only a send still running SendGrace after ctx ended is cut short (a
+	// server that stopped answering), and never once it has returned.
+	var mu sync.Mutex
+	sent := false
+	late := context.AfterFunc(ctx, func() {
+		time.AfterFunc(SendGrace, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !sent {
+				cancel(context.Cause(ctx))
+			}
+		})
+	})
+	defer late()
+	err = b.Send()
+	mu.Lock()
+	sent = true
+	mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
 }
+
+// SendGrace is how long an insert whose rows are being sent goes on after
+// its context ended, before it is cut short.
+var SendGrace = 10 * time.Second
 
 // Close the pool.
 func (db *DB) Close() error { return db.Conn.Close() }
