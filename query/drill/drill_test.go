@@ -66,14 +66,14 @@ func TestBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`WHERE unit IN (SELECT code FROM ioc.units WHERE has(path, 'x\') OR 1=1 --'))`,
+		`WHERE unit IN (SELECT code FROM ioc.ref_units FINAL WHERE deleted = 0 AND has(path, 'x\') OR 1=1 --'))`,
 		"AND resolved_at = toDateTime(0)\n",
 		"AND withdrawn_at = toDateTime(0)\n",
 		"AND due_at < toDateTime('2026-02-13 16:00:00', 'Asia/Ho_Chi_Minh')\n",
 		"ORDER BY due_at, dossier_id\n            LIMIT 7\n",
-		"ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM ioc.units) USING unit",
-		"ANY LEFT JOIN (SELECT code AS procedure_code, name AS ref_procedure_name FROM ioc.procedures) USING procedure_code",
-		"ANY LEFT JOIN (SELECT id AS officer, name AS officer_name FROM ioc.officers) USING officer",
+		"ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM ioc.ref_units FINAL WHERE deleted = 0) USING unit",
+		"ANY LEFT JOIN (SELECT code AS procedure_code, name AS ref_procedure_name FROM ioc.ref_procedures FINAL WHERE deleted = 0) USING procedure_code",
+		"ANY LEFT JOIN (SELECT id AS officer, name AS officer_name FROM ioc.ref_officers FINAL WHERE deleted = 0) USING officer",
 	} {
 		if !strings.Contains(st.SQL, want) {
 			t.Errorf("SQL lacks %q:\n%s", want, st.SQL)

@@ -68,7 +68,7 @@ func build(db string, cal *worktime.Calendar, r Request, ids []string) Statement
 	}
 	conds = append(conds, due("due_at")...)
 	subtree := func(col string) string {
-		return fmt.Sprintf("%s IN (SELECT code FROM %s.units WHERE has(path, %s))", col, db, query.Quote(r.Unit))
+		return col + " IN (SELECT code FROM " + query.Ref(db, "units", "has(path, "+query.Quote(r.Unit)+")") + ")"
 	}
 	st.open = func(unit, d string) string { return strings.Join(append([]string{subtree(unit)}, due(d)...), " AND ") }
 	where := subtree("unit") + "\n"
@@ -108,22 +108,22 @@ func build(db string, cal *worktime.Calendar, r Request, ids []string) Statement
 			"    officer, received_at, due_at, supplements\n" + page
 		l1 := "SELECT dossier_id, unit, unit_name, holder_unit, procedure_code, sent_procedure_name,\n" +
 			"    officer, received_at, due_at, supplements\nFROM (\n" + inner("    ", l0) + ")\n" +
-			fmt.Sprintf("ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM %s.units) USING unit\n", db)
+			"ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM " + query.Ref(db, "units", "") + ") USING unit\n"
 		l2 := "SELECT dossier_id, unit, unit_name, holder_unit, procedure_code,\n" +
 			"    if(sent_procedure_name != '', sent_procedure_name, ref_procedure_name) AS procedure_name,\n" +
 			"    officer, received_at, due_at, supplements\nFROM (\n" + inner("    ", l1) + ")\n" +
-			fmt.Sprintf("ANY LEFT JOIN (SELECT code AS procedure_code, name AS ref_procedure_name FROM %s.procedures) USING procedure_code\n", db)
+			"ANY LEFT JOIN (SELECT code AS procedure_code, name AS ref_procedure_name FROM " + query.Ref(db, "procedures", "") + ") USING procedure_code\n"
 		w.WriteString("SELECT dossier_id, unit, unit_name, holder_unit, procedure_code, procedure_name,\n" +
 			"    officer, officer_name, received_at, due_at, supplements\nFROM (\n" + inner("    ", l2) + ")\n")
 	case "tickets":
 		l0 := "SELECT ticket_id, unit, holder_unit, category, channel, officer, received_at, due_at\n" + page
 		l1 := "SELECT ticket_id, unit, unit_name, holder_unit, category, channel, officer, received_at, due_at\nFROM (\n" +
 			inner("    ", l0) + ")\n" +
-			fmt.Sprintf("ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM %s.units) USING unit\n", db)
+			"ANY LEFT JOIN (SELECT code AS unit, name AS unit_name FROM " + query.Ref(db, "units", "") + ") USING unit\n"
 		w.WriteString("SELECT ticket_id, unit, unit_name, holder_unit, category, channel, officer, officer_name,\n" +
 			"    received_at, due_at\nFROM (\n" + inner("    ", l1) + ")\n")
 	}
-	fmt.Fprintf(&w, "ANY LEFT JOIN (SELECT id AS officer, name AS officer_name FROM %s.officers) USING officer\n", db)
+	w.WriteString("ANY LEFT JOIN (SELECT id AS officer, name AS officer_name FROM " + query.Ref(db, "officers", "") + ") USING officer\n")
 	fmt.Fprintf(&w, "ORDER BY due_at, %s", id)
 	st.SQL = w.String()
 	return st

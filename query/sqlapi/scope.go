@@ -2,6 +2,8 @@ package sqlapi
 
 import (
 	"strings"
+
+	"github.com/vn-ioc/ioc/query"
 )
 
 // Views are the curated views analysts read, in the order GET
@@ -36,7 +38,7 @@ func LeaderScope(database string, subtree []string) map[string]string {
 		"camera_overview": "unit IN " + in,
 		"alerts":          "unit IN " + in,
 		"kpi_values":      "unit IN " + in,
-		"camera_status":   "camera_id IN (SELECT id FROM " + database + ".cameras WHERE unit IN " + in + ")",
+		"camera_status":   "camera_id IN (SELECT id FROM " + query.Ref(database, "cameras", "unit IN "+in) + ")",
 		// Reference data that is not about one unit's work is public.
 		"units":      "",
 		"procedures": "",
