@@ -14,7 +14,7 @@ package query
 // segmentation fault (std::_Rb_tree_rebalance_for_erase). Eight clients
 // repeating `SELECT count() FROM t WHERE unit IN (SELECT code FROM units
 // WHERE …)` crash it within seconds; the same statement naming the table
-// ran 34,000 times without. ClickHouse fixed its lock in 19.7. Statements
+// ran 34,000 times without. ClickHouse fixed its lock in 2019 (pull request 5127). Statements
 // ioc runs therefore read tables, not views, in IN and JOIN subqueries
 // (views in FROM are read before the query runs, on the connection's
 // thread, and are safe).
