@@ -138,13 +138,13 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 //
 // The batch runs under a context of its own, which ends when ctx does
 // until the rows are sent, then only past the grace, and never after the
-// send returned. clickhouse-go's Send watches
-// its context on a goroutine, stopped only by closing a channel: a context
-// that ends while Send runs, or just after it returned when that goroutine
-// has not run yet (a deferred cancel, an errgroup's Wait), makes it close
-// the connection, by then perhaps back in the pool and serving another
-// statement, which fails with "use of closed network connection"; an
-// insert cut short that way may also have landed. The library's fix
+// send returned. clickhouse-go's Send watches its context on a goroutine,
+// stopped only by closing a channel: a context that ends while Send runs,
+// or just after it returned when that goroutine has not run yet (a
+// deferred cancel, an errgroup's Wait), makes it close the connection, by
+// then perhaps back in the pool and serving another statement, which fails
+// with "use of closed network connection"; an insert cut short that way
+// may also have landed. The library's fix
 // (clickhouse-go pull request 2032, open at v2.50.0) makes its watchdog
 // wait for its goroutine, not the send.
 //

@@ -25,3 +25,9 @@ func Ref(db, view, cond string) string {
 	}
 	return s
 }
+
+// Subtree is the condition that col is a unit of the subtree of unit (the
+// unit included), read from the units table (Ref).
+func Subtree(db, col, unit string) string {
+	return col + " IN (SELECT code FROM " + Ref(db, "units", "has(path, "+Quote(unit)+")") + ")"
+}

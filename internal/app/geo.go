@@ -120,26 +120,21 @@ func (a *App) geo(ctx context.Context, unit string, at time.Time) (mapPayload, e
 	at = at.Truncate(time.Second)
 	p := mapPayload{Unit: unit, At: at.UTC(), Cameras: []mapCamera{}, Tickets: []mapTicket{}}
 	db := a.db.Database()
-	subtree := func(col string) string {
-		return col + " IN (SELECT code FROM " + query.Ref(db, "units", "has(path, "+query.Quote(unit)+")") + ")"
-	}
+	subtree := func(col string) string { return query.Subtree(db, col, unit) }
 
-	// ClickHouse 18.16 pushes no predicate into a view: the unit filter is
-	// inside the camera subquery, and the cameras' status (camera_status's
-	// statement: a view is not read in a JOIN, see query.Ref) is joined to it.
+	// The cameras of the subtree with their latest state (camera_overview,
+	// read in FROM), and their coordinates from the cameras' table (a view
+	// is not read in a JOIN, see query.Ref).
 	rows, err := a.db.Conn.Query(ctx, `SELECT id, name, unit, lat_f, lon_f, online_i, status_at, last_seen_at,
        congestion_i, congestion_at, flooding_i, flooding_at
 FROM (
-    SELECT id, name, unit, toFloat64(lat) AS lat_f, toFloat64(lon) AS lon_f
-    FROM `+db+`.cameras
+    SELECT camera_id AS id, name, unit, toInt64(online) AS online_i, status_at, last_seen_at,
+           toInt64(congestion_level) AS congestion_i, congestion_at, toInt64(flooding_level) AS flooding_i, flooding_at
+    FROM `+db+`.camera_overview
     WHERE `+subtree("unit")+`
 ) ANY LEFT JOIN (
-    SELECT camera_id AS id, toInt64(argMaxIfMerge(online_s)) AS online_i, maxIfMerge(status_at_s) AS status_at,
-           maxMerge(last_seen_at_s) AS last_seen_at,
-           toInt64(argMaxIfMerge(congestion_level_s)) AS congestion_i, maxIfMerge(congestion_at_s) AS congestion_at,
-           toInt64(argMaxIfMerge(flooding_level_s)) AS flooding_i, maxIfMerge(flooding_at_s) AS flooding_at
-    FROM `+db+`.camera_state
-    GROUP BY camera_id
+    SELECT id, toFloat64(lat) AS lat_f, toFloat64(lon) AS lon_f
+    FROM `+query.Ref(db, "cameras", "")+`
 ) USING id
 ORDER BY id`)
 	if err != nil {

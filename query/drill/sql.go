@@ -67,9 +67,7 @@ func build(db string, cal *worktime.Calendar, r Request, ids []string) Statement
 		due = func(col string) []string { return []string{col + " >= " + lit(r.At), col + " < " + lit(st.Until)} }
 	}
 	conds = append(conds, due("due_at")...)
-	subtree := func(col string) string {
-		return col + " IN (SELECT code FROM " + query.Ref(db, "units", "has(path, "+query.Quote(r.Unit)+")") + ")"
-	}
+	subtree := func(col string) string { return query.Subtree(db, col, r.Unit) }
 	st.open = func(unit, d string) string { return strings.Join(append([]string{subtree(unit)}, due(d)...), " AND ") }
 	where := subtree("unit") + "\n"
 	if ids != nil {

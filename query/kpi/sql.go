@@ -104,15 +104,9 @@ func (b *Builder) SQL(cat *Catalog, k *KPI, unit string, s Span) string {
 	fmt.Fprintf(&w, "SELECT\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", valueExpr(k, s))
 	fmt.Fprintf(&w, "    SELECT %s AS n, %s AS d\n", num, den)
 	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
-	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s)\n", src.Unit, b.subtree(unit))
+	fmt.Fprintf(&w, "    WHERE %s\n", query.Subtree(b.DB, src.Unit, unit))
 	fmt.Fprintf(&w, "      AND %s\n)", cond)
 	return w.String()
-}
-
-// subtree is the rows of the units table of a unit's subtree (the unit
-// included), for a subquery (query.Ref).
-func (b *Builder) subtree(unit string) string {
-	return query.Ref(b.DB, "units", "has(path, "+query.Quote(unit)+")")
 }
 
 // BreakdownSQL is the statement of a KPI over the unit subtree and span,
@@ -140,10 +134,10 @@ func (b *Builder) BreakdownSQL(cat *Catalog, k *KPI, unit string, s Span, by str
 	fmt.Fprintf(&w, "    SELECT key, sum(n) AS numerator, sum(d) AS denominator, %s AS value\n    FROM (\n", valueExpr(k, s))
 	fmt.Fprintf(&w, "        SELECT toString(%s) AS key, %s AS n, %s AS d\n", by, num, den)
 	fmt.Fprintf(&w, "        FROM %s.%s\n", b.DB, src.View)
-	fmt.Fprintf(&w, "        WHERE %s IN (SELECT code FROM %s)\n", src.Unit, b.subtree(unit))
+	fmt.Fprintf(&w, "        WHERE %s\n", query.Subtree(b.DB, src.Unit, unit))
 	fmt.Fprintf(&w, "          AND %s\n    )\n    GROUP BY key\n)", cond)
 	if dim.Labels != "" {
-		fmt.Fprintf(&w, " ANY LEFT JOIN (SELECT id AS key, name FROM %s.%s) USING key", b.DB, dim.Labels)
+		fmt.Fprintf(&w, " ANY LEFT JOIN (SELECT id AS key, name FROM %s) USING key", query.Ref(b.DB, dim.Labels, ""))
 	}
 	fmt.Fprintf(&w, "\nORDER BY denominator DESC, numerator DESC, key\nLIMIT %d", limit)
 	return w.String(), nil
@@ -256,7 +250,7 @@ func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step stri
 	fmt.Fprintf(&w, "SELECT\n    t,\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", val)
 	fmt.Fprintf(&w, "    SELECT %s AS t, %s AS n, %s AS d\n", bucket, num, den)
 	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
-	fmt.Fprintf(&w, "    WHERE %s IN (SELECT code FROM %s)\n", src.Unit, b.subtree(unit))
+	fmt.Fprintf(&w, "    WHERE %s\n", query.Subtree(b.DB, src.Unit, unit))
 	fmt.Fprintf(&w, "      AND %s\n)\nGROUP BY t\nORDER BY t", cond)
 	return w.String(), nil
 }
