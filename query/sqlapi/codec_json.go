@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"reflect"
@@ -187,6 +188,8 @@ func (c *column) appendJSONAny(b []byte, v any) []byte {
 		return c.appendJSONTime(b, x)
 	case decimal.Decimal:
 		return append(b, x.StringFixed(decimalScale(c.base))...)
+	case fmt.Stringer: // UUID, IPv4 …: their text, not their bytes
+		return jsonx.AppendString(b, x.String())
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {

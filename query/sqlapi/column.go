@@ -29,21 +29,27 @@ type column struct {
 func newColumns(types []driver.ColumnType, serverTZ *time.Location) []*column {
 	cols := make([]*column, len(types))
 	for i, ct := range types {
-		c := &column{Name: ct.Name(), Type: ct.DatabaseTypeName()}
-		c.base, c.null = unwrapType(c.Type)
-		c.date = c.base == "Date" || c.base == "Date32"
-		c.tz = serverTZ
-		if strings.HasPrefix(c.base, "DateTime") {
-			if tz := typeTZ(c.base); tz != "" {
-				if loc, err := time.LoadLocation(tz); err == nil {
-					c.tz = loc
-				}
-			}
-		}
+		c := newColumn(ct.Name(), ct.DatabaseTypeName(), serverTZ)
 		c.dest = reflect.New(ct.ScanType()).Interface()
 		cols[i] = c
 	}
 	return cols
+}
+
+// newColumn describes a column of type typ, with no scan target yet.
+func newColumn(name, typ string, serverTZ *time.Location) *column {
+	c := &column{Name: name, Type: typ}
+	c.base, c.null = unwrapType(c.Type)
+	c.date = c.base == "Date" || c.base == "Date32"
+	c.tz = serverTZ
+	if strings.HasPrefix(c.base, "DateTime") {
+		if tz := typeTZ(c.base); tz != "" {
+			if loc, err := time.LoadLocation(tz); err == nil {
+				c.tz = loc
+			}
+		}
+	}
+	return c
 }
 
 // unwrapType strips LowCardinality(…) and Nullable(…).

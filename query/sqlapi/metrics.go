@@ -15,7 +15,7 @@ type metrics struct {
 	limited      *prometheus.CounterVec
 	killed       prometheus.Counter
 	auditDropped prometheus.Counter
-	arrowPath    *prometheus.CounterVec
+	readPath     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,11 +31,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Statements answered 429, by limit (per_token, node)."}, []string{"limit"}),
 		killed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "ioc_sql_killed_total", Help: "KILL QUERY sent for a cancelled, timed-out or truncated statement."}),
 		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ioc_sql_audit_dropped_total", Help: "Audit records that could not be written."}),
-		arrowPath: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_sql_arrow_path_total",
-			Help: "Arrow exports by how the result was read: native (ClickHouse's columnar Native format over HTTP) or driver (row by row)."}, []string{"path"}),
+		readPath: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_sql_read_path_total",
+			Help: "Statements by format and how the result was read: http (ClickHouse's Native format over its HTTP interface) or driver (row by row over the native protocol)."}, []string{"format", "path"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queries, m.rows, m.bytes, m.duration, m.running, m.limited, m.killed, m.auditDropped, m.arrowPath)
+		reg.MustRegister(m.queries, m.rows, m.bytes, m.duration, m.running, m.limited, m.killed, m.auditDropped, m.readPath)
 	}
 	return m
 }

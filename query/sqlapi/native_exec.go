@@ -8,11 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/ipc"
@@ -48,7 +48,7 @@ func (s *Service) openNative(ctx context.Context, addr string) *nativeHTTP {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := n.post(cctx, "", "SELECT 1 AS one")
+	resp, err := n.post(cctx, "", "SELECT 1 AS one", "Native")
 	if err == nil {
 		_, _, err = newNativeReader(resp.Body).block([]string{"one"}, []string{"UInt8"}, []*ntype{{kind: nFixed, width: 1, arrow: arrow.PrimitiveTypes.Uint8}})
 		resp.Body.Close()
@@ -60,15 +60,15 @@ func (s *Service) openNative(ctx context.Context, addr string) *nativeHTTP {
 	return n
 }
 
-// post sends a statement and returns the response of a 200; any other
-// status is returned as the error ClickHouse wrote.
-func (n *nativeHTTP) post(ctx context.Context, queryID, sql string) (*http.Response, error) {
+// post sends a statement for a result in format and returns the response
+// of a 200; any other status is returned as the error ClickHouse wrote.
+func (n *nativeHTTP) post(ctx context.Context, queryID, sql, format string) (*http.Response, error) {
 	u := n.base
 	if queryID != "" {
 		u += "&query_id=" + url.QueryEscape(queryID)
 	}
 	// On its own line: the statement may end with a -- comment.
-	req, err := http.NewRequestWithContext(ctx, "POST", u, strings.NewReader(sql+"\nFORMAT Native"))
+	req, err := http.NewRequestWithContext(ctx, "POST", u, strings.NewReader(sql+"\nFORMAT "+format))
 	if err != nil {
 		return nil, err
 	}
@@ -95,22 +95,37 @@ type nativeResult struct {
 }
 
 // nativeColumns learns the statement's columns by running it under LIMIT 0
-// (ClickHouse plans it and reads nothing) and says whether every column
-// has a Native decoder. Any failure leaves the statement to the driver,
-// which reports it.
+// over HTTP (ClickHouse plans it and reads nothing; the header of
+// TabSeparatedWithNamesAndTypes names them even when there are no rows)
+// and says whether every column has a Native decoder. Any failure leaves
+// the statement to the driver, which reports it.
 func (s *Service) nativeColumns(ctx context.Context, sql, queryID string) (*nativeResult, bool) {
-	rows, err := s.reader.Query(clickhouse.Context(ctx, clickhouse.WithQueryID(queryID+"-columns")), "SELECT * FROM (\n"+sql+"\n) LIMIT 0")
+	resp, err := s.native.post(ctx, queryID+"-columns", "SELECT * FROM (\n"+sql+"\n) LIMIT 0", "TabSeparatedWithNamesAndTypes")
 	if err != nil {
 		return nil, false
 	}
-	types := rows.ColumnTypes()
-	_ = rows.Close()
-	nr := &nativeResult{s: s, cols: newColumns(types, s.serverTZ)}
-	for _, c := range nr.cols {
+	head, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, false
+	}
+	lines := strings.Split(string(head), "\n")
+	if len(lines) < 2 {
+		return nil, false
+	}
+	names, types := strings.Split(lines[0], "\t"), strings.Split(lines[1], "\t")
+	if len(names) != len(types) || (len(lines) > 2 && lines[2] != "") {
+		return nil, false
+	}
+	nr := &nativeResult{s: s}
+	for i := range names {
+		c := newColumn(unescapeTSV(names[i]), unescapeTSV(types[i]), s.serverTZ)
 		nt, ok := nativeType(c.Type, c.tz)
 		if !ok {
 			return nil, false
 		}
+		c.dest = reflect.New(goType(nt, c.tz)).Interface()
+		nr.cols = append(nr.cols, c)
 		nr.names = append(nr.names, c.Name)
 		nr.types = append(nr.types, c.Type)
 		nr.nts = append(nr.nts, nt)
@@ -118,29 +133,58 @@ func (s *Service) nativeColumns(ctx context.Context, sql, queryID string) (*nati
 	return nr, true
 }
 
-// stream runs the statement over HTTP and writes one Arrow record batch
-// per Native block.
+// unescapeTSV undoes ClickHouse's escaping of a TabSeparated field.
+func unescapeTSV(f string) string {
+	if !strings.Contains(f, "\\") {
+		return f
+	}
+	var b strings.Builder
+	for i := 0; i < len(f); i++ {
+		if f[i] != '\\' || i+1 == len(f) {
+			b.WriteByte(f[i])
+			continue
+		}
+		i++
+		switch f[i] {
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'r':
+			b.WriteByte('\r')
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case '0':
+			b.WriteByte(0)
+		default: // \\, \', and any other character stands for itself
+			b.WriteByte(f[i])
+		}
+	}
+	return b.String()
+}
+
+// stream runs the statement over HTTP and writes its rows: one Arrow
+// record batch per Native block, or the text formats row by row from the
+// block's columns.
 func (nr *nativeResult) stream(qctx context.Context, cancel context.CancelFunc, sql, format string, sink Sink, maxRows int64, sum *summary) (runErr, err error) {
 	s := nr.s
-	resp, err := s.native.post(qctx, sum.QueryID, sql)
+	resp, err := s.native.post(qctx, sum.QueryID, sql, "Native")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	schema := arrowSchema(nr.cols)
-	sink.Start(contentTypes[format])
-	// One write of the response per record batch, not one per buffer.
-	bw := bufio.NewWriterSize(sink, 256<<10)
-	iw := ipc.NewWriter(bw, ipc.WithSchema(schema))
-	sum.end = func(sm summary) error {
-		if sm.Err != nil {
-			return nil // no end-of-stream marker: the stream is visibly cut short
+	var out blockWriter
+	if format == FormatArrow {
+		out = newArrowBlocks(nr.cols, sink, sum)
+	} else {
+		out, err = newTextBlocks(nr, format, sink, sum)
+		if err != nil {
+			return nil, err
 		}
-		if err := iw.Close(); err != nil {
-			return err
-		}
-		return bw.Flush()
 	}
+	sink.Start(contentTypes[format])
 	ra := newReadahead(resp.Body, 8, 512<<10)
 	defer ra.Close()
 	rd := newNativeReader(ra)
@@ -171,31 +215,107 @@ func (nr *nativeResult) stream(qctx context.Context, cancel context.CancelFunc, 
 		for i, d := range data {
 			arrays[i] = array.MakeFromData(d)
 		}
-		var rec arrow.Record = array.NewRecord(schema, arrays, int64(n))
+		if left := maxRows - sum.Rows; int64(n) > left {
+			n = int(left)
+			sum.Truncated = true
+		}
+		wrote, err := out.write(arrays, n, func() bool { return sink.Written() >= s.cfg.MaxBytes })
 		for _, a := range arrays {
 			a.Release()
 		}
-		if left := maxRows - sum.Rows; int64(n) > left {
-			cut := rec.NewSlice(0, left)
-			rec.Release()
-			rec, n = cut, int(left)
-			sum.Truncated = true
-		}
-		err = iw.Write(rec)
-		rec.Release()
-		if err == nil {
-			err = bw.Flush()
-		}
 		rd.release()
+		sum.Rows += int64(wrote)
 		if err != nil {
 			return err, nil
 		}
-		sum.Rows += int64(n)
+		if wrote < n {
+			sum.Truncated = true
+		}
 		if sum.Truncated {
 			cancel()
 			return nil, nil
 		}
 	}
+}
+
+// blockWriter writes the first n rows of a block's columns and says how
+// many it wrote: fewer when full() turned true between rows.
+type blockWriter interface {
+	write(cols []arrow.Array, n int, full func() bool) (int, error)
+}
+
+// arrowBlocks writes each block as one record batch.
+type arrowBlocks struct {
+	schema *arrow.Schema
+	bw     *bufio.Writer
+	iw     *ipc.Writer
+}
+
+func newArrowBlocks(cols []*column, sink Sink, sum *summary) *arrowBlocks {
+	ab := &arrowBlocks{schema: arrowSchema(cols)}
+	// One write of the response per record batch, not one per buffer.
+	ab.bw = bufio.NewWriterSize(sink, 256<<10)
+	ab.iw = ipc.NewWriter(ab.bw, ipc.WithSchema(ab.schema))
+	sum.end = func(sm summary) error {
+		if sm.Err != nil {
+			return nil // no end-of-stream marker: the stream is visibly cut short
+		}
+		if err := ab.iw.Close(); err != nil {
+			return err
+		}
+		return ab.bw.Flush()
+	}
+	return ab
+}
+
+func (ab *arrowBlocks) write(cols []arrow.Array, n int, _ func() bool) (int, error) {
+	var rec arrow.Record = array.NewRecord(ab.schema, cols, -1)
+	if int64(n) < rec.NumRows() {
+		cut := rec.NewSlice(0, int64(n))
+		rec.Release()
+		rec = cut
+	}
+	err := ab.iw.Write(rec)
+	rec.Release()
+	if err == nil {
+		err = ab.bw.Flush()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// textBlocks hands a block's rows one by one to a text encoder, through
+// the same scan targets the driver's path fills.
+type textBlocks struct {
+	enc  encoder
+	cols []*column
+	nts  []*ntype
+}
+
+func newTextBlocks(nr *nativeResult, format string, sink Sink, sum *summary) (*textBlocks, error) {
+	tb := &textBlocks{enc: newEncoder(format, sink), cols: nr.cols, nts: nr.nts}
+	if err := tb.enc.begin(nr.cols); err != nil {
+		return nil, err
+	}
+	sum.end = tb.enc.end
+	return tb, nil
+}
+
+func (tb *textBlocks) write(cols []arrow.Array, n int, full func() bool) (int, error) {
+	for i := 0; i < n; i++ {
+		if i > 0 && full() {
+			return i, nil
+		}
+		for j, c := range tb.cols {
+			setCell(c.dest, cols[j], i, tb.nts[j], c.tz)
+		}
+		if err := tb.enc.row(); err != nil {
+			return i, err
+		}
+	}
+	return n, nil
 }
 
 // readahead reads r on its own goroutine into up to n buffers of size

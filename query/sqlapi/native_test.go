@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +42,8 @@ const allTypes = `SELECT number AS n, toInt8(number % 100 - 50) AS i8, toInt16(n
 FROM system.numbers LIMIT 150000`
 
 // twoPaths serves the SQL API twice on one database: reading ClickHouse's
-// Native format over HTTP, and row by row through the driver.
+// Native format over HTTP, and row by row through the driver (native
+// protocol).
 func twoPaths(t *testing.T) (native, driver *env, reg *prometheus.Registry) {
 	t.Helper()
 	db, cfg := testenv.ClickHouse(t)
@@ -92,7 +95,7 @@ func readArrow(t *testing.T, body []byte) (*arrow.Schema, []arrow.Array, int) {
 
 func pathCount(t *testing.T, reg *prometheus.Registry, path string) float64 {
 	t.Helper()
-	return testenv.Metric(t, reg, "ioc_sql_arrow_path_total", "path", path)
+	return testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", path)
 }
 
 func TestArrowNativeEqualsDriver(t *testing.T) {
@@ -107,12 +110,12 @@ func TestArrowNativeEqualsDriver(t *testing.T) {
 		{"table", "SELECT * FROM dossier_events", 0},
 		{"with, and a comment at the end", "WITH 3 AS k SELECT number * k AS n, toString(n) AS s FROM system.numbers LIMIT 10 -- the end", 10},
 	} {
-		before := pathCount(t, reg, "native")
+		before := pathCount(t, reg, "http")
 		resp, nb := native.post(t, map[string]any{"sql": q.sql, "format": "arrow", "max_rows": 1_000_000})
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s native: %d %s", q.name, resp.StatusCode, nb)
 		}
-		if pathCount(t, reg, "native") != before+1 {
+		if pathCount(t, reg, "http") != before+1 {
 			t.Errorf("%s: not read through the Native path", q.name)
 		}
 		resp, db := driver.post(t, map[string]any{"sql": q.sql, "format": "arrow", "max_rows": 1_000_000})
@@ -134,8 +137,8 @@ func TestArrowNativeEqualsDriver(t *testing.T) {
 			}
 		}
 	}
-	if testutil.CollectAndCount(reg, "ioc_sql_arrow_path_total") == 0 {
-		t.Error("no ioc_sql_arrow_path_total")
+	if testutil.CollectAndCount(reg, "ioc_sql_read_path_total") == 0 {
+		t.Error("no ioc_sql_read_path_total")
 	}
 }
 
@@ -188,7 +191,7 @@ func TestArrowNativeLimitsAndErrors(t *testing.T) {
 		}
 		return true, nil
 	})
-	// A type without a Native decoder keeps the driver's path.
+	// A type without a Native decoder keeps the driver's path, whatever the format.
 	before := pathCount(t, reg, "driver")
 	resp, body = native.post(t, map[string]any{"sql": "SELECT toLowCardinality(toString(number)) AS l, (number, 'x') AS tup FROM system.numbers LIMIT 3", "format": "arrow"})
 	if resp.StatusCode != 200 || pathCount(t, reg, "driver") != before+1 {
@@ -196,5 +199,94 @@ func TestArrowNativeLimitsAndErrors(t *testing.T) {
 	}
 	if _, cols, rows := readArrow(t, body); rows != 3 || cols[0].(*array.String).Value(2) != "2" {
 		t.Fatalf("LowCardinality: %d rows", rows)
+	}
+}
+
+// TestTextHTTPEqualsDriver: the text formats read over HTTP write the same
+// bytes as the driver's path, for every type the Native decoder reads.
+func TestTextHTTPEqualsDriver(t *testing.T) {
+	native, driver, reg := twoPaths(t)
+	// The parts of a JSON answer that differ between any two runs.
+	volatile := regexp.MustCompile(`"(query_id|elapsed_ms)":("[^"]*"|[0-9]+)`)
+	for _, q := range []struct {
+		name, sql string
+		rows      int
+	}{
+		// Past the first block of 65,536 rows; 150,000 rows of JSON
+		// read row by row through the driver take long.
+		{"all types", strings.Replace(allTypes, "LIMIT 150000", "LIMIT 70000", 1), 70000},
+		{"typed", typed, 5},
+		{"empty", "SELECT number, toString(number) AS s, toDate('2024-01-01') AS d FROM system.numbers WHERE number > 10 LIMIT 0", 0},
+		{"table", "SELECT * FROM dossier_events", 0},
+		{"odd names", "SELECT 1 AS `a\tb`, 'x' AS `c\\d'e`, toDateTime(0, 'Asia/Ho_Chi_Minh') AS `tz time`", 1},
+	} {
+		for _, format := range []string{"json", "ndjson", "csv"} {
+			before := testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", "http", "format", format)
+			resp, nb := native.post(t, map[string]any{"sql": q.sql, "format": format, "max_rows": 1_000_000})
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %s over HTTP: %d %s", q.name, format, resp.StatusCode, nb)
+			}
+			// An empty body has them as headers, for want of a body to trail.
+			if got := resp.Trailer.Get("X-Ioc-Rows") + resp.Header.Get("X-Ioc-Rows"); got != strconv.Itoa(q.rows) {
+				t.Errorf("%s %s over HTTP: %s rows, want %d", q.name, format, got, q.rows)
+			}
+			if testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", "http", "format", format) != before+1 {
+				t.Errorf("%s %s: not read over HTTP", q.name, format)
+			}
+			resp, db := driver.post(t, map[string]any{"sql": q.sql, "format": format, "max_rows": 1_000_000})
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %s driver: %d %s", q.name, format, resp.StatusCode, db)
+			}
+			nb, db = volatile.ReplaceAll(nb, []byte(`"$1":0`)), volatile.ReplaceAll(db, []byte(`"$1":0`))
+			if !bytes.Equal(nb, db) {
+				i := 0
+				for i < min(len(nb), len(db)) && nb[i] == db[i] {
+					i++
+				}
+				t.Errorf("%s %s: bodies differ at byte %d of %d/%d:\nhttp   …%q…\ndriver …%q…", q.name, format, i, len(nb), len(db),
+					nb[max(0, i-80):min(len(nb), i+80)], db[max(0, i-80):min(len(db), i+80)])
+			}
+		}
+	}
+}
+
+// TestTextHTTPLimits: max_rows and max_bytes cut a text result read over
+// HTTP between rows, say so, and stop the query.
+func TestTextHTTPLimits(t *testing.T) {
+	db, _ := testenv.ClickHouse(t)
+	reg := prometheus.NewRegistry()
+	e := newEnvOn(t, db, sqlapi.Config{MaxBytes: 1 << 20}, reg)
+	// Inside the second block of 65,536 rows.
+	resp, body := e.post(t, map[string]any{"sql": "SELECT number FROM system.numbers", "format": "csv", "max_rows": 70001})
+	if resp.StatusCode != 200 || resp.Trailer.Get("X-Ioc-Truncated") != "true" || resp.Trailer.Get("X-Ioc-Rows") != "70001" {
+		t.Fatalf("max_rows: %d %v", resp.StatusCode, resp.Trailer)
+	}
+	if lines := bytes.Split(bytes.TrimSpace(body), []byte("\r\n")); len(lines) != 70002 || string(lines[70001]) != "70000" {
+		t.Fatalf("max_rows: %d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+	processGone(t, db, resp.Header.Get("X-Ioc-Query-Id"))
+	// Exactly max_rows rows exist: not truncated.
+	resp, _ = e.post(t, map[string]any{"sql": "SELECT number FROM system.numbers LIMIT 70001", "format": "csv", "max_rows": 70001})
+	if resp.Trailer.Get("X-Ioc-Truncated") != "false" || resp.Trailer.Get("X-Ioc-Rows") != "70001" {
+		t.Errorf("exactly max_rows: %v", resp.Trailer)
+	}
+	// max_bytes, inside the first block.
+	resp, body = e.post(t, map[string]any{"sql": "SELECT number, arrayStringConcat(arrayMap(x -> 'x', range(100))) AS s FROM system.numbers", "format": "ndjson", "max_rows": 1_000_000})
+	rows, _ := strconv.Atoi(resp.Trailer.Get("X-Ioc-Rows"))
+	if resp.StatusCode != 200 || resp.Trailer.Get("X-Ioc-Truncated") != "true" || rows >= 65536 || len(body) < 1<<20 || len(body) > 1<<20+(64<<10)+200 {
+		t.Fatalf("max_bytes: %d, %d rows, %d bytes, %v %.300s", resp.StatusCode, rows, len(body), resp.Trailer, body)
+	}
+	if n := bytes.Count(body, []byte("\n")); n != rows {
+		t.Errorf("max_bytes: %d lines for %d rows", n, rows)
+	}
+	processGone(t, db, resp.Header.Get("X-Ioc-Query-Id"))
+	if testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", "driver") != 0 {
+		t.Error("a statement went through the driver")
+	}
+	// An error after rows were sent ends the JSON answer with it.
+	e = newEnvOn(t, db, sqlapi.Config{}, nil)
+	resp, body = e.post(t, map[string]any{"sql": "SELECT number, throwIf(number = 150000) AS x FROM system.numbers LIMIT 200000", "format": "json", "max_rows": 1_000_000})
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"error":{"code":`)) || !bytes.Contains(body, []byte("throwIf")) {
+		t.Errorf("error mid-stream: %d …%s", resp.StatusCode, body[max(0, len(body)-300):])
 	}
 }

@@ -325,15 +325,17 @@ func (s *Service) Exec(ctx context.Context, c Caller, req Request, sink Sink) (s
 		}
 	}()
 
-	stream := s.streamRows
-	if format == FormatArrow && s.native != nil && (st.Kind == "select" || st.Kind == "with") {
+	// A SELECT is read over ClickHouse's HTTP interface when it can be:
+	// ClickHouse 18.16 can crash when statements that read a view inside
+	// an IN or JOIN subquery run at once over the native protocol (see
+	// docs/sql.md), and Native blocks make the fastest Arrow.
+	stream, path := s.streamRows, "driver"
+	if s.native != nil && (st.Kind == "select" || st.Kind == "with") {
 		if nc, ok := s.nativeColumns(qctx, st.SQL, sum.QueryID); ok {
-			stream = nc.stream
-			s.metrics.arrowPath.WithLabelValues("native").Inc()
-		} else {
-			s.metrics.arrowPath.WithLabelValues("driver").Inc()
+			stream, path = nc.stream, "http"
 		}
 	}
+	s.metrics.readPath.WithLabelValues(format, path).Inc()
 	runErr, err := stream(qctx, cancel, st.SQL, format, sink, maxRows, &sum)
 	if err != nil {
 		return sum, s.queryError(qctx, ctx, err)
