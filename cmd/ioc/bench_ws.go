@@ -75,6 +75,7 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	senders := fs.Int("senders", 8, "background: concurrent HTTP senders")
 	pool := fs.Int("pool", 200_000, "background: distinct events generated up front (re-sent with fresh ids)")
 	memProfile := fs.String("memprofile", "", "fanout: write a heap profile here once every client is connected")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (node, background senders, probes and, unless in a child, the fan-out's clients) to this file, from the node's start to the end")
 	clientsIn := fs.String("clients-in", "auto", `fanout: where the clients run: "process" (this one, with the node), "child" (a child process), "auto" (this process when the open-file limit holds both ends of every connection)`)
 	child := fs.String("child", "", "internal: run the fan-out's clients for a parent ioc bench ws (JSON config)")
 	if err := fs.Parse(args); err != nil {
@@ -157,6 +158,11 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer n.Close()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	tok, err := n.Tokens.Issue(auth.Claims{Role: auth.RoleAdmin}, "bench", 4*time.Hour)
 	if err != nil {
 		return err
