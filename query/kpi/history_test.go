@@ -3,6 +3,7 @@ package kpi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -115,4 +116,60 @@ func TestHistoryCopiesEachValueOnce(t *testing.T) {
 	if n := testenv.Metric(t, reg, "ioc_kpi_history_rows_total"); n != 1 {
 		t.Fatalf("the second run copied %v values, want 1", n)
 	}
+}
+
+// BenchmarkHistoryCatchUp: a node copying a backlog of 100,000 values of
+// 6,000 keys of every KPI into ClickHouse, as after a restart (fewer
+// values per key than the bucket's history, so all are there).
+func BenchmarkHistoryCatchUp(b *testing.B) {
+	db, _ := testenv.ClickHouse(b)
+	_, nc := testenv.NATS(b)
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cat, err := kpi.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const values = 100_000
+	want := 0
+	for i := range values {
+		if cat.KPIs[i%len(cat.KPIs)].Kind != kpi.KindPerMinute {
+			want++
+		}
+	}
+	at := time.Date(2026, 11, 20, 8, 30, 0, 0, time.UTC)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cfg := kpi.StoreConfig{Bucket: fmt.Sprintf("bench_history_%d", i)}
+		if _, err := kpi.OpenStore(ctx, js, cfg, cat, time.UTC); err != nil {
+			b.Fatal(err)
+		}
+		for j := range values {
+			k := kpi.Key{KPI: cat.KPIs[j%len(cat.KPIs)].ID, Unit: fmt.Sprintf("u%d", (j/len(cat.KPIs))%200), Window: "today"}
+			v, _ := json.Marshal(kpi.Value{Key: k, Numerator: int64(j), Denominator: 1, At: at, AsOf: at, Version: 1, Seq: uint64(j)})
+			if _, err := js.PublishAsync("$KV."+cfg.Bucket+"."+k.KPI+"."+k.Unit+"."+k.Window, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		<-js.PublishAsyncComplete()
+		reg := prometheus.NewRegistry()
+		h := kpi.NewHistory(js, db, cfg, cat, reg, slog.Default())
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		b.StartTimer()
+		go func() { _ = h.Run(rctx); close(done) }()
+		for deadline := time.Now().Add(5 * time.Minute); testenv.Metric(b, reg, "ioc_kpi_history_rows_total") < float64(want); {
+			if time.Now().After(deadline) {
+				b.Fatalf("copied %v of %d values in 5 minutes", testenv.Metric(b, reg, "ioc_kpi_history_rows_total"), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+	}
+	b.ReportMetric(float64(values), "values/op")
 }
