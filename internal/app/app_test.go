@@ -33,6 +33,7 @@ func nodeWith(t testing.TB, tune func(*Config)) (*App, map[string]string) {
 	cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, NATSPort: -1,
 		TokenKey: []byte("app-test-token-key-0123456789abcdef"), PseudonymKey: []byte("app-test-pseudonym-key")}
 	cfg.ClickHouse.Addr = chAddr
+	cfg.ClickHouse.HTTPAddr = testenv.ClickHouseHTTPAddr(t)
 	cfg.ClickHouse.Database = "app_" + testenv.RandomHex(4)
 	if tune != nil {
 		tune(&cfg)

@@ -54,7 +54,7 @@ func (s *Service) openNative(ctx context.Context, addr string) *nativeHTTP {
 		resp.Body.Close()
 	}
 	if err != nil {
-		s.log.Warn("the SQL API's Arrow export reads row by row: ClickHouse's HTTP interface does not answer (set IOC_CLICKHOUSE_HTTP_ADDR, or off)", "addr", addr, "err", err)
+		s.log.Warn("the SQL API reads results row by row over the native protocol: ClickHouse's HTTP interface does not answer (set IOC_CLICKHOUSE_HTTP_ADDR, or off)", "addr", addr, "err", err)
 		return nil
 	}
 	return n
