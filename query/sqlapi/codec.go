@@ -56,6 +56,8 @@ type summary struct {
 	ElapsedMS int64
 	Err       error // the query failed after the first row was written
 
+	idSuffix string // of the query id in ClickHouse, for a second reading of the statement
+
 	end func(summary) error // completes the output (set by the stream)
 }
 

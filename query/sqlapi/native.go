@@ -315,6 +315,9 @@ func (r *nativeReader) exception() error {
 	return parseHTTPException(msg)
 }
 
+// errBlockShape: a block's columns are not those expected.
+var errBlockShape = errors.New("the result's columns are not the statement's")
+
 // block reads the next block into arrays of the given types; n = 0 and
 // io.EOF at the end of the stream.
 func (r *nativeReader) block(names []string, types []string, nts []*ntype) (n int, cols []arrow.ArrayData, err error) {
@@ -336,7 +339,7 @@ func (r *nativeReader) block(names []string, types []string, nts []*ntype) (n in
 		return 0, nil, err
 	}
 	if int(nc) != len(nts) || rows > math.MaxInt32 {
-		return 0, nil, fmt.Errorf("block of %d columns and %d rows, want %d columns", nc, rows, len(nts))
+		return 0, nil, fmt.Errorf("%w: block of %d columns and %d rows, want %d columns", errBlockShape, nc, rows, len(nts))
 	}
 	n = int(rows)
 	cols = make([]arrow.ArrayData, len(nts))
@@ -350,7 +353,7 @@ func (r *nativeReader) block(names []string, types []string, nts []*ntype) (n in
 			return 0, nil, err
 		}
 		if name != names[i] || !sameType(typ, types[i]) {
-			return 0, nil, fmt.Errorf("column %d is %s %s, want %s %s", i, name, typ, names[i], types[i])
+			return 0, nil, fmt.Errorf("%w: column %d is %s %s, want %s %s", errBlockShape, i, name, typ, names[i], types[i])
 		}
 		if cols[i], err = r.column(nt, n); err != nil {
 			return 0, nil, fmt.Errorf("column %s: %w", name, err)
@@ -582,6 +585,7 @@ func parseHTTPException(body []byte) error {
 	if i := strings.Index(s, "DB::Exception: "); i >= 0 {
 		e.Message = s[i+len("DB::Exception: "):]
 		if j := strings.Index(e.Message, ", e.what() = "); j >= 0 {
+			e.Name = strings.TrimSpace(e.Message[j+len(", e.what() = "):])
 			e.Message = e.Message[:j]
 		}
 	}
@@ -591,6 +595,7 @@ func parseHTTPException(body []byte) error {
 // httpException is an error ClickHouse reported over HTTP.
 type httpException struct {
 	Code    int32
+	Name    string // the exception's class, as the native protocol names it (DB::Exception)
 	Message string
 }
 

@@ -175,6 +175,7 @@ func (nr *nativeResult) stream(qctx context.Context, cancel context.CancelFunc, 
 		return nil, err
 	}
 	defer resp.Body.Close()
+	sink.Start(contentTypes[format])
 	var out blockWriter
 	if format == FormatArrow {
 		out = newArrowBlocks(nr.cols, sink, sum)
@@ -184,7 +185,6 @@ func (nr *nativeResult) stream(qctx context.Context, cancel context.CancelFunc, 
 			return nil, err
 		}
 	}
-	sink.Start(contentTypes[format])
 	ra := newReadahead(resp.Body, 8, 512<<10)
 	defer ra.Close()
 	rd := newNativeReader(ra)
@@ -193,6 +193,9 @@ func (nr *nativeResult) stream(qctx context.Context, cancel context.CancelFunc, 
 		n, data, err := rd.block(nr.names, nr.types, nr.nts)
 		if err == io.EOF {
 			return nil, nil
+		}
+		if errors.Is(err, errBlockShape) && sum.Rows == 0 && sink.Written() == 0 {
+			return nil, err // nothing sent yet: the caller reads it another way
 		}
 		if err != nil {
 			var ne net.Error

@@ -233,9 +233,13 @@ func TestTextHTTPEqualsDriver(t *testing.T) {
 			if testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", "http", "format", format) != before+1 {
 				t.Errorf("%s %s: not read over HTTP", q.name, format)
 			}
+			ct := resp.Header.Get("Content-Type")
 			resp, db := driver.post(t, map[string]any{"sql": q.sql, "format": format, "max_rows": 1_000_000})
 			if resp.StatusCode != 200 {
 				t.Fatalf("%s %s driver: %d %s", q.name, format, resp.StatusCode, db)
+			}
+			if ct != resp.Header.Get("Content-Type") {
+				t.Errorf("%s %s: content type %q over HTTP, %q through the driver", q.name, format, ct, resp.Header.Get("Content-Type"))
 			}
 			nb, db = volatile.ReplaceAll(nb, []byte(`"$1":0`)), volatile.ReplaceAll(db, []byte(`"$1":0`))
 			if !bytes.Equal(nb, db) {
@@ -245,6 +249,39 @@ func TestTextHTTPEqualsDriver(t *testing.T) {
 				}
 				t.Errorf("%s %s: bodies differ at byte %d of %d/%d:\nhttp   …%q…\ndriver …%q…", q.name, format, i, len(nb), len(db),
 					nb[max(0, i-80):min(len(nb), i+80)], db[max(0, i-80):min(len(db), i+80)])
+			}
+		}
+	}
+}
+
+// TestSameNamesReadThroughDriver: columns of the same name, which the
+// LIMIT 0 that learns the columns merges into one, are read through the
+// driver, in every format, as they would have been before.
+func TestSameNamesReadThroughDriver(t *testing.T) {
+	native, driver, reg := twoPaths(t)
+	volatile := regexp.MustCompile(`"(query_id|elapsed_ms)":("[^"]*"|[0-9]+)`)
+	for _, sql := range []string{"SELECT count(), count() FROM system.one", "SELECT number AS x, number AS x FROM system.numbers LIMIT 3"} {
+		for _, format := range []string{"json", "ndjson", "csv", "arrow"} {
+			before := testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", "driver", "format", format)
+			resp, nb := native.post(t, map[string]any{"sql": sql, "format": format})
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s %s: %d %s", sql, format, resp.StatusCode, nb)
+			}
+			if testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", "driver", "format", format) != before+1 {
+				t.Errorf("%s %s: not counted as read through the driver", sql, format)
+			}
+			_, db := driver.post(t, map[string]any{"sql": sql, "format": format})
+			if format == "arrow" {
+				_, ncols, nrows := readArrow(t, nb)
+				_, dcols, drows := readArrow(t, db)
+				if nrows != drows || len(ncols) != 2 || len(dcols) != 2 {
+					t.Errorf("%s arrow: %d rows × %d columns, driver %d × %d", sql, nrows, len(ncols), drows, len(dcols))
+				}
+				continue
+			}
+			nb, db = volatile.ReplaceAll(nb, []byte(`"$1":0`)), volatile.ReplaceAll(db, []byte(`"$1":0`))
+			if !bytes.Equal(nb, db) {
+				t.Errorf("%s %s:\n%s\ndriver:\n%s", sql, format, nb, db)
 			}
 		}
 	}

@@ -335,8 +335,15 @@ func (s *Service) Exec(ctx context.Context, c Caller, req Request, sink Sink) (s
 			stream, path = nc.stream, "http"
 		}
 	}
-	s.metrics.readPath.WithLabelValues(format, path).Inc()
 	runErr, err := stream(qctx, cancel, st.SQL, format, sink, maxRows, &sum)
+	if errors.Is(err, errBlockShape) {
+		// Columns of the same name, which SELECT * FROM (…) LIMIT 0
+		// merges into one: read through the driver, under a query id of
+		// its own in case the first is still winding down.
+		path, sum.idSuffix = "driver", "-driver"
+		runErr, err = s.streamRows(qctx, cancel, st.SQL, format, sink, maxRows, &sum)
+	}
+	s.metrics.readPath.WithLabelValues(format, path).Inc()
 	if err != nil {
 		return sum, s.queryError(qctx, ctx, err)
 	}
@@ -372,7 +379,7 @@ type streamFunc func(qctx context.Context, cancel context.CancelFunc, sql, forma
 // streamRows reads the result row by row through the driver, for every
 // format and type.
 func (s *Service) streamRows(qctx context.Context, cancel context.CancelFunc, sql, format string, sink Sink, maxRows int64, sum *summary) (runErr, err error) {
-	rows, err := s.reader.Query(clickhouse.Context(qctx, clickhouse.WithQueryID(sum.QueryID)), sql)
+	rows, err := s.reader.Query(clickhouse.Context(qctx, clickhouse.WithQueryID(sum.QueryID+sum.idSuffix)), sql)
 	if err != nil {
 		return nil, err
 	}
@@ -424,7 +431,11 @@ func (s *Service) queryError(qctx, ctx context.Context, err error) error {
 	}
 	var hx *httpException
 	if errors.As(err, &hx) {
-		return &api.Error{Code: api.EINVALID, Message: fmt.Sprintf("clickhouse: %s", firstLine(hx.Message)), Detail: map[string]any{"clickhouse_code": hx.Code}}
+		detail := map[string]any{"clickhouse_code": hx.Code}
+		if hx.Name != "" {
+			detail["clickhouse_name"] = hx.Name
+		}
+		return &api.Error{Code: api.EINVALID, Message: fmt.Sprintf("clickhouse: %s", firstLine(hx.Message)), Detail: detail}
 	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
