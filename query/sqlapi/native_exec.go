@@ -124,7 +124,7 @@ func (s *Service) nativeColumns(ctx context.Context, sql, queryID string) (*nati
 		if !ok {
 			return nil, false
 		}
-		c.dest = reflect.New(goType(nt, c.tz)).Interface()
+		c.dest = reflect.New(goType(nt)).Interface()
 		nr.cols = append(nr.cols, c)
 		nr.names = append(nr.names, c.Name)
 		nr.types = append(nr.types, c.Type)

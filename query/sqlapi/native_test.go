@@ -202,12 +202,13 @@ func TestArrowNativeLimitsAndErrors(t *testing.T) {
 	}
 }
 
+// volatile matches the parts of a JSON answer that differ between any two runs.
+var volatile = regexp.MustCompile(`"(query_id|elapsed_ms)":("[^"]*"|[0-9]+)`)
+
 // TestTextHTTPEqualsDriver: the text formats read over HTTP write the same
 // bytes as the driver's path, for every type the Native decoder reads.
 func TestTextHTTPEqualsDriver(t *testing.T) {
 	native, driver, reg := twoPaths(t)
-	// The parts of a JSON answer that differ between any two runs.
-	volatile := regexp.MustCompile(`"(query_id|elapsed_ms)":("[^"]*"|[0-9]+)`)
 	for _, q := range []struct {
 		name, sql string
 		rows      int
@@ -259,7 +260,6 @@ func TestTextHTTPEqualsDriver(t *testing.T) {
 // driver, in every format, as they would have been before.
 func TestSameNamesReadThroughDriver(t *testing.T) {
 	native, driver, reg := twoPaths(t)
-	volatile := regexp.MustCompile(`"(query_id|elapsed_ms)":("[^"]*"|[0-9]+)`)
 	for _, sql := range []string{"SELECT count(), count() FROM system.one", "SELECT number AS x, number AS x FROM system.numbers LIMIT 3"} {
 		for _, format := range []string{"json", "ndjson", "csv", "arrow"} {
 			before := testenv.Metric(t, reg, "ioc_sql_read_path_total", "path", "driver", "format", format)

@@ -19,39 +19,28 @@ var (
 	stringType  = reflect.TypeFor[string]()
 )
 
+// fixedTypes are the Go types of the fixed-width numbers, by Arrow type.
+var fixedTypes = map[arrow.Type]reflect.Type{
+	arrow.INT8: reflect.TypeFor[int8](), arrow.INT16: reflect.TypeFor[int16](),
+	arrow.INT32: reflect.TypeFor[int32](), arrow.INT64: reflect.TypeFor[int64](),
+	arrow.UINT8: reflect.TypeFor[uint8](), arrow.UINT16: reflect.TypeFor[uint16](),
+	arrow.UINT32: reflect.TypeFor[uint32](), arrow.UINT64: reflect.TypeFor[uint64](),
+	arrow.FLOAT32: reflect.TypeFor[float32](), arrow.FLOAT64: reflect.TypeFor[float64](),
+}
+
 // goType is the Go type the driver scans a value of nt into.
-func goType(nt *ntype, tz *time.Location) reflect.Type {
+func goType(nt *ntype) reflect.Type {
 	switch nt.kind {
 	case nFixed:
-		switch nt.arrow.ID() {
-		case arrow.INT8:
-			return reflect.TypeFor[int8]()
-		case arrow.INT16:
-			return reflect.TypeFor[int16]()
-		case arrow.INT32:
-			return reflect.TypeFor[int32]()
-		case arrow.INT64:
-			return reflect.TypeFor[int64]()
-		case arrow.UINT8:
-			return reflect.TypeFor[uint8]()
-		case arrow.UINT16:
-			return reflect.TypeFor[uint16]()
-		case arrow.UINT32:
-			return reflect.TypeFor[uint32]()
-		case arrow.UINT64:
-			return reflect.TypeFor[uint64]()
-		case arrow.FLOAT32:
-			return reflect.TypeFor[float32]()
-		}
-		return reflect.TypeFor[float64]()
+		return fixedTypes[nt.arrow.ID()]
 	case nDate, nDateTime:
 		return timeType
 	case nDecimal:
 		return decimalType
 	case nNullable:
-		return reflect.PointerTo(goType(nt.elem, tz))
+		return reflect.PointerTo(goType(nt.elem))
 	case nArray:
-		return reflect.SliceOf(goType(nt.elem, tz))
+		return reflect.SliceOf(goType(nt.elem))
 	}
 	return stringType // String, FixedString, Enum, UUID
 }
@@ -100,7 +89,7 @@ func cellValue(a arrow.Array, i int, nt *ntype, tz *time.Location) reflect.Value
 		v := a.(*array.Decimal128).Value(i)
 		return reflect.ValueOf(decimal.NewFromBigInt(v.BigInt(), -a.DataType().(*arrow.Decimal128Type).Scale))
 	case nNullable:
-		t := goType(nt, tz)
+		t := goType(nt)
 		if a.IsNull(i) {
 			return reflect.Zero(t)
 		}
@@ -110,13 +99,13 @@ func cellValue(a arrow.Array, i int, nt *ntype, tz *time.Location) reflect.Value
 	case nArray:
 		l := a.(*array.List)
 		from, to := l.ValueOffsets(i)
-		s := reflect.MakeSlice(goType(nt, tz), int(to-from), int(to-from))
+		s := reflect.MakeSlice(goType(nt), int(to-from), int(to-from))
 		for k := range s.Len() {
 			setCell(s.Index(k).Addr().Interface(), l.ListValues(), int(from)+k, nt.elem, tz)
 		}
 		return s
 	}
-	v := reflect.New(goType(nt, tz))
+	v := reflect.New(goType(nt))
 	setCell(v.Interface(), a, i, nt, tz)
 	return v.Elem()
 }
