@@ -20,7 +20,8 @@ type Options struct {
 	// Port to listen on; 0 means the NATS default 4222, -1 a random port.
 	Port int
 	// MaxStore bounds JetStream file storage in bytes. Default 10 GiB: the
-	// events stream (8 GiB) and the KPI bucket (1 GiB) with room to spare.
+	// events stream (8 GiB), the KPI bucket (1 GiB) and its rates (256 MiB)
+	// with room to spare.
 	MaxStore int64
 	// Token clients must present. Default: none (tests only; ioc always
 	// sets one, so no other local process can write to the streams).

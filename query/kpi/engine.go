@@ -724,7 +724,8 @@ func (e *Engine) send(family string, vals map[Key]Value, computed map[string]boo
 		if err != nil {
 			return futures, err
 		}
-		f, err := e.js.PublishAsync("$KV."+e.cfg.Store.Bucket+"."+k.bucketKey(), b)
+		kp, _ := e.cat.KPI(k.KPI)
+		f, err := e.js.PublishAsync("$KV."+e.cfg.Store.BucketOf(kp)+"."+k.bucketKey(), b)
 		if err != nil {
 			return futures, fmt.Errorf("publish %s: %w", k.bucketKey(), err)
 		}

@@ -26,6 +26,8 @@ import (
 // not in the table. Per-minute rates (camera.detections_per_min) are not
 // copied: they change with every detection, some 750 values a second in the
 // simulated city, twenty times all the other KPIs together; their counts are.
+// They live in a bucket of their own (StoreConfig.RatesBucket), which this
+// copy does not read.
 type History struct {
 	js     jetstream.JetStream
 	db     *query.DB
@@ -54,12 +56,11 @@ func NewHistory(js jetstream.JetStream, db *query.DB, cfg StoreConfig, cat *Cata
 
 // Run copies values until ctx ends.
 func (h *History) Run(ctx context.Context) error {
-	// The whole bucket, and the rates per minute skipped here: a consumer
-	// with one filter per KPI kept made the server intersect the subjects
-	// of a message block with the filters for every message it handed
-	// out, a quarter of the node's CPU at 10,000 events/s
-	// (BENCHMARKS.md); one filter naming the bucket's own subjects is
-	// read in order.
+	// One filter naming the bucket's own subjects: a consumer with one
+	// filter per KPI made the server intersect the subjects of a message
+	// block with the filters for every message it handed out, a quarter of
+	// the node's CPU at 10,000 events/s (BENCHMARKS.md). Values of rates
+	// per minute that an earlier version stored in this bucket are skipped.
 	var skip []string
 	for _, k := range h.cat.KPIs {
 		if k.Kind == KindPerMinute {

@@ -16,6 +16,15 @@ import (
 type StoreConfig struct {
 	// Bucket name. Default "ioc_kpi".
 	Bucket string
+	// RatesBucket holds the values of the rates per minute
+	// (camera.detections_per_min), which change with nearly every
+	// detection: some 750 values a second in the simulated city, twenty
+	// times all the other KPIs together. Apart, they are not handed to the
+	// copy into ClickHouse (History), which keeps the other values only.
+	// Default "<Bucket>_rates".
+	RatesBucket string
+	// RatesMaxBytes of the rates' bucket. Default 256 MiB.
+	RatesMaxBytes int64
 	// History kept per key, for clients that resume after a reconnect
 	// (1–64). Default 32.
 	History uint8
@@ -29,6 +38,12 @@ type StoreConfig struct {
 func (c *StoreConfig) setDefaults() {
 	if c.Bucket == "" {
 		c.Bucket = "ioc_kpi"
+	}
+	if c.RatesBucket == "" {
+		c.RatesBucket = c.Bucket + "_rates"
+	}
+	if c.RatesMaxBytes == 0 {
+		c.RatesMaxBytes = 256 << 20
 	}
 	if c.History == 0 {
 		c.History = 32
@@ -52,14 +67,16 @@ func (c StoreConfig) Validate() error {
 	return nil
 }
 
-// Store is the NATS KV bucket of the latest value of every key, shared by
-// all nodes: the engine writes it, every node's websocket hub reads it and
-// watches it. It implements stream.Source.
+// Store is the NATS KV buckets of the latest value of every key, shared by
+// all nodes: the engine writes them, every node's websocket hub reads them
+// and watches them. A key lives in the bucket of its KPI's kind
+// (StoreConfig.BucketOf). It implements stream.Source.
 type Store struct {
-	kv  jetstream.KeyValue
-	cat *Catalog
-	now func() time.Time
-	loc *time.Location
+	kv    jetstream.KeyValue
+	rates jetstream.KeyValue
+	cat   *Catalog
+	now   func() time.Time
+	loc   *time.Location
 }
 
 var _ stream.Source = (*Store)(nil)
@@ -81,13 +98,41 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, cat
 	if err != nil {
 		return nil, fmt.Errorf("kpi bucket %s: %w", cfg.Bucket, err)
 	}
-	return &Store{kv: kv, cat: cat, now: time.Now, loc: loc}, nil
+	rates, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.RatesBucket,
+		Description: "ioc: latest value of every key of a KPI per minute",
+		History:     cfg.History,
+		Replicas:    cfg.Replicas,
+		MaxBytes:    cfg.RatesMaxBytes,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kpi bucket %s: %w", cfg.RatesBucket, err)
+	}
+	return &Store{kv: kv, rates: rates, cat: cat, now: time.Now, loc: loc}, nil
+}
+
+// BucketOf names the bucket of a KPI's keys (defaults applied).
+func (c StoreConfig) BucketOf(k *KPI) string {
+	c.setDefaults()
+	if k != nil && k.Kind == KindPerMinute {
+		return c.RatesBucket
+	}
+	return c.Bucket
+}
+
+// bucket is the bucket of a KPI's keys.
+func (s *Store) bucket(kpiID string) jetstream.KeyValue {
+	if k, ok := s.cat.KPI(kpiID); ok && k.Kind == KindPerMinute {
+		return s.rates
+	}
+	return s.kv
 }
 
 // Get returns the stored value of a key; ok is false when it was never
 // published.
 func (s *Store) Get(ctx context.Context, k Key) (Value, bool, error) {
-	e, err := s.kv.Get(ctx, k.bucketKey())
+	e, err := s.bucket(k.KPI).Get(ctx, k.bucketKey())
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Value{}, false, nil
 	}
@@ -108,7 +153,7 @@ func (s *Store) Latest(ctx context.Context, channel string) (stream.Update, bool
 	if !ok {
 		return stream.Update{}, false, fmt.Errorf("channel %q is not kpi:<kpi>:<unit>:<window>", channel)
 	}
-	e, err := s.kv.Get(ctx, k.bucketKey())
+	e, err := s.bucket(k.KPI).Get(ctx, k.bucketKey())
 	if err == nil {
 		u, err := entryUpdate(e)
 		return u, err == nil, err
@@ -135,7 +180,7 @@ func (s *Store) Since(ctx context.Context, channel string, seq uint64) ([]stream
 	if !ok {
 		return nil, false, fmt.Errorf("channel %q is not kpi:<kpi>:<unit>:<window>", channel)
 	}
-	hist, err := s.kv.History(ctx, k.bucketKey())
+	hist, err := s.bucket(k.KPI).History(ctx, k.bucketKey())
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, seq == 0, nil
 	}
@@ -163,28 +208,40 @@ func (s *Store) Since(ctx context.Context, channel string, seq uint64) ([]stream
 	return out, out[0].Seq == seq+1, nil
 }
 
-// Watch calls fn for every value published from now on, in order, until
-// ctx ends.
+// Watch calls fn for every value published from now on, in the order of
+// each key, until ctx ends.
 func (s *Store) Watch(ctx context.Context, fn func(stream.Update)) error {
-	w, err := s.kv.WatchAll(ctx, jetstream.UpdatesOnly())
-	if err != nil {
-		return fmt.Errorf("watch kpi bucket: %w", err)
+	var ws []jetstream.KeyWatcher
+	defer func() {
+		for _, w := range ws {
+			w.Stop()
+		}
+	}()
+	for _, kv := range []jetstream.KeyValue{s.kv, s.rates} {
+		w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+		if err != nil {
+			return fmt.Errorf("watch kpi bucket %s: %w", kv.Bucket(), err)
+		}
+		ws = append(ws, w)
 	}
-	defer w.Stop()
+	main, rates := ws[0].Updates(), ws[1].Updates()
 	for {
+		var e jetstream.KeyValueEntry
+		var ok bool
 		select {
 		case <-ctx.Done():
 			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("kpi bucket watch closed")
-			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			if u, err := entryUpdate(e); err == nil {
-				fn(u)
-			}
+		case e, ok = <-main:
+		case e, ok = <-rates:
+		}
+		if !ok {
+			return errors.New("kpi bucket watch closed")
+		}
+		if e == nil || e.Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		if u, err := entryUpdate(e); err == nil {
+			fn(u)
 		}
 	}
 }
@@ -192,23 +249,36 @@ func (s *Store) Watch(ctx context.Context, fn func(stream.Update)) error {
 // All reads the latest value of every key: the engine's starting point
 // after it takes over, the alert evaluator's too.
 func (s *Store) All(ctx context.Context) (map[Key]Value, error) {
-	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	out := map[Key]Value{}
+	for _, kv := range []jetstream.KeyValue{s.kv, s.rates} {
+		if err := readAll(ctx, kv, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readAll adds the latest value of every key of a bucket to out; a key
+// already there keeps the value of the higher sequence.
+func readAll(ctx context.Context, kv jetstream.KeyValue, out map[Key]Value) error {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer w.Stop()
-	out := map[Key]Value{}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case e := <-w.Updates():
 			if e == nil { // the initial values are all delivered
-				return out, nil
+				return nil
 			}
 			var v Value
 			if err := json.Unmarshal(e.Value(), &v); err == nil {
-				out[v.Key] = v
+				if old, ok := out[v.Key]; !ok || v.Seq > old.Seq {
+					out[v.Key] = v
+				}
 			}
 		}
 	}

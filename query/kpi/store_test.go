@@ -1,0 +1,151 @@
+package kpi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vn-ioc/ioc/internal/testenv"
+	"github.com/vn-ioc/ioc/query/kpi"
+	"github.com/vn-ioc/ioc/stream"
+)
+
+// TestRatesKeptApart: the engine publishes the values of rates per minute
+// into their own bucket and every other value into the main one; the store
+// reads, resumes, watches and lists both as one.
+func TestRatesKeptApart(t *testing.T) {
+	c := newCity(t, 31)
+	ctx := context.Background()
+	_, nc := testenv.NATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg := kpi.StoreConfig{Bucket: "test_apart"}
+	store, err := kpi.OpenStore(ctx, js, scfg, c.cat, c.b.Loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := kpi.NewEngine(kpi.Config{Store: scfg}, c.cat, c.b, c.db, nc, js, store, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Rebuild(ctx, "camera", c.at); err != nil {
+		t.Fatal(err)
+	}
+	eng.SetNow(func() time.Time { return c.at })
+	eng.SetLast(map[kpi.Key]kpi.Value{})
+	eng.SetLeading(true)
+	if err := eng.Recompute(ctx, "camera"); err != nil {
+		t.Fatal(err)
+	}
+	eng.Instants(ctx) // camera.online_ratio and the other instants
+
+	main, err := js.KeyValue(ctx, "test_apart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rates, err := js.KeyValue(ctx, "test_apart_rates")
+	if err != nil {
+		t.Fatalf("the rates' bucket: %v", err)
+	}
+	keys := func(kv jetstream.KeyValue) []string {
+		t.Helper()
+		ks, err := kv.Keys(ctx)
+		if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	const rate = "camera.detections_per_min."
+	rateKeys, mainKeys := keys(rates), keys(main)
+	if len(rateKeys) == 0 || len(mainKeys) == 0 {
+		t.Fatalf("%d keys in the rates' bucket, %d in the main one: the city's cameras should give both", len(rateKeys), len(mainKeys))
+	}
+	for _, k := range rateKeys {
+		if !strings.HasPrefix(k, rate) {
+			t.Errorf("key %s in the rates' bucket", k)
+		}
+	}
+	for _, k := range mainKeys {
+		if strings.HasPrefix(k, rate) {
+			t.Errorf("key %s of a rate in the main bucket", k)
+		}
+	}
+
+	// Read and resumed through the store, from the bucket of its KPI.
+	parts := strings.Split(rateKeys[0], ".")
+	ch := kpi.Key{KPI: parts[0] + "." + parts[1], Unit: parts[2], Window: parts[3]}.Channel()
+	u, ok, err := store.Latest(ctx, ch)
+	if err != nil || !ok || u.Seq != 1 {
+		t.Fatalf("latest of %s: seq %d, ok %v, err %v; want seq 1", ch, u.Seq, ok, err)
+	}
+	since, complete, err := store.Since(ctx, ch, 0)
+	if err != nil || !complete || len(since) != 1 {
+		t.Fatalf("%s since 0: %d values, complete %v, err %v", ch, len(since), complete, err)
+	}
+
+	// Watched as one: a value put into either bucket reaches the watcher.
+	var mu sync.Mutex
+	seen := map[string]uint64{}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- store.Watch(wctx, func(u stream.Update) {
+			mu.Lock()
+			seen[u.Channel] = u.Seq
+			mu.Unlock()
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	put := func(kv jetstream.KeyValue, k kpi.Key, seq uint64) {
+		t.Helper()
+		b, _ := json.Marshal(kpi.Value{Key: k, Seq: seq, Numerator: int64(seq), At: c.at, From: c.at, To: c.at, AsOf: c.at, Version: 1})
+		if _, err := kv.Put(ctx, k.KPI+"."+k.Unit+"."+k.Window, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := kpi.Key{KPI: "camera.online_ratio", Unit: "79", Window: "now"}
+	perMin := kpi.Key{KPI: "camera.detections_per_min", Unit: "79", Window: "24h"}
+	testenv.Eventually(t, 10*time.Second, "both buckets watched", func() (bool, error) {
+		put(main, other, 100)
+		put(rates, perMin, 100)
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[other.Channel()] == 100 && seen[perMin.Channel()] == 100, nil
+	})
+
+	// Listed as one; a rate an earlier version left in the main bucket
+	// counts when its sequence is the higher, so that the engine goes on
+	// from it.
+	put(main, perMin, 500)
+	all, err := store.All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all[other].Seq != 100 || all[perMin].Seq != 500 || len(all) != len(rateKeys)+len(mainKeys)+2-countKey(rateKeys, perMin)-countKey(mainKeys, other) {
+		t.Fatalf("all: %d values (want %d), %s seq %d, %s seq %d", len(all), len(rateKeys)+len(mainKeys)+2-countKey(rateKeys, perMin)-countKey(mainKeys, other),
+			other.Channel(), all[other].Seq, perMin.Channel(), all[perMin].Seq)
+	}
+}
+
+// countKey is 1 when keys hold k's bucket key.
+func countKey(keys []string, k kpi.Key) int {
+	for _, s := range keys {
+		if s == k.KPI+"."+k.Unit+"."+k.Window {
+			return 1
+		}
+	}
+	return 0
+}
