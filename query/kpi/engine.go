@@ -266,6 +266,16 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 		return fmt.Errorf("load kpi values: %w", err)
 	}
 	e.last = last
+	// Rates per minute an earlier version kept in the main bucket: their
+	// sequences are read; from now on they go on in their own bucket.
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
+	n, err := e.store.PurgeStrayRates(pctx)
+	cancel()
+	if err != nil {
+		e.log.Warn("kpi rates per minute left in the main bucket", "err", err)
+	} else if n > 0 {
+		e.log.Info("kpi rates per minute moved to their own bucket", "keys", n)
+	}
 	// Commits may have been missed while no node led: catch up from the
 	// events accepted since the rollups were last written.
 	start := time.Now()

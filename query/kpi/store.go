@@ -258,6 +258,41 @@ func (s *Store) All(ctx context.Context) (map[Key]Value, error) {
 	return out, nil
 }
 
+// PurgeStrayRates removes from the main bucket the values of rates per
+// minute an earlier version stored there (before they had a bucket of
+// their own), so that nothing reads them any more. The engine calls it
+// when it takes over, once All has given it their last sequences, which
+// the rates' bucket then goes on from. It returns how many keys it
+// purged.
+func (s *Store) PurgeStrayRates(ctx context.Context) (int, error) {
+	var filters []string
+	for _, k := range s.cat.KPIs {
+		if k.Kind == KindPerMinute {
+			filters = append(filters, k.ID+".>")
+		}
+	}
+	if len(filters) == 0 {
+		return 0, nil
+	}
+	l, err := s.kv.ListKeysFiltered(ctx, filters...)
+	if err != nil {
+		return 0, err
+	}
+	var keys []string
+	for k := range l.Keys() { // closed once every key was listed
+		keys = append(keys, k)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	for i, k := range keys {
+		if err := s.kv.Purge(ctx, k); err != nil {
+			return i, fmt.Errorf("purge %s: %w", k, err)
+		}
+	}
+	return len(keys), nil
+}
+
 // readAll adds the latest value of every key of a bucket to out; a key
 // already there keeps the value of the higher sequence.
 func readAll(ctx context.Context, kv jetstream.KeyValue, out map[Key]Value) error {

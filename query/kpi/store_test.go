@@ -138,6 +138,18 @@ func TestRatesKeptApart(t *testing.T) {
 		t.Fatalf("all: %d values (want %d), %s seq %d, %s seq %d", len(all), len(rateKeys)+len(mainKeys)+2-countKey(rateKeys, perMin)-countKey(mainKeys, other),
 			other.Channel(), all[other].Seq, perMin.Channel(), all[perMin].Seq)
 	}
+	// The engine, having read that sequence, purges such strays: once.
+	for i, want := range []int{1, 0} {
+		if n, err := store.PurgeStrayRates(ctx); err != nil || n != want {
+			t.Fatalf("purge %d: %d keys, err %v; want %d", i+1, n, err, want)
+		}
+	}
+	if _, err := main.Get(ctx, perMin.KPI+"."+perMin.Unit+"."+perMin.Window); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the stray rate after the purge: %v", err)
+	}
+	if all, err = store.All(ctx); err != nil || all[perMin].Seq != 100 || all[other].Seq != 100 {
+		t.Fatalf("all after the purge: %s seq %d, %s seq %d, err %v", perMin.Channel(), all[perMin].Seq, other.Channel(), all[other].Seq, err)
+	}
 }
 
 // countKey is 1 when keys hold k's bucket key.
