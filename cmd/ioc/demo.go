@@ -52,7 +52,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 				}
 			})
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (the ports are --clickhouse-port or IOC_DEMO_CLICKHOUSE_PORT, and the next one)", err)
 		}
 		defer func() {
 			fmt.Fprintln(stdout, "stopping ClickHouse …")

@@ -103,6 +103,18 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	// A port another process holds would make this server exit at once,
+	// and the wait below would take the other one for it.
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"TCP", o.TCPPort}, {"HTTP", o.HTTPPort}} {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
+		if err != nil {
+			return nil, fmt.Errorf("the %s port %d of the private ClickHouse is taken by another process (%v): stop it or choose another port", p.name, p.port, err)
+		}
+		l.Close()
+	}
 	if o.ReaderPassword == "" {
 		o.ReaderPassword = "ioc_reader"
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,5 +73,31 @@ func TestSuperviseRestartsAfterCrash(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if sv.Server() != second || restarts.Load() != 1 {
 		t.Fatal("started again after Stop")
+	}
+}
+
+// A port another process holds is refused at once, with the port named:
+// the server would exit, and the wait for its port would take the other
+// process for it.
+func TestStartRefusesATakenPort(t *testing.T) {
+	if _, _, err := Binary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("clickhouse-server is required under CI: %v", err)
+		}
+		t.Skipf("no clickhouse-server here: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	s, err := Start(context.Background(), Options{Dir: t.TempDir(), TCPPort: port})
+	if err == nil {
+		s.Stop()
+		t.Fatalf("started on port %d, which another process holds", port)
+	}
+	if want := "TCP port " + strconv.Itoa(port) + " of the private ClickHouse is taken"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
 	}
 }
