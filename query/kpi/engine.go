@@ -102,7 +102,7 @@ type Engine struct {
 	watermark map[string]time.Time     // newest acceptance time committed, per family
 	wakes     map[string]chan struct{} // per family: a commit is pending
 
-	last map[Key]Value // what the store holds, while this node leads
+	last lastValues // what the store holds, while this node leads
 
 	// The families recompute concurrently; memMu guards what they share.
 	memMu sync.Mutex
@@ -265,7 +265,7 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load kpi values: %w", err)
 	}
-	e.last = last
+	e.last = newLastValues(last)
 	// Rates per minute an earlier version kept in the main bucket: their
 	// sequences are read; from now on they go on in their own bucket.
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
@@ -674,7 +674,7 @@ func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value,
 		select {
 		case <-p.f.Ok():
 			e.lastMu.Lock()
-			e.last[p.v.Key] = p.v
+			e.last.set(p.v)
 			e.lastMu.Unlock()
 			e.metrics.published.WithLabelValues(family).Inc()
 		case perr := <-p.f.Err():
@@ -686,6 +686,31 @@ func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value,
 	return errors.Join(serr, err)
 }
 
+// lastValues are the values the store holds, by KPI and key.
+type lastValues map[string]map[Key]Value
+
+func newLastValues(m map[Key]Value) lastValues {
+	l := lastValues{}
+	for _, v := range m {
+		l.set(v)
+	}
+	return l
+}
+
+func (l lastValues) get(k Key) (Value, bool) {
+	v, ok := l[k.KPI][k]
+	return v, ok
+}
+
+func (l lastValues) set(v Value) {
+	m := l[v.KPI]
+	if m == nil {
+		m = map[Key]Value{}
+		l[v.KPI] = m
+	}
+	m[v.Key] = v
+}
+
 // sent is a value on its way to the bucket.
 type sent struct {
 	f jetstream.PubAckFuture
@@ -695,33 +720,44 @@ type sent struct {
 // send publishes the values that differ from the last ones, with the next
 // sequence of their keys; the caller holds lastMu.
 func (e *Engine) send(family string, vals map[Key]Value, computed map[string]bool, asOf time.Time) ([]sent, error) {
-	for k, old := range e.last {
-		if _, ok := vals[k]; ok || !computed[k.KPI] {
-			continue
-		}
-		kp, ok := e.cat.KPI(k.KPI)
+	// The keys of the KPIs computed that the store holds and the
+	// computation did not return: by KPI, so that a family's round does not
+	// walk every other family's keys.
+	var spans map[string]Span // of the windows in vals, when a key needs one
+	for id, ok := range computed {
 		if !ok {
 			continue
 		}
-		var span Span
-		for _, v := range vals { // any value of the same window has its span
-			if v.Window == k.Window {
-				span = Span{Window: v.Window, From: v.From, To: v.To, At: v.At}
-				break
-			}
+		kp, ok := e.cat.KPI(id)
+		if !ok {
+			continue
 		}
-		if span.At.IsZero() {
-			s, err := Resolve(k.Window, e.now(), e.b.Loc)
-			if err != nil {
+		for k, old := range e.last[id] {
+			if _, ok := vals[k]; ok {
 				continue
 			}
-			span = s
+			if spans == nil {
+				spans = map[string]Span{}
+				for _, v := range vals { // any value of the same window has its span
+					if _, ok := spans[v.Window]; !ok {
+						spans[v.Window] = Span{Window: v.Window, From: v.From, To: v.To, At: v.At}
+					}
+				}
+			}
+			span, ok := spans[k.Window]
+			if !ok {
+				s, err := Resolve(k.Window, e.now(), e.b.Loc)
+				if err != nil {
+					continue
+				}
+				span = s
+			}
+			vals[k] = newValue(kp, old.Unit, span, 0, 0)
 		}
-		vals[k] = newValue(kp, old.Unit, span, 0, 0)
 	}
 	var futures []sent
 	for k, v := range vals {
-		old, seen := e.last[k]
+		old, seen := e.last.get(k)
 		if seen && old.sameAs(v) {
 			continue
 		}

@@ -70,7 +70,7 @@ func (e *Engine) SetLeading(b bool) {
 
 // SetLast sets what the engine takes the store to hold, as a node that
 // takes over reads it.
-func (e *Engine) SetLast(m map[Key]Value) { e.last = m }
+func (e *Engine) SetLast(m map[Key]Value) { e.last = newLastValues(m) }
 
 // SetNow sets the engine's clock.
 func (e *Engine) SetNow(now func() time.Time) { e.now = now }

@@ -16,18 +16,19 @@ import (
 	"github.com/vn-ioc/ioc/stream"
 )
 
-// TestRatesKeptApart: the engine publishes the values of rates per minute
-// into their own bucket and every other value into the main one; the store
-// reads, resumes, watches and lists both as one.
-func TestRatesKeptApart(t *testing.T) {
-	c := newCity(t, 31)
+// natsEngine is an engine over a random city (seed) that publishes into
+// the KV buckets of bucket, with the rollups of family rebuilt and its
+// clock at the city's instant.
+func natsEngine(t *testing.T, seed uint64, bucket, family string) (*city, jetstream.JetStream, *kpi.Store, *kpi.Engine) {
+	t.Helper()
+	c := newCity(t, seed)
 	ctx := context.Background()
 	_, nc := testenv.NATS(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg := kpi.StoreConfig{Bucket: "test_apart"}
+	scfg := kpi.StoreConfig{Bucket: bucket}
 	store, err := kpi.OpenStore(ctx, js, scfg, c.cat, c.b.Loc)
 	if err != nil {
 		t.Fatal(err)
@@ -36,10 +37,19 @@ func TestRatesKeptApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Rebuild(ctx, "camera", c.at); err != nil {
+	if err := eng.Rebuild(ctx, family, c.at); err != nil {
 		t.Fatal(err)
 	}
 	eng.SetNow(func() time.Time { return c.at })
+	return c, js, store, eng
+}
+
+// TestRatesKeptApart: the engine publishes the values of rates per minute
+// into their own bucket and every other value into the main one; the store
+// reads, resumes, watches and lists both as one.
+func TestRatesKeptApart(t *testing.T) {
+	c, js, store, eng := natsEngine(t, 31, "test_apart", "camera")
+	ctx := context.Background()
 	eng.SetLast(map[kpi.Key]kpi.Value{})
 	eng.SetLeading(true)
 	if err := eng.Recompute(ctx, "camera"); err != nil {
@@ -160,4 +170,30 @@ func countKey(keys []string, k kpi.Key) int {
 		}
 	}
 	return 0
+}
+
+// TestVanishedKeysFallToZero: a key the store holds that a round of its
+// KPI no longer returns (its rows left the window) is published as zero
+// with the next sequence; a key of a KPI the round did not compute is
+// left alone.
+func TestVanishedKeysFallToZero(t *testing.T) {
+	c, _, store, eng := natsEngine(t, 37, "test_vanished", "dossier")
+	ctx := context.Background()
+	gone := kpi.Key{KPI: "dossier.received", Unit: "no-such-unit", Window: "today"}
+	other := kpi.Key{KPI: "feedback.received", Unit: "no-such-unit", Window: "today"}
+	eng.SetLast(map[kpi.Key]kpi.Value{
+		gone:  {Key: gone, Numerator: 5, Seq: 3},
+		other: {Key: other, Numerator: 7, Seq: 9},
+	})
+	eng.SetLeading(true)
+	if err := eng.Recompute(ctx, "dossier"); err != nil {
+		t.Fatal(err)
+	}
+	v, ok, err := store.Get(ctx, gone)
+	if err != nil || !ok || v.Seq != 4 || v.Numerator != 0 || v.From.IsZero() || !v.At.Equal(c.at) {
+		t.Fatalf("%s: %+v, ok %v, err %v; want zero with seq 4, over today's span", gone.Channel(), v, ok, err)
+	}
+	if _, ok, err := store.Get(ctx, other); err != nil || ok {
+		t.Fatalf("%s published (ok %v, err %v), though its family was not computed", other.Channel(), ok, err)
+	}
 }
