@@ -3,6 +3,7 @@ package refdata
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"time"
 )
 
@@ -74,11 +75,18 @@ func (s *Set) Validate() error {
 }
 
 // validateUnits checks the org tree and returns the index of each code.
+// unitCode: a unit's code is part of KPI keys in NATS KV
+// (<kpi>.<unit>.<window>) and of websocket channels (kpi:<kpi>:<unit>:…).
+var unitCode = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
 func (s *Set) validateUnits(ps *problems) map[string]int {
 	const kind = "units"
 	at := make(map[string]int, len(s.Units))
 	for i, u := range s.Units {
 		uniqueKey(ps, kind, i, u.Code, at)
+		if u.Code != "" && !unitCode.MatchString(u.Code) {
+			ps.addf(kind, i, u.Code, "code", "%q may hold only letters, digits, '-' and '_' (it names NATS subjects and websocket channels)", u.Code)
+		}
 		if !knownUnitKind(u.Kind) {
 			ps.addf(kind, i, u.Code, "kind", "%q is not a known kind (%v)", u.Kind, UnitKinds)
 		}

@@ -46,6 +46,8 @@ func TestValidate(t *testing.T) {
 			[]string{`units[2] (code "26740"): parent "999" does not exist`}},
 		{"duplicate code", func(s *Set) { s.Units[3].Code = "26740" },
 			[]string{`units[3] (code "26740"): code "26740" is not unique (also units[2])`}},
+		{"code with a dot", func(s *Set) { s.Units[1].Code = "SO.TP" },
+			[]string{`units[1] (code "SO.TP"): code "SO.TP" may hold only letters, digits, '-' and '_'`}},
 		{"empty code", func(s *Set) { s.Units[1].Code = "" },
 			[]string{`units[1]: code is empty`}},
 		{"unknown kind", func(s *Set) { s.Units[1].Kind = "ministry" },
