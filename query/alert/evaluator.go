@@ -243,6 +243,11 @@ func (e *Evaluator) lead(ctx context.Context) error {
 	watchErr := make(chan error, 1)
 	go func() {
 		watchErr <- e.d.KPIs.Watch(wctx, func(u stream.Update) {
+			// The key from the channel: only the values of keys a rule
+			// watches are decoded (a few of the thousands a second).
+			if k, ok := kpi.ParseChannel(u.Channel); !ok || !e.watched(k) {
+				return
+			}
 			var v kpi.Value
 			if json.Unmarshal(u.Data, &v) == nil && e.watched(v.Key) {
 				select {

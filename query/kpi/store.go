@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -320,6 +321,15 @@ func readAll(ctx context.Context, kv jetstream.KeyValue, out map[Key]Value) erro
 }
 
 func entryUpdate(e jetstream.KeyValueEntry) (stream.Update, error) {
+	// Every node's watchers take each value: the key from the entry's and
+	// the sequence from the value's last field (as the engine encodes it)
+	// spare them a JSON decode of the whole value; anything else is
+	// decoded.
+	if k, ok := parseBucketKey(e.Key()); ok {
+		if seq, ok := lastSeq(e.Value()); ok {
+			return stream.Update{Channel: k.Channel(), Seq: seq, Data: json.RawMessage(e.Value())}, nil
+		}
+	}
 	var v struct {
 		Key
 		Seq uint64 `json:"seq"`
@@ -328,4 +338,23 @@ func entryUpdate(e jetstream.KeyValueEntry) (stream.Update, error) {
 		return stream.Update{}, fmt.Errorf("kpi value %s: %w", e.Key(), err)
 	}
 	return stream.Update{Channel: v.Key.Channel(), Seq: v.Seq, Data: json.RawMessage(e.Value())}, nil
+}
+
+// lastSeq reads the sequence of an encoded Value, whose last field it is:
+// `…,"seq":<digits>}`; ok is false for anything else.
+func lastSeq(b []byte) (uint64, bool) {
+	const field = `,"seq":`
+	if len(b) < len(field)+2 || b[len(b)-1] != '}' {
+		return 0, false
+	}
+	end := len(b) - 1
+	start := end
+	for start > 0 && b[start-1] >= '0' && b[start-1] <= '9' {
+		start--
+	}
+	if start == end || end-start > 20 || start < len(field) || string(b[start-len(field):start]) != field {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(b[start:end]), 10, 64)
+	return seq, err == nil
 }
