@@ -249,7 +249,7 @@ func (e *Evaluator) lead(ctx context.Context) error {
 				return
 			}
 			var v kpi.Value
-			if json.Unmarshal(u.Data, &v) == nil && e.watched(v.Key) {
+			if json.Unmarshal(u.Data, &v) == nil {
 				select {
 				case values <- v:
 				case <-wctx.Done():

@@ -770,8 +770,11 @@ func (e *Engine) send(family string, vals map[Key]Value, computed map[string]boo
 		if err != nil {
 			return futures, err
 		}
-		kp, _ := e.cat.KPI(k.KPI)
-		f, err := e.js.PublishAsync("$KV."+e.cfg.Store.BucketOf(kp)+"."+k.bucketKey(), b)
+		bucket := e.cfg.Store.Bucket
+		if kp, _ := e.cat.KPI(k.KPI); inRatesBucket(kp) {
+			bucket = e.cfg.Store.RatesBucket
+		}
+		f, err := e.js.PublishAsync("$KV."+bucket+"."+k.bucketKey(), b)
 		if err != nil {
 			return futures, fmt.Errorf("publish %s: %w", k.bucketKey(), err)
 		}

@@ -63,7 +63,7 @@ func (h *History) Run(ctx context.Context) error {
 	// per minute that an earlier version stored in this bucket are skipped.
 	var skip []string
 	for _, k := range h.cat.KPIs {
-		if k.Kind == KindPerMinute {
+		if inRatesBucket(k) {
 			skip = append(skip, "$KV."+h.bucket+"."+k.ID+".")
 		}
 	}

@@ -71,7 +71,7 @@ func (c StoreConfig) Validate() error {
 // Store is the NATS KV buckets of the latest value of every key, shared by
 // all nodes: the engine writes them, every node's websocket hub reads them
 // and watches them. A key lives in the bucket of its KPI's kind
-// (StoreConfig.BucketOf). It implements stream.Source.
+// (inRatesBucket). It implements stream.Source.
 type Store struct {
 	kv    jetstream.KeyValue
 	rates jetstream.KeyValue
@@ -82,49 +82,44 @@ type Store struct {
 
 var _ stream.Source = (*Store)(nil)
 
-// OpenStore creates the bucket when missing.
+// OpenStore creates the buckets when missing.
 func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, cat *Catalog, loc *time.Location) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "ioc: latest value of every KPI key",
-		History:     cfg.History,
-		Replicas:    cfg.Replicas,
-		MaxBytes:    cfg.MaxBytes,
-		Storage:     jetstream.FileStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kpi bucket %s: %w", cfg.Bucket, err)
+	open := func(name, description string, maxBytes int64) (jetstream.KeyValue, error) {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      name,
+			Description: description,
+			History:     cfg.History,
+			Replicas:    cfg.Replicas,
+			MaxBytes:    maxBytes,
+			Storage:     jetstream.FileStorage,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kpi bucket %s: %w", name, err)
+		}
+		return kv, nil
 	}
-	rates, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.RatesBucket,
-		Description: "ioc: latest value of every key of a KPI per minute",
-		History:     cfg.History,
-		Replicas:    cfg.Replicas,
-		MaxBytes:    cfg.RatesMaxBytes,
-		Storage:     jetstream.FileStorage,
-	})
+	kv, err := open(cfg.Bucket, "ioc: latest value of every KPI key", cfg.MaxBytes)
 	if err != nil {
-		return nil, fmt.Errorf("kpi bucket %s: %w", cfg.RatesBucket, err)
+		return nil, err
+	}
+	rates, err := open(cfg.RatesBucket, "ioc: latest value of every key of a KPI per minute", cfg.RatesMaxBytes)
+	if err != nil {
+		return nil, err
 	}
 	return &Store{kv: kv, rates: rates, cat: cat, now: time.Now, loc: loc}, nil
 }
 
-// BucketOf names the bucket of a KPI's keys (defaults applied).
-func (c StoreConfig) BucketOf(k *KPI) string {
-	c.setDefaults()
-	if k != nil && k.Kind == KindPerMinute {
-		return c.RatesBucket
-	}
-	return c.Bucket
-}
+// inRatesBucket says whether a KPI's keys live in StoreConfig.RatesBucket
+// (the rates per minute) rather than in StoreConfig.Bucket.
+func inRatesBucket(k *KPI) bool { return k != nil && k.Kind == KindPerMinute }
 
 // bucket is the bucket of a KPI's keys.
 func (s *Store) bucket(kpiID string) jetstream.KeyValue {
-	if k, ok := s.cat.KPI(kpiID); ok && k.Kind == KindPerMinute {
+	if k, _ := s.cat.KPI(kpiID); inRatesBucket(k) {
 		return s.rates
 	}
 	return s.kv
@@ -268,7 +263,7 @@ func (s *Store) All(ctx context.Context) (map[Key]Value, error) {
 func (s *Store) PurgeStrayRates(ctx context.Context) (int, error) {
 	var filters []string
 	for _, k := range s.cat.KPIs {
-		if k.Kind == KindPerMinute {
+		if inRatesBucket(k) {
 			filters = append(filters, k.ID+".>")
 		}
 	}
