@@ -40,6 +40,7 @@ type pipeline struct {
 	db     *query.DB
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	stream jetstream.Stream
 	intake *ingest.Intake
 	tokens *auth.Issuer
 	srv    *httptest.Server
@@ -113,7 +114,7 @@ func newPipelineWith(t *testing.T, wcfg ingest.WriterConfig, start bool) *pipeli
 	nctx, ncancel := context.WithCancel(ctx)
 	t.Cleanup(ncancel)
 	go in.ServeNATS(nctx, nc, tokens)
-	return &pipeline{db: db, nc: nc, js: js, intake: in, tokens: tokens, srv: srv, m: m, startWriter: startWriter}
+	return &pipeline{db: db, nc: nc, js: js, stream: st, intake: in, tokens: tokens, srv: srv, m: m, startWriter: startWriter}
 }
 
 type testWriter struct{ t *testing.T }
@@ -518,6 +519,21 @@ func TestWriterInsertsQuietFamiliesAtOnce(t *testing.T) {
 	for i := range 3 {
 		send(received(fmt.Sprintf("q%d", i), fmt.Sprintf("D-Q%d", i), "2024-03-01T09:00:00+07:00"))
 	}
+	// The pending count a delivered message carries is the server's
+	// running count, updated asynchronously as messages are stored; on a
+	// busy machine the first message of a fresh backlog can say nothing is
+	// left. Start reading once the consumer counts all three.
+	testenv.Eventually(t, 20*time.Second, "the consumer counts the backlog", func() (bool, error) {
+		c, err := p.stream.Consumer(context.Background(), "writer-"+ingest.FamilyDossier)
+		if err != nil {
+			return false, err
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return false, err
+		}
+		return info.NumPending == 3, nil
+	})
 	p.startWriter()
 	p.waitCount(t, 3, "SELECT count() FROM DB.dossier_events")
 	// The writer counts an insert once it has acked its messages.
