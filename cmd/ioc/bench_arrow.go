@@ -33,7 +33,7 @@ func runBenchArrow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, err := startBenchNode(ctx, "arrow", stderr)
+	a, err := startBenchNode(ctx, "arrow", stderr, nil)
 	if err != nil {
 		return err
 	}

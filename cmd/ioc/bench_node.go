@@ -20,8 +20,9 @@ type benchNode struct {
 	close func()
 }
 
-// startBenchNode starts a node and runs it until Close.
-func startBenchNode(ctx context.Context, name string, stderr io.Writer) (*benchNode, error) {
+// startBenchNode starts a node and runs it until Close; tune, if not nil,
+// adjusts its configuration first.
+func startBenchNode(ctx context.Context, name string, stderr io.Writer, tune func(*app.Config)) (*benchNode, error) {
 	dir, err := os.MkdirTemp("", "ioc-bench-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -36,6 +37,9 @@ func startBenchNode(ctx context.Context, name string, stderr io.Writer) (*benchN
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	cfg.ClickHouse.Addr = ch.Addr()
 	cfg.ClickHouse.HTTPAddr = ch.HTTPAddr()
+	if tune != nil {
+		tune(&cfg)
+	}
 	a, err := app.New(ctx, cfg)
 	if err != nil {
 		ch.Stop()

@@ -45,7 +45,7 @@ func runBenchSQL(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, err := startBenchNode(ctx, "sql", stderr)
+	a, err := startBenchNode(ctx, "sql", stderr, nil)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/ingest/refdata"
+	"github.com/vn-ioc/ioc/internal/app"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/query/kpi"
 )
@@ -64,6 +65,7 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	warmup := fs.Duration("warmup", 5*time.Second, "latency: background load alone before the first probe")
 	rate := fs.Float64("rate", 10_000, "latency: background events/s over HTTP (0: none)")
 	interval := fs.Duration("interval", 200*time.Millisecond, "latency: time between probes")
+	flush := fs.Duration("writer-flush", 0, "the node's writer flush interval (0: the default, as ioc serve's --writer-flush)")
 	ward := fs.String("ward", "26740", "the ward the probes are surveys of (its surveys are removed from the background)")
 	clients := fs.Int("clients", 10_000, "fanout: websocket clients")
 	keys := fs.Int("keys", 20, "fanout: channels per client (one of them the probe channel)")
@@ -153,7 +155,7 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	started := time.Now()
-	n, err := startBenchNode(ctx, "ws", stderr)
+	n, err := startBenchNode(ctx, "ws", stderr, func(c *app.Config) { c.Writer.FlushInterval = *flush })
 	if err != nil {
 		return err
 	}
