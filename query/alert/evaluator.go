@@ -116,7 +116,11 @@ type Evaluator struct {
 
 	mu    sync.Mutex
 	dirty map[string]bool // families committed since the last evaluation
-	wake  chan struct{}
+	// touched: the subjects of those commits, by family, for the families
+	// of rules over open entities; nil for a family whose commits listed
+	// more than maxTouched (or not all of theirs).
+	touched map[string]map[string]bool
+	wake    chan struct{}
 
 	// While leading, owned by the lead loop.
 	open    map[condKey]*Alert
@@ -136,7 +140,7 @@ func NewEvaluator(cfg Config, rules *Rules, d Deps) (*Evaluator, error) {
 		d.Log = slog.Default()
 	}
 	return &Evaluator{cfg: cfg, rules: rules, d: d, now: time.Now, m: newMetrics(d.Reg),
-		dirty: map[string]bool{}, wake: make(chan struct{}, 1)}, nil
+		dirty: map[string]bool{}, touched: map[string]map[string]bool{}, wake: make(chan struct{}, 1)}, nil
 }
 
 // Run follows commit notices and, while this node holds the lease,
@@ -176,10 +180,40 @@ func (e *Evaluator) onCommit(m *nats.Msg) {
 	}
 	e.mu.Lock()
 	e.dirty[n.Family] = true
+	e.touch(n)
 	e.mu.Unlock()
 	select {
 	case e.wake <- struct{}{}:
 	default:
+	}
+}
+
+// maxTouched bounds the subjects of one family's commits that an
+// evaluation reads besides the candidates from kpi_open.
+const maxTouched = 5000
+
+// touch keeps the subjects of a commit of a family that a rule over open
+// entities follows, so that the evaluation the commit wakes reads them
+// whether or not the KPI engine has yet written them to kpi_open. Beyond
+// maxTouched they are dropped (nil): those entities then raise their
+// alerts once kpi_open holds them, at the next evaluation. e.mu is held.
+func (e *Evaluator) touch(n ingest.CommitNotice) {
+	if !slices.ContainsFunc(e.rules.Rules, func(r *Rule) bool { return !r.Disabled && r.overOpen() && r.Family() == n.Family }) {
+		return
+	}
+	s, ok := e.touched[n.Family]
+	switch {
+	case ok && s == nil:
+		return
+	case n.SubjectsTruncated || len(s)+len(n.Subjects) > maxTouched:
+		e.touched[n.Family] = nil
+		return
+	case s == nil:
+		s = make(map[string]bool, len(n.Subjects))
+		e.touched[n.Family] = s
+	}
+	for _, id := range n.Subjects {
+		s[id] = true
 	}
 }
 
@@ -269,7 +303,7 @@ func (e *Evaluator) lead(ctx context.Context) error {
 			e.judge(v, at)
 		}
 	}
-	e.evaluate(ctx, nil)
+	e.evaluate(ctx, nil, nil)
 
 	tick := time.NewTicker(e.cfg.Interval)
 	defer tick.Stop()
@@ -295,7 +329,7 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		case c := <-acks:
 			c.reply(e.ack(ctx, c.req))
 		case <-tick.C:
-			e.evaluate(ctx, nil)
+			e.evaluate(ctx, nil, nil)
 		case <-e.wake:
 			if debounce == nil {
 				debounce = time.After(e.cfg.Debounce)
@@ -303,10 +337,10 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		case <-debounce:
 			debounce = nil
 			e.mu.Lock()
-			fams := e.dirty
-			e.dirty = map[string]bool{}
+			fams, touched := e.dirty, e.touched
+			e.dirty, e.touched = map[string]bool{}, map[string]map[string]bool{}
 			e.mu.Unlock()
-			e.evaluate(ctx, fams)
+			e.evaluate(ctx, fams, touched)
 		}
 	}
 }
@@ -415,8 +449,8 @@ func (e *Evaluator) openOf(rule string) int {
 }
 
 // evaluate runs the entity rules of the families (all when nil) and saves
-// what changed.
-func (e *Evaluator) evaluate(ctx context.Context, families map[string]bool) {
+// what changed; touched are the subjects of the commits that woke it.
+func (e *Evaluator) evaluate(ctx context.Context, families map[string]bool, touched map[string]map[string]bool) {
 	for _, r := range e.rules.Rules {
 		if r.Disabled || r.Kind == KindThreshold || (families != nil && !families[r.Family()]) {
 			continue
@@ -424,7 +458,7 @@ func (e *Evaluator) evaluate(ctx context.Context, families map[string]bool) {
 		start := time.Now()
 		at := e.now()
 		qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
-		ms, err := e.matches(qctx, r, at)
+		ms, err := e.matches(qctx, r, at, touched[r.Family()])
 		cancel()
 		e.m.evalSeconds.WithLabelValues(r.Kind).Observe(time.Since(start).Seconds())
 		if err != nil {

@@ -1,10 +1,12 @@
 package alert
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/query/kpi"
 )
 
@@ -151,5 +153,39 @@ func TestApplyEntityRule(t *testing.T) {
 	}
 	if len(e.open) != 2 {
 		t.Errorf("max_open 2: %d open", len(e.open))
+	}
+}
+
+// touch keeps the subjects of the commits of families a rule over open
+// entities follows, up to maxTouched a family; past that, or after a
+// notice that did not list all of its subjects, none (the evaluation then
+// relies on kpi_open).
+func TestTouchedSubjects(t *testing.T) {
+	rs, err := Load("", catalog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Evaluator{rules: rs, touched: map[string]map[string]bool{}}
+	e.touch(ingest.CommitNotice{Family: "camera", Subjects: []string{"CAM-1"}})
+	e.touch(ingest.CommitNotice{Family: "dossier", Subjects: []string{"D-1", "D-2"}})
+	e.touch(ingest.CommitNotice{Family: "dossier", Subjects: []string{"D-2", "D-3"}})
+	e.touch(ingest.CommitNotice{Family: "feedback", Subjects: []string{"T-1"}, SubjectsTruncated: true})
+	e.touch(ingest.CommitNotice{Family: "feedback", Subjects: []string{"T-2"}})
+	if _, ok := e.touched["camera"]; ok {
+		t.Errorf("camera subjects kept, but no rule over open cameras: %v", e.touched)
+	}
+	if d := e.touched["dossier"]; len(d) != 3 || !d["D-1"] || !d["D-3"] {
+		t.Errorf("dossier subjects %v, want D-1 to D-3", d)
+	}
+	if f, ok := e.touched["feedback"]; !ok || f != nil {
+		t.Errorf("feedback subjects %v after a truncated notice, want none (nil)", f)
+	}
+	many := make([]string, maxTouched)
+	for i := range many {
+		many[i] = fmt.Sprintf("D-%d", i+10)
+	}
+	e.touch(ingest.CommitNotice{Family: "dossier", Subjects: many})
+	if d, ok := e.touched["dossier"]; !ok || d != nil {
+		t.Errorf("%d dossier subjects kept, want none past %d", len(d), maxTouched)
 	}
 }

@@ -84,9 +84,12 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 // alerts, and reads the view for those ids only, a lookup by key. The view
 // stays the judge: kpi_open only narrows which ids are read, and the
 // subject of an open alert is always read, so alerts clear exactly as
-// before. An entity the engine has not yet written to kpi_open raises its
-// alert at the next evaluation. Without a generation of kpi_open (the
-// engine not yet started) the rule reads the whole view.
+// before. The engine writes kpi_open in its own round after a commit, which
+// may end after the evaluation that commit wakes; so the subjects of the
+// commits that woke it are read as well (up to maxTouched), and an entity
+// a commit made match raises its alert then, not one evaluation later.
+// Without a generation of kpi_open (the engine not yet started) the rule
+// reads the whole view.
 
 // overOpen tells a rule over open entities (dossiers, tickets).
 func (r *Rule) overOpen() bool { return r.Kind == KindDossierDue || r.Kind == KindTicketOverdue }
@@ -104,8 +107,9 @@ func (r *Rule) candidates(at, until time.Time) func(unit, due string) string {
 
 // statements are the SQL statements that give rule r's matches at `at`:
 // one over the whole view, or (lookup true) lookups by key of the
-// candidates from kpi_open and the subjects of the rule's open alerts.
-func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time) (stmts []string, lookup bool, err error) {
+// candidates from kpi_open, the subjects of the rule's open alerts and the
+// touched ones.
+func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time, touched map[string]bool) (stmts []string, lookup bool, err error) {
 	db := e.d.DB.Database()
 	whole := []string{r.Query(db, at, until)}
 	if !r.overOpen() {
@@ -124,6 +128,9 @@ func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time
 	for _, id := range cand {
 		ids[id] = true
 	}
+	for id := range touched {
+		ids[id] = true
+	}
 	sorted := slices.Sorted(maps.Keys(ids))
 	for chunk := range query.Chunks(sorted, false) {
 		stmts = append(stmts, r.QueryFor(db, at, until, chunk))
@@ -132,13 +139,13 @@ func (e *Evaluator) statements(ctx context.Context, r *Rule, at, until time.Time
 }
 
 // matches runs an entity rule's statements and judges their rows.
-func (e *Evaluator) matches(ctx context.Context, r *Rule, at time.Time) ([]match, error) {
+func (e *Evaluator) matches(ctx context.Context, r *Rule, at time.Time, touched map[string]bool) ([]match, error) {
 	cal := e.d.Calendar()
 	var until time.Time
 	if r.Kind == KindDossierDue {
 		until = cal.AddWorkingHours(at, r.Hours)
 	}
-	stmts, lookup, err := e.statements(ctx, r, at, until)
+	stmts, lookup, err := e.statements(ctx, r, at, until, touched)
 	if err != nil {
 		return nil, err
 	}
