@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -166,11 +167,15 @@ type App struct {
 	Tokens   *auth.Issuer
 	refs     *refdata.Index
 	refStore *refdata.Store
-	intake   *ingest.Intake
-	writer   *ingest.Writer
-	sql      *sqlapi.Service
-	sqlErr   error // why the SQL API is off, when it is
-	reg      *prometheus.Registry
+	// refMu orders the reloads of the reference data with its
+	// replacements, so that a reload read before a replacement is never
+	// applied after it.
+	refMu  sync.Mutex
+	intake *ingest.Intake
+	writer *ingest.Writer
+	sql    *sqlapi.Service
+	sqlErr error // why the SQL API is off, when it is
+	reg    *prometheus.Registry
 
 	kpiCat     *kpi.Catalog
 	kpiBuilder *kpi.Builder
@@ -347,8 +352,9 @@ func (a *App) seedReference(ctx context.Context) (*refdata.Set, error) {
 	return a.refStore.Load(ctx)
 }
 
-// Serving is closed once Run has started every part and /readyz can
-// answer ready.
+// Serving is closed once Run has started every part, the KPI watch that
+// feeds the websocket clients is established, and /readyz can answer
+// ready.
 func (a *App) Serving() <-chan struct{} { return a.serving }
 
 // URL of the HTTP API.
@@ -384,11 +390,14 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.lists.Run(intakeCtx, a.nc) })
 	g.Go(func() error { return a.evaluator.Run(intakeCtx) })
 	g.Go(func() error { return a.alertFeed.Run(intakeCtx) })
+	// Ready once the KPI watch is established: a client subscribing then
+	// gets a snapshot, and every value published after it.
+	watching := make(chan struct{})
 	g.Go(func() error {
 		return a.kpiStore.Watch(intakeCtx, func(u stream.Update) {
 			a.hub.Publish(u)
 			a.lists.Published(u)
-		})
+		}, func() { close(watching) })
 	})
 	auditDone := make(chan error, 1)
 	auditCtx, stopAudit := context.WithCancel(context.Background())
@@ -398,9 +407,13 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		auditDone <- nil
 	}
-	a.ready.Store(true)
-	close(a.serving)
-	a.log.Info("ioc serving", "http", a.URL(), "nats", a.NATSURL())
+	select {
+	case <-watching:
+		a.ready.Store(true)
+		close(a.serving)
+		a.log.Info("ioc serving", "http", a.URL(), "nats", a.NATSURL())
+	case <-gctx.Done():
+	}
 
 	<-gctx.Done()
 	a.ready.Store(false)
@@ -438,12 +451,15 @@ func (a *App) refreshReference(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			a.refMu.Lock()
 			set, err := a.refStore.Load(ctx)
+			if err == nil {
+				a.refs.Replace(set)
+			}
+			a.refMu.Unlock()
 			if err != nil {
 				a.log.Warn("reference refresh", "err", err)
-				continue
 			}
-			a.refs.Replace(set)
 		}
 	}
 }

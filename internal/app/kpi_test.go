@@ -305,6 +305,11 @@ func TestKPIAcrossNodes(t *testing.T) {
 		}
 		b.Close()
 	})
+	select {
+	case <-b.Serving():
+	case <-time.After(time.Minute):
+		t.Fatal("second node not serving after a minute")
+	}
 	const ward = "26743"
 	ch := "kpi:survey.count:" + ward + ":today"
 	c := dialWS(t, b, toks["analyst"])

@@ -75,6 +75,8 @@ func (a *App) ReplaceReference(r *http.Request, kind string) (*refdata.Set, erro
 	if err != nil {
 		return nil, api.Errorf(api.EINVALID, err.Error())
 	}
+	a.refMu.Lock()
+	defer a.refMu.Unlock()
 	cur, err := a.refStore.Load(r.Context())
 	if err != nil {
 		return nil, err

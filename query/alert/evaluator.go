@@ -84,7 +84,7 @@ func (c Config) Validate() error {
 // value of every key, then every new one.
 type KPIValues interface {
 	All(ctx context.Context) (map[kpi.Key]kpi.Value, error)
-	Watch(ctx context.Context, fn func(stream.Update)) error
+	Watch(ctx context.Context, fn func(stream.Update), ready func()) error
 }
 
 // Deps are the evaluator's collaborators.
@@ -275,6 +275,7 @@ func (e *Evaluator) lead(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watchErr := make(chan error, 1)
+	watching := make(chan struct{})
 	go func() {
 		watchErr <- e.d.KPIs.Watch(wctx, func(u stream.Update) {
 			// The key from the channel: only the values of keys a rule
@@ -289,8 +290,19 @@ func (e *Evaluator) lead(ctx context.Context) error {
 				case <-wctx.Done():
 				}
 			}
-		})
+		}, func() { close(watching) })
 	}()
+	// The watch first, then the latest values: a value published between
+	// the two is seen twice (judging it again changes nothing), never
+	// missed.
+	select {
+	case <-watching:
+	case err := <-watchErr:
+		if err == nil {
+			err = errors.New("ended before it started")
+		}
+		return fmt.Errorf("watch kpi values: %w", err)
+	}
 	actx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
 	all, err := e.d.KPIs.All(actx)
 	cancel()

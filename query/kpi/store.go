@@ -205,8 +205,9 @@ func (s *Store) Since(ctx context.Context, channel string, seq uint64) ([]stream
 }
 
 // Watch calls fn for every value published from now on, in the order of
-// each key, until ctx ends.
-func (s *Store) Watch(ctx context.Context, fn func(stream.Update)) error {
+// each key, until ctx ends. ready, if not nil, is called once the watch
+// is established: a value published after that reaches fn.
+func (s *Store) Watch(ctx context.Context, fn func(stream.Update), ready func()) error {
 	var ws []jetstream.KeyWatcher
 	defer func() {
 		for _, w := range ws {
@@ -221,6 +222,9 @@ func (s *Store) Watch(ctx context.Context, fn func(stream.Update)) error {
 		ws = append(ws, w)
 	}
 	main, rates := ws[0].Updates(), ws[1].Updates()
+	if ready != nil {
+		ready()
+	}
 	for {
 		var e jetstream.KeyValueEntry
 		var ok bool

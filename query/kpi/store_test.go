@@ -111,7 +111,7 @@ func TestRatesKeptApart(t *testing.T) {
 			mu.Lock()
 			seen[u.Channel] = u.Seq
 			mu.Unlock()
-		})
+		}, nil)
 	}()
 	defer func() {
 		cancel()
