@@ -507,7 +507,7 @@ func TestArrowBackfillLandsOnceEvenWhenSentTwice(t *testing.T) {
 // inserted gathers its next events for the interval.
 func TestWriterInsertsQuietFamiliesAtOnce(t *testing.T) {
 	// An interval longer than waitCount waits: what lands, landed at once.
-	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: time.Minute}, false)
+	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: 10 * time.Minute}, false)
 	tok := p.token(t, auth.RoleAdmin, "")
 	send := func(evs ...map[string]any) {
 		t.Helper()

@@ -625,7 +625,7 @@ func TestCoalesced(t *testing.T) {
 }
 
 func TestHeartbeat(t *testing.T) {
-	th := newTestHub(t, Config{PingInterval: 100 * time.Millisecond})
+	th := newTestHub(t, Config{PingInterval: 500 * time.Millisecond})
 	t.Run("pings", func(t *testing.T) {
 		c := th.dialWelcome(t)
 		c.keepPings = true
@@ -736,7 +736,7 @@ func TestInvalidPublishedData(t *testing.T) {
 // A session whose token expires is closed at the next heartbeat after,
 // saying why.
 func TestTokenExpiry(t *testing.T) {
-	th := newTestHub(t, Config{PingInterval: 100 * time.Millisecond})
+	th := newTestHub(t, Config{PingInterval: 500 * time.Millisecond})
 	c := th.dial(t, "expiring")
 	c.expect("welcome")
 	if m := c.expect("error"); m.Code != "unauthorized" || !strings.Contains(m.Message, "token expired") {

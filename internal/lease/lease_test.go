@@ -19,7 +19,7 @@ func newPair(t *testing.T) (*Lease, *Lease, jetstream.KeyValue) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cfg := Config{Bucket: "lease_test", TTL: 3 * time.Second}
+	cfg := Config{Bucket: "lease_test", TTL: 6 * time.Second}
 	a, err := New(ctx, js, Config{Bucket: cfg.Bucket, TTL: cfg.TTL, Node: "a"})
 	if err != nil {
 		t.Fatal(err)
@@ -48,11 +48,12 @@ func TestLeaseHoldAndHandOver(t *testing.T) {
 	go func() {
 		held <- a.Hold(ctx, func(jctx context.Context) error { <-jctx.Done(); return jctx.Err() })
 	}()
-	deadline := time.Now().Add(4 * time.Second) // past a TTL
+	deadline := time.Now().Add(7 * time.Second) // past a TTL
 	for time.Now().Before(deadline) {
 		if b.Acquire(context.Background()) {
 			t.Fatal("b took the lease a holds and renews")
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	stop()
 	if err := <-held; err != nil {
