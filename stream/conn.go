@@ -426,8 +426,11 @@ func (c *conn) subscribe(m *clientMsg) {
 	ch := m.Channel
 	if err := c.sess.Allow(ch); err != nil {
 		code := codeForbidden
-		if errors.Is(err, ErrUnknownChannel) {
+		switch {
+		case errors.Is(err, ErrUnknownChannel):
 			code = codeNotFound
+		case errors.Is(err, ErrBadChannel):
+			code = codeBadRequest
 		}
 		c.sendError(m.ID, code, err.Error())
 		return

@@ -170,6 +170,9 @@ func (s testSession) Allow(channel string) error {
 		if parts[2] == "26734" {
 			return fmt.Errorf("unit 26734 is outside your unit 760's subtree")
 		}
+		if parts[3] == "fortnight" {
+			return fmt.Errorf("window fortnight: %w", ErrBadChannel)
+		}
 	}
 	return nil
 }

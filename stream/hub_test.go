@@ -367,6 +367,10 @@ func TestForbiddenAndNotFound(t *testing.T) {
 	if m := c.expect("error"); m.ID != "r2" || m.Code != "not_found" || !strings.HasPrefix(m.Message, "unknown kpi nope") {
 		t.Fatalf("not found: %s", m.raw)
 	}
+	c.send(`{"type":"subscribe","id":"r4","channel":"kpi:dossier.received:79:fortnight"}`)
+	if m := c.expect("error"); m.ID != "r4" || m.Code != "bad_request" || !strings.HasPrefix(m.Message, "window fortnight") {
+		t.Fatalf("bad channel: %s", m.raw)
+	}
 	c.subscribe("r3", ch79) // still open
 	if n := th.metric("ioc_ws_subscriptions"); n != 1 {
 		t.Fatalf("subscriptions gauge %v", n)

@@ -31,6 +31,11 @@ type Session interface {
 // "forbidden".
 var ErrUnknownChannel = errors.New("unknown channel")
 
+// ErrBadChannel is what Session.Allow wraps for a channel no one can
+// subscribe to (malformed, or a window, step or KPI its kind does not
+// take), so that the client gets "bad_request" rather than "forbidden".
+var ErrBadChannel = errors.New("bad channel")
+
 // Expirer is a Session whose token expires: the hub closes the connection
 // (code 1008, an "unauthorized" error saying so) at the first heartbeat
 // after Expires, so a revoked or short-lived token does not keep a

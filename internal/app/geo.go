@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -258,7 +257,7 @@ func (p mapPayload) digest() [32]byte {
 func (s wsSession) allowMapChannel(ch string) error {
 	unit, ok := parseMapChannel(ch)
 	if !ok {
-		return errors.New("channel " + ch + " is not map:<unit>")
+		return badChannel("channel " + ch + " is not map:<unit>")
 	}
 	return wsError(s.s.allowMap(unit))
 }

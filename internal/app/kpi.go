@@ -454,28 +454,39 @@ func (s wsSession) Allow(channel string) error {
 	}
 	k, ok := kpi.ParseChannel(channel)
 	if !ok {
-		return errors.New("channel " + channel + " is not kpi:<kpi>:<unit>:<window>, series:<kpi>:<unit>:<window>:<step>, " +
+		return badChannel("channel " + channel + " is not kpi:<kpi>:<unit>:<window>, series:<kpi>:<unit>:<window>:<step>, " +
 			"ranking:<kpi>:<unit>:<window>, map:<unit>, list:<list>:<unit> nor alerts:<unit>")
 	}
 	if k.Window == kpi.WindowCustom {
-		return errors.New("custom windows are for REST only; subscribe to a standard window")
+		return badChannel("custom windows are for REST only; subscribe to a standard window")
 	}
 	_, err := s.s.allow(k.KPI, k.Unit, k.Window)
 	return wsError(err)
 }
 
 // wsError is a scope error as the websocket shows it: its message alone,
-// and stream.ErrUnknownChannel for what does not exist.
+// with stream.ErrUnknownChannel for what does not exist and
+// stream.ErrBadChannel for what is not valid.
 func wsError(err error) error {
 	var ae *api.Error
 	if errors.As(err, &ae) {
-		if ae.Code == api.ENOTFOUND {
+		switch ae.Code {
+		case api.ENOTFOUND:
 			return notFound(ae.Message)
+		case api.EINVALID:
+			return badChannel(ae.Message)
 		}
 		return errors.New(ae.Message)
 	}
 	return err
 }
+
+// badChannel is a channel no one can subscribe to: its text alone for the
+// client, and stream.ErrBadChannel for the hub's error code.
+type badChannel string
+
+func (e badChannel) Error() string { return string(e) }
+func (e badChannel) Unwrap() error { return stream.ErrBadChannel }
 
 // notFound is an unknown KPI or unit: its text alone for the client, and
 // stream.ErrUnknownChannel for the hub's error code.

@@ -209,19 +209,21 @@ func TestKPIScopes(t *testing.T) {
 		})
 	}
 	// The websocket applies the same scopes.
-	for _, tc := range []struct{ name, token, channel, want string }{
-		{"leader other ward", leader, "kpi:survey.count:25747:today", "outside the subtree of unit 26740"},
-		{"wall not a tile", wall, "kpi:feedback.rating_avg:79:month", "does not show"},
-		{"unknown kpi", toks["analyst"], "kpi:survey.nope:79:today", "unknown kpi survey.nope"},
-		{"not a kpi channel", toks["analyst"], "feeds:79", "not kpi:<kpi>:<unit>:<window>"},
+	for _, tc := range []struct{ name, token, channel, code, want string }{
+		{"leader other ward", leader, "kpi:survey.count:25747:today", "forbidden", "outside the subtree of unit 26740"},
+		{"wall not a tile", wall, "kpi:feedback.rating_avg:79:month", "forbidden", "does not show"},
+		{"unknown kpi", toks["analyst"], "kpi:survey.nope:79:today", "not_found", "unknown kpi survey.nope"},
+		{"not a kpi channel", toks["analyst"], "feeds:79", "bad_request", "not kpi:<kpi>:<unit>:<window>"},
+		{"custom window", toks["analyst"], "kpi:survey.count:79:custom", "bad_request", "custom windows are for REST only"},
+		{"bad window", toks["analyst"], "kpi:survey.count:79:fortnight", "bad_request", "fortnight"},
 	} {
 		t.Run("ws "+tc.name, func(t *testing.T) {
 			c := dialWS(t, a, tc.token)
 			next(t, c, "welcome")
 			_ = c.WriteJSON(map[string]any{"type": "subscribe", "id": "x", "channel": tc.channel})
 			m := next(t, c, "error", "subscribed")
-			if m.Type != "error" || !strings.Contains(m.Message, tc.want) {
-				t.Fatalf("%+v; want an error with %q", m, tc.want)
+			if m.Type != "error" || m.Code != tc.code || !strings.Contains(m.Message, tc.want) {
+				t.Fatalf("%+v; want a %s error with %q", m, tc.code, tc.want)
 			}
 		})
 	}

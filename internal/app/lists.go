@@ -118,7 +118,7 @@ func (a *App) queryError(ctx context.Context, what string, err error, attrs ...a
 func (s wsSession) allowList(channel string) error {
 	list, unit, ok := drill.ParseChannel(channel)
 	if !ok {
-		return errors.New("channel " + channel + " is not list:<list>:<unit>")
+		return badChannel("channel " + channel + " is not list:<list>:<unit>")
 	}
 	return wsError(s.s.allowList(list, unit))
 }

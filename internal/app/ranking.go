@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -170,7 +169,7 @@ func (p rankingPayload) digest() [32]byte {
 func (s wsSession) allowRankingChannel(ch string) error {
 	key, ok := parseRankingChannel(ch)
 	if !ok {
-		return errors.New("channel " + ch + " is not ranking:<kpi>:<unit>:<window>")
+		return badChannel("channel " + ch + " is not ranking:<kpi>:<unit>:<window>")
 	}
 	_, err := s.s.allowRanking(key.KPI, key.Unit, key.Window)
 	return wsError(err)

@@ -182,23 +182,23 @@ func listValue(res *drill.Result) feedValue {
 func (s wsSession) allowSeries(ch string) error {
 	key, step, ok := parseSeriesChannel(ch)
 	if !ok {
-		return fmt.Errorf("channel %s is not series:<kpi>:<unit>:<window>:<step>", ch)
+		return badChannel(fmt.Sprintf("channel %s is not series:<kpi>:<unit>:<window>:<step>", ch))
 	}
 	if key.Window == kpi.WindowCustom {
-		return fmt.Errorf("custom windows are for REST only; subscribe to a standard window")
+		return badChannel("custom windows are for REST only; subscribe to a standard window")
 	}
 	k, err := s.s.allow(key.KPI, key.Unit, key.Window)
 	if err != nil {
 		return wsError(err)
 	}
 	if k == nil {
-		return fmt.Errorf("%s is a composite: its components' series explain it", key.KPI)
+		return badChannel(key.KPI + " is a composite: its components' series explain it")
 	}
 	if k.Instant() {
-		return fmt.Errorf("%s is taken at an instant and has no series", k.ID)
+		return badChannel(k.ID + " is taken at an instant and has no series")
 	}
 	if !kpi.KnownStep(step) {
-		return fmt.Errorf("step %q: use hour, day, week or month", step)
+		return badChannel(fmt.Sprintf("step %q: use hour, day, week or month", step))
 	}
 	return wsError(s.s.allowSeries(key.KPI, key.Window))
 }

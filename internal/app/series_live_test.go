@@ -60,19 +60,20 @@ func TestSeriesChannel(t *testing.T) {
 
 	leader, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleLeader, Unit: "25747"}, "chair", time.Hour)
 	wall, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleWall, Dashboard: "city"}, "wall-1", time.Hour)
-	for _, tc := range []struct{ name, token, channel, want string }{
-		{"leader other ward", leader, ch, "outside the subtree of unit 25747"},
-		{"wall not a tile", wall, "series:feedback.rating_avg:79:month:day", "does not show"},
-		{"instant kpi", toks["analyst"], "series:dossier.overdue_open:79:now:hour", "no series"},
-		{"bad step", toks["analyst"], "series:survey.count:79:today:fortnight", `step "fortnight"`},
-		{"composite", toks["analyst"], "series:score766.total:79:month:day", "is a composite"},
-		{"short", toks["analyst"], "series:survey.count:79:today", "is not series:<kpi>:<unit>:<window>:<step>"},
+	for _, tc := range []struct{ name, token, channel, code, want string }{
+		{"leader other ward", leader, ch, "forbidden", "outside the subtree of unit 25747"},
+		{"wall not a tile", wall, "series:feedback.rating_avg:79:month:day", "forbidden", "does not show"},
+		{"instant kpi", toks["analyst"], "series:dossier.overdue_open:79:now:hour", "bad_request", "no series"},
+		{"bad step", toks["analyst"], "series:survey.count:79:today:fortnight", "bad_request", `step "fortnight"`},
+		{"composite", toks["analyst"], "series:score766.total:79:month:day", "bad_request", "is a composite"},
+		{"short", toks["analyst"], "series:survey.count:79:today", "bad_request", "is not series:<kpi>:<unit>:<window>:<step>"},
+		{"unknown kpi", toks["analyst"], "series:survey.nope:79:today:day", "not_found", "unknown kpi"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialWS(t, a, tc.token)
 			next(t, c, "welcome")
-			if m := subscribe(t, c, tc.channel, nil); m.Type != "error" || !strings.Contains(m.Message, tc.want) {
-				t.Fatalf("%+v; want an error with %q", m, tc.want)
+			if m := subscribe(t, c, tc.channel, nil); m.Type != "error" || m.Code != tc.code || !strings.Contains(m.Message, tc.want) {
+				t.Fatalf("%+v; want a %s error with %q", m, tc.code, tc.want)
 			}
 		})
 	}
