@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vn-ioc/ioc/internal/app"
@@ -94,6 +95,7 @@ type nodeFlags struct {
 	sqlMaxTimeout                                time.Duration
 	alertRules                                   string
 	alertInterval                                time.Duration
+	wsOrigins                                    string
 }
 
 func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
@@ -123,6 +125,7 @@ func bindNode(fs *flag.FlagSet, e env) *nodeFlags {
 	fs.DurationVar(&n.sqlMaxTimeout, "sql-max-timeout", e.dur("IOC_SQL_MAX_TIMEOUT", 5*time.Minute), "longest timeout a SQL request may ask for (IOC_SQL_MAX_TIMEOUT)")
 	fs.StringVar(&n.alertRules, "alert-rules", e.str("IOC_ALERT_RULES", ""), "alert rules file; empty uses the bundled rules (IOC_ALERT_RULES)")
 	fs.DurationVar(&n.alertInterval, "alert-interval", e.dur("IOC_ALERT_INTERVAL", 30*time.Second), "how often the dossier, ticket and camera alert rules are evaluated besides after commits (IOC_ALERT_INTERVAL)")
+	fs.StringVar(&n.wsOrigins, "ws-origins", e.str("IOC_WS_ORIGINS", ""), "browser origins allowed to open a websocket, comma-separated (https://ioc.example.vn); empty: any (IOC_WS_ORIGINS)")
 	return n
 }
 
@@ -167,5 +170,10 @@ func (n *nodeFlags) appConfig(log *slog.Logger) app.Config {
 	c.SQL.MaxTimeout = n.sqlMaxTimeout
 	c.AlertRules = n.alertRules
 	c.Alert.Interval = n.alertInterval
+	for _, o := range strings.Split(n.wsOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.WS.AllowedOrigins = append(c.WS.AllowedOrigins, o)
+		}
+	}
 	return c
 }
