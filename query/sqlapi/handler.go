@@ -3,6 +3,7 @@ package sqlapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -68,9 +69,16 @@ func (s *Service) ServeSQL(w http.ResponseWriter, r *http.Request, c Caller) {
 }
 
 func (s *Service) readRequest(r *http.Request) (Request, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxSQLBytes)+64<<10))
+	// Room for the statement as JSON escapes it (up to 6 bytes a byte) and
+	// the other members; a body beyond is refused whole, never decoded cut.
+	// A raw statement cut there is still longer than allowed (413 below).
+	limit := int64(s.cfg.MaxSQLBytes)*6 + 64<<10
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return Request{}, api.Errorf(api.EINVALID, "read body: "+err.Error())
+	}
+	if int64(len(body)) > limit {
+		return Request{}, &api.Error{Code: api.ETOOLARGE, Message: fmt.Sprintf("body larger than %d bytes (the statement is at most %d)", limit, s.cfg.MaxSQLBytes)}
 	}
 	var req Request
 	ct := r.Header.Get("Content-Type")

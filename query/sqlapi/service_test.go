@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -482,5 +483,34 @@ func TestLeaderScopeAndSchema(t *testing.T) {
 				t.Errorf("%s.%s is not documented in docs/schema.md (type %q, en %q, vi %q)", v.Name, c.Name, c.Type, c.EN, c.VI)
 			}
 		}
+	}
+}
+
+// A statement over MaxSQLBytes is refused with 413, whether raw or in a
+// JSON body, however much JSON escaping swells it; a JSON body too large
+// even for that is refused whole, not decoded cut short.
+func TestStatementTooLarge(t *testing.T) {
+	e := newEnv(t, sqlapi.Config{MaxSQLBytes: 1 << 10})
+	long := "SELECT '" + strings.Repeat("x", 2<<10) + "'"
+	if resp, body := e.post(t, map[string]any{"sql": long}); resp.StatusCode != 413 || !strings.Contains(string(body), "longer than 1024 bytes") {
+		t.Errorf("long statement in JSON: %d %s", resp.StatusCode, body)
+	}
+	// Every byte a control character: six bytes each once escaped.
+	escaped := "SELECT '" + strings.Repeat("\x01", 1000) + "'"
+	if resp, body := e.post(t, map[string]any{"sql": escaped}); resp.StatusCode != 200 {
+		t.Errorf("a statement within the limit, swollen by JSON escapes: %d %s", resp.StatusCode, body)
+	}
+	huge := map[string]any{"sql": "SELECT 1", "pad": strings.Repeat(" ", 200<<10)}
+	if resp, body := e.post(t, huge); resp.StatusCode != 413 || !strings.Contains(string(body), "body larger than") {
+		t.Errorf("JSON body beyond the limit: %d %s", resp.StatusCode, body)
+	}
+	resp, err := http.Post(e.srv.URL, "text/plain", strings.NewReader(long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || !strings.Contains(string(b), "longer than 1024 bytes") {
+		t.Errorf("long raw statement: %d %s", resp.StatusCode, b)
 	}
 }
