@@ -28,6 +28,8 @@ func node(t testing.TB) (*App, map[string]string) {
 // nodeWith starts a node whose configuration tune adjusts first.
 func nodeWith(t testing.TB, tune func(*Config)) (*App, map[string]string) {
 	t.Helper()
+	// Tests send events now and read them over "today".
+	testenv.AwayFromMidnight(t, 3*time.Minute)
 	chAddr := testenv.ClickHouseAddr(t)
 	dir := t.TempDir()
 	cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, NATSPort: -1,

@@ -186,3 +186,28 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 
 // Errorf is fmt.Errorf, for conditions.
 var Errorf = fmt.Errorf
+
+// AwayFromMidnight waits, when local midnight in Asia/Ho_Chi_Minh (UTC+7,
+// no daylight saving) is less than margin away, until it has passed: a
+// test that sends events now and reads them back in the window "today"
+// must not see the day turn between the two.
+func AwayFromMidnight(t testing.TB, margin time.Duration) {
+	t.Helper()
+	if d := pastMidnight(time.Now(), margin); d > 0 {
+		t.Logf("waiting %v for midnight in Ho Chi Minh City to pass", d.Round(time.Second))
+		time.Sleep(d)
+	}
+}
+
+// pastMidnight is how long to wait at now so that the next midnight in
+// Ho Chi Minh City is behind by 2 s, when it is less than margin ahead; 0
+// otherwise.
+func pastMidnight(now time.Time, margin time.Duration) time.Duration {
+	ict := time.FixedZone("ICT", 7*3600)
+	y, m, d := now.In(ict).Date()
+	left := time.Date(y, m, d+1, 0, 0, 0, 0, ict).Sub(now)
+	if left >= margin {
+		return 0
+	}
+	return left + 2*time.Second
+}
