@@ -189,8 +189,11 @@ func (e *Evaluator) onCommit(m *nats.Msg) {
 }
 
 // maxTouched bounds the subjects of one family's commits that an
-// evaluation reads besides the candidates from kpi_open.
-const maxTouched = 5000
+// evaluation reads besides the candidates from kpi_open. A family whose
+// commits touch more between two evaluations commits again within
+// seconds, and its next evaluation finds them in kpi_open: the extra
+// lookup pays at low rates, where the next commit may be far.
+const maxTouched = 1000
 
 // touch keeps the subjects of a commit of a family that a rule over open
 // entities follows, so that the evaluation the commit wakes reads them
