@@ -50,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ioc_dead_letters_total", Help: "Events moved to the dead_letters table.",
 		}, []string{"family"}),
 		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ioc_jetstream_pending", Help: "Events waiting in JetStream for the writer, by family.",
+			Name: "ioc_jetstream_pending", Help: "Messages (chunks of events from HTTP, single events from NATS) waiting in JetStream for the writer, by family.",
 		}, []string{"family"}),
 		Lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ioc_writer_visible_seconds", Help: "Time from acceptance to commit in ClickHouse.",

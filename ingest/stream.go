@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -116,6 +117,31 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 }
 
 func writerConsumer(family string) string { return "writer-" + family }
+
+// Pending counts, by family, the messages the stream holds: accepted and
+// not yet written (the stream is a work queue: a message leaves it once
+// the writer acked it). A message is a chunk of events from the HTTP
+// intake or one event from NATS. Every family is in the map. The counts
+// come from the stream's own state, exact once a publish was
+// acknowledged (a consumer's pending count is updated asynchronously
+// and can lag a message just stored).
+func Pending(ctx context.Context, st jetstream.Stream) (map[string]uint64, error) {
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(streamSubjectPrefix+">"))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(Families))
+	for _, f := range Families {
+		out[f] = 0
+	}
+	for subj, n := range info.State.Subjects {
+		f, _, _ := strings.Cut(strings.TrimPrefix(subj, streamSubjectPrefix), ".")
+		if _, ok := out[f]; ok {
+			out[f] += n
+		}
+	}
+	return out, nil
+}
 
 // MaxNoticeSubjects bounds the subjects a commit notice lists.
 const MaxNoticeSubjects = 10_000

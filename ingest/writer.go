@@ -115,13 +115,9 @@ func (w *Writer) watchPending(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		for _, f := range Families {
-			c, err := w.stream.Consumer(ctx, writerConsumer(f))
-			if err != nil {
-				continue
-			}
-			if info, err := c.Info(ctx); err == nil {
-				w.m.Pending.WithLabelValues(f).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+		if pending, err := Pending(ctx, w.stream); err == nil {
+			for f, n := range pending {
+				w.m.Pending.WithLabelValues(f).Set(float64(n))
 			}
 		}
 		select {

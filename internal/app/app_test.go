@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/sim"
@@ -272,4 +273,32 @@ func playScenario(t *testing.T, a *App, name string) string {
 		t.Fatalf("run %s: %v, %+v", name, err, st)
 	}
 	return tok
+}
+
+// /api/v1/ingest/status lists every family's messages waiting in the
+// stream, read from the stream's state: none once the writer has written
+// what was accepted.
+func TestIngestStatusPending(t *testing.T) {
+	a, toks := node(t)
+	postEvents(t, a, toks["ingest"], survey("status-1", "26740", "satisfied", time.Now()))
+	testenv.Eventually(t, 60*time.Second, "nothing left waiting", func() (bool, error) {
+		code, body := call(t, "GET", a.URL()+"/api/v1/ingest/status", toks["admin"], "", "")
+		var s struct{ Pending map[string]uint64 }
+		if err := json.Unmarshal([]byte(body), &s); err != nil || code != 200 {
+			return false, fmt.Errorf("%d %s: %v", code, body, err)
+		}
+		if len(s.Pending) != len(ingest.Families) {
+			t.Fatalf("pending %v: want every family", s.Pending)
+		}
+		for _, n := range s.Pending {
+			if n != 0 {
+				return false, fmt.Errorf("pending %v", s.Pending)
+			}
+		}
+		return true, nil
+	})
+	var n uint64
+	if err := a.DB().Conn.QueryRow(context.Background(), "SELECT count() FROM "+a.DB().Table("survey_events")+" WHERE id = 'status-1'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the survey is not written (%d, %v) although nothing is pending", n, err)
+	}
 }

@@ -121,13 +121,10 @@ func (a *App) handleEventSchema(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) handleIngestStatus(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{"watermark": a.writer.Watermark().UTC()}
-	pending := map[string]uint64{}
-	for _, f := range ingest.Families {
-		if c, err := a.stream.Consumer(r.Context(), "writer-"+f); err == nil {
-			if info, err := c.Info(r.Context()); err == nil {
-				pending[f] = info.NumPending + uint64(info.NumAckPending)
-			}
-		}
+	pending, err := ingest.Pending(r.Context(), a.stream)
+	if err != nil {
+		api.WriteError(w, r, api.Errorf(api.EUNAVAILABLE, "jetstream: "+err.Error()))
+		return
 	}
 	out["pending"] = pending
 	out["kpi"] = a.engine.Status()
