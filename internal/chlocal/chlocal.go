@@ -78,7 +78,50 @@ type Options struct {
 // Start writes the config and starts the server, waiting until it accepts
 // connections (or ctx ends). If a server started earlier from the same
 // folder is still running (its pid file is live), Start stops it first.
+//
+// A free port picked for it (TCPPort or HTTPPort 0) is free when picked,
+// not reserved: another process may bind it before the server does (which
+// then exits at start). Start then tries again, with other ports, up to
+// three times in all.
 func Start(ctx context.Context, o Options) (*Server, error) {
+	auto := o.TCPPort == 0 || o.HTTPPort == 0
+	for attempt := 1; ; attempt++ {
+		s, err := start(ctx, o)
+		var early *exitedAtStart
+		var taken *portTaken
+		again := auto && (errors.As(err, &early) || errors.As(err, &taken) && taken.picked)
+		if !again || attempt == 3 || ctx.Err() != nil {
+			return s, err
+		}
+	}
+}
+
+// freePort picks the ports Options leave at 0.
+var freePort = FreePort
+
+// portTaken: a port of the server is held by another process.
+type portTaken struct {
+	name   string
+	port   int
+	picked bool // picked by Start, not given
+	err    error
+}
+
+func (e *portTaken) Error() string {
+	return fmt.Sprintf("the %s port %d of the private ClickHouse is taken by another process (%v): stop it or choose another port", e.name, e.port, e.err)
+}
+
+// exitedAtStart: the server exited before it accepted a connection.
+type exitedAtStart struct {
+	err error
+	log string
+}
+
+func (e *exitedAtStart) Error() string {
+	return fmt.Sprintf("clickhouse-server exited at start (%v); see %s", e.err, e.log)
+}
+
+func start(ctx context.Context, o Options) (*Server, error) {
 	bin, args, err := Binary()
 	if err != nil {
 		return nil, err
@@ -93,25 +136,27 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	stopStale(dir)
-	if o.TCPPort == 0 {
-		if o.TCPPort, err = FreePort(); err != nil {
+	pickedTCP, pickedHTTP := o.TCPPort == 0, o.HTTPPort == 0
+	if pickedTCP {
+		if o.TCPPort, err = freePort(); err != nil {
 			return nil, err
 		}
 	}
-	if o.HTTPPort == 0 {
-		if o.HTTPPort, err = FreePort(); err != nil {
+	if pickedHTTP {
+		if o.HTTPPort, err = freePort(); err != nil {
 			return nil, err
 		}
 	}
 	// A port another process holds would make this server exit at once,
 	// and the wait below would take the other one for it.
 	for _, p := range []struct {
-		name string
-		port int
-	}{{"TCP", o.TCPPort}, {"HTTP", o.HTTPPort}} {
+		name   string
+		port   int
+		picked bool
+	}{{"TCP", o.TCPPort, pickedTCP}, {"HTTP", o.HTTPPort, pickedHTTP}} {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
 		if err != nil {
-			return nil, fmt.Errorf("the %s port %d of the private ClickHouse is taken by another process (%v): stop it or choose another port", p.name, p.port, err)
+			return nil, &portTaken{name: p.name, port: p.port, picked: p.picked, err: err}
 		}
 		l.Close()
 	}
@@ -153,7 +198,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("clickhouse-server exited at start (%v); see %s", s.waitErr, filepath.Join(dir, "log", "err.log"))
+			return nil, &exitedAtStart{err: s.waitErr, log: filepath.Join(dir, "log", "err.log")}
 		case <-ctx.Done():
 			s.Stop()
 			return nil, ctx.Err()

@@ -101,3 +101,41 @@ func TestStartRefusesATakenPort(t *testing.T) {
 		t.Fatalf("error %q does not say %q", err, want)
 	}
 }
+
+// A port Start picked that another process takes before the server binds
+// it: Start tries again with other ports.
+func TestStartPicksOtherPortsWhenOneIsTaken(t *testing.T) {
+	if _, _, err := Binary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("clickhouse-server is required under CI: %v", err)
+		}
+		t.Skipf("no clickhouse-server here: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := l.Addr().(*net.TCPAddr).Port
+	var picks atomic.Int32
+	freePort = func() (int, error) {
+		if picks.Add(1) == 1 {
+			return held, nil // taken between the pick and the start
+		}
+		return FreePort()
+	}
+	defer func() { freePort = FreePort }()
+	s, err := Start(context.Background(), Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start with the first picked port taken: %v", err)
+	}
+	defer s.Stop()
+	if s.TCPPort == held || s.HTTPPort == held || picks.Load() < 4 {
+		t.Fatalf("ports %d and %d after %d picks; the held port was %d", s.TCPPort, s.HTTPPort, picks.Load(), held)
+	}
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
