@@ -14,12 +14,7 @@ import (
 // A supervised server that crashes (SIGKILL) is started again on the same
 // port; after Stop it stays down.
 func TestSuperviseRestartsAfterCrash(t *testing.T) {
-	if _, _, err := Binary(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("clickhouse-server is required under CI: %v", err)
-		}
-		t.Skipf("no clickhouse-server here: %v", err)
-	}
+	needBinary(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var restarts, failures atomic.Int32
@@ -80,12 +75,7 @@ func TestSuperviseRestartsAfterCrash(t *testing.T) {
 // the server would exit, and the wait for its port would take the other
 // process for it.
 func TestStartRefusesATakenPort(t *testing.T) {
-	if _, _, err := Binary(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("clickhouse-server is required under CI: %v", err)
-		}
-		t.Skipf("no clickhouse-server here: %v", err)
-	}
+	needBinary(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -105,12 +95,7 @@ func TestStartRefusesATakenPort(t *testing.T) {
 // A port Start picked that another process takes before the server binds
 // it: Start tries again with other ports.
 func TestStartPicksOtherPortsWhenOneIsTaken(t *testing.T) {
-	if _, _, err := Binary(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("clickhouse-server is required under CI: %v", err)
-		}
-		t.Skipf("no clickhouse-server here: %v", err)
-	}
+	needBinary(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -138,4 +123,16 @@ func TestStartPicksOtherPortsWhenOneIsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// needBinary skips the test without clickhouse-server, or fails it under
+// CI, which must never pass by skipping.
+func needBinary(t *testing.T) {
+	t.Helper()
+	if _, _, err := Binary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("clickhouse-server is required under CI: %v", err)
+		}
+		t.Skipf("no clickhouse-server here: %v", err)
+	}
 }
