@@ -481,19 +481,22 @@ func wsError(err error) error {
 	return err
 }
 
-// badChannel is a channel no one can subscribe to: its text alone for the
-// client, and stream.ErrBadChannel for the hub's error code.
-type badChannel string
+// channelError is a subscription refused: its text alone for the client,
+// and the stream error (ErrBadChannel, ErrUnknownChannel) that gives the
+// hub its error code.
+type channelError struct {
+	msg  string
+	kind error
+}
 
-func (e badChannel) Error() string { return string(e) }
-func (e badChannel) Unwrap() error { return stream.ErrBadChannel }
+func (e channelError) Error() string { return e.msg }
+func (e channelError) Unwrap() error { return e.kind }
 
-// notFound is an unknown KPI or unit: its text alone for the client, and
-// stream.ErrUnknownChannel for the hub's error code.
-type notFound string
+// badChannel is a channel no one can subscribe to.
+func badChannel(msg string) error { return channelError{msg, stream.ErrBadChannel} }
 
-func (e notFound) Error() string { return string(e) }
-func (e notFound) Unwrap() error { return stream.ErrUnknownChannel }
+// notFound is an unknown KPI or unit.
+func notFound(msg string) error { return channelError{msg, stream.ErrUnknownChannel} }
 
 // Expires is the token's expiry: the hub closes the websocket then.
 func (s wsSession) Expires() time.Time {

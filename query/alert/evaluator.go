@@ -110,9 +110,11 @@ type Deps struct {
 type Evaluator struct {
 	cfg   Config
 	rules *Rules
-	d     Deps
-	now   func() time.Time
-	m     *metrics
+	// openFamilies: the families of the enabled rules over open entities.
+	openFamilies map[string]bool
+	d            Deps
+	now          func() time.Time
+	m            *metrics
 
 	mu    sync.Mutex
 	dirty map[string]bool // families committed since the last evaluation
@@ -139,7 +141,7 @@ func NewEvaluator(cfg Config, rules *Rules, d Deps) (*Evaluator, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	return &Evaluator{cfg: cfg, rules: rules, d: d, now: time.Now, m: newMetrics(d.Reg),
+	return &Evaluator{cfg: cfg, rules: rules, openFamilies: familiesOverOpen(rules), d: d, now: time.Now, m: newMetrics(d.Reg),
 		dirty: map[string]bool{}, touched: map[string]map[string]bool{}, wake: make(chan struct{}, 1)}, nil
 }
 
@@ -188,6 +190,18 @@ func (e *Evaluator) onCommit(m *nats.Msg) {
 	}
 }
 
+// familiesOverOpen are the families of the enabled rules over open
+// entities.
+func familiesOverOpen(rules *Rules) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range rules.Rules {
+		if !r.Disabled && r.overOpen() {
+			out[r.Family()] = true
+		}
+	}
+	return out
+}
+
 // maxTouched bounds the subjects of one family's commits that an
 // evaluation reads besides the candidates from kpi_open. A family whose
 // commits touch more between two evaluations commits again within
@@ -201,7 +215,7 @@ const maxTouched = 1000
 // maxTouched they are dropped (nil): those entities then raise their
 // alerts once kpi_open holds them, at the next evaluation. e.mu is held.
 func (e *Evaluator) touch(n ingest.CommitNotice) {
-	if !slices.ContainsFunc(e.rules.Rules, func(r *Rule) bool { return !r.Disabled && r.overOpen() && r.Family() == n.Family }) {
+	if !e.openFamilies[n.Family] {
 		return
 	}
 	s, ok := e.touched[n.Family]

@@ -165,7 +165,7 @@ func TestTouchedSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Evaluator{rules: rs, touched: map[string]map[string]bool{}}
+	e := &Evaluator{rules: rs, openFamilies: familiesOverOpen(rs), touched: map[string]map[string]bool{}}
 	e.touch(ingest.CommitNotice{Family: "camera", Subjects: []string{"CAM-1"}})
 	e.touch(ingest.CommitNotice{Family: "dossier", Subjects: []string{"D-1", "D-2"}})
 	e.touch(ingest.CommitNotice{Family: "dossier", Subjects: []string{"D-2", "D-3"}})
