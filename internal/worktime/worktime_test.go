@@ -2,6 +2,7 @@ package worktime
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -183,7 +184,33 @@ func TestWorkingHoursBetween(t *testing.T) {
 			if got := c.WorkingDaysBetween(tt.a, tt.b); math.Abs(got-tt.want/8) > 1e-9 {
 				t.Errorf("WorkingDaysBetween(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want/8)
 			}
+			if got, want := c.WorkingSecondsBetween(tt.a, tt.b), int64(max(0, tt.want)*3600); got != want {
+				t.Errorf("WorkingSecondsBetween(%v, %v) = %v, want %v", tt.a, tt.b, got, want)
+			}
 		})
+	}
+}
+
+// TestWorkingSecondsBetween: whole seconds of WorkingHoursBetween for
+// random spans (0 when reversed), the fractions of a second of either end
+// dropped.
+func TestWorkingSecondsBetween(t *testing.T) {
+	c := newCal(t)
+	base := at(2025, 12, 1, 0, 0).Unix()
+	r := rand.New(rand.NewPCG(7, 7))
+	for range 2000 {
+		a := time.Unix(base+r.Int64N(400*86400), 0)
+		b := a.Add(time.Duration(r.Int64N(40*86400)-2*86400) * time.Second)
+		want := int64(math.Round(max(0, c.WorkingHoursBetween(a, b)) * 3600))
+		if got := c.WorkingSecondsBetween(a, b); got != want {
+			t.Fatalf("WorkingSecondsBetween(%v, %v) = %d, want %d", a, b, got, want)
+		}
+		if got := c.WorkingSecondsBetween(a.Add(999*time.Millisecond), b.Add(999*time.Millisecond)); got != want {
+			t.Fatalf("with fractions of a second: %d, want %d", got, want)
+		}
+	}
+	if got := c.WorkingSecondsBetween(at(2026, 3, 2, 8, 0).Add(600*time.Millisecond), at(2026, 3, 2, 8, 0).Add(1400*time.Millisecond)); got != 1 {
+		t.Errorf("08:00:00.6 → 08:00:01.4: %d s, want 1 (whole seconds, as DateTime values)", got)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vn-ioc/ioc/internal/worktime"
 	"github.com/vn-ioc/ioc/query"
 )
 
@@ -150,8 +151,9 @@ func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[strin
 		sel = append(sel, fmt.Sprintf("toStartOfHour(%s) AS h%d", col, i))
 		group = append(group, fmt.Sprintf("h%d", i))
 	}
+	terms, work, cal := e.lookupTerms(all)
 	q := fmt.Sprintf("SELECT %s, %s FROM %s GROUP BY %s",
-		strings.Join(sel, ", "), strings.Join(e.sumTerms(all), ", "), e.sourceExpr(src, cond), strings.Join(group, ", "))
+		strings.Join(sel, ", "), strings.Join(terms, ", "), e.sourceExpr(src, cond), strings.Join(group, ", "))
 	rows, err := e.db.Conn.Query(query.Pushdown(ctx), q)
 	if err != nil {
 		return nil, fmt.Errorf("contributions from %s: %w", src.View, err)
@@ -172,6 +174,11 @@ func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[strin
 	for i := range vals {
 		dest = append(dest, &vals[i])
 	}
+	for _, w := range work {
+		for j := range w.terms {
+			dest = append(dest, w.from[j], w.to[j])
+		}
+	}
 	ids := make([][]string, len(cols))
 	for i, col := range cols {
 		ids[i] = kpiIDs(byTime[col])
@@ -180,6 +187,18 @@ func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[strin
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
+		}
+		for _, w := range work {
+			switch n := vals[2*w.kpi]; {
+			case n == 1:
+				v, err := workingValue(cal, w.terms, w.from, w.to)
+				if err != nil {
+					return nil, fmt.Errorf("%s of %s: %w", all[w.kpi].ID, id, err)
+				}
+				vals[2*w.kpi] = v
+			case n != 0:
+				return nil, fmt.Errorf("%s: %d rows of %s in %s", all[w.kpi].ID, n, id, src.View)
+			}
 		}
 		if open != nil {
 			*open = append(*open, openRow{id, unit, due, isOpen})
@@ -202,6 +221,51 @@ func (e *Engine) viewContribs(ctx context.Context, src *Source, byTime map[strin
 		}
 	}
 	return out, rows.Err()
+}
+
+// goWorking is a KPI of a lookup whose numerator is measured in Go (see
+// workingTerms): the lookup gives 1 as its numerator when the entity meets
+// its filter, and the columns of its terms.
+type goWorking struct {
+	kpi      int // its rank in the lookup's KPIs
+	terms    []workingTerm
+	from, to []any // scan destinations of the terms' columns
+}
+
+// lookupTerms are the numerator and denominator sums of the KPIs, n<i> and
+// d<i>, for a lookup of entities, then the columns of the terms of the
+// numerators measured in Go, in the order of work.
+func (e *Engine) lookupTerms(kpis []*KPI) (terms []string, work []goWorking, cal *worktime.Calendar) {
+	terms = e.sumTerms(kpis)
+	if e.b.Calendar == nil {
+		return terms, nil, nil
+	}
+	if cal = e.b.Calendar(); cal == nil {
+		return terms, nil, nil
+	}
+	var extra []string
+	for i, k := range kpis {
+		wt, ok := workingTerms(k.Numerator)
+		if !ok {
+			continue
+		}
+		cond := "1"
+		if k.Filter != "" {
+			cond = "(" + e.b.expand(k.Filter, time.Time{}) + ")"
+		}
+		terms[2*i] = fmt.Sprintf("sumIf(toInt64(1), %s) AS n%d", cond, i)
+		w := goWorking{kpi: i, terms: wt}
+		for j, t := range wt {
+			extra = append(extra, fmt.Sprintf("any(%s) AS ws_from%d_%d", t.from, i, j), fmt.Sprintf("any(%s) AS ws_to%d_%d", t.to, i, j))
+			if t.sum {
+				w.from, w.to = append(w.from, new([]time.Time)), append(w.to, new([]time.Time))
+			} else {
+				w.from, w.to = append(w.from, new(time.Time)), append(w.to, new(time.Time))
+			}
+		}
+		work = append(work, w)
+	}
+	return append(terms, extra...), work, cal
 }
 
 func sortedCols(byTime map[string][]*KPI) []string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,10 @@ func TestWorkingSecondsMatchesCalendar(t *testing.T) {
 		if got != want {
 			t.Errorf("%s → %s: ClickHouse %d s, worktime %d s", time.Unix(a, 0).In(loc), time.Unix(bb, 0).In(loc), got, want)
 		}
+		// What the engine's lookups measure in Go instead.
+		if s := cal.WorkingSecondsBetween(time.Unix(a, 0), time.Unix(bb, 0)); s != got {
+			t.Errorf("%s → %s: ClickHouse %d s, WorkingSecondsBetween %d s", time.Unix(a, 0).In(loc), time.Unix(bb, 0).In(loc), got, s)
+		}
 		n++
 		if got > 0 {
 			nonzero++
@@ -102,6 +107,33 @@ func TestWorkingSecondsMatchesCalendar(t *testing.T) {
 	}
 	if n != len(pairs) || nonzero < n/2 {
 		t.Fatalf("%d spans compared of %d, %d non-zero", n, len(pairs), nonzero)
+	}
+}
+
+// TestWorkingTerms: the fragments whose value the engine's lookups measure
+// in Go, and those left to SQL.
+func TestWorkingTerms(t *testing.T) {
+	terms, ok := workingTerms("{working_seconds:received_at,resolved_at} - {working_seconds_sum:supplement_requested_at,supplement_paused_until}")
+	want := []workingTerm{{1, false, "received_at", "resolved_at"}, {-1, true, "supplement_requested_at", "supplement_paused_until"}}
+	if !ok || !slices.Equal(terms, want) {
+		t.Fatalf("got %v %v, want %v", terms, ok, want)
+	}
+	if terms, ok := workingTerms(" -{working_seconds:a,b}+{working_seconds:c,d} "); !ok || len(terms) != 2 || terms[0].sign != -1 || terms[1].sign != 1 {
+		t.Errorf("signs: %v %v", terms, ok)
+	}
+	for _, frag := range []string{
+		"",
+		"resolved_at > due_at",
+		"{working_seconds:a,b} / 28800",
+		"2 * {working_seconds:a,b}",
+		"{working_seconds:a,b} {working_seconds:c,d}",
+		"{working_seconds:a,b} - - {working_seconds:c,d}",
+		"{working_seconds:a,b} - {now}",
+		"toInt64({working_seconds:a,b})",
+	} {
+		if terms, ok := workingTerms(frag); ok {
+			t.Errorf("%q: measured in Go as %v", frag, terms)
+		}
 	}
 }
 
