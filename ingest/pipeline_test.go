@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +57,8 @@ func newPipeline(t *testing.T) *pipeline {
 
 // newPipelineWith makes a pipeline whose writer has the configuration
 // given, running at once or only when startWriter is called.
-func newPipelineWith(t *testing.T, wcfg ingest.WriterConfig, start bool) *pipeline {
+// wrap, when given, stands between the intake and JetStream.
+func newPipelineWith(t *testing.T, wcfg ingest.WriterConfig, start bool, wrap ...func(jetstream.JetStream) jetstream.JetStream) *pipeline {
 	t.Helper()
 	db, _ := testenv.ClickHouse(t)
 	_, nc := testenv.NATS(t)
@@ -64,6 +66,10 @@ func newPipelineWith(t *testing.T, wcfg ingest.WriterConfig, start bool) *pipeli
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	intakeJS := js
+	for _, w := range wrap {
+		intakeJS = w(intakeJS)
 	}
 	st, err := ingest.EnsureStream(ctx, js, ingest.StreamConfig{})
 	if err != nil {
@@ -80,7 +86,7 @@ func newPipelineWith(t *testing.T, wcfg ingest.WriterConfig, start bool) *pipeli
 	m := ingest.NewMetrics(nil)
 	v := ingest.NewValidator(contract, units{"26740": true, "26734": true, "79": true}, p)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	in, err := ingest.NewIntake(ingest.IntakeConfig{}, js, v, m, log)
+	in, err := ingest.NewIntake(ingest.IntakeConfig{}, intakeJS, v, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +233,40 @@ func TestBatchLandsValidEventsAndRejectsInvalidOnes(t *testing.T) {
 	}
 	p.waitCount(t, 2, "SELECT count() FROM DB.dossier_events FINAL")
 	p.waitCount(t, 2, "SELECT count() FROM DB.dossiers WHERE unit = '26740' AND procedure_code = 'TP-001'")
+}
+
+// stalling is JetStream with a client whose outstanding publications are
+// full for the first attempt of every other chunk, as when another user
+// of the connection publishes a burst.
+type stalling struct {
+	jetstream.JetStream
+	calls, refused atomic.Int64
+}
+
+func (s *stalling) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if s.calls.Add(1)%2 == 1 {
+		s.refused.Add(1)
+		return nil, jetstream.ErrTooManyStalledMsgs
+	}
+	return s.JetStream.PublishMsgAsync(m, opts...)
+}
+
+// TestStalledPublicationsWait: events whose chunks find the client's
+// outstanding publications full wait for room and are accepted, not
+// refused.
+func TestStalledPublicationsWait(t *testing.T) {
+	st := &stalling{}
+	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: 50 * time.Millisecond}, true, func(js jetstream.JetStream) jetstream.JetStream {
+		st.JetStream = js
+		return st
+	})
+	tok := p.token(t, auth.RoleIngest, "hcmc/one-stop")
+	code, r := p.post(t, tok, ingest.ContentBatch, batch(t,
+		received("s1", "D-1", "2024-03-01T09:00:00+07:00"), received("s2", "D-2", "2024-03-01T09:00:00+07:00")))
+	if code != 202 || r.Accepted != 2 || len(r.Rejected) != 0 || st.refused.Load() == 0 {
+		t.Fatalf("got %d %+v after %d refusals", code, r, st.refused.Load())
+	}
+	p.waitCount(t, 2, "SELECT count() FROM DB.dossier_events FINAL")
 }
 
 func TestBodyErrors(t *testing.T) {

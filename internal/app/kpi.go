@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"net/http"
 	"strconv"
 	"strings"
@@ -536,7 +537,14 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	}
 	a.kpiHistory = kpi.NewHistory(a.js, a.db, a.cfg.KPI.Store, a.kpiCat, a.reg, a.log)
 	a.kpiReader = &kpi.Reader{Cat: a.kpiCat, B: a.kpiBuilder, DB: a.db, Store: a.kpiStore}
-	if a.engine, err = kpi.NewEngine(a.cfg.KPI, a.kpiCat, a.kpiBuilder, a.db, a.nc, a.js, a.kpiStore, a.reg, a.log); err != nil {
+	// The engine publishes through a JetStream context of its own: a round
+	// of tens of thousands of values then waits for room among its own
+	// outstanding publications, never taking the intake's.
+	engineJS, err := jetstream.New(a.nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return err
+	}
+	if a.engine, err = kpi.NewEngine(a.cfg.KPI, a.kpiCat, a.kpiBuilder, a.db, a.nc, engineJS, a.kpiStore, a.reg, a.log); err != nil {
 		return err
 	}
 	if a.lists, err = a.newListFeed(); err != nil {

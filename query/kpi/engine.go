@@ -774,11 +774,35 @@ func (e *Engine) send(family string, vals map[Key]Value, computed map[string]boo
 		if kp, _ := e.cat.KPI(k.KPI); inRatesBucket(kp) {
 			bucket = e.cfg.Store.RatesBucket
 		}
-		f, err := e.js.PublishAsync("$KV."+bucket+"."+k.bucketKey(), b)
+		f, err := e.publishAsync("$KV."+bucket+"."+k.bucketKey(), b)
 		if err != nil {
 			return futures, fmt.Errorf("publish %s: %w", k.bucketKey(), err)
 		}
 		futures = append(futures, sent{f, v})
 	}
 	return futures, nil
+}
+
+// publishStall bounds how long a publication waits for room among the
+// client's outstanding ones.
+const publishStall = 30 * time.Second
+
+// publishAsync publishes a value without waiting for its acknowledgement.
+// When the stream's acknowledgements lag so far that the client holds its
+// most outstanding publications (a round that changes tens of thousands of
+// keys, as at midnight or after a backfill, beside the other families'),
+// it waits for them, up to publishStall in all, instead of failing the
+// round.
+func (e *Engine) publishAsync(subject string, b []byte) (jetstream.PubAckFuture, error) {
+	deadline := time.Now().Add(publishStall)
+	for {
+		f, err := e.js.PublishAsync(subject, b)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || time.Now().After(deadline) {
+			return f, err
+		}
+		select {
+		case <-e.js.PublishAsyncComplete():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

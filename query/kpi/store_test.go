@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 // natsEngine is an engine over a random city (seed) that publishes into
 // the KV buckets of bucket, with the rollups of family rebuilt and its
 // clock at the city's instant.
-func natsEngine(t *testing.T, seed uint64, bucket, family string) (*city, jetstream.JetStream, *kpi.Store, *kpi.Engine) {
+// wrap, when given, stands between the engine and JetStream.
+func natsEngine(t *testing.T, seed uint64, bucket, family string, wrap ...func(jetstream.JetStream) jetstream.JetStream) (*city, jetstream.JetStream, *kpi.Store, *kpi.Engine) {
 	t.Helper()
 	c := newCity(t, seed)
 	ctx := context.Background()
@@ -28,12 +30,16 @@ func natsEngine(t *testing.T, seed uint64, bucket, family string) (*city, jetstr
 	if err != nil {
 		t.Fatal(err)
 	}
+	engJS := js
+	for _, w := range wrap {
+		engJS = w(engJS)
+	}
 	scfg := kpi.StoreConfig{Bucket: bucket}
 	store, err := kpi.OpenStore(ctx, js, scfg, c.cat, c.b.Loc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := kpi.NewEngine(kpi.Config{Store: scfg}, c.cat, c.b, c.db, nc, js, store, nil, nil)
+	eng, err := kpi.NewEngine(kpi.Config{Store: scfg}, c.cat, c.b, c.db, nc, engJS, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,5 +201,50 @@ func TestVanishedKeysFallToZero(t *testing.T) {
 	}
 	if _, ok, err := store.Get(ctx, other); err != nil || ok {
 		t.Fatalf("%s published (ok %v, err %v), though its family was not computed", other.Channel(), ok, err)
+	}
+}
+
+// stalling is JetStream with a client whose outstanding publications are
+// full for the first attempts of some of them, as when the stream's
+// acknowledgements lag behind a round of many values.
+type stalling struct {
+	jetstream.JetStream
+	calls, refused atomic.Int64
+}
+
+func (s *stalling) PublishAsync(subject string, data []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if n := s.calls.Add(1); n%100 == 1 && s.refused.Load() < 20 {
+		s.refused.Add(1)
+		return nil, jetstream.ErrTooManyStalledMsgs
+	}
+	return s.JetStream.PublishAsync(subject, data, opts...)
+}
+
+// TestPublishWaitsWhenStalled: a round whose publications find the
+// client's outstanding ones full waits for room and publishes every value,
+// instead of failing.
+func TestPublishWaitsWhenStalled(t *testing.T) {
+	st := &stalling{}
+	_, js, _, eng := natsEngine(t, 41, "test_stalled", "dossier", func(js jetstream.JetStream) jetstream.JetStream {
+		st.JetStream = js
+		return st
+	})
+	ctx := context.Background()
+	eng.SetLast(map[kpi.Key]kpi.Value{})
+	eng.SetLeading(true)
+	if err := eng.Recompute(ctx, "dossier"); err != nil {
+		t.Fatalf("the round failed: %v", err)
+	}
+	kv, err := js.KeyValue(ctx, "test_stalled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := st.refused.Load()
+	if want := uint64(st.calls.Load() - refused); refused == 0 || status.Values() != want {
+		t.Fatalf("%d publications refused as stalled, %d values stored, want %d", refused, status.Values(), want)
 	}
 }
