@@ -28,6 +28,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	chPort := fs.Int("clickhouse-port", e.num("IOC_DEMO_CLICKHOUSE_PORT", 19000), "port of the private ClickHouse (IOC_DEMO_CLICKHOUSE_PORT)")
 	s := bindSim(fs, e, false)
 	noSim := fs.Bool("no-sim", false, "do not start the simulator")
+	history := fs.Duration("history", 7*24*time.Hour, "on a fresh data folder, the simulated city starts this long ago and its past is replayed first, as fast as the node takes it (cameras: their last 10 minutes only); 0: start now")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -128,6 +129,16 @@ Press Ctrl-C to stop.
 		simDone <- nil
 	} else {
 		s.url, s.token = a.URL(), tokens["admin"]
+		if *history > 0 && s.scenario == "" && s.start == "" {
+			fresh, err := noEvents(ctx, a)
+			if err != nil {
+				return err
+			}
+			if fresh {
+				s.history, s.historyCameras, s.catchUpRate = *history, 10*time.Minute, max(s.rate, 5000)
+				fmt.Fprintf(stdout, "The data folder is new: the simulator replays the city's last %s first (progress: \"sim progress\" lines, sim_time); the windows fill as it goes.\n\n", span(*history))
+			}
+		}
 		src, rc, err := s.source()
 		if err != nil {
 			return err
@@ -158,4 +169,28 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 func mkdir(dir string) string {
 	_ = os.MkdirAll(dir, 0o755)
 	return dir
+}
+
+// noEvents reports whether the node's database holds no event of the
+// simulated city's families yet (a new data folder).
+func noEvents(ctx context.Context, a *app.App) (bool, error) {
+	db := a.DB()
+	var n uint64
+	q := fmt.Sprintf("SELECT (SELECT count() FROM %s) + (SELECT count() FROM %s) + (SELECT count() FROM %s)",
+		db.Table("dossier_events"), db.Table("feedback_events"), db.Table("camera_events"))
+	if err := db.Conn.QueryRow(ctx, q).Scan(&n); err != nil {
+		return false, fmt.Errorf("counting the events already stored: %w", err)
+	}
+	return n == 0, nil
+}
+
+// span says a duration in days when it is whole days.
+func span(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		if d == 24*time.Hour {
+			return "day"
+		}
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
 }

@@ -28,6 +28,11 @@ type simFlags struct {
 	duration                             time.Duration
 	maxEvents                            int64
 	list                                 bool
+	// history, set by the demo on a fresh data folder: the live city
+	// starts this long ago, replayed at catchUpRate (cameras only for
+	// their last historyCameras).
+	history, historyCameras time.Duration
+	catchUpRate             float64
 }
 
 // bindSim binds the simulator's flags; standalone adds those that say which
@@ -106,6 +111,12 @@ func (s *simFlags) source() (sim.Source, sim.RunConfig, error) {
 			return nil, rc, fmt.Errorf("-start %q: want RFC 3339", s.start)
 		}
 		cfg.Start = t
+	} else if s.history > 0 {
+		now := time.Now().Truncate(time.Second)
+		cfg.Start, cfg.CamerasFrom = now.Add(-s.history), now.Add(-s.historyCameras)
+		// The simulated clock runs as fast as the catch-up rate lets it
+		// until it reaches the wall clock, which it never passes.
+		rc.Speed, rc.CatchUpRate = max(rc.Speed, 1e6), s.catchUpRate
 	}
 	g, err := sim.NewGenerator(cfg, set, cal)
 	if err != nil {

@@ -35,6 +35,11 @@ type Config struct {
 	// Cameras is the number of cameras simulated, taken from the reference
 	// data in id order. Default 0: all of them (721 for HCMC); -1: none.
 	Cameras int
+	// CamerasFrom is the simulated time the cameras start at, when later
+	// than Start: a replay of weeks of dossiers and tickets then carries
+	// only the last minutes of the cameras' far denser stream. Default:
+	// Start.
+	CamerasFrom time.Time
 	// DetectionEvery is the mean interval between two detections of one
 	// camera. Default 5s.
 	DetectionEvery time.Duration
@@ -165,6 +170,10 @@ func NewGenerator(cfg Config, set *refdata.Set, cal *worktime.Calendar) (*Genera
 	start := cfg.Start.In(ict)
 	r := g.rng
 	if cfg.Cameras >= 0 {
+		camStart := start
+		if cfg.CamerasFrom.After(start) {
+			camStart = cfg.CamerasFrom.In(ict).Truncate(time.Second)
+		}
 		n := len(c.cameras)
 		if cfg.Cameras > 0 {
 			n = min(n, cfg.Cameras)
@@ -172,9 +181,9 @@ func NewGenerator(cfg Config, set *refdata.Set, cal *worktime.Calendar) (*Genera
 		for i := range n {
 			s := newCamState(r, &c.cameras[i])
 			phase := time.Duration(r.Int64N(int64(cfg.HeartbeatEvery))).Truncate(time.Second)
-			g.schedule(start.Add(phase), &camHeartbeat{s, cfg.HeartbeatEvery}, false)
+			g.schedule(camStart.Add(phase), &camHeartbeat{s, cfg.HeartbeatEvery}, false)
 			phase = time.Duration(r.Int64N(int64(cfg.DetectionEvery))).Truncate(time.Second)
-			g.schedule(start.Add(phase), &camDetector{s, cfg.DetectionEvery}, false)
+			g.schedule(camStart.Add(phase), &camDetector{s, cfg.DetectionEvery}, false)
 		}
 	}
 	if cfg.DossiersPerDay > 0 && len(c.current) > 0 {

@@ -16,6 +16,11 @@ type RunConfig struct {
 	// Rate is the most events sent per second of wall time (a token
 	// bucket). Default 200.
 	Rate float64
+	// CatchUpRate, when above Rate, is the most events sent per second
+	// while the stream is more than a minute behind the wall clock: a
+	// replay of the past (Start long ago, a high Speed) goes out at this
+	// rate, then the live stream at Rate. Default 0: Rate throughout.
+	CatchUpRate float64
 	// BatchSize is the most events per request, and the token bucket's
 	// capacity: Run never bursts beyond one batch. Default 500.
 	BatchSize int
@@ -62,6 +67,8 @@ func (c RunConfig) Validate() error {
 	switch {
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
 		return fmt.Errorf("Rate %v: must be a positive number of events per second", c.Rate)
+	case c.CatchUpRate < 0 || math.IsNaN(c.CatchUpRate) || math.IsInf(c.CatchUpRate, 0):
+		return fmt.Errorf("CatchUpRate %v: must be a positive number of events per second", c.CatchUpRate)
 	case c.BatchSize < 0 || c.BatchSize > 10_000:
 		return fmt.Errorf("BatchSize %d: must be between 1 and 10000 (intake's limit)", c.BatchSize)
 	case c.Duration < 0:
@@ -76,6 +83,15 @@ func (c RunConfig) Validate() error {
 		return fmt.Errorf("ProgressEvery %v: must not be negative", c.ProgressEvery)
 	}
 	return nil
+}
+
+// rate is the most events per second when the stream has reached the
+// simulated time sim (the last event sent) at wall time now.
+func (c RunConfig) rate(sim, now time.Time) float64 {
+	if c.CatchUpRate > c.Rate && sim.Before(now.Add(-time.Minute)) {
+		return c.CatchUpRate
+	}
+	return c.Rate
 }
 
 // Stats are the totals of a Run.
@@ -191,7 +207,11 @@ func Run(ctx context.Context, rc RunConfig, src Source, snd Sender, log *slog.Lo
 			}
 			return finish(nil)
 		}
-		tokens = min(capacity, tokens+rc.Rate*now.Sub(lastFill).Seconds())
+		rate := rc.rate(st.SimTime, now)
+		if st.Sent == 0 && held != nil {
+			rate = rc.rate(held.Time, now)
+		}
+		tokens = min(capacity, tokens+rate*now.Sub(lastFill).Seconds())
 		lastFill = now
 		limit := min(rc.BatchSize, int(tokens))
 		if rc.MaxEvents > 0 {
@@ -231,7 +251,7 @@ func Run(ctx context.Context, rc RunConfig, src Source, snd Sender, log *slog.Lo
 		// time, or the flush deadline — whichever comes first.
 		wait := 200 * time.Millisecond
 		if tokens < capacity {
-			wait = min(wait, time.Duration((capacity-tokens)/rc.Rate*float64(time.Second)))
+			wait = min(wait, time.Duration((capacity-tokens)/rate*float64(time.Second)))
 		}
 		if held != nil && held.Time.After(sim) {
 			// The wall time at which the simulated clock reaches the event.

@@ -186,6 +186,52 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunCatchesUp: a replay of the past goes out at CatchUpRate until the
+// stream is within a minute of the wall clock, then at Rate.
+func TestRunCatchesUp(t *testing.T) {
+	now := time.Now()
+	rc := RunConfig{Rate: 10, CatchUpRate: 5000}
+	for _, tc := range []struct {
+		sim  time.Time
+		want float64
+	}{
+		{now.Add(-48 * time.Hour), 5000},
+		{now.Add(-61 * time.Second), 5000},
+		{now.Add(-59 * time.Second), 10},
+		{now, 10},
+	} {
+		if got := rc.rate(tc.sim, now); got != tc.want {
+			t.Errorf("stream at %v behind: rate %v, want %v", now.Sub(tc.sim), got, tc.want)
+		}
+	}
+	if got := (RunConfig{Rate: 10, CatchUpRate: 5}).rate(now.Add(-time.Hour), now); got != 10 {
+		t.Errorf("CatchUpRate below Rate: rate %v, want 10", got)
+	}
+	// Ten days of the past (some 60,000 events in testConfig's city) at
+	// 10 events/s would take hours; at the catch-up rate, their first
+	// 3,000 go out at once.
+	set, cal := fixture(t)
+	cfg := testConfig()
+	cfg.Start = now.AddDate(0, 0, -10).Truncate(time.Second)
+	g, err := NewGenerator(cfg, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := Run(ctx, RunConfig{Rate: 10, CatchUpRate: 1e6, Speed: 1e6, MaxEvents: 3000}, g, &countingSender{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil || st.Sent != 3000 {
+		t.Fatalf("sent %d of 3,000 events of the past within a minute, at the catch-up rate", st.Sent)
+	}
+	if st.SimTime.After(time.Now()) || st.SimTime.Before(cfg.Start) {
+		t.Errorf("last event of %v, outside the replayed past", st.SimTime)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		cfg   Config
@@ -205,6 +251,9 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("zero Config: %v", err)
 	}
 	if err := (RunConfig{BatchSize: 20000}).Validate(); err == nil || !strings.Contains(err.Error(), "BatchSize") {
+		t.Errorf("RunConfig: %v", err)
+	}
+	if err := (RunConfig{CatchUpRate: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "CatchUpRate") {
 		t.Errorf("RunConfig: %v", err)
 	}
 }

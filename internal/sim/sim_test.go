@@ -102,6 +102,39 @@ func TestGeneratorEventsValidate(t *testing.T) {
 	}
 }
 
+// TestCamerasFrom: with CamerasFrom after Start, the cameras' events begin
+// there, the dossiers' and tickets' at Start.
+func TestCamerasFrom(t *testing.T) {
+	set, cal := fixture(t)
+	cfg := testConfig()
+	cfg.CamerasFrom = cfg.Start.Add(36 * time.Hour)
+	g, err := NewGenerator(cfg, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, cameras int
+	for {
+		ev, _ := g.Next()
+		if ev.Time.After(cfg.CamerasFrom.Add(time.Hour)) {
+			break
+		}
+		camera := strings.HasPrefix(ev.Type, "vn.ioc.camera.")
+		switch {
+		case camera && ev.Time.Before(cfg.CamerasFrom):
+			t.Fatalf("%s at %v, before CamerasFrom %v", ev.Type, ev.Time, cfg.CamerasFrom)
+		case camera:
+			cameras++
+		case ev.Time.Before(cfg.CamerasFrom):
+			before++
+		}
+	}
+	// 2 cameras, a heartbeat every 10 minutes and a detection every 2
+	// (testConfig): about 70 events in the hour after CamerasFrom.
+	if cameras < 20 || before < 100 {
+		t.Errorf("%d camera events in the hour after CamerasFrom, %d other events before it", cameras, before)
+	}
+}
+
 func TestGeneratorDeterministic(t *testing.T) {
 	set, cal := fixture(t)
 	cfg := testConfig()
