@@ -17,7 +17,7 @@ type RunConfig struct {
 	// bucket). Default 200.
 	Rate float64
 	// CatchUpRate, when above Rate, is the most events sent per second
-	// while the stream is more than a minute behind the wall clock: a
+	// while the stream is more than 10 s behind the wall clock: a
 	// replay of the past (Start long ago, a high Speed) goes out at this
 	// rate, then the live stream at Rate. Default 0: Rate throughout.
 	CatchUpRate float64
@@ -88,7 +88,7 @@ func (c RunConfig) Validate() error {
 // rate is the most events per second when the stream has reached the
 // simulated time sim (the last event sent) at wall time now.
 func (c RunConfig) rate(sim, now time.Time) float64 {
-	if c.CatchUpRate > c.Rate && sim.Before(now.Add(-time.Minute)) {
+	if c.CatchUpRate > c.Rate && sim.Before(now.Add(-10*time.Second)) {
 		return c.CatchUpRate
 	}
 	return c.Rate
