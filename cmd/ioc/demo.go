@@ -28,7 +28,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	chPort := fs.Int("clickhouse-port", e.num("IOC_DEMO_CLICKHOUSE_PORT", 19000), "port of the private ClickHouse (IOC_DEMO_CLICKHOUSE_PORT)")
 	s := bindSim(fs, e, false)
 	noSim := fs.Bool("no-sim", false, "do not start the simulator")
-	history := fs.Duration("history", 7*24*time.Hour, "on a fresh data folder, the simulated city starts this long ago and its past is replayed first, as fast as the node takes it (cameras: their last 10 minutes only); 0: start now")
+	history := fs.Duration("history", 7*24*time.Hour, "on a fresh data folder, the simulated city starts this long ago and its past is replayed first, as fast as the node takes it (cameras: their last 2 minutes only); 0: start now")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,7 +135,10 @@ Press Ctrl-C to stop.
 				return err
 			}
 			if fresh {
-				s.history, s.historyCameras, s.catchUpRate = *history, 10*time.Minute, max(s.rate, 5000)
+				// The cameras' last 2 minutes: under the 10 minutes after
+				// which a camera heard from counts as silent (alert rule
+				// camera.silent), so the replay raises no such alert.
+				s.history, s.historyCameras, s.catchUpRate = *history, 2*time.Minute, max(s.rate, 5000)
 				fmt.Fprintf(stdout, "The data folder is new: the simulator replays the city's last %s first (progress: \"sim progress\" lines, sim_time); the windows fill as it goes.\n\n", span(*history))
 			}
 		}
