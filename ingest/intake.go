@@ -245,7 +245,7 @@ func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, 
 		}
 		msg := &nats.Msg{Subject: streamSubjectPrefix + c.family + ".chunk", Data: c.body,
 			Header: nats.Header{jetstream.MsgIDHeader: []string{"chunk/" + hex.EncodeToString(h.Sum(nil))}}}
-		f, err := publishMsgAsync(ctx, in.js, msg)
+		f, err := PublishMsgAsync(ctx, in.js, msg)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -292,11 +292,11 @@ func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, 
 	return res, nil
 }
 
-// publishMsgAsync publishes without waiting for the acknowledgement. When
+// PublishMsgAsync publishes without waiting for the acknowledgement. When
 // the client holds its most outstanding publications (acknowledgements
 // lagging behind a burst), it waits for room until ctx ends instead of
-// refusing the events.
-func publishMsgAsync(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) (jetstream.PubAckFuture, error) {
+// failing.
+func PublishMsgAsync(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) (jetstream.PubAckFuture, error) {
 	for {
 		f, err := js.PublishMsgAsync(msg)
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {

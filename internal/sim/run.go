@@ -85,8 +85,8 @@ func (c RunConfig) Validate() error {
 	return nil
 }
 
-// rate is the most events per second when the stream has reached the
-// simulated time sim (the last event sent) at wall time now.
+// rate is the most events per second when the stream is at the simulated
+// time sim (its next event, or the last one sent) at wall time now.
 func (c RunConfig) rate(sim, now time.Time) float64 {
 	if c.CatchUpRate > c.Rate && sim.Before(now.Add(-10*time.Second)) {
 		return c.CatchUpRate
@@ -207,10 +207,11 @@ func Run(ctx context.Context, rc RunConfig, src Source, snd Sender, log *slog.Lo
 			}
 			return finish(nil)
 		}
-		rate := rc.rate(st.SimTime, now)
-		if st.Sent == 0 && held != nil {
-			rate = rc.rate(held.Time, now)
+		pos := st.SimTime // where the stream is: its next event, or its last
+		if held != nil {
+			pos = held.Time
 		}
+		rate := rc.rate(pos, now)
 		tokens = min(capacity, tokens+rate*now.Sub(lastFill).Seconds())
 		lastFill = now
 		limit := min(rc.BatchSize, int(tokens))

@@ -234,26 +234,21 @@ type goWorking struct {
 
 // lookupTerms are the numerator and denominator sums of the KPIs, n<i> and
 // d<i>, for a lookup of entities, then the columns of the terms of the
-// numerators measured in Go, in the order of work.
+// numerators measured in Go, in the order of work (whose SQL expansion is
+// then never built).
 func (e *Engine) lookupTerms(kpis []*KPI) (terms []string, work []goWorking, cal *worktime.Calendar) {
-	terms = e.sumTerms(kpis)
-	if e.b.Calendar == nil {
-		return terms, nil, nil
-	}
-	if cal = e.b.Calendar(); cal == nil {
-		return terms, nil, nil
+	if e.b.Calendar != nil {
+		cal = e.b.Calendar()
 	}
 	var extra []string
 	for i, k := range kpis {
 		wt, ok := workingTerms(k.Numerator)
-		if !ok {
+		if !ok || cal == nil {
+			terms = append(terms, e.sumPair(k, i)...)
 			continue
 		}
-		cond := "1"
-		if k.Filter != "" {
-			cond = "(" + e.b.expand(k.Filter, time.Time{}) + ")"
-		}
-		terms[2*i] = fmt.Sprintf("sumIf(toInt64(1), %s) AS n%d", cond, i)
+		cond := e.filterCond(k)
+		terms = append(terms, fmt.Sprintf("sumIf(toInt64(1), %s) AS n%d", cond, i), fmt.Sprintf("sumIf(%s, %s) AS d%d", e.b.denTerm(k, time.Time{}), cond, i))
 		w := goWorking{kpi: i, terms: wt}
 		for j, t := range wt {
 			extra = append(extra, fmt.Sprintf("any(%s) AS ws_from%d_%d", t.from, i, j), fmt.Sprintf("any(%s) AS ws_to%d_%d", t.to, i, j))

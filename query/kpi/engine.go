@@ -756,6 +756,8 @@ func (e *Engine) send(family string, vals map[Key]Value, computed map[string]boo
 		}
 	}
 	var futures []sent
+	stallCtx, cancel := context.WithTimeout(context.Background(), publishStall)
+	defer cancel()
 	for k, v := range vals {
 		old, seen := e.last.get(k)
 		if seen && old.sameAs(v) {
@@ -774,7 +776,7 @@ func (e *Engine) send(family string, vals map[Key]Value, computed map[string]boo
 		if kp, _ := e.cat.KPI(k.KPI); inRatesBucket(kp) {
 			bucket = e.cfg.Store.RatesBucket
 		}
-		f, err := e.publishAsync("$KV."+bucket+"."+k.bucketKey(), b)
+		f, err := ingest.PublishMsgAsync(stallCtx, e.js, &nats.Msg{Subject: "$KV." + bucket + "." + k.bucketKey(), Data: b})
 		if err != nil {
 			return futures, fmt.Errorf("publish %s: %w", k.bucketKey(), err)
 		}
@@ -783,26 +785,8 @@ func (e *Engine) send(family string, vals map[Key]Value, computed map[string]boo
 	return futures, nil
 }
 
-// publishStall bounds how long a publication waits for room among the
-// client's outstanding ones.
+// publishStall bounds how long a round's publications wait, in all, for
+// room among the client's outstanding ones (a round that changes tens of
+// thousands of keys, as at midnight or after a backfill, beside the other
+// families'), instead of failing the round.
 const publishStall = 30 * time.Second
-
-// publishAsync publishes a value without waiting for its acknowledgement.
-// When the stream's acknowledgements lag so far that the client holds its
-// most outstanding publications (a round that changes tens of thousands of
-// keys, as at midnight or after a backfill, beside the other families'),
-// it waits for them, up to publishStall in all, instead of failing the
-// round.
-func (e *Engine) publishAsync(subject string, b []byte) (jetstream.PubAckFuture, error) {
-	deadline := time.Now().Add(publishStall)
-	for {
-		f, err := e.js.PublishAsync(subject, b)
-		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || time.Now().After(deadline) {
-			return f, err
-		}
-		select {
-		case <-e.js.PublishAsyncComplete():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}

@@ -226,12 +226,22 @@ func addSums(total map[string][]int64, u string, v []int64, sign int64) {
 func (e *Engine) sumTerms(kpis []*KPI) []string {
 	var out []string
 	for i, k := range kpis {
-		num, den, _ := e.b.rowTerms(k, Span{})
-		cond := "1"
-		if k.Filter != "" {
-			cond = "(" + e.b.expand(k.Filter, time.Time{}) + ")"
-		}
-		out = append(out, fmt.Sprintf("sumIf(%s, %s) AS n%d", num, cond, i), fmt.Sprintf("sumIf(%s, %s) AS d%d", den, cond, i))
+		out = append(out, e.sumPair(k, i)...)
 	}
 	return out
+}
+
+// sumPair is the KPI's numerator and denominator sums, n<i> and d<i>.
+func (e *Engine) sumPair(k *KPI, i int) []string {
+	num, den, _ := e.b.rowTerms(k, Span{})
+	cond := e.filterCond(k)
+	return []string{fmt.Sprintf("sumIf(%s, %s) AS n%d", num, cond, i), fmt.Sprintf("sumIf(%s, %s) AS d%d", den, cond, i)}
+}
+
+// filterCond is a KPI's row filter as a condition ("1" without one).
+func (e *Engine) filterCond(k *KPI) string {
+	if k.Filter == "" {
+		return "1"
+	}
+	return "(" + e.b.expand(k.Filter, time.Time{}) + ")"
 }

@@ -56,13 +56,18 @@ func (b *Builder) rowTerms(k *KPI, s Span) (num, den, cond string) {
 	return b.rowTermsFiltered(k, s, k.Filter)
 }
 
+// denTerm is the per-row denominator of a KPI at the instant at.
+func (b *Builder) denTerm(k *KPI, at time.Time) string {
+	if k.Denominator == "" {
+		return "toInt64(1)"
+	}
+	return "toInt64(" + b.expand(k.Denominator, at) + ")"
+}
+
 // rowTermsFiltered are the row terms with filter in place of the KPI's.
 func (b *Builder) rowTermsFiltered(k *KPI, s Span, filter string) (num, den, cond string) {
 	num = "toInt64(" + b.expand(k.Numerator, s.At) + ")"
-	den = "toInt64(1)"
-	if k.Denominator != "" {
-		den = "toInt64(" + b.expand(k.Denominator, s.At) + ")"
-	}
+	den = b.denTerm(k, s.At)
 	var conds []string
 	if !k.Instant() {
 		conds = append(conds, k.Time+" >= "+b.literal(s.From), k.Time+" < "+b.literal(s.To))

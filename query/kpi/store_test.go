@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vn-ioc/ioc/internal/testenv"
@@ -212,12 +213,12 @@ type stalling struct {
 	calls, refused atomic.Int64
 }
 
-func (s *stalling) PublishAsync(subject string, data []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+func (s *stalling) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
 	if n := s.calls.Add(1); n%100 == 1 && s.refused.Load() < 20 {
 		s.refused.Add(1)
 		return nil, jetstream.ErrTooManyStalledMsgs
 	}
-	return s.JetStream.PublishAsync(subject, data, opts...)
+	return s.JetStream.PublishMsgAsync(m, opts...)
 }
 
 // TestPublishWaitsWhenStalled: a round whose publications find the
