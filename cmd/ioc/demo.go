@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/chlocal"
 	"github.com/vn-ioc/ioc/internal/sim"
+	"github.com/vn-ioc/ioc/query/alert"
 )
 
 // runDemo runs everything on this machine: a private ClickHouse under the
@@ -129,22 +131,31 @@ Press Ctrl-C to stop.
 		simDone <- nil
 	} else {
 		s.url, s.token = a.URL(), tokens["admin"]
+		replay := false
 		if *history > 0 && s.scenario == "" && s.start == "" {
-			fresh, err := noEvents(ctx, a)
-			if err != nil {
+			if replay, err = noEvents(ctx, a); err != nil {
 				return err
 			}
-			if fresh {
+			if replay {
 				// The cameras' last 2 minutes: under the 10 minutes after
 				// which a camera heard from counts as silent (alert rule
 				// camera.silent), so the replay raises no such alert.
 				s.history, s.historyCameras, s.catchUpRate = *history, 2*time.Minute, max(s.rate, 5000)
-				fmt.Fprintf(stdout, "The data folder is new: the simulator replays the city's last %s first (progress: \"sim progress\" lines, sim_time); the windows fill as it goes.\n\n", span(*history))
+				fmt.Fprintf(stdout, "The data folder is new: the simulator replays the city's last %s first (progress: \"sim progress\" lines, sim_time); the windows fill as it goes, and the alert rules are held until it is done.\n\n", span(*history))
 			}
+		}
+		if err := holdForReplay(ctx, a, replay, log); err != nil {
+			return err
 		}
 		src, rc, err := s.source()
 		if err != nil {
 			return err
+		}
+		if replay {
+			rc.CaughtUp = func(st sim.Stats) {
+				log.Info("replay sent; the alert rules resume once it is stored and the KPIs caught up", "events", st.Sent, "took", st.Elapsed.Round(time.Second))
+				go liftReplayHold(ctx, a, log)
+			}
 		}
 		go func() {
 			st, err := sim.Run(ctx, rc, src, &sim.HTTPSender{URL: s.url, Token: s.token}, log.With("component", "sim"))
@@ -172,6 +183,48 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 func mkdir(dir string) string {
 	_ = os.MkdirAll(dir, 0o755)
 	return dir
+}
+
+// demoHolder is the name a replay's hold on the alert rules is set by.
+const demoHolder = "ioc demo"
+
+// holdForReplay holds the alert rules while a replay of the simulated
+// city's past comes in: judged against the wall clock halfway through the
+// replay, every ticket resolved later in the week is overdue. Without a
+// replay it lifts a hold an earlier replay left (a demo stopped during
+// its replay); a hold set by someone else stays.
+func holdForReplay(ctx context.Context, a *app.App, replay bool, log *slog.Logger) error {
+	st := a.AlertStore()
+	if replay {
+		_, err := st.SetHold(ctx, alert.Hold{Reason: "replaying the simulated city's past", By: demoHolder, Until: time.Now().Add(time.Hour)})
+		return err
+	}
+	h, err := st.Hold(ctx)
+	if err != nil || h == nil || h.By != demoHolder {
+		return err
+	}
+	log.Info("lifting the hold on the alert rules an interrupted replay left", "since", h.Since)
+	return st.LiftHold(ctx)
+}
+
+// liftReplayHold lifts the replay's hold once the node has stored the
+// replayed events and the KPI engine has caught up with them (at most 10
+// minutes on; the hold itself ends within the hour).
+func liftReplayHold(ctx context.Context, a *app.App, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	err := a.Settle(sctx, 5*time.Second)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		log.Warn("the replay is not all stored after 10 minutes; lifting the hold on the alert rules anyway", "err", err)
+	}
+	if err := a.AlertStore().LiftHold(ctx); err != nil {
+		log.Warn("lift the hold on the alert rules", "err", err)
+		return
+	}
+	log.Info("replay stored and the KPIs caught up: alert rules resumed")
 }
 
 // noEvents reports whether the node's database holds no event of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -295,4 +296,121 @@ var _ stream.RPCHandler = wsSession{}
 // allowAlertChannel checks a channel alerts:<unit>.
 func (s wsSession) allowAlertChannel(channel string) error {
 	return wsError(s.s.allowAlerts(strings.TrimPrefix(channel, alert.ChannelPrefix)))
+}
+
+// holdState is the answer of /alerts/hold: whether a hold suspends the
+// rules, and the hold set (also when it has expired and not been lifted).
+type holdState struct {
+	Held bool        `json:"held"`
+	Hold *alert.Hold `json:"hold,omitempty"`
+}
+
+func (a *App) holdState(ctx context.Context) (holdState, error) {
+	h, err := a.alertStore.Hold(ctx)
+	if err != nil {
+		return holdState{}, api.Errorf(api.EUNAVAILABLE, err.Error())
+	}
+	return holdState{Held: h.InForce(time.Now()), Hold: h}, nil
+}
+
+func (a *App) handleAlertHold(w http.ResponseWriter, r *http.Request) {
+	st, err := a.holdState(r.Context())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, st)
+}
+
+// holdBody is the body of PUT /alerts/hold: a reason and either how long
+// ("for", a Go duration) or until when (RFC 3339).
+type holdBody struct {
+	Reason string    `json:"reason"`
+	For    string    `json:"for"`
+	Until  time.Time `json:"until"`
+}
+
+func (a *App) handleAlertHoldPut(w http.ResponseWriter, r *http.Request) {
+	var body holdBody
+	dec := json.NewDecoder(io.LimitReader(r.Body, 8<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		api.WriteError(w, r, api.Errorf(api.EINVALID, `body: want {"reason": "…", "for": "2h"} or {"reason": "…", "until": "RFC 3339 time"}: `+strings.TrimPrefix(err.Error(), "json: ")))
+		return
+	}
+	h := alert.Hold{Reason: body.Reason, By: actor(auth.FromContext(r.Context())), Until: body.Until}
+	switch {
+	case body.For != "" && !body.Until.IsZero():
+		api.WriteError(w, r, api.Errorf(api.EINVALID, "for, until: give one of them, not both"))
+		return
+	case body.For != "":
+		d, err := time.ParseDuration(body.For)
+		if err != nil || d <= 0 {
+			api.WriteError(w, r, api.Errorf(api.EINVALID, "for "+strconv.Quote(body.For)+": want a positive duration such as 90m or 2h"))
+			return
+		}
+		h.Until = time.Now().Add(d)
+	case body.Until.IsZero():
+		api.WriteError(w, r, api.Errorf(api.EINVALID, "for, until: one of them is required (a hold always ends)"))
+		return
+	}
+	if err := h.Validate(time.Now()); err != nil {
+		api.WriteError(w, r, api.Errorf(api.EINVALID, err.Error()))
+		return
+	}
+	set, err := a.alertStore.SetHold(r.Context(), h)
+	if err != nil {
+		api.WriteError(w, r, api.Errorf(api.EUNAVAILABLE, err.Error()))
+		return
+	}
+	a.log.Info("alert rules hold set", "by", set.By, "reason", set.Reason, "until", set.Until)
+	api.WriteJSON(w, http.StatusOK, holdState{Held: true, Hold: set})
+}
+
+func (a *App) handleAlertHoldDelete(w http.ResponseWriter, r *http.Request) {
+	if err := a.alertStore.LiftHold(r.Context()); err != nil {
+		api.WriteError(w, r, api.Errorf(api.EUNAVAILABLE, err.Error()))
+		return
+	}
+	a.log.Info("alert rules hold lifted", "by", actor(auth.FromContext(r.Context())))
+	api.WriteJSON(w, http.StatusOK, holdState{})
+}
+
+// AlertStore keeps the alerts and the hold on the rules.
+func (a *App) AlertStore() *alert.Store { return a.alertStore }
+
+// Settle waits until the events JetStream held when it was called are all
+// in ClickHouse (the ingest stream drained past its last message then) and
+// this node's KPI engine is within maxLag of its commits in every family,
+// at two looks a second apart (the second lets the last commit notices
+// arrive). Other events may keep coming meanwhile. It returns ctx's error
+// if ctx ends first.
+func (a *App) Settle(ctx context.Context, maxLag time.Duration) error {
+	info, err := a.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest stream: %w", err)
+	}
+	upTo := info.State.LastSeq
+	for ok := 0; ok < 2; {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		ok++
+		if info, err := a.stream.Info(ctx); err != nil || (info.State.Msgs > 0 && info.State.FirstSeq <= upTo) {
+			ok = 0
+			continue
+		}
+		lag, leading := a.engine.Lag()
+		if !leading {
+			ok = 0
+		}
+		for _, d := range lag {
+			if d > maxLag {
+				ok = 0
+			}
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/query"
 	"github.com/vn-ioc/ioc/query/alert"
 )
@@ -396,4 +397,50 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// The hold on the alert rules over REST: set by an admin with a reason and
+// an end, read by any reader, refused to others with the field named;
+// lifted, the rules are judged at once and an overdue ticket that came in
+// under the hold is raised.
+func TestAlertHoldAPI(t *testing.T) {
+	a, toks := alertNode(t)
+	wall, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleWall, Dashboard: "city"}, "wall-1", time.Hour)
+	leader, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleLeader, Unit: "26740"}, "chair", time.Hour)
+	const path = "/api/v1/alerts/hold"
+	for _, tc := range []struct {
+		name, token, method, body string
+		code                      int
+		want                      string
+	}{
+		{"none", wall, "GET", "", 200, `{"held":false}`},
+		{"analyst sets", toks["analyst"], "PUT", `{"reason":"x","for":"1h"}`, 403, ""},
+		{"leader lifts", leader, "DELETE", "", 403, ""},
+		{"no end", toks["admin"], "PUT", `{"reason":"backfill"}`, 400, "for, until: one of them is required"},
+		{"both ends", toks["admin"], "PUT", `{"reason":"backfill","for":"1h","until":"2099-01-01T00:00:00Z"}`, 400, "not both"},
+		{"bad for", toks["admin"], "PUT", `{"reason":"backfill","for":"soon"}`, 400, `for \"soon\"`},
+		{"past", toks["admin"], "PUT", `{"reason":"backfill","until":"2020-01-01T00:00:00Z"}`, 400, "must be in the future"},
+		{"too long", toks["admin"], "PUT", `{"reason":"backfill","for":"200h"}`, 400, "at most 168h0m0s ahead"},
+		{"no reason", toks["admin"], "PUT", `{"for":"1h"}`, 400, "reason: required"},
+		{"unknown field", toks["admin"], "PUT", `{"reason":"backfill","for":"1h","scope":"79"}`, 400, "unknown field"},
+		{"set", toks["admin"], "PUT", `{"reason":"backfill of 2024","for":"1h"}`, 200, `"held":true`},
+		{"read", wall, "GET", "", 200, `"reason":"backfill of 2024","by":"admin (admin)"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := call(t, tc.method, a.URL()+path, tc.token, "application/json", tc.body)
+			if code != tc.code || !strings.Contains(body, tc.want) {
+				t.Fatalf("%d %s; want %d with %q", code, body, tc.code, tc.want)
+			}
+		})
+	}
+	now := time.Now().Truncate(time.Second)
+	postEvents(t, a, toks["ingest"], event("feedback.received", "HOLD-T1", now.Add(-3*24*time.Hour),
+		`{"channel":"zalo","category":"traffic","unit":"26740","due_at":"`+now.Add(-time.Hour).Format(time.RFC3339)+`"}`))
+	if code, body := call(t, "DELETE", a.URL()+path, toks["admin"], "", ""); code != 200 || body != "{\"held\":false}\n" {
+		t.Fatalf("lift: %d %s", code, body)
+	}
+	testenv.Eventually(t, 60*time.Second, "HOLD-T1 raised once the hold was lifted", func() (bool, error) {
+		code, body := call(t, "GET", a.URL()+"/api/v1/alerts?rule=tickets.overdue", toks["analyst"], "", "")
+		return code == 200 && strings.Contains(body, `"subject":"HOLD-T1"`), nil
+	})
 }

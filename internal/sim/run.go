@@ -42,6 +42,10 @@ type RunConfig struct {
 	FlushEvery time.Duration
 	// ProgressEvery is the interval of the progress log line. Default 10s.
 	ProgressEvery time.Duration
+	// CaughtUp, when set, is called once, the first time the stream is
+	// within 10 s of the wall clock with every event before it answered
+	// by the sender: the end of a replay of the past. Run waits for it.
+	CaughtUp func(Stats)
 }
 
 func (c *RunConfig) setDefaults() {
@@ -85,10 +89,13 @@ func (c RunConfig) Validate() error {
 	return nil
 }
 
+// catchUpLag: a stream further behind the wall clock is catching up.
+const catchUpLag = 10 * time.Second
+
 // rate is the most events per second when the stream is at the simulated
 // time sim (its next event, or the last one sent) at wall time now.
 func (c RunConfig) rate(sim, now time.Time) float64 {
-	if c.CatchUpRate > c.Rate && sim.Before(now.Add(-10*time.Second)) {
+	if c.CatchUpRate > c.Rate && sim.Before(now.Add(-catchUpLag)) {
 		return c.CatchUpRate
 	}
 	return c.Rate
@@ -210,6 +217,11 @@ func Run(ctx context.Context, rc RunConfig, src Source, snd Sender, log *slog.Lo
 		pos := st.SimTime // where the stream is: its next event, or its last
 		if held != nil {
 			pos = held.Time
+		}
+		if rc.CaughtUp != nil && len(batch) == 0 && !pos.IsZero() && !pos.Before(now.Add(-catchUpLag)) {
+			st.Elapsed = now.Sub(begin)
+			rc.CaughtUp(st)
+			rc.CaughtUp = nil
 		}
 		rate := rc.rate(pos, now)
 		tokens = min(capacity, tokens+rate*now.Sub(lastFill).Seconds())

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -229,6 +230,46 @@ func TestRunCatchesUp(t *testing.T) {
 	}
 	if st.SimTime.After(time.Now()) || st.SimTime.Before(cfg.Start) {
 		t.Errorf("last event of %v, outside the replayed past", st.SimTime)
+	}
+}
+
+// sliceSource hands out its events in order.
+type sliceSource []Event
+
+func (s *sliceSource) Next() (Event, bool) {
+	if len(*s) == 0 {
+		return Event{}, false
+	}
+	ev := (*s)[0]
+	*s = (*s)[1:]
+	return ev, true
+}
+
+// TestRunCallsCaughtUp: CaughtUp is called once, when the replayed past
+// has all been answered and before the first event of the live stream.
+func TestRunCallsCaughtUp(t *testing.T) {
+	now := time.Now()
+	var src sliceSource
+	for i := range 100 { // the past, an hour to 30 s ago
+		src = append(src, Event{ID: fmt.Sprint(i), Source: "s", Type: typeDossierReceived, Subject: "d",
+			Time: now.Add(-time.Hour + time.Duration(i)*time.Minute/2), Data: json.RawMessage(`{}`)})
+	}
+	for i := range 2 { // live
+		src = append(src, Event{ID: fmt.Sprint("live", i), Source: "s", Type: typeDossierReceived, Subject: "d",
+			Time: now.Add(time.Duration(i+1) * 300 * time.Millisecond), Data: json.RawMessage(`{}`)})
+	}
+	snd := &countingSender{}
+	var calls []int64
+	rc := RunConfig{Rate: 10, CatchUpRate: 1e6, Speed: 1e6, BatchSize: 30, FlushEvery: 50 * time.Millisecond,
+		CaughtUp: func(st Stats) { calls = append(calls, st.Sent, int64(snd.n)) }}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := Run(ctx, rc, &src, snd, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil || st.Sent != 102 {
+		t.Fatalf("sent %d: %v", st.Sent, err)
+	}
+	if len(calls) != 2 || calls[0] != 100 || calls[1] != 100 {
+		t.Fatalf("CaughtUp calls (sent, answered): %v; want one, after the 100 events of the past", calls)
 	}
 }
 

@@ -287,10 +287,32 @@ func (e *Evaluator) lead(ctx context.Context) error {
 	}
 	defer sub.Unsubscribe()
 
-	// KPI values: every key once, then the changes.
-	values := make(chan kpi.Value, 4096)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	defer e.m.held.Set(0)
+	// The hold on the rules: as it is, then its changes (the latest wins).
+	holds := make(chan *Hold, 1)
+	holdErr := make(chan error, 1)
+	go func() {
+		holdErr <- e.d.Store.WatchHold(wctx, func(h *Hold) {
+			select {
+			case <-holds:
+			default:
+			}
+			holds <- h
+		})
+	}()
+	var hold *Hold
+	select {
+	case hold = <-holds:
+	case err := <-holdErr:
+		return fmt.Errorf("watch the alert hold: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+
+	// KPI values: every key once, then the changes.
+	values := make(chan kpi.Value, 4096)
 	watchErr := make(chan error, 1)
 	watching := make(chan struct{})
 	go func() {
@@ -320,19 +342,30 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		}
 		return fmt.Errorf("watch kpi values: %w", err)
 	}
-	actx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
-	all, err := e.d.KPIs.All(actx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("read kpi values: %w", err)
+	// Every rule judged against the data as it is: at the start, and when
+	// a hold ends.
+	judgeAll := func() error {
+		actx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
+		all, err := e.d.KPIs.All(actx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read kpi values: %w", err)
+		}
+		at := e.now()
+		for _, v := range all {
+			if e.watched(v.Key) {
+				e.judge(v, at)
+			}
+		}
+		e.evaluate(ctx, nil, nil)
+		return nil
 	}
-	at := e.now()
-	for _, v := range all {
-		if e.watched(v.Key) {
-			e.judge(v, at)
+	held, expiry := e.applyHold(hold, false)
+	if !held {
+		if err := judgeAll(); err != nil {
+			return err
 		}
 	}
-	e.evaluate(ctx, nil, nil)
 
 	tick := time.NewTicker(e.cfg.Interval)
 	defer tick.Stop()
@@ -343,13 +376,32 @@ func (e *Evaluator) lead(ctx context.Context) error {
 			return ctx.Err()
 		case err := <-watchErr:
 			return fmt.Errorf("watch kpi values: %w", err)
+		case err := <-holdErr:
+			if err == nil {
+				err = errors.New("ended")
+			}
+			return fmt.Errorf("watch the alert hold: %w", err)
+		case hold = <-holds:
+			was := held
+			if held, expiry = e.applyHold(hold, held); was && !held {
+				if err := judgeAll(); err != nil {
+					return err
+				}
+			}
+		case <-expiry:
+			if held, expiry = e.applyHold(hold, held); !held {
+				if err := judgeAll(); err != nil {
+					return err
+				}
+			}
 		case v := <-values:
-			e.judge(v, e.now())
 		drain:
 			for {
-				select {
-				case v := <-values:
+				if !held {
 					e.judge(v, e.now())
+				}
+				select {
+				case v = <-values:
 				default:
 					break drain
 				}
@@ -358,7 +410,9 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		case c := <-acks:
 			c.reply(e.ack(ctx, c.req))
 		case <-tick.C:
-			e.evaluate(ctx, nil, nil)
+			if !held {
+				e.evaluate(ctx, nil, nil)
+			}
 		case <-e.wake:
 			if debounce == nil {
 				debounce = time.After(e.cfg.Debounce)
@@ -369,9 +423,31 @@ func (e *Evaluator) lead(ctx context.Context) error {
 			fams, touched := e.dirty, e.touched
 			e.dirty, e.touched = map[string]bool{}, map[string]map[string]bool{}
 			e.mu.Unlock()
-			e.evaluate(ctx, fams, touched)
+			if !held {
+				e.evaluate(ctx, fams, touched)
+			}
 		}
 	}
+}
+
+// applyHold says whether the hold suspends the rules now and, when it
+// does, when it ends by itself; it logs a change from was.
+func (e *Evaluator) applyHold(h *Hold, was bool) (held bool, expiry <-chan time.Time) {
+	now := e.now()
+	held = h.InForce(now)
+	switch {
+	case held:
+		expiry = time.After(h.Until.Sub(now))
+		e.d.Log.Info("alert rules held", "reason", h.Reason, "by", h.By, "until", h.Until)
+		e.m.held.Set(1)
+	case was && h != nil:
+		e.d.Log.Info("alert rules resumed: the hold expired", "reason", h.Reason, "until", h.Until)
+		e.m.held.Set(0)
+	case was:
+		e.d.Log.Info("alert rules resumed: the hold was lifted")
+		e.m.held.Set(0)
+	}
+	return held, expiry
 }
 
 // watched reports whether a threshold rule follows the key.

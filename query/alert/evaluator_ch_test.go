@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/ingest/refdata"
@@ -20,16 +23,20 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// A commit wakes an evaluation that may run before the KPI engine has
-// written the commit's entities to kpi_open (the engine does it in its own
-// round). The evaluation reads the commit's subjects as well, so a ticket
-// the commit made overdue raises its alert then — here kpi_open never
-// holds it, and the evaluator's interval is an hour: only the commit's
-// evaluation can raise it. A ticket that no commit names stays unread
-// until kpi_open holds it.
-func TestCommitSubjectsAreEvaluatedBeforeKPIOpenHasThem(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// ticketEnv: a real ClickHouse and NATS, the overdue-ticket rule alone,
+// the KPI store and the alert store.
+type ticketEnv struct {
+	db    *query.DB
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	cal   *worktime.Calendar
+	rules *alert.Rules
+	kpis  *kpi.Store
+	store *alert.Store
+}
+
+func newTicketEnv(ctx context.Context, t *testing.T) *ticketEnv {
+	t.Helper()
 	db, _ := testenv.ClickHouse(t)
 	_, nc := testenv.NATS(t)
 	js, err := jetstream.New(nc)
@@ -60,6 +67,59 @@ func TestCommitSubjectsAreEvaluatedBeforeKPIOpenHasThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &ticketEnv{db: db, nc: nc, js: js, cal: cal, rules: rules, kpis: kpis, store: store}
+}
+
+// evaluator starts an evaluator of the environment's rule; it stops, and
+// must have ended without error, when the test ends.
+func (env *ticketEnv) evaluator(ctx context.Context, t *testing.T, cfg alert.Config, reg prometheus.Registerer) {
+	t.Helper()
+	ev, err := alert.NewEvaluator(cfg, env.rules, alert.Deps{
+		DB: env.db, Store: env.store, NC: env.nc, JS: env.js, KPIs: env.kpis,
+		UnitKind: func(string) (string, bool) { return "ward", true },
+		Calendar: func() *worktime.Calendar { return env.cal },
+		Reg:      reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ev.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("evaluator: %v", err)
+		}
+	})
+}
+
+// open: the subjects of the open alerts.
+func (env *ticketEnv) open(ctx context.Context, t *testing.T) map[string]bool {
+	t.Helper()
+	as, err := env.store.List(ctx, alert.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, a := range as {
+		m[a.Subject] = true
+	}
+	return m
+}
+
+// A commit wakes an evaluation that may run before the KPI engine has
+// written the commit's entities to kpi_open (the engine does it in its own
+// round). The evaluation reads the commit's subjects as well, so a ticket
+// the commit made overdue raises its alert then — here kpi_open never
+// holds it, and the evaluator's interval is an hour: only the commit's
+// evaluation can raise it. A ticket that no commit names stays unread
+// until kpi_open holds it.
+func TestCommitSubjectsAreEvaluatedBeforeKPIOpenHasThem(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := newTicketEnv(ctx, t)
+	db, nc := env.db, env.nc
 	// A generation of kpi_open for the feedback family that holds neither
 	// ticket: the rule looks its candidates up there.
 	gen := time.Now().UnixNano()
@@ -74,33 +134,8 @@ func TestCommitSubjectsAreEvaluatedBeforeKPIOpenHasThem(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ev, err := alert.NewEvaluator(alert.Config{Interval: time.Hour, Debounce: 10 * time.Millisecond, LeaderTTL: time.Second}, rules, alert.Deps{
-		DB: db, Store: store, NC: nc, JS: js, KPIs: kpis,
-		UnitKind: func(string) (string, bool) { return "ward", true },
-		Calendar: func() *worktime.Calendar { return cal },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- ev.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("evaluator: %v", err)
-		}
-	}()
-	open := func() map[string]bool {
-		as, err := store.List(ctx, alert.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]bool{}
-		for _, a := range as {
-			m[a.Subject] = true
-		}
-		return m
-	}
+	env.evaluator(ctx, t, alert.Config{Interval: time.Hour, Debounce: 10 * time.Millisecond, LeaderTTL: time.Second}, nil)
+	open := func() map[string]bool { return env.open(ctx, t) }
 	b, _ := json.Marshal(ingest.CommitNotice{Family: ingest.FamilyFeedback, Subjects: []string{"T-NAMED"}})
 	// Notices until the evaluator leads and has evaluated one (it may take
 	// the lease after the first).
@@ -113,5 +148,135 @@ func TestCommitSubjectsAreEvaluatedBeforeKPIOpenHasThem(t *testing.T) {
 	})
 	if got := open(); got["T-UNNAMED"] {
 		t.Errorf("T-UNNAMED raised although neither kpi_open nor a commit names it: %v", got)
+	}
+}
+
+// TestHoldSuspendsTheRules: while a hold is in force the evaluator judges
+// no rule (its interval passes, commits wake it, an overdue ticket stays
+// unraised); when the hold expires, or is lifted, every rule is judged at
+// once.
+func TestHoldSuspendsTheRules(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := newTicketEnv(ctx, t)
+	db, nc, store := env.db, env.nc, env.store
+	now := time.Now().Truncate(time.Second)
+	// overdue stores an overdue open ticket and a generation of kpi_open
+	// that holds it and those before, where the rule finds its candidates.
+	var overdue []string
+	addOverdue := func(id string) {
+		t.Helper()
+		overdue = append(overdue, id)
+		q := fmt.Sprintf("INSERT INTO %s.feedback_events (source, id, type, subject, time, accepted_at, unit, channel, category, due_at) SELECT 'test', %s, 'received', %s, toDateTime(%d), toDateTime(%d), '26740', 'zalo', 'traffic', toDateTime(%d)",
+			db.Database(), query.Quote("r-"+id), query.Quote(id), now.Add(-3*24*time.Hour).Unix(), now.Unix(), now.Add(-time.Hour).Unix())
+		if err := db.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]string, len(overdue))
+		for i, o := range overdue {
+			ids[i] = query.Quote(o)
+		}
+		q = fmt.Sprintf("INSERT INTO %s.kpi_open (family, gen, id, unit, due_at, open, version) SELECT 'feedback', %d, arrayJoin(['', %s]) AS i, if(i = '', '', '26740'), toDateTime(%d), toUInt8(i != ''), 1",
+			db.Database(), time.Now().UnixNano(), strings.Join(ids, ", "), now.Add(-time.Hour).Unix())
+		if err := db.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raised := func() map[string]bool { return env.open(ctx, t) }
+	reg := prometheus.NewRegistry()
+	metric := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0.0
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				switch {
+				case m.Gauge != nil:
+					sum += m.Gauge.GetValue()
+				case m.Histogram != nil:
+					sum += float64(m.Histogram.GetSampleCount())
+				}
+			}
+		}
+		return sum
+	}
+
+	// A hold that expires by itself.
+	addOverdue("T-1")
+	if _, err := store.SetHold(ctx, alert.Hold{Reason: "a backfill", By: "test", Until: time.Now().Add(5 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	env.evaluator(ctx, t, alert.Config{Interval: time.Second, Debounce: 10 * time.Millisecond, LeaderTTL: time.Second}, reg)
+	testenv.Eventually(t, 30*time.Second, "the evaluator leading under the hold", func() (bool, error) {
+		return metric("ioc_alert_leader") == 1 && metric("ioc_alert_rules_held") == 1, nil
+	})
+	notice, _ := json.Marshal(ingest.CommitNotice{Family: ingest.FamilyFeedback, Subjects: []string{"T-1"}})
+	for range 3 { // commits, and intervals, pass
+		if err := nc.Publish(ingest.CommitSubjectPrefix+ingest.FamilyFeedback, notice); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+	}
+	h, err := store.Hold(ctx)
+	if err != nil || !h.InForce(time.Now()) {
+		t.Fatalf("the hold ended before the test could look (%v, %v): the machine is too slow for this test", h, err)
+	}
+	if n := metric("ioc_alert_eval_seconds"); n != 0 || raised()["T-1"] {
+		t.Fatalf("under the hold: %v rules evaluated, T-1 raised %v", n, raised()["T-1"])
+	}
+	testenv.Eventually(t, 30*time.Second, "T-1 raised once the hold expired", func() (bool, error) {
+		return raised()["T-1"] && metric("ioc_alert_rules_held") == 0, nil
+	})
+
+	// A hold lifted before its end.
+	if _, err := store.SetHold(ctx, alert.Hold{Reason: "a replay", By: "test", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the new hold in force", func() (bool, error) {
+		return metric("ioc_alert_rules_held") == 1, nil
+	})
+	evals := metric("ioc_alert_eval_seconds")
+	addOverdue("T-2")
+	time.Sleep(2500 * time.Millisecond) // two intervals
+	if n := metric("ioc_alert_eval_seconds"); n != evals || raised()["T-2"] {
+		t.Fatalf("under the hold: %v rules evaluated, T-2 raised %v", n-evals, raised()["T-2"])
+	}
+	if err := store.LiftHold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "T-2 raised once the hold was lifted", func() (bool, error) {
+		return raised()["T-2"], nil
+	})
+	if h, err := store.Hold(ctx); err != nil || h != nil {
+		t.Errorf("after LiftHold: %v, %v", h, err)
+	}
+}
+
+func TestHoldValidate(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		h    alert.Hold
+		want string // in the error; "" valid
+	}{
+		{alert.Hold{Reason: "backfill", Until: now.Add(time.Hour)}, ""},
+		{alert.Hold{Reason: " ", Until: now.Add(time.Hour)}, "reason"},
+		{alert.Hold{Reason: "backfill", Until: now.Add(-time.Second)}, "until"},
+		{alert.Hold{Reason: "backfill", Until: now.Add(alert.MaxHold + time.Minute)}, "until"},
+		{alert.Hold{Reason: strings.Repeat("x", 501), Until: now.Add(time.Hour)}, "reason"},
+	} {
+		err := c.h.Validate(now)
+		if (err == nil) != (c.want == "") || (err != nil && !strings.HasPrefix(err.Error(), c.want)) {
+			t.Errorf("%+v: %v, want %q", c.h, err, c.want)
+		}
+	}
+	var none *alert.Hold
+	if none.InForce(now) || !(&alert.Hold{Until: now.Add(time.Second)}).InForce(now) || (&alert.Hold{Until: now}).InForce(now) {
+		t.Error("InForce")
 	}
 }

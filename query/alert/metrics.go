@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	leader      prometheus.Gauge
+	held        prometheus.Gauge
 	open        prometheus.Gauge
 	transitions *prometheus.CounterVec
 	capped      *prometheus.CounterVec
@@ -14,6 +15,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_alert_leader",
 			Help: "1 while this node evaluates the alert rules."}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_alert_rules_held",
+			Help: "1 while a hold suspends the alert rules (on the evaluating node)."}),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ioc_alerts_open",
 			Help: "Alerts raised or acknowledged, not cleared (on the evaluating node)."}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_alert_transitions_total",
@@ -25,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.leader, m.open, m.transitions, m.capped, m.evalSeconds)
+		reg.MustRegister(m.leader, m.held, m.open, m.transitions, m.capped, m.evalSeconds)
 	}
 	return m
 }

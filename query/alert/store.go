@@ -22,8 +22,9 @@ import (
 // and the bucket second, so an alert a client sees live is always in
 // ClickHouse too.
 type Store struct {
-	db *query.DB
-	kv jetstream.KeyValue
+	db   *query.DB
+	kv   jetstream.KeyValue
+	hold jetstream.KeyValue // the hold on the rules (hold.go)
 }
 
 // StoreConfig shapes the bucket of open alerts.
@@ -49,7 +50,11 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, db *query.DB, cfg St
 	if err != nil {
 		return nil, fmt.Errorf("alert bucket %s: %w", cfg.Bucket, err)
 	}
-	return &Store{db: db, kv: kv}, nil
+	hold, err := openHoldBucket(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, kv: kv, hold: hold}, nil
 }
 
 // save writes alert states: ClickHouse, then the live set (an open alert is

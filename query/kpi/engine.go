@@ -186,6 +186,20 @@ func (e *Engine) behind(fam string) time.Duration {
 	return committed.Sub(oldest)
 }
 
+// Lag is, by family, how far the values this node published are behind
+// its commits (ioc_kpi_behind_seconds); leading is false, and lag nil,
+// when this node does not run the engine.
+func (e *Engine) Lag() (lag map[string]time.Duration, leading bool) {
+	if !e.leading.Load() {
+		return nil, false
+	}
+	lag = map[string]time.Duration{}
+	for _, fam := range e.cat.Families() {
+		lag[fam] = e.behind(fam)
+	}
+	return lag, true
+}
+
 // Run follows commit notices and, while this node holds the lease,
 // recomputes and publishes. It returns when ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
