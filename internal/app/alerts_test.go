@@ -408,6 +408,15 @@ func TestAlertHoldAPI(t *testing.T) {
 	wall, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleWall, Dashboard: "city"}, "wall-1", time.Hour)
 	leader, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleLeader, Unit: "26740"}, "chair", time.Hour)
 	const path = "/api/v1/alerts/hold"
+	// The wall's alert feed says when a hold is in force.
+	c := dialWS(t, a, wall)
+	next(t, c, "welcome")
+	if m := subscribe(t, c, alert.ChannelPrefix+"79", nil); m.Type != "subscribed" {
+		t.Fatalf("subscribe: %+v", m)
+	}
+	if v := readFeed(t, c, alert.ChannelPrefix+"79", func(alert.FeedValue) bool { return true }); v.Hold != nil {
+		t.Fatalf("a hold in the first snapshot: %+v", v.Hold)
+	}
 	for _, tc := range []struct {
 		name, token, method, body string
 		code                      int
@@ -433,14 +442,24 @@ func TestAlertHoldAPI(t *testing.T) {
 			}
 		})
 	}
+	if v := readFeed(t, c, alert.ChannelPrefix+"79", func(v alert.FeedValue) bool { return v.Hold != nil }); v.Hold.Reason != "backfill of 2024" {
+		t.Fatalf("the feed's hold: %+v", v.Hold)
+	}
 	now := time.Now().Truncate(time.Second)
 	postEvents(t, a, toks["ingest"], event("feedback.received", "HOLD-T1", now.Add(-3*24*time.Hour),
 		`{"channel":"zalo","category":"traffic","unit":"26740","due_at":"`+now.Add(-time.Hour).Format(time.RFC3339)+`"}`))
 	if code, body := call(t, "DELETE", a.URL()+path, toks["admin"], "", ""); code != 200 || body != "{\"held\":false}\n" {
 		t.Fatalf("lift: %d %s", code, body)
 	}
+	readFeed(t, c, alert.ChannelPrefix+"79", func(v alert.FeedValue) bool { return v.Hold == nil })
 	testenv.Eventually(t, 60*time.Second, "HOLD-T1 raised once the hold was lifted", func() (bool, error) {
 		code, body := call(t, "GET", a.URL()+"/api/v1/alerts?rule=tickets.overdue", toks["analyst"], "", "")
 		return code == 200 && strings.Contains(body, `"subject":"HOLD-T1"`), nil
 	})
+	// A hold that ends by itself leaves the feed when it ends.
+	if code, body := call(t, "PUT", a.URL()+path, toks["admin"], "application/json", `{"reason":"short","for":"2s"}`); code != 200 {
+		t.Fatalf("short hold: %d %s", code, body)
+	}
+	readFeed(t, c, alert.ChannelPrefix+"79", func(v alert.FeedValue) bool { return v.Hold != nil && v.Hold.Reason == "short" })
+	readFeed(t, c, alert.ChannelPrefix+"79", func(v alert.FeedValue) bool { return v.Hold == nil })
 }

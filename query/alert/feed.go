@@ -31,9 +31,13 @@ type FeedValue struct {
 	Total      int            `json:"total"`
 	BySeverity map[string]int `json:"by_severity"`
 	// Alerts: at most FeedLimit, critical first, then newest raised.
-	Alerts    []*Alert  `json:"alerts"`
-	Truncated bool      `json:"truncated,omitempty"`
-	At        time.Time `json:"at"`
+	Alerts    []*Alert `json:"alerts"`
+	Truncated bool     `json:"truncated,omitempty"`
+	// Hold, while one suspends the rules (Hold): the alerts listed are
+	// those open when it began, and nothing is raised or cleared until it
+	// ends.
+	Hold *Hold     `json:"hold,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 // Feed keeps, on every node, the open alerts (from the store's live set)
@@ -57,8 +61,11 @@ type Feed struct {
 	mu    sync.Mutex
 	ready chan struct{}
 	open  map[string]*Alert
-	seq   uint64
-	chans map[string]*feedChan
+	hold  *Hold
+	// holdEnd republishes the channels when the hold's end passes.
+	holdEnd *time.Timer
+	seq     uint64
+	chans   map[string]*feedChan
 }
 
 type feedChan struct {
@@ -79,6 +86,7 @@ func NewFeed(store *Store, path func(string) []string) *Feed {
 // reconnecting), it starts over from the whole set and forgets the alerts
 // cleared meanwhile.
 func (f *Feed) Run(ctx context.Context) error {
+	go f.followHold(ctx)
 	var once sync.Once
 	for ctx.Err() == nil {
 		f.mu.Lock()
@@ -115,6 +123,48 @@ func (f *Feed) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// followHold follows the hold on the rules until ctx ends, starting over
+// when the watch breaks.
+func (f *Feed) followHold(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := f.store.WatchHold(ctx, f.setHold)
+		if ctx.Err() != nil {
+			break
+		}
+		if f.Log != nil {
+			f.Log.Warn("alert feed: watch of the hold on the rules stopped; starting over", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	f.mu.Lock()
+	if f.holdEnd != nil {
+		f.holdEnd.Stop()
+	}
+	f.mu.Unlock()
+}
+
+// setHold takes the hold as it now is and republishes every channel.
+func (f *Feed) setHold(h *Hold) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold = h
+	if f.holdEnd != nil {
+		f.holdEnd.Stop()
+		f.holdEnd = nil
+	}
+	if now := f.now(); h.InForce(now) {
+		f.holdEnd = time.AfterFunc(h.Until.Sub(now)+time.Millisecond, func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.republish()
+		})
+	}
+	f.republish()
 }
 
 // republish recomputes every channel; f.mu is held.
@@ -197,6 +247,9 @@ func (f *Feed) value(unit string) (json.RawMessage, [32]byte) {
 	})
 	if len(v.Alerts) > FeedLimit {
 		v.Alerts, v.Truncated = v.Alerts[:FeedLimit], true
+	}
+	if f.hold.InForce(f.now()) {
+		v.Hold = f.hold
 	}
 	b, _ := json.Marshal(v)
 	digest := sha256.Sum256(b)

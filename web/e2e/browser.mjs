@@ -482,6 +482,21 @@ check("live change within 2 s", ["wall renders"], async () => {
   if (moved.length) throw new Error(`a dossier event changed tiles of other families: ${moved.join(", ")}`);
 });
 
+check("alert hold shown on the wall", ["wall renders"], async () => {
+  const page = state.wall;
+  const reason = `e2e hold ${runID}`;
+  const put = await api("/api/v1/alerts/hold", cfg.token.admin, { method: "PUT", body: JSON.stringify({ reason, for: "10m" }) });
+  if (put.status !== 200) throw new Error(`PUT /api/v1/alerts/hold: ${put.status} ${JSON.stringify(put.body)}`);
+  try {
+    await page.waitForFunction((r) => document.querySelector("section.panel[data-panel=alerts] .alerts-held")?.textContent?.includes(r), reason, { timeout: 10000 });
+  } finally {
+    const del = await api("/api/v1/alerts/hold", cfg.token.admin, { method: "DELETE" });
+    if (del.status !== 200) throw new Error(`DELETE /api/v1/alerts/hold: ${del.status}`);
+  }
+  await page.waitForFunction(() => document.querySelector("section.panel[data-panel=alerts] .alerts-held")?.textContent === "", null, { timeout: 10000 });
+  log("    the hold shown on the wall's alert panel, and gone once lifted");
+});
+
 check("4K screenshot", ["wall renders"], async () => {
   const page = state.wall;
   await page.setViewportSize({ width: 3840, height: 2160 });

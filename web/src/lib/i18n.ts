@@ -16,6 +16,7 @@ const words = {
   no_value: { vi: "Chưa có số liệu", en: "No data yet" },
   none_late: { vi: "Không có — tất cả trong hạn", en: "None — everything within its deadline" },
   alerts: { vi: "Cảnh báo", en: "Alerts" },
+  alerts_held: { vi: "Tạm dừng xét cảnh báo đến", en: "Alert rules on hold until" },
   no_alerts: { vi: "Không có cảnh báo", en: "No open alerts" },
   acknowledge: { vi: "Xác nhận", en: "Acknowledge" },
   acknowledged: { vi: "Đã xác nhận", en: "Acknowledged" },
@@ -63,6 +64,12 @@ export function dictionary<K extends string>(ws: Record<K, { vi: string; en: str
 
 /** The UI's word in the current locale. */
 export const t = dictionary(words);
+
+/** The line an alert panel shows while a hold suspends the rules: nothing
+ * is raised or cleared until its end. */
+export function heldLine(hold: { reason: string; until: string } | undefined, fmt: (t: string) => string): string {
+  return hold ? `${t("alerts_held")} ${fmt(hold.until)} — ${hold.reason}` : "";
+}
 
 /** A server text {vi, en} in the current locale, falling back to the other. */
 export function tr(x: { vi?: string; en?: string } | undefined): string {

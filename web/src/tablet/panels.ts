@@ -6,7 +6,7 @@
 import type { KPIDef, Panel, Unit } from "../lib/api";
 import { h, replace, setText, svg } from "../lib/dom";
 import { clock, dateTime, kpiValue, num, ZONE, type Locale } from "../lib/format";
-import { getLocale, t, tr, windowName } from "../lib/i18n";
+import { getLocale, heldLine, t, tr, windowName } from "../lib/i18n";
 import { errorParts } from "./retry";
 import type { TabletApp } from "./tablet";
 import { w } from "./words";
@@ -413,6 +413,7 @@ export function alertsPanel(ctx: PanelCtx): HTMLElement {
   const ch = `alerts:${ctx.unit}`;
   const count = h("span.count");
   const sev = h("div.severities");
+  const held = h("p.alerts-held");
   const ul = h("ul.alerts");
   const empty = h("p.empty");
   const asOf = h("div.as-of");
@@ -422,6 +423,7 @@ export function alertsPanel(ctx: PanelCtx): HTMLElement {
     { "data-panel": "alerts", "data-channel": ch, "data-live": "false" },
     h("header.panel-head", null, h("h3", null, t("alerts")), count),
     sev,
+    held,
     h("div.live-content", null, ul, empty),
     asOf,
     errSlot,
@@ -433,6 +435,7 @@ export function alertsPanel(ctx: PanelCtx): HTMLElement {
       el.dataset.live = String(live);
       const alerts: Alert[] = d?.alerts ?? [];
       setText(count, num(d?.total ?? alerts.length, 0, loc()));
+      setText(held, heldLine(d?.hold, (u) => dateTime(u, loc())));
       const bySev: Record<string, number> = d?.by_severity ?? {};
       replace(
         sev,

@@ -6,8 +6,8 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { KPIDef, KPIValue, Panel, Point, Ranking, Series } from "../lib/api";
 import { h, setText, svg } from "../lib/dom";
-import { clock, dayMonth, kpiValue, num, pct } from "../lib/format";
-import { getLocale, t, tr, windowName } from "../lib/i18n";
+import { clock, dateTime, dayMonth, kpiValue, num, pct } from "../lib/format";
+import { getLocale, heldLine, t, tr, windowName } from "../lib/i18n";
 import { frame, panelError, type Ctx, type PanelView } from "./context";
 import { previousPeriod } from "./prev";
 
@@ -270,10 +270,12 @@ export function alertsPanel(ctx: Ctx, p: Panel): PanelView {
   const f = frame("alerts", p.title ? tr(p.title) : t("alerts"), p.size ?? 2);
   const channel = `alerts:${ctx.unit}`;
   const counts = h("div.alert-counts");
+  const held = h("div.alerts-held");
   const list = h("ul.alerts");
-  f.body.append(counts, list);
-  watch(ctx, channel, (d: { total: number; by_severity?: Record<string, number>; alerts: AlertRow[]; at?: string } | null) => {
+  f.body.append(counts, held, list);
+  watch(ctx, channel, (d: { total: number; by_severity?: Record<string, number>; alerts: AlertRow[]; hold?: { reason: string; until: string }; at?: string } | null) => {
     const alerts = d?.alerts ?? [];
+    held.textContent = heldLine(d?.hold, (u) => dateTime(u, getLocale()));
     counts.replaceChildren(...Object.entries(d?.by_severity ?? {}).map(([s, n]) => h("span.sev", { "data-severity": s }, `${s}: ${num(n, 0, getLocale())}`)));
     list.replaceChildren(...(alerts.length === 0
       ? [h("li.none", null, t("no_alerts"))]
