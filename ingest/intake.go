@@ -283,7 +283,12 @@ func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, 
 			fail(c, errors.New("not stored within the publish timeout"))
 		}
 	}
-	if firstErr != nil {
+	switch {
+	case errors.Is(firstErr, context.Canceled):
+		// The client left (or the node is stopping): it is answered
+		// nothing, and sends again what it did not see accepted.
+		in.log.Info("jetstream publish not awaited: the request was cancelled", "err", firstErr)
+	case firstErr != nil:
 		in.log.Warn("jetstream publish failed", "err", firstErr)
 	}
 	if res.Accepted == 0 && res.Duplicates == 0 && firstErr != nil {
