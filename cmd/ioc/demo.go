@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vn-ioc/ioc/internal/app"
@@ -129,6 +130,10 @@ Press Ctrl-C to stop.
 	simDone := make(chan error, 1)
 	if *noSim {
 		simDone <- nil
+		// A hold an interrupted replay left.
+		if err := (&replayHold{st: a.AlertStore(), log: log}).start(ctx, false); err != nil {
+			return err
+		}
 	} else {
 		s.url, s.token = a.URL(), tokens["admin"]
 		replay := false
@@ -144,7 +149,8 @@ Press Ctrl-C to stop.
 				fmt.Fprintf(stdout, "The data folder is new: the simulator replays the city's last %s first (progress: \"sim progress\" lines, sim_time); the windows fill as it goes, and the alert rules are held until it is done.\n\n", span(*history))
 			}
 		}
-		if err := holdForReplay(ctx, a, replay, log); err != nil {
+		hold := &replayHold{st: a.AlertStore(), log: log}
+		if err := hold.start(ctx, replay); err != nil {
 			return err
 		}
 		src, rc, err := s.source()
@@ -154,7 +160,18 @@ Press Ctrl-C to stop.
 		if replay {
 			rc.CaughtUp = func(st sim.Stats) {
 				log.Info("replay sent; the alert rules resume once it is stored and the KPIs caught up", "events", st.Sent, "took", st.Elapsed.Round(time.Second))
-				go liftReplayHold(ctx, a, log)
+				go func() {
+					sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+					err := a.Settle(sctx)
+					cancel()
+					if ctx.Err() != nil {
+						return
+					}
+					if err != nil {
+						log.Warn("the replay is not all stored, or the KPIs not caught up, after 10 minutes; lifting the hold on the alert rules anyway", "err", err)
+					}
+					hold.lift(ctx)
+				}()
 			}
 		}
 		go func() {
@@ -188,43 +205,77 @@ func mkdir(dir string) string {
 // demoHolder is the name a replay's hold on the alert rules is set by.
 const demoHolder = "ioc demo"
 
-// holdForReplay holds the alert rules while a replay of the simulated
-// city's past comes in: judged against the wall clock halfway through the
-// replay, every ticket resolved later in the week is overdue. Without a
-// replay it lifts a hold an earlier replay left (a demo stopped during
-// its replay); a hold set by someone else stays.
-func holdForReplay(ctx context.Context, a *app.App, replay bool, log *slog.Logger) error {
-	st := a.AlertStore()
-	if replay {
-		_, err := st.SetHold(ctx, alert.Hold{Reason: "replaying the simulated city's past", By: demoHolder, Until: time.Now().Add(time.Hour)})
-		return err
-	}
-	h, err := st.Hold(ctx)
-	if err != nil || h == nil || h.By != demoHolder {
-		return err
-	}
-	log.Info("lifting the hold on the alert rules an interrupted replay left", "since", h.Since)
-	return st.LiftHold(ctx)
+// replayHold holds the alert rules while a replay of the simulated city's
+// past comes in: judged against the wall clock halfway through the
+// replay, every ticket resolved later in the week is overdue.
+type replayHold struct {
+	st  *alert.Store
+	log *slog.Logger
+
+	mu     sync.Mutex
+	lifted bool
 }
 
-// liftReplayHold lifts the replay's hold once the node has stored the
-// replayed events and the KPI engine has caught up with them (at most 10
-// minutes on; the hold itself ends within the hour).
-func liftReplayHold(ctx context.Context, a *app.App, log *slog.Logger) {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	err := a.Settle(sctx, 5*time.Second)
-	cancel()
-	if ctx.Err() != nil {
+// start sets the hold for a replay and renews it every 20 minutes until
+// it is lifted (it ends by itself an hour after the last renewal, should
+// the demo stop). Without a replay it lifts a hold an earlier replay left
+// (a demo stopped during its replay); a hold set by someone else stays.
+func (r *replayHold) start(ctx context.Context, replay bool) error {
+	if !replay {
+		r.lift(ctx)
+		return nil
+	}
+	if err := r.renew(ctx); err != nil {
+		return err
+	}
+	go func() {
+		t := time.NewTicker(20 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := r.renew(ctx); err != nil && ctx.Err() == nil {
+					r.log.Warn("renew the hold on the alert rules", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (r *replayHold) renew(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lifted {
+		return nil
+	}
+	if h, err := r.st.Hold(ctx); err == nil && h.InForce(time.Now()) && h.By != demoHolder {
+		return nil // an admin's hold: theirs to lift
+	}
+	_, err := r.st.SetHold(ctx, alert.Hold{Reason: "replaying the simulated city's past", By: demoHolder, Until: time.Now().Add(time.Hour)})
+	return err
+}
+
+// lift ends the replay's hold, unless the hold now in force was set by
+// someone else.
+func (r *replayHold) lift(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lifted = true
+	h, err := r.st.Hold(ctx)
+	if err == nil && (h == nil || h.By != demoHolder) {
 		return
+	}
+	if err == nil {
+		err = r.st.LiftHold(ctx)
 	}
 	if err != nil {
-		log.Warn("the replay is not all stored after 10 minutes; lifting the hold on the alert rules anyway", "err", err)
-	}
-	if err := a.AlertStore().LiftHold(ctx); err != nil {
-		log.Warn("lift the hold on the alert rules", "err", err)
+		r.log.Warn("lift the hold on the alert rules", "err", err)
 		return
 	}
-	log.Info("replay stored and the KPIs caught up: alert rules resumed")
+	r.log.Info("the replay's hold on the alert rules lifted", "since", h.Since)
 }
 
 // noEvents reports whether the node's database holds no event of the

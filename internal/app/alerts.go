@@ -354,12 +354,13 @@ func (a *App) handleAlertHoldPut(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, api.Errorf(api.EINVALID, "for, until: one of them is required (a hold always ends)"))
 		return
 	}
-	if err := h.Validate(time.Now()); err != nil {
+	set, err := a.alertStore.SetHold(r.Context(), h)
+	var invalid *alert.InvalidHoldError
+	switch {
+	case errors.As(err, &invalid):
 		api.WriteError(w, r, api.Errorf(api.EINVALID, err.Error()))
 		return
-	}
-	set, err := a.alertStore.SetHold(r.Context(), h)
-	if err != nil {
+	case err != nil:
 		api.WriteError(w, r, api.Errorf(api.EUNAVAILABLE, err.Error()))
 		return
 	}
@@ -381,36 +382,43 @@ func (a *App) AlertStore() *alert.Store { return a.alertStore }
 
 // Settle waits until the events JetStream held when it was called are all
 // in ClickHouse (the ingest stream drained past its last message then) and
-// this node's KPI engine is within maxLag of its commits in every family,
-// at two looks a second apart (the second lets the last commit notices
-// arrive). Other events may keep coming meanwhile. It returns ctx's error
-// if ctx ends first.
-func (a *App) Settle(ctx context.Context, maxLag time.Duration) error {
+// the KPI values this node publishes reflect them (its engine's values
+// caught up with the commits heard a second after the drain: the last
+// commit notices arrive meanwhile). Other events may keep coming: it
+// waits for nothing later. A node that does not run the KPI engine waits
+// until ctx ends, and returns ctx's error, as when ctx ends first.
+func (a *App) Settle(ctx context.Context) error {
 	info, err := a.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("ingest stream: %w", err)
 	}
 	upTo := info.State.LastSeq
-	for ok := 0; ok < 2; {
+	var marks map[string]time.Time
+	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
-		ok++
-		if info, err := a.stream.Info(ctx); err != nil || (info.State.Msgs > 0 && info.State.FirstSeq <= upTo) {
-			ok = 0
+		if marks != nil {
+			if a.engine.Reflects(marks) {
+				return nil
+			}
 			continue
 		}
-		lag, leading := a.engine.Lag()
-		if !leading {
-			ok = 0
+		if info, err := a.stream.Info(ctx); err != nil || (info.State.Msgs > 0 && info.State.FirstSeq <= upTo) {
+			continue
 		}
-		for _, d := range lag {
-			if d > maxLag {
-				ok = 0
-			}
+		// Drained; the notices of its last commits arrive within the
+		// second before the next look.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		marks = map[string]time.Time{}
+		for fam, st := range a.engine.Status().Families {
+			marks[fam] = st.Committed
 		}
 	}
-	return nil
 }

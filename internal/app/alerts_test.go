@@ -429,6 +429,7 @@ func TestAlertHoldAPI(t *testing.T) {
 		{"both ends", toks["admin"], "PUT", `{"reason":"backfill","for":"1h","until":"2099-01-01T00:00:00Z"}`, 400, "not both"},
 		{"bad for", toks["admin"], "PUT", `{"reason":"backfill","for":"soon"}`, 400, `for \"soon\"`},
 		{"past", toks["admin"], "PUT", `{"reason":"backfill","until":"2020-01-01T00:00:00Z"}`, 400, "must be in the future"},
+		{"too short", toks["admin"], "PUT", `{"reason":"backfill","for":"100ms"}`, 400, "at least 1s ahead"},
 		{"too long", toks["admin"], "PUT", `{"reason":"backfill","for":"200h"}`, 400, "at most 168h0m0s ahead"},
 		{"no reason", toks["admin"], "PUT", `{"for":"1h"}`, 400, "reason: required"},
 		{"unknown field", toks["admin"], "PUT", `{"reason":"backfill","for":"1h","scope":"79"}`, 400, "unknown field"},
@@ -448,6 +449,16 @@ func TestAlertHoldAPI(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	postEvents(t, a, toks["ingest"], event("feedback.received", "HOLD-T1", now.Add(-3*24*time.Hour),
 		`{"channel":"zalo","category":"traffic","unit":"26740","due_at":"`+now.Add(-time.Hour).Format(time.RFC3339)+`"}`))
+	// Stored, committed and counted by the KPI engine: without the hold,
+	// its commit's evaluation would raise it now.
+	testenv.Eventually(t, 30*time.Second, "HOLD-T1 counted overdue", func() (bool, error) {
+		code, body := call(t, "GET", a.URL()+"/api/v1/kpis/feedback.overdue_open?unit=26740&window=now", toks["analyst"], "", "")
+		return code == 200 && !strings.Contains(body, `"value":0,`), nil
+	})
+	time.Sleep(2 * time.Second)
+	if _, body := call(t, "GET", a.URL()+"/api/v1/alerts?rule=tickets.overdue", toks["analyst"], "", ""); strings.Contains(body, "HOLD-T1") {
+		t.Fatalf("HOLD-T1 raised under the hold: %s", body)
+	}
 	if code, body := call(t, "DELETE", a.URL()+path, toks["admin"], "", ""); code != 200 || body != "{\"held\":false}\n" {
 		t.Fatalf("lift: %d %s", code, body)
 	}
@@ -457,7 +468,7 @@ func TestAlertHoldAPI(t *testing.T) {
 		return code == 200 && strings.Contains(body, `"subject":"HOLD-T1"`), nil
 	})
 	// A hold that ends by itself leaves the feed when it ends.
-	if code, body := call(t, "PUT", a.URL()+path, toks["admin"], "application/json", `{"reason":"short","for":"2s"}`); code != 200 {
+	if code, body := call(t, "PUT", a.URL()+path, toks["admin"], "application/json", `{"reason":"short","for":"6s"}`); code != 200 {
 		t.Fatalf("short hold: %d %s", code, body)
 	}
 	readFeed(t, c, alert.ChannelPrefix+"79", func(v alert.FeedValue) bool { return v.Hold != nil && v.Hold.Reason == "short" })

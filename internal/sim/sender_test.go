@@ -250,7 +250,7 @@ func (s *sliceSource) Next() (Event, bool) {
 func TestRunCallsCaughtUp(t *testing.T) {
 	now := time.Now()
 	var src sliceSource
-	for i := range 100 { // the past, an hour to 30 s ago
+	for i := range 100 { // the past, an hour to 10 minutes ago
 		src = append(src, Event{ID: fmt.Sprint(i), Source: "s", Type: typeDossierReceived, Subject: "d",
 			Time: now.Add(-time.Hour + time.Duration(i)*time.Minute/2), Data: json.RawMessage(`{}`)})
 	}

@@ -357,7 +357,13 @@ func (e *Evaluator) lead(ctx context.Context) error {
 				e.judge(v, at)
 			}
 		}
-		e.evaluate(ctx, nil, nil)
+		// The subjects of the commits heard meanwhile (while held), which
+		// kpi_open may not hold yet.
+		e.mu.Lock()
+		touched := e.touched
+		e.dirty, e.touched = map[string]bool{}, map[string]map[string]bool{}
+		e.mu.Unlock()
+		e.evaluate(ctx, nil, touched)
 		return nil
 	}
 	held, expiry := e.applyHold(hold, false)
@@ -410,8 +416,17 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		case c := <-acks:
 			c.reply(e.ack(ctx, c.req))
 		case <-tick.C:
-			if !held {
+			switch {
+			case !held:
 				e.evaluate(ctx, nil, nil)
+			case !hold.InForce(e.now()):
+				// Its end passed and the timer has not fired (a machine
+				// that was suspended: timers follow the monotonic clock).
+				if held, expiry = e.applyHold(hold, held); !held {
+					if err := judgeAll(); err != nil {
+						return err
+					}
+				}
 			}
 		case <-e.wake:
 			if debounce == nil {
@@ -419,13 +434,14 @@ func (e *Evaluator) lead(ctx context.Context) error {
 			}
 		case <-debounce:
 			debounce = nil
+			if held {
+				break // the commits' subjects wait for the end of the hold
+			}
 			e.mu.Lock()
 			fams, touched := e.dirty, e.touched
 			e.dirty, e.touched = map[string]bool{}, map[string]map[string]bool{}
 			e.mu.Unlock()
-			if !held {
-				e.evaluate(ctx, fams, touched)
-			}
+			e.evaluate(ctx, fams, touched)
 		}
 	}
 }

@@ -33,9 +33,8 @@ type FeedValue struct {
 	// Alerts: at most FeedLimit, critical first, then newest raised.
 	Alerts    []*Alert `json:"alerts"`
 	Truncated bool     `json:"truncated,omitempty"`
-	// Hold, while one suspends the rules (Hold): the alerts listed are
-	// those open when it began, and nothing is raised or cleared until it
-	// ends.
+	// Hold, while one suspends the rules (Hold): nothing is raised or
+	// cleared until it ends; acknowledgements still apply.
 	Hold *Hold     `json:"hold,omitempty"`
 	At   time.Time `json:"at"`
 }
@@ -153,18 +152,30 @@ func (f *Feed) setHold(h *Hold) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.hold = h
+	f.armHoldEnd()
+	f.republish()
+}
+
+// armHoldEnd sets the timer that republishes the channels when the hold
+// ends; the timer checks the wall clock and sets itself again if the hold
+// is still in force (timers follow the monotonic clock, which stops while
+// a machine is suspended). f.mu is held.
+func (f *Feed) armHoldEnd() {
 	if f.holdEnd != nil {
 		f.holdEnd.Stop()
 		f.holdEnd = nil
 	}
+	h := f.hold
 	if now := f.now(); h.InForce(now) {
 		f.holdEnd = time.AfterFunc(h.Until.Sub(now)+time.Millisecond, func() {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			f.republish()
+			if f.hold == h {
+				f.armHoldEnd()
+				f.republish()
+			}
 		})
 	}
-	f.republish()
 }
 
 // republish recomputes every channel; f.mu is held.

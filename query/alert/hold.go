@@ -45,13 +45,19 @@ func (h Hold) Validate(now time.Time) error {
 		return errors.New("reason: at most 500 bytes")
 	case len(h.By) > 200:
 		return errors.New("by: at most 200 bytes")
-	case !h.Until.After(now):
-		return fmt.Errorf("until %s: must be in the future", h.Until.Format(time.RFC3339))
+	case h.Until.Sub(now) < time.Second:
+		return fmt.Errorf("until %s: must be in the future, at least 1s ahead", h.Until.Format(time.RFC3339))
 	case h.Until.Sub(now) > MaxHold:
 		return fmt.Errorf("until %s: at most %s ahead", h.Until.Format(time.RFC3339), MaxHold)
 	}
 	return nil
 }
+
+// InvalidHoldError is a hold SetHold refuses; its message names the field.
+type InvalidHoldError struct{ Err error }
+
+func (e *InvalidHoldError) Error() string { return e.Err.Error() }
+func (e *InvalidHoldError) Unwrap() error { return e.Err }
 
 // InForce reports whether the hold suspends the rules at time t.
 func (h *Hold) InForce(t time.Time) bool { return h != nil && t.Before(h.Until) }
@@ -72,7 +78,7 @@ func openHoldBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig
 func (s *Store) SetHold(ctx context.Context, h Hold) (*Hold, error) {
 	now := time.Now()
 	if err := h.Validate(now); err != nil {
-		return nil, err
+		return nil, &InvalidHoldError{err}
 	}
 	if h.Since.IsZero() {
 		h.Since = now
@@ -144,10 +150,9 @@ func (s *Store) WatchHold(ctx context.Context, fn func(*Hold)) error {
 				initial = false
 				continue
 			}
-			h, err := decodeHold(e)
-			if err != nil {
-				return err
-			}
+			// A value that does not decode is no hold: it must not stop
+			// the rules (Hold, the REST API's read, reports the error).
+			h, _ := decodeHold(e)
 			if initial {
 				// The key's current value; the nil marker that follows
 				// must not undo it.

@@ -186,18 +186,22 @@ func (e *Engine) behind(fam string) time.Duration {
 	return committed.Sub(oldest)
 }
 
-// Lag is, by family, how far the values this node published are behind
-// its commits (ioc_kpi_behind_seconds); leading is false, and lag nil,
-// when this node does not run the engine.
-func (e *Engine) Lag() (lag map[string]time.Duration, leading bool) {
+// Reflects reports whether this node runs the engine and the values it
+// published reflect, in each family of marks, the commits up to that
+// acceptance time (a Status' Committed): its windows and, when it has
+// any, its instant KPIs.
+func (e *Engine) Reflects(marks map[string]time.Time) bool {
 	if !e.leading.Load() {
-		return nil, false
+		return false
 	}
-	lag = map[string]time.Duration{}
-	for _, fam := range e.cat.Families() {
-		lag[fam] = e.behind(fam)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for fam, m := range marks {
+		if e.windowsAsOf[fam].Before(m) || (len(e.kpiSet(fam, true)) > 0 && e.instantsAsOf[fam].Before(m)) {
+			return false
+		}
 	}
-	return lag, true
+	return true
 }
 
 // Run follows commit notices and, while this node holds the lease,
