@@ -36,7 +36,14 @@ type ticketEnv struct {
 	store *alert.Store
 }
 
+const ticketRule = "version: 1\nrules:\n  - id: tickets.overdue\n    kind: ticket_overdue\n    severity: warning\n    title: {en: Ticket overdue, vi: Phản ánh quá hạn}\n"
+
 func newTicketEnv(ctx context.Context, t *testing.T) *ticketEnv {
+	return newRuleEnv(ctx, t, ticketRule)
+}
+
+// newRuleEnv is a ticketEnv with other rules.
+func newRuleEnv(ctx context.Context, t *testing.T, rulesYAML string) *ticketEnv {
 	t.Helper()
 	db, _ := testenv.ClickHouse(t)
 	_, nc := testenv.NATS(t)
@@ -56,7 +63,7 @@ func newTicketEnv(ctx context.Context, t *testing.T) *ticketEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := alert.Parse([]byte("version: 1\nrules:\n  - id: tickets.overdue\n    kind: ticket_overdue\n    severity: warning\n    title: {en: Ticket overdue, vi: Phản ánh quá hạn}\n"), cat)
+	rules, err := alert.Parse([]byte(rulesYAML), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +279,55 @@ func TestHoldSuspendsTheRules(t *testing.T) {
 	if h, err := store.Hold(ctx); err != nil || h != nil {
 		t.Errorf("after LiftHold: %v, %v", h, err)
 	}
+}
+
+// TestHoldSuspendsThresholdRules: a KPI value published under a hold is
+// not judged; once the hold is lifted the latest values are read and
+// judged at once.
+func TestHoldSuspendsThresholdRules(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := newRuleEnv(ctx, t, `version: 1
+rules:
+  - id: sat.low
+    kind: threshold
+    severity: warning
+    title: {en: Satisfaction low, vi: Hài lòng thấp}
+    kpi: survey.satisfied_rate
+    window: today
+    below: 50
+    clear: 60
+    unit_kinds: [ward]
+`)
+	if _, err := env.store.SetHold(ctx, alert.Hold{Reason: "a replay", By: "test", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	env.evaluator(ctx, t, alert.Config{Interval: time.Hour, LeaderTTL: time.Second}, reg)
+	testenv.Eventually(t, 30*time.Second, "the evaluator leading under the hold", func() (bool, error) {
+		return metric(t, reg, "ioc_alert_leader") == 1 && metric(t, reg, "ioc_alert_rules_held") == 1, nil
+	})
+	kv, err := env.js.KeyValue(ctx, "ioc_kpi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := 0.25
+	v := kpi.Value{Key: kpi.Key{KPI: "survey.satisfied_rate", Unit: "26740", Window: "today"}, Numerator: 1, Denominator: 4, Value: &low,
+		At: time.Now(), Version: 1, Seq: 1}
+	b, _ := json.Marshal(v)
+	if _, err := kv.Put(ctx, "survey.satisfied_rate.26740.today", b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if env.open(ctx, t)["26740"] {
+		t.Fatal("a value under the hold was judged")
+	}
+	if err := env.store.LiftHold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "sat.low raised once the hold was lifted", func() (bool, error) {
+		return env.open(ctx, t)["26740"], nil
+	})
 }
 
 func TestHoldValidate(t *testing.T) {
