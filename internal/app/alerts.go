@@ -325,9 +325,10 @@ func (a *App) handleAlertHold(w http.ResponseWriter, r *http.Request) {
 // holdBody is the body of PUT /alerts/hold: a reason and either how long
 // ("for", a Go duration) or until when (RFC 3339).
 type holdBody struct {
-	Reason string    `json:"reason"`
-	For    string    `json:"for"`
-	Until  time.Time `json:"until"`
+	Reason   string    `json:"reason"`
+	Families []string  `json:"families"`
+	For      string    `json:"for"`
+	Until    time.Time `json:"until"`
 }
 
 func (a *App) handleAlertHoldPut(w http.ResponseWriter, r *http.Request) {
@@ -338,7 +339,7 @@ func (a *App) handleAlertHoldPut(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, api.Errorf(api.EINVALID, `body: want {"reason": "…", "for": "2h"} or {"reason": "…", "until": "RFC 3339 time"}: `+strings.TrimPrefix(err.Error(), "json: ")))
 		return
 	}
-	h := alert.Hold{Reason: body.Reason, By: actor(auth.FromContext(r.Context())), Until: body.Until}
+	h := alert.Hold{Reason: body.Reason, Families: body.Families, By: actor(auth.FromContext(r.Context())), Until: body.Until}
 	switch {
 	case body.For != "" && !body.Until.IsZero():
 		api.WriteError(w, r, api.Errorf(api.EINVALID, "for, until: give one of them, not both"))

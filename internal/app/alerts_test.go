@@ -432,6 +432,7 @@ func TestAlertHoldAPI(t *testing.T) {
 		{"too short", toks["admin"], "PUT", `{"reason":"backfill","for":"100ms"}`, 400, "at least 1s ahead"},
 		{"too long", toks["admin"], "PUT", `{"reason":"backfill","for":"200h"}`, 400, "at most 168h0m0s ahead"},
 		{"no reason", toks["admin"], "PUT", `{"for":"1h"}`, 400, "reason: required"},
+		{"bad family", toks["admin"], "PUT", `{"reason":"backfill","for":"1h","families":["tickets"]}`, 400, `families: \"tickets\" is not a family`},
 		{"unknown field", toks["admin"], "PUT", `{"reason":"backfill","for":"1h","scope":"79"}`, 400, "unknown field"},
 		{"set", toks["admin"], "PUT", `{"reason":"backfill of 2024","for":"1h"}`, 200, `"held":true`},
 		{"read", wall, "GET", "", 200, `"reason":"backfill of 2024","by":"admin (admin)"`},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +124,9 @@ type Evaluator struct {
 	// more than maxTouched (or not all of theirs).
 	touched map[string]map[string]bool
 	wake    chan struct{}
+	// hold: the hold on the rules the lead loop last heard of (nil
+	// when not leading).
+	hold *Hold
 
 	// While leading, owned by the lead loop.
 	open    map[condKey]*Alert
@@ -303,6 +307,11 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		})
 	}()
 	var hold *Hold
+	defer func() {
+		e.mu.Lock()
+		e.hold = nil
+		e.mu.Unlock()
+	}()
 	select {
 	case hold = <-holds:
 	case err := <-holdErr:
@@ -359,18 +368,13 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		}
 		// The subjects of the commits heard meanwhile (while held), which
 		// kpi_open may not hold yet.
-		e.mu.Lock()
-		touched := e.touched
-		e.dirty, e.touched = map[string]bool{}, map[string]map[string]bool{}
-		e.mu.Unlock()
+		_, touched := e.takeDirty()
 		e.evaluate(ctx, nil, touched)
 		return nil
 	}
 	held, expiry := e.applyHold(hold, false)
-	if !held {
-		if err := judgeAll(); err != nil {
-			return err
-		}
+	if err := judgeAll(); err != nil { // the rules not held
+		return err
 	}
 
 	tick := time.NewTicker(e.cfg.Interval)
@@ -388,8 +392,11 @@ func (e *Evaluator) lead(ctx context.Context) error {
 			}
 			return fmt.Errorf("watch the alert hold: %w", err)
 		case hold = <-holds:
+			// A hold replaced, narrowed or lifted: the rules it no
+			// longer holds are judged at once (judging the others again
+			// changes nothing).
 			was := held
-			if held, expiry = e.applyHold(hold, held); was && !held {
+			if held, expiry = e.applyHold(hold, held); was {
 				if err := judgeAll(); err != nil {
 					return err
 				}
@@ -403,9 +410,7 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		case v := <-values:
 		drain:
 			for {
-				if !held {
-					e.judge(v, e.now())
-				}
+				e.judge(v, e.now()) // not by the rules held
 				select {
 				case v = <-values:
 				default:
@@ -416,10 +421,7 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		case c := <-acks:
 			c.reply(e.ack(ctx, c.req))
 		case <-tick.C:
-			switch {
-			case !held:
-				e.evaluate(ctx, nil, nil)
-			case !hold.InForce(e.now()):
+			if held && !hold.InForce(e.now()) {
 				// Its end passed and the timer has not fired (a machine
 				// that was suspended: timers follow the monotonic clock).
 				if held, expiry = e.applyHold(hold, held); !held {
@@ -427,34 +429,69 @@ func (e *Evaluator) lead(ctx context.Context) error {
 						return err
 					}
 				}
+				break
 			}
+			e.evaluate(ctx, nil, nil) // not the rules held
 		case <-e.wake:
 			if debounce == nil {
 				debounce = time.After(e.cfg.Debounce)
 			}
 		case <-debounce:
 			debounce = nil
-			if held {
-				break // the commits' subjects wait for the end of the hold
+			// The families held keep their commits' subjects for the end
+			// of the hold.
+			if fams, touched := e.takeDirty(); len(fams) > 0 {
+				e.evaluate(ctx, fams, touched)
 			}
-			e.mu.Lock()
-			fams, touched := e.dirty, e.touched
-			e.dirty, e.touched = map[string]bool{}, map[string]map[string]bool{}
-			e.mu.Unlock()
-			e.evaluate(ctx, fams, touched)
 		}
 	}
 }
 
-// applyHold says whether the hold suspends the rules now and, when it
-// does, when it ends by itself; it logs a change from was.
+// takeDirty takes the families committed since the last evaluation, and
+// their subjects, but for the families a hold keeps.
+func (e *Evaluator) takeDirty() (fams map[string]bool, touched map[string]map[string]bool) {
+	now := e.now()
+	fams, touched = map[string]bool{}, map[string]map[string]bool{}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for f := range e.dirty {
+		if e.hold.HoldsFamily(f, now) {
+			continue
+		}
+		fams[f] = true
+		delete(e.dirty, f)
+		if s, ok := e.touched[f]; ok {
+			touched[f] = s
+			delete(e.touched, f)
+		}
+	}
+	return fams, touched
+}
+
+// held reports whether the hold keeps a rule from being judged at t.
+func (e *Evaluator) held(r *Rule, t time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hold.HoldsFamily(r.DataFamily(), t)
+}
+
+// applyHold takes the hold in force (e.hold), says whether there is one
+// now and, when there is, when it ends by itself; it logs a change from
+// was.
 func (e *Evaluator) applyHold(h *Hold, was bool) (held bool, expiry <-chan time.Time) {
 	now := e.now()
 	held = h.InForce(now)
+	e.mu.Lock()
+	e.hold = h
+	e.mu.Unlock()
 	switch {
 	case held:
 		expiry = time.After(h.Until.Sub(now))
-		e.d.Log.Info("alert rules held", "reason", h.Reason, "by", h.By, "until", h.Until)
+		fams := "all"
+		if len(h.Families) > 0 {
+			fams = strings.Join(h.Families, ", ")
+		}
+		e.d.Log.Info("alert rules held", "families", fams, "reason", h.Reason, "by", h.By, "until", h.Until)
 		e.m.held.Set(1)
 	case was && h != nil:
 		e.d.Log.Info("alert rules resumed: the hold expired", "reason", h.Reason, "until", h.Until)
@@ -483,7 +520,8 @@ func (e *Evaluator) judge(v kpi.Value, at time.Time) {
 		return
 	}
 	for _, r := range e.rules.Rules {
-		if r.Kind != KindThreshold || r.Disabled || r.KPI != v.KPI || r.Window != v.Window || !slices.Contains(r.UnitKinds, kind) {
+		if r.Kind != KindThreshold || r.Disabled || r.KPI != v.KPI || r.Window != v.Window || !slices.Contains(r.UnitKinds, kind) ||
+			e.held(r, at) {
 			continue
 		}
 		ck := condKey{r.ID, v.Unit}
@@ -573,11 +611,11 @@ func (e *Evaluator) openOf(rule string) int {
 // what changed; touched are the subjects of the commits that woke it.
 func (e *Evaluator) evaluate(ctx context.Context, families map[string]bool, touched map[string]map[string]bool) {
 	for _, r := range e.rules.Rules {
-		if r.Disabled || r.Kind == KindThreshold || (families != nil && !families[r.Family()]) {
+		at := e.now()
+		if r.Disabled || r.Kind == KindThreshold || (families != nil && !families[r.Family()]) || e.held(r, at) {
 			continue
 		}
 		start := time.Now()
-		at := e.now()
 		qctx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
 		ms, err := e.matches(qctx, r, at, touched[r.Family()])
 		cancel()

@@ -299,7 +299,8 @@ rules:
     clear: 60
     unit_kinds: [ward]
 `)
-	if _, err := env.store.SetHold(ctx, alert.Hold{Reason: "a replay", By: "test", Until: time.Now().Add(time.Hour)}); err != nil {
+	// A hold of the surveys: the family of the rule's KPI.
+	if _, err := env.store.SetHold(ctx, alert.Hold{Reason: "a replay", By: "test", Families: []string{"survey"}, Until: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
@@ -330,6 +331,59 @@ rules:
 	})
 }
 
+// TestHoldOfOneFamily: a hold of some families leaves the rules of the
+// others judged as ever; a hold of the rule's family holds it.
+func TestHoldOfOneFamily(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := newTicketEnv(ctx, t)
+	hold := func(fams ...string) {
+		t.Helper()
+		if _, err := env.store.SetHold(ctx, alert.Hold{Reason: "a backfill", By: "test", Families: fams, Until: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().Truncate(time.Second)
+	// overdue stores an overdue ticket and tells the evaluator its
+	// family committed it; the commit's evaluation alone can raise it
+	// (the interval is an hour, kpi_open never holds it).
+	overdue := func(id string) {
+		t.Helper()
+		q := fmt.Sprintf("INSERT INTO %s.feedback_events (source, id, type, subject, time, accepted_at, unit, channel, category, due_at) SELECT 'test', %s, 'received', %s, toDateTime(%d), toDateTime(%d), '26740', 'zalo', 'traffic', toDateTime(%d)",
+			env.db.Database(), query.Quote("r-"+id), query.Quote(id), now.Add(-3*24*time.Hour).Unix(), now.Unix(), now.Add(-time.Hour).Unix())
+		if err := env.db.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(ingest.CommitNotice{Family: ingest.FamilyFeedback, Subjects: []string{id}})
+		if err := env.nc.Publish(ingest.CommitSubjectPrefix+ingest.FamilyFeedback, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold("dossier", "camera")
+	reg := prometheus.NewRegistry()
+	env.evaluator(ctx, t, alert.Config{Interval: time.Hour, Debounce: 10 * time.Millisecond, LeaderTTL: time.Second}, reg)
+	testenv.Eventually(t, 30*time.Second, "the evaluator leading under the hold", func() (bool, error) {
+		return metric(t, reg, "ioc_alert_leader") == 1 && metric(t, reg, "ioc_alert_rules_held") == 1, nil
+	})
+	overdue("T-A")
+	testenv.Eventually(t, 30*time.Second, "T-A raised under a hold of other families", func() (bool, error) {
+		return env.open(ctx, t)["T-A"], nil
+	})
+	hold("feedback")
+	time.Sleep(500 * time.Millisecond) // the new hold reaches the evaluator
+	overdue("T-B")
+	time.Sleep(1500 * time.Millisecond)
+	if env.open(ctx, t)["T-B"] {
+		t.Fatal("T-B raised under a hold of its family")
+	}
+	if err := env.store.LiftHold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "T-B raised once the hold was lifted", func() (bool, error) {
+		return env.open(ctx, t)["T-B"], nil
+	})
+}
+
 func TestHoldValidate(t *testing.T) {
 	now := time.Now()
 	for _, c := range []struct {
@@ -341,6 +395,9 @@ func TestHoldValidate(t *testing.T) {
 		{alert.Hold{Reason: "backfill", Until: now.Add(-time.Second)}, "until"},
 		{alert.Hold{Reason: "backfill", Until: now.Add(alert.MaxHold + time.Minute)}, "until"},
 		{alert.Hold{Reason: strings.Repeat("x", 501), Until: now.Add(time.Hour)}, "reason"},
+		{alert.Hold{Reason: "backfill", Families: []string{"feedback"}, Until: now.Add(time.Hour)}, ""},
+		{alert.Hold{Reason: "backfill", Families: []string{"tickets"}, Until: now.Add(time.Hour)}, "families"},
+		{alert.Hold{Reason: "backfill", Families: []string{"camera", "camera"}, Until: now.Add(time.Hour)}, "families"},
 	} {
 		err := c.h.Validate(now)
 		if (err == nil) != (c.want == "") || (err != nil && !strings.HasPrefix(err.Error(), c.want)) {
@@ -350,5 +407,10 @@ func TestHoldValidate(t *testing.T) {
 	var none *alert.Hold
 	if none.InForce(now) || !(&alert.Hold{Until: now.Add(time.Second)}).InForce(now) || (&alert.Hold{Until: now}).InForce(now) {
 		t.Error("InForce")
+	}
+	some := &alert.Hold{Families: []string{"feedback"}, Until: now.Add(time.Second)}
+	if !some.HoldsFamily("feedback", now) || some.HoldsFamily("dossier", now) || some.HoldsFamily("feedback", now.Add(time.Second)) ||
+		!(&alert.Hold{Until: now.Add(time.Second)}).HoldsFamily("camera", now) || none.HoldsFamily("camera", now) {
+		t.Error("HoldsFamily")
 	}
 }

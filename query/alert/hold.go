@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vn-ioc/ioc/ingest"
 )
 
 // Hold suspends the evaluation of every alert rule while the data is known
@@ -23,9 +26,13 @@ import (
 // There is one hold for the whole deployment, kept in the NATS KV bucket
 // <Store.Bucket>_hold, so it applies whichever node evaluates.
 type Hold struct {
-	Reason string    `json:"reason"`
-	By     string    `json:"by"`
-	Since  time.Time `json:"since"`
+	Reason string `json:"reason"`
+	By     string `json:"by"`
+	// Families it holds: the rules over their entities and KPIs (a
+	// backfill of feedback need not silence the dossiers). Empty: every
+	// rule.
+	Families []string  `json:"families,omitempty"`
+	Since    time.Time `json:"since"`
 	// Until the hold ends by itself: a forgotten hold never silences the
 	// rules for good.
 	Until time.Time `json:"until"`
@@ -50,6 +57,11 @@ func (h Hold) Validate(now time.Time) error {
 	case h.Until.Sub(now) > MaxHold:
 		return fmt.Errorf("until %s: at most %s ahead", h.Until.Format(time.RFC3339), MaxHold)
 	}
+	for i, f := range h.Families {
+		if !slices.Contains(ingest.Families, f) || slices.Contains(h.Families[:i], f) {
+			return fmt.Errorf("families: %q is not a family, or repeated (%s)", f, strings.Join(ingest.Families, ", "))
+		}
+	}
 	return nil
 }
 
@@ -59,8 +71,14 @@ type InvalidHoldError struct{ Err error }
 func (e *InvalidHoldError) Error() string { return e.Err.Error() }
 func (e *InvalidHoldError) Unwrap() error { return e.Err }
 
-// InForce reports whether the hold suspends the rules at time t.
+// InForce reports whether the hold suspends rules at time t.
 func (h *Hold) InForce(t time.Time) bool { return h != nil && t.Before(h.Until) }
+
+// HoldsFamily reports whether, at time t, the hold suspends the rules
+// over a family's data.
+func (h *Hold) HoldsFamily(family string, t time.Time) bool {
+	return h.InForce(t) && (len(h.Families) == 0 || slices.Contains(h.Families, family))
+}
 
 func openHoldBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

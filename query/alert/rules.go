@@ -73,6 +73,8 @@ type Rule struct {
 	// Percent: the KPI's values are shares (0.976) shown as percentages,
 	// and the rule's levels are percentages (97.6).
 	Percent bool `yaml:"-" json:"percent,omitempty"`
+
+	kpiFamily string // threshold: the family of its KPI
 }
 
 // Rules is the parsed rules file.
@@ -218,6 +220,7 @@ func (r *Rule) validateThreshold(cat *kpi.Catalog) error {
 		return fmt.Errorf("kpi %s, window %s: %w", r.KPI, r.Window, err)
 	}
 	r.Percent = k.Format == "percent"
+	r.kpiFamily = k.Family
 	if (r.Above == nil) == (r.Below == nil) {
 		return errors.New("exactly one of above and below is required")
 	}
@@ -279,6 +282,15 @@ func (r *Rule) Family() string {
 		return "camera"
 	}
 	return ""
+}
+
+// DataFamily is the family whose data the rule judges: its entities', or
+// its KPI's.
+func (r *Rule) DataFamily() string {
+	if r.Kind == KindThreshold {
+		return r.kpiFamily
+	}
+	return r.Family()
 }
 
 // Judgement is what a value means for a threshold rule.

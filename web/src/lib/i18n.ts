@@ -67,9 +67,19 @@ export const t = dictionary(words);
 
 /** The line an alert panel shows while a hold suspends the rules: nothing
  * is raised or cleared until its end. */
-export function heldLine(hold: { reason: string; until: string } | undefined, fmt: (t: string) => string): string {
-  return hold ? `${t("alerts_held")} ${fmt(hold.until)} — ${hold.reason}` : "";
+export function heldLine(hold: { reason: string; until: string; families?: string[] } | undefined, fmt: (t: string) => string): string {
+  if (!hold) return "";
+  const fams = hold.families?.length ? ` (${hold.families.map((f) => (familyNames[f] ? familyNames[f][locale] : f)).join(", ")})` : "";
+  return `${t("alerts_held")} ${fmt(hold.until)}${fams} — ${hold.reason}`;
 }
+
+const familyNames: Record<string, { vi: string; en: string }> = {
+  dossier: { vi: "hồ sơ", en: "dossiers" },
+  feedback: { vi: "phản ánh", en: "feedback" },
+  camera: { vi: "camera", en: "cameras" },
+  survey: { vi: "khảo sát", en: "surveys" },
+  indicator: { vi: "chỉ số", en: "indicators" },
+};
 
 /** A server text {vi, en} in the current locale, falling back to the other. */
 export function tr(x: { vi?: string; en?: string } | undefined): string {

@@ -273,7 +273,7 @@ export function alertsPanel(ctx: Ctx, p: Panel): PanelView {
   const held = h("div.alerts-held");
   const list = h("ul.alerts");
   f.body.append(counts, held, list);
-  watch(ctx, channel, (d: { total: number; by_severity?: Record<string, number>; alerts: AlertRow[]; hold?: { reason: string; until: string }; at?: string } | null) => {
+  watch(ctx, channel, (d: { total: number; by_severity?: Record<string, number>; alerts: AlertRow[]; hold?: { reason: string; until: string; families?: string[] }; at?: string } | null) => {
     const alerts = d?.alerts ?? [];
     held.textContent = heldLine(d?.hold, (u) => dateTime(u, getLocale()));
     counts.replaceChildren(...Object.entries(d?.by_severity ?? {}).map(([s, n]) => h("span.sev", { "data-severity": s }, `${s}: ${num(n, 0, getLocale())}`)));
