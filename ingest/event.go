@@ -419,7 +419,13 @@ func syntaxFrom(body []byte, err error, off int64) error {
 		return syntaxAt(body, 0)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return &SyntaxError{off, "unexpected end of body"}
+		// The offset is where the body ends; off, where the value it cuts
+		// short began.
+		msg := "unexpected end of body"
+		if off < int64(len(body)) && len(bytes.TrimSpace(body[off:])) > 0 {
+			msg += fmt.Sprintf(": the value from byte %d is cut short", off)
+		}
+		return &SyntaxError{int64(len(body)), msg}
 	}
 	return &SyntaxError{off, err.Error()}
 }

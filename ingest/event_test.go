@@ -159,6 +159,7 @@ func TestSplitBody(t *testing.T) {
 		{"batch syntax", ContentBatch, `[{"a":1},{"b":}]`, 0, 14},
 		{"ndjson syntax on line 2", ContentNDJSON, "{\"a\":1}\n{\"b\" 2}\n", 0, 13},
 		{"truncated batch", ContentBatch, `[{"a":1}`, 0, 8},
+		{"truncated event", ContentBatch, `[{"a":1},{"b":`, 0, 14},
 		{"trailing garbage", ContentBatch, `[{"a":1}] x`, 0, 10},
 		{"not an array", ContentBatch, `{"a":1}`, 0, 0},
 	}
