@@ -187,6 +187,12 @@ func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) er
 	sent = true
 	mu.Unlock()
 	if err != nil {
+		// Cut short past the grace, the send fails with ctx's cause or,
+		// as the library closes the connection under it, a write error:
+		// either way, say it was cut short.
+		if cause := context.Cause(bctx); cause != nil && !errors.Is(err, cause) {
+			return fmt.Errorf("send: cut short: %w: %w", cause, err)
+		}
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
