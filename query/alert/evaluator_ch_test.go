@@ -131,6 +131,26 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
+// overdueTicket stores a ticket of ward 26740 received 3 days before now
+// and due an hour before it, still open.
+func (env *ticketEnv) overdueTicket(ctx context.Context, t *testing.T, id string, now time.Time) {
+	t.Helper()
+	q := fmt.Sprintf("INSERT INTO %s.feedback_events (source, id, type, subject, time, accepted_at, unit, channel, category, due_at) SELECT 'test', %s, 'received', %s, toDateTime(%d), toDateTime(%d), '26740', 'zalo', 'traffic', toDateTime(%d)",
+		env.db.Database(), query.Quote("r-"+id), query.Quote(id), now.Add(-3*24*time.Hour).Unix(), now.Unix(), now.Add(-time.Hour).Unix())
+	if err := env.db.Conn.Exec(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notify publishes a commit notice of the feedback family naming a ticket.
+func (env *ticketEnv) notify(t *testing.T, id string) {
+	t.Helper()
+	b, _ := json.Marshal(ingest.CommitNotice{Family: ingest.FamilyFeedback, Subjects: []string{id}})
+	if err := env.nc.Publish(ingest.CommitSubjectPrefix+ingest.FamilyFeedback, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // open: the subjects of the open alerts.
 func (env *ticketEnv) open(ctx context.Context, t *testing.T) map[string]bool {
 	t.Helper()
@@ -165,11 +185,7 @@ func TestCommitSubjectsAreEvaluatedBeforeKPIOpenHasThem(t *testing.T) {
 	}
 	now := time.Now().Truncate(time.Second)
 	for _, id := range []string{"T-NAMED", "T-UNNAMED"} {
-		q := fmt.Sprintf("INSERT INTO %s.feedback_events (source, id, type, subject, time, accepted_at, unit, channel, category, due_at) SELECT 'test', %s, 'received', %s, toDateTime(%d), toDateTime(%d), '26740', 'zalo', 'traffic', toDateTime(%d)",
-			db.Database(), query.Quote("r-"+id), query.Quote(id), now.Add(-3*24*time.Hour).Unix(), now.Unix(), now.Add(-time.Hour).Unix())
-		if err := db.Conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
+		env.overdueTicket(ctx, t, id, now)
 	}
 	env.evaluator(ctx, t, alert.Config{Interval: time.Hour, Debounce: 10 * time.Millisecond, LeaderTTL: time.Second}, nil)
 	open := func() map[string]bool { return env.open(ctx, t) }
@@ -196,7 +212,7 @@ func TestHoldSuspendsTheRules(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	env := newTicketEnv(ctx, t)
-	db, nc, store := env.db, env.nc, env.store
+	db, store := env.db, env.store
 	now := time.Now().Truncate(time.Second)
 	// overdue stores an overdue open ticket and a generation of kpi_open
 	// that holds it and those before, where the rule finds its candidates.
@@ -204,29 +220,19 @@ func TestHoldSuspendsTheRules(t *testing.T) {
 	addOverdue := func(id string) {
 		t.Helper()
 		overdue = append(overdue, id)
-		q := fmt.Sprintf("INSERT INTO %s.feedback_events (source, id, type, subject, time, accepted_at, unit, channel, category, due_at) SELECT 'test', %s, 'received', %s, toDateTime(%d), toDateTime(%d), '26740', 'zalo', 'traffic', toDateTime(%d)",
-			db.Database(), query.Quote("r-"+id), query.Quote(id), now.Add(-3*24*time.Hour).Unix(), now.Unix(), now.Add(-time.Hour).Unix())
-		if err := db.Conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
+		env.overdueTicket(ctx, t, id, now)
 		ids := make([]string, len(overdue))
 		for i, o := range overdue {
 			ids[i] = query.Quote(o)
 		}
-		q = fmt.Sprintf("INSERT INTO %s.kpi_open (family, gen, id, unit, due_at, open, version) SELECT 'feedback', %d, arrayJoin(['', %s]) AS i, if(i = '', '', '26740'), toDateTime(%d), toUInt8(i != ''), 1",
+		q := fmt.Sprintf("INSERT INTO %s.kpi_open (family, gen, id, unit, due_at, open, version) SELECT 'feedback', %d, arrayJoin(['', %s]) AS i, if(i = '', '', '26740'), toDateTime(%d), toUInt8(i != ''), 1",
 			db.Database(), time.Now().UnixNano(), strings.Join(ids, ", "), now.Add(-time.Hour).Unix())
 		if err := db.Conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	raised := func() map[string]bool { return env.open(ctx, t) }
-	notify := func(id string) {
-		t.Helper()
-		b, _ := json.Marshal(ingest.CommitNotice{Family: ingest.FamilyFeedback, Subjects: []string{id}})
-		if err := nc.Publish(ingest.CommitSubjectPrefix+ingest.FamilyFeedback, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	notify := func(id string) { env.notify(t, id) }
 	hold := func(d time.Duration) {
 		t.Helper()
 		if _, err := store.SetHold(ctx, alert.Hold{Reason: "a backfill", By: "test", Until: time.Now().Add(d)}); err != nil {
@@ -349,15 +355,8 @@ func TestHoldOfOneFamily(t *testing.T) {
 	// (the interval is an hour, kpi_open never holds it).
 	overdue := func(id string) {
 		t.Helper()
-		q := fmt.Sprintf("INSERT INTO %s.feedback_events (source, id, type, subject, time, accepted_at, unit, channel, category, due_at) SELECT 'test', %s, 'received', %s, toDateTime(%d), toDateTime(%d), '26740', 'zalo', 'traffic', toDateTime(%d)",
-			env.db.Database(), query.Quote("r-"+id), query.Quote(id), now.Add(-3*24*time.Hour).Unix(), now.Unix(), now.Add(-time.Hour).Unix())
-		if err := env.db.Conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(ingest.CommitNotice{Family: ingest.FamilyFeedback, Subjects: []string{id}})
-		if err := env.nc.Publish(ingest.CommitSubjectPrefix+ingest.FamilyFeedback, b); err != nil {
-			t.Fatal(err)
-		}
+		env.overdueTicket(ctx, t, id, now)
+		env.notify(t, id)
 	}
 	hold("dossier", "camera")
 	reg := prometheus.NewRegistry()
