@@ -23,9 +23,12 @@ type Config struct {
 	// that keeps going (3 × the burst of dropped messages without pausing
 	// until the budget is full again) is closed with 1008. Default 20.
 	MessageRate int
-	// QueueSize bounds the messages waiting to be written to one
-	// connection: replies, snapshots and one coalesced update per channel.
-	// One more closes the connection with 1013 (slow client). Default 256.
+	// QueueSize bounds the frames waiting to be written to one
+	// connection: replies, snapshots, recovered updates, errors. One more
+	// closes the connection with 1013 (slow client). The one coalesced
+	// live update per channel does not count (bounded by
+	// MaxSubscriptions); a client that stops reading is closed by
+	// WriteTimeout. Default 256.
 	QueueSize int
 	// WriteTimeout bounds the write of one message; a client that does not
 	// take it in time is closed as slow (1013). Default 10s.

@@ -87,6 +87,7 @@ type conn struct {
 	mu      sync.Mutex
 	q       []item // q[head:] waits to be written
 	head    int
+	frames  int  // items of q[head:] that are frames (sub == nil): what QueueSize bounds
 	writing bool // a writer goroutine runs
 	authed  bool
 	pingDue bool
@@ -197,6 +198,19 @@ func (c *conn) authenticate(urlToken string) bool {
 	c.mu.Unlock()
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(2 * h.cfg.PingInterval))
+	})
+	// A client's ping frames take from the message budget like its
+	// messages; one over it is not answered.
+	c.ws.SetPingHandler(func(data string) error {
+		h.m.received["ping_frame"].Inc()
+		if !c.allow() {
+			return nil
+		}
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(h.cfg.WriteTimeout))
+		if errors.Is(err, websocket.ErrCloseSent) || isTimeout(err) {
+			return nil
+		}
+		return err
 	})
 	_ = c.ws.SetReadDeadline(time.Now().Add(2 * h.cfg.PingInterval))
 	return true
@@ -335,13 +349,16 @@ func (c *conn) handle(msg []byte, binary bool) {
 	}
 	if !c.allow() {
 		c.sendError(m.ID, codeRateLimited, fmt.Sprintf("more than %d messages per second: message dropped", h.cfg.MessageRate))
-		if c.strikes > 3*2*h.cfg.MessageRate {
+		if c.strikes >= 3*2*h.cfg.MessageRate {
 			c.closeWith(websocket.ClosePolicyViolation, "message rate limit exceeded again and again", reasonRate, false)
 		}
 		return
 	}
 	if perr != nil {
 		c.sendError(m.ID, perr.code, perr.msg)
+		return
+	}
+	if c.expired(time.Now()) {
 		return
 	}
 	switch m.Type {
@@ -440,15 +457,11 @@ func (c *conn) subscribe(m *clientMsg) {
 		c.sendError(m.ID, codeLimit, fmt.Sprintf("subscription limit %d reached", h.cfg.MaxSubscriptions))
 		return
 	}
-	if old != nil {
-		c.drop(old) // subscribing again starts over
-	}
+	// Subscribing again starts over; the subscription in place stays
+	// until the new one has its values, so a failed attempt leaves it as
+	// it was.
 	s := &sub{c: c, channel: ch}
 	h.register(s) // s.channel is now the hub's copy of ch
-	if c.subs == nil {
-		c.subs = map[string]*sub{}
-	}
-	c.subs[s.channel] = s
 
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.SourceTimeout)
 	out, last, err := c.catchUp(ctx, s, m)
@@ -458,9 +471,20 @@ func (c *conn) subscribe(m *clientMsg) {
 		if h.ctx.Err() == nil {
 			h.log.Warn("websocket hub: source failed", "channel", ch, "err", err)
 		}
-		c.sendError(m.ID, codeUnavailable, fmt.Sprintf("the values of %s are unavailable right now; retry later", ch))
+		msg := fmt.Sprintf("the values of %s are unavailable right now; retry later", ch)
+		if old != nil {
+			msg += " (the subscription in place goes on)"
+		}
+		c.sendError(m.ID, codeUnavailable, msg)
 		return
 	}
+	if old != nil {
+		c.drop(old)
+	}
+	if c.subs == nil {
+		c.subs = map[string]*sub{}
+	}
+	c.subs[s.channel] = s
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -470,21 +494,35 @@ func (c *conn) subscribe(m *clientMsg) {
 	for _, it := range out {
 		c.pushLocked(it)
 	}
+	// What Publish delivered meanwhile follows, each value on its own
+	// while the queue is less than half full; past that the rest waits as
+	// the channel's pending value, newest wins, as live values do.
 	var early []buffered
 	if s.buf != nil {
 		early = *s.buf
 	}
-	for _, b := range early {
-		if b.seq <= last {
-			h.m.dropped[dropStale].Inc()
-			continue
-		}
-		c.pushLocked(item{frame: b.frame, kind: kindUpdate, coalesced: b.coalesced})
-		last = b.seq
-	}
 	s.buf = nil
 	s.state = subLive
+	for _, b := range early {
+		switch {
+		case b.seq <= last:
+			h.m.dropped[dropStale].Inc()
+			continue
+		case s.pending == nil && c.frames < h.cfg.QueueSize/2:
+			c.pushLocked(item{frame: b.frame, kind: kindUpdate, coalesced: b.coalesced})
+		default:
+			if s.pending != nil {
+				h.m.coalesced.Inc()
+			}
+			s.coalesced = s.pending != nil || b.coalesced
+			s.pending = b.frame
+		}
+		last = b.seq
+	}
 	s.last = last
+	if s.pending != nil {
+		c.pushLocked(item{sub: s, kind: kindUpdate})
+	}
 }
 
 // catchUp reads what a new subscriber gets first: the "subscribed" reply,
@@ -499,7 +537,7 @@ func (c *conn) catchUp(ctx context.Context, s *sub, m *clientMsg) (out []item, l
 		if err != nil {
 			return nil, 0, fmt.Errorf("since %d: %w", since, err)
 		}
-		if complete && c.recoverable(ups, since) {
+		if complete && c.recoverable(ups, since, c.queuedFrames()) {
 			if len(ups) > 0 {
 				out = append(make([]item, 0, 1+len(ups)), item{frame: appendSubscribed(nil, m.ID, s.channel, true), kind: kindSubscribed})
 				for _, u := range ups { // a copy: the Source may share its slice
@@ -542,9 +580,11 @@ func snapshot(id, channel string, u Update, ok bool) ([]item, uint64, error) {
 }
 
 // recoverable says whether the missed updates can be sent as they are:
-// contiguous from since+1, valid, and at most half a queue.
-func (c *conn) recoverable(ups []Update, since uint64) bool {
-	if len(ups) > c.h.cfg.QueueSize/2 {
+// contiguous from since+1, valid, and with the frames queued already
+// (queued), at most half a queue: a client resuming many channels gets
+// snapshots for those past that, rather than a queue it cannot drain.
+func (c *conn) recoverable(ups []Update, since uint64, queued int) bool {
+	if queued+len(ups) > c.h.cfg.QueueSize/2 {
 		return false
 	}
 	for i := range ups {
@@ -569,7 +609,9 @@ func (c *conn) unsubscribe(m *clientMsg) {
 // is skipped.
 func (c *conn) drop(s *sub) {
 	c.h.unregister(s)
-	delete(c.subs, s.channel)
+	if c.subs[s.channel] == s {
+		delete(c.subs, s.channel)
+	}
 	c.mu.Lock()
 	s.state, s.pending, s.buf = subDead, nil, nil
 	c.mu.Unlock()
@@ -617,14 +659,23 @@ func (c *conn) deliver(s *sub, seq uint64, frame []byte) {
 	}
 }
 
+// queuedFrames is the number of frames waiting to be written.
+func (c *conn) queuedFrames() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.frames
+}
+
 func (c *conn) push(it item) {
 	c.mu.Lock()
 	c.pushLocked(it)
 	c.mu.Unlock()
 }
 
-// pushLocked queues a message, or closes the connection as slow when the
-// queue holds QueueSize already.
+// pushLocked queues a message, or closes the connection as slow when
+// QueueSize frames wait already. A channel's pending value (it.sub set)
+// does not count: there is at most one per subscription, and newer values
+// replace it.
 func (c *conn) pushLocked(it item) {
 	if c.closing {
 		if it.kind == kindUpdate {
@@ -632,10 +683,12 @@ func (c *conn) pushLocked(it item) {
 		}
 		return
 	}
-	queued := len(c.q) - c.head
-	if queued >= c.h.cfg.QueueSize {
-		c.closeLocked(websocket.CloseTryAgainLater, fmt.Sprintf("slow client: more than %d messages queued", c.h.cfg.QueueSize), reasonSlow, false)
-		return
+	if it.sub == nil {
+		if c.frames >= c.h.cfg.QueueSize {
+			c.closeLocked(websocket.CloseTryAgainLater, fmt.Sprintf("slow client: more than %d messages queued", c.h.cfg.QueueSize), reasonSlow, false)
+			return
+		}
+		c.frames++
 	}
 	if len(c.q) == cap(c.q) && c.head > 0 {
 		// Slide the waiting items to the front rather than grow.
@@ -659,17 +712,31 @@ func (c *conn) kickLocked() {
 func (c *conn) requestPing(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.authed || c.closing {
-		return
-	}
-	if !c.expires.IsZero() && now.After(c.expires) {
-		c.h.m.errors.WithLabelValues(codeUnauthorized).Inc()
-		c.pushLocked(item{frame: appendError(nil, "", codeUnauthorized, "the token expired at "+c.expires.UTC().Format(time.RFC3339)+"; connect again with a new one"), kind: kindError})
-		c.closeLocked(websocket.ClosePolicyViolation, "token expired", reasonAuth, true)
+	if !c.authed || c.closing || c.expiredLocked(now) {
 		return
 	}
 	c.pingDue = true
 	c.kickLocked()
+}
+
+// expired closes the connection, saying why, once its token has expired:
+// checked on every heartbeat and before every message is answered.
+func (c *conn) expired(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.expiredLocked(now)
+}
+
+func (c *conn) expiredLocked(now time.Time) bool {
+	if c.expires.IsZero() || !now.After(c.expires) {
+		return false
+	}
+	if !c.closing {
+		c.h.m.errors.WithLabelValues(codeUnauthorized).Inc()
+		c.pushLocked(item{frame: appendError(nil, "", codeUnauthorized, "the token expired at "+c.expires.UTC().Format(time.RFC3339)+"; connect again with a new one"), kind: kindError})
+		c.closeLocked(websocket.ClosePolicyViolation, "token expired", reasonAuth, true)
+	}
+	return true
 }
 
 // closeWith starts closing the connection with a close code and reason:
@@ -703,7 +770,7 @@ func (c *conn) discardLocked() {
 	if n > 0 {
 		c.h.m.dropped[dropDisconnect].Add(float64(n))
 	}
-	c.q, c.head = nil, 0
+	c.q, c.head, c.frames = nil, 0, 0
 }
 
 // writeLoop writes the queue and the heartbeats until there is nothing
@@ -764,6 +831,8 @@ func (c *conn) next() (it item, ping, ok, closing bool) {
 			}
 			it.frame, it.coalesced = s.pending, s.coalesced
 			s.pending, s.coalesced = nil, false
+		} else {
+			c.frames--
 		}
 		ok = true
 		break
@@ -857,7 +926,7 @@ func (c *conn) cleanup() {
 	for _, s := range c.subs {
 		s.state, s.pending, s.buf = subDead, nil, nil
 	}
-	c.q, c.head = nil, 0
+	c.q, c.head, c.frames = nil, 0, 0
 	why, reason := c.why, c.reason
 	c.mu.Unlock()
 	c.subs = nil

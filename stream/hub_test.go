@@ -524,6 +524,26 @@ func TestRateLimit(t *testing.T) {
 		if got := th.metric("ioc_ws_disconnects_total", "reason", "rate"); got != 1 {
 			t.Fatalf("rate disconnects %v", got)
 		}
+		// Closed at the 12th refused message: 3 × the burst of 4.
+		if got := th.metric("ioc_ws_errors_total", "code", "rate_limited"); got != 12 {
+			t.Fatalf("%v messages refused before the close, want 12", got)
+		}
+	})
+	t.Run("ping frames", func(t *testing.T) {
+		th := newTestHub(t, Config{MessageRate: 5})
+		c := th.dialWelcome(t)
+		pongs := make(chan struct{}, 100)
+		c.ws.SetPongHandler(func(string) error { pongs <- struct{}{}; return nil })
+		for range 30 {
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(400 * time.Millisecond) // budget for the barrier's ping
+		c.barrier()                        // reads, and so runs the pong handler, past the pongs
+		if n := len(pongs); n < 9 || n > 12 {
+			t.Fatalf("%d pongs to 30 ping frames; want about 10 (the burst)", n)
+		}
 	})
 }
 
@@ -699,6 +719,30 @@ func TestSourceUnavailable(t *testing.T) {
 	if n := th.metric("ioc_ws_subscriptions"); n != 0 {
 		t.Fatalf("subscriptions gauge %v", n)
 	}
+
+	// Subscribing again to a channel while the source fails leaves the
+	// subscription in place.
+	setFail := func(err error) {
+		th.src.mu.Lock()
+		th.src.fail = err
+		th.src.mu.Unlock()
+	}
+	setFail(nil)
+	c.subscribe("r2", ch79)
+	c.expect("snapshot")
+	setFail(errors.New("nats: timeout"))
+	c.send(`{"type":"subscribe","id":"r3","channel":"` + ch79 + `"}`)
+	if m := c.expect("error"); m.Code != "unavailable" || !strings.Contains(m.Message, "the subscription in place goes on") {
+		t.Fatalf("unavailable again: %s", m.raw)
+	}
+	setFail(nil)
+	th.Publish(th.src.put(ch79, 2))
+	if m := c.expect("update"); m.Channel != ch79 {
+		t.Fatalf("update %s", m.raw)
+	}
+	if n := th.metric("ioc_ws_subscriptions"); n != 1 {
+		t.Fatalf("subscriptions gauge %v", n)
+	}
 }
 
 func TestOrigins(t *testing.T) {
@@ -752,6 +796,21 @@ func TestTokenExpiry(t *testing.T) {
 	if n := th.metric("ioc_ws_disconnects_total", "reason", "auth"); n != 1 {
 		t.Fatalf("auth disconnects %v", n)
 	}
+	// A message after the expiry is not answered, whatever the heartbeat.
+	th2 := newTestHub(t, Config{PingInterval: time.Hour})
+	e := th2.dial(t, "expiring")
+	e.expect("welcome")
+	time.Sleep(200 * time.Millisecond) // past the token's 150 ms
+	e.send(`{"type":"subscribe","id":"late","channel":"` + ch79 + `"}`)
+	if m := e.expect("error"); m.Code != "unauthorized" || m.ID != "" || !strings.Contains(m.Message, "token expired") {
+		t.Fatalf("after expiry: %s", m.raw)
+	}
+	if text := e.expectClose(websocket.ClosePolicyViolation); text != "token expired" {
+		t.Fatalf("close reason %q", text)
+	}
+	if n := th2.metric("ioc_ws_subscriptions"); n != 0 {
+		t.Fatalf("subscribed after expiry: gauge %v", n)
+	}
 	// A token that does not expire stays.
 	g := th.dialWelcome(t)
 	g.subscribe("r1", ch79)
@@ -764,4 +823,116 @@ func TestSubFitsItsSizeClass(t *testing.T) {
 	if n := unsafe.Sizeof(sub{}); n > 80 {
 		t.Fatalf("sub is %d bytes, more than 80", n)
 	}
+}
+
+// TestBusyClientKeepsItsConnection: a client that reads as fast as it can
+// is never closed as slow for what the server itself queued at once — one
+// value on each of more channels than the queue holds (a window rolling
+// over at midnight), or the missed values of many channels it resumes
+// (a wall reconnecting) — while the writer is held up.
+func TestBusyClientKeepsItsConnection(t *testing.T) {
+	const channels, values = 300, 40
+	chans := make([]string, channels)
+	for i := range chans {
+		chans[i] = fmt.Sprintf("kpi:busy:%d:today", i)
+	}
+	// hold runs f while the hub's writers wait, then lets them go.
+	hold := func(th *testHub, f func()) {
+		var gate sync.Mutex
+		hook := func() { gate.Lock(); gate.Unlock() }
+		gate.Lock()
+		defer gate.Unlock()
+		th.writeHook.Store(&hook)
+		f()
+	}
+	t.Run("one value on every channel", func(t *testing.T) {
+		th := newTestHub(t, Config{MessageRate: 1000})
+		c := th.dialWelcome(t)
+		for i, ch := range chans {
+			c.subscribe(fmt.Sprint(i), ch)
+			c.expect("snapshot")
+		}
+		hold(th, func() {
+			for _, ch := range chans {
+				th.Publish(th.src.put(ch, "v"))
+			}
+		})
+		got := map[string]bool{}
+		for _, m := range c.barrier() {
+			if m.Type != "update" || m.Seq != 1 || m.Coalesced {
+				t.Fatalf("got %s", m.raw)
+			}
+			got[m.Channel] = true
+		}
+		if len(got) != channels {
+			t.Fatalf("%d of %d channels updated", len(got), channels)
+		}
+	})
+	t.Run("resuming many channels", func(t *testing.T) {
+		th := newTestHub(t, Config{MessageRate: 1000})
+		const since = 2
+		for _, ch := range chans[:40] {
+			for range values {
+				th.src.put(ch, "v")
+			}
+		}
+		c := th.dialWelcome(t)
+		hold(th, func() {
+			for i, ch := range chans[:40] {
+				c.send(map[string]any{"type": "subscribe", "id": fmt.Sprint(i), "channel": ch, "since": since})
+			}
+			waitFor(t, "40 subscriptions", 10*time.Second, func() bool { return th.metric("ioc_ws_subscriptions") == 40 })
+		})
+		// Each channel: recovered with exactly the values after since, or
+		// a snapshot of the latest.
+		prev := map[string]uint64{}
+		recovered := 0
+		for _, m := range c.barrier() {
+			switch m.Type {
+			case "subscribed":
+				if *m.Recovered {
+					prev[m.Channel] = since
+					recovered++
+				}
+			case "snapshot":
+				if _, ok := prev[m.Channel]; ok || m.Seq != values {
+					t.Fatalf("snapshot %s", m.raw)
+				}
+				prev[m.Channel] = m.Seq
+			case "update":
+				if p, ok := prev[m.Channel]; !ok || m.Seq != p+1 || m.Coalesced {
+					t.Fatalf("update %s after %d", m.raw, p)
+				}
+				prev[m.Channel] = m.Seq
+			default:
+				t.Fatalf("got %s", m.raw)
+			}
+		}
+		for _, ch := range chans[:40] {
+			if prev[ch] != values {
+				t.Fatalf("%s: last seq %d, want %d", ch, prev[ch], values)
+			}
+		}
+		// Three channels' 38 missed values fit in half the queue; the
+		// others got snapshots.
+		if recovered != 3 {
+			t.Fatalf("%d channels recovered, want 3", recovered)
+		}
+	})
+	t.Run("replies past the queue close it", func(t *testing.T) {
+		th := newTestHub(t, Config{MessageRate: 1000, QueueSize: 16})
+		c := th.dialWelcome(t)
+		hold(th, func() {
+			// The writer holds the first pong; 16 more fill the queue.
+			for i := range 18 {
+				c.send(map[string]string{"type": "ping", "id": fmt.Sprint(i)})
+			}
+			waitFor(t, "a slow disconnect", 10*time.Second, func() bool {
+				return th.metric("ioc_ws_disconnects_total", "reason", "slow") == 1
+			})
+		})
+		if reason := c.expectClose(websocket.CloseTryAgainLater); !strings.Contains(reason, "more than 16 messages queued") {
+			t.Fatalf("close reason %q", reason)
+		}
+	})
 }

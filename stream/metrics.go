@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_ws_messages_sent_total",
 		Help: "Messages written to websocket clients, by type (welcome, subscribed, unsubscribed, snapshot, update, error, ping, pong)."}, []string{"type"})
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_ws_messages_received_total",
-		Help: "Messages read from websocket clients, by type (auth, subscribe, unsubscribe, ping, pong, invalid)."}, []string{"type"})
+		Help: "Messages read from websocket clients, by type (auth, subscribe, unsubscribe, rpc, ping, pong, invalid; ping_frame: websocket ping frames, answered with a pong frame while within the message rate)."}, []string{"type"})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_ws_updates_dropped_total",
 		Help: "Updates not sent to a subscriber, by reason (stale: seq not above the last sent; invalid: data not JSON; disconnect: queued when the connection closed)."}, []string{"reason"})
 	disconnects := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_ws_disconnects_total",
@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for k := range numKinds {
 		m.sent[k] = sent.WithLabelValues(kindNames[k])
 	}
-	for _, t := range []string{msgAuth, msgSubscribe, msgUnsubscribe, msgRPC, msgPing, msgPong, "invalid"} {
+	for _, t := range []string{msgAuth, msgSubscribe, msgUnsubscribe, msgRPC, msgPing, msgPong, "invalid", "ping_frame"} {
 		m.received[t] = received.WithLabelValues(t)
 	}
 	for _, r := range []string{dropStale, dropInvalid, dropDisconnect} {
