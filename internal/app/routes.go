@@ -62,10 +62,23 @@ func (a *App) routes() http.Handler {
 		r.With(a.Tokens.Require(auth.RoleAdmin, auth.RoleLeader)).Post("/alerts/{id}/ack", a.handleAlertAck)
 	})
 	// The websocket authenticates with its token itself (query string or
-	// first message): browsers cannot set headers on it.
-	r.Get("/ws", a.hub.ServeHTTP)
+	// first message): browsers cannot set headers on it. It opens once the
+	// node follows the KPI values: a client subscribing earlier could miss
+	// a value published between its snapshot and the start of the watch.
+	r.Get("/ws", a.serveWS)
 	uiRoutes(r)
 	return r
+}
+
+func (a *App) serveWS(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-a.serving:
+		a.hub.ServeHTTP(w, r)
+	default:
+		e := api.Errorf(api.EUNAVAILABLE, "the node is starting: its live values are not followed yet; retry in a moment")
+		e.RetryAfter = 1
+		api.WriteError(w, r, e)
+	}
 }
 
 func (a *App) handleReady(w http.ResponseWriter, r *http.Request) {
