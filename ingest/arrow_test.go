@@ -761,7 +761,11 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 			}
 			return a
 		case k == 2:
-			return floats[r.Intn(len(floats))] * float64(r.Intn(3)-1)
+			f := floats[r.Intn(len(floats))] * float64(r.Intn(3)-1)
+			if f == 0 {
+				f = 0 // appendJSON writes -0 as 0; checked below
+			}
+			return f
 		case k == 3:
 			return r.NormFloat64() * math.Pow(10, float64(r.Intn(60)-30))
 		case k == 4:
@@ -784,6 +788,9 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 		if m, ok := v.(map[string]any); ok && jsonSize(m) != len(want) {
 			t.Fatalf("jsonSize %d, want %d", jsonSize(m), len(want))
 		}
+	}
+	if got, err := appendJSON(nil, []any{math.Copysign(0, -1), 0.0}); string(got) != "[0,0]" || err != nil {
+		t.Fatalf("appendJSON(-0, 0) = %s, %v; want [0,0]", got, err)
 	}
 	for _, f := range []float64{math.NaN(), math.Inf(1)} {
 		_, want := json.Marshal(map[string]any{"x": f})

@@ -547,6 +547,9 @@ func (d *jdec) uintField(bits int) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
+	if lit == "-0" {
+		return 0, true // stored before -0 was written 0
+	}
 	n, err := strconv.ParseUint(lit, 10, bits)
 	return n, err == nil
 }

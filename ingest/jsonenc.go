@@ -26,7 +26,9 @@ func marshalData(data any) ([]byte, error) {
 
 // appendJSON appends the JSON encoding of a decoded JSON value exactly as
 // json.Marshal writes it: map keys sorted, strings with HTML-safe escapes,
-// numbers as ES6 does. Other types go through json.Marshal.
+// numbers as ES6 does — except -0, written 0: a sender's -0 means 0, and
+// the readers of unsigned columns refuse "-0". Other types go through
+// json.Marshal.
 func appendJSON(dst []byte, v any) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
@@ -39,6 +41,9 @@ func appendJSON(dst []byte, v any) ([]byte, error) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			_, err := json.Marshal(x)
 			return dst, err
+		}
+		if x == 0 {
+			x = 0 // -0 too
 		}
 		return jsonx.AppendFloat(dst, x), nil
 	case map[string]any:
