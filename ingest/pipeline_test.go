@@ -433,6 +433,33 @@ func TestPoisonEventGoesToDeadLetters(t *testing.T) {
 	p.waitCount(t, 1, "SELECT count() FROM DB.surveys WHERE score = 4")
 }
 
+// TestRefusedRowGoesToDeadLetters: ClickHouse refuses one row of a batch
+// for its value (here a view's throwIf); the batch is split, the other
+// rows land, and the refused one goes to dead letters with the server's
+// reason.
+func TestRefusedRowGoesToDeadLetters(t *testing.T) {
+	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: 50 * time.Millisecond, RetryMin: 10 * time.Millisecond}, false)
+	ctx := context.Background()
+	if err := p.db.Conn.Exec(ctx, "CREATE MATERIALIZED VIEW "+p.db.Database()+".refuse_mv ENGINE = Memory AS SELECT throwIf(subject = 'REFUSED') AS x FROM "+p.db.Database()+".survey_events"); err != nil {
+		t.Fatal(err)
+	}
+	var evs []map[string]any
+	for i := range 9 {
+		evs = append(evs, event(fmt.Sprint("s", i), "vn.ioc.survey.submitted", fmt.Sprint("S-", i), "2024-03-01T09:00:00+07:00", map[string]any{"unit": "26740", "rating": "satisfied"}))
+	}
+	evs = append(evs[:4], append([]map[string]any{event("bad", "vn.ioc.survey.submitted", "REFUSED", "2024-03-01T09:00:00+07:00", map[string]any{"unit": "26740", "rating": "satisfied"})}, evs[4:]...)...)
+	tok := p.token(t, auth.RoleAdmin, "")
+	if code, r := p.post(t, tok, ingest.ContentBatch, batch(t, evs...)); code != 202 || r.Accepted != 10 {
+		t.Fatalf("%d %+v", code, r)
+	}
+	p.startWriter()
+	p.waitCount(t, 1, "SELECT count() FROM DB.dead_letters WHERE family = 'survey' AND id = 'bad' AND reason LIKE 'clickhouse refused the row:%395%throwIf%'")
+	p.waitCount(t, 9, "SELECT count() FROM DB.survey_events WHERE subject != 'REFUSED'")
+	if n := p.count(t, "SELECT count() FROM DB.dead_letters"); n != 1 {
+		t.Fatalf("%d dead letters, want 1", n)
+	}
+}
+
 func TestCommitNoticeNamesFamilyAndUnits(t *testing.T) {
 	p := newPipeline(t)
 	sub, err := p.nc.SubscribeSync(ingest.CommitSubjectPrefix + "dossier")

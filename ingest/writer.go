@@ -539,12 +539,14 @@ func decodeRecord(line []byte) (rec *Record, data string, err error) {
 	return rec, string(rec.Data), nil
 }
 
-// insertAll inserts rows until they are in ClickHouse. Network and server
-// overload errors are retried with capped backoff, for as long as it takes
-// (the events stay unacknowledged in JetStream, kept alive with progress
-// signals). When the server refuses the data itself, the batch is split to
-// isolate the refused events, which go to dead letters after
-// PoisonAttempts tries. It marks each event written, dead or abandoned.
+// insertAll inserts rows until they are in ClickHouse. Any error but a
+// refusal of the data is retried with capped backoff, for as long as it
+// takes (the events stay unacknowledged in JetStream, kept alive with
+// progress signals). When the server refuses the data itself, the batch is
+// split to isolate the refused events, which go to dead letters once
+// refused PoisonAttempts times; a batch spanning more partitions than the
+// server takes in one insert is split too. It marks each event written,
+// dead or abandoned.
 func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch []pending) {
 	backoff := w.cfg.RetryMin
 	lastProgress := time.Now()
@@ -553,6 +555,7 @@ func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch [
 			batch[i].state = state
 		}
 	}
+	refusals := 0
 	for attempt := 1; ; attempt++ {
 		err := w.insert(ctx, t, batch)
 		if err == nil {
@@ -564,14 +567,15 @@ func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch [
 			return
 		}
 		w.m.InsertErrors.WithLabelValues(family).Inc()
-		if isDataError(err) {
-			if len(batch) > 1 {
-				mid := len(batch) / 2
-				w.insertAll(ctx, family, t, batch[:mid])
-				w.insertAll(ctx, family, t, batch[mid:])
-				return
-			}
-			if attempt >= w.cfg.PoisonAttempts {
+		data := isDataError(err)
+		if (data || isTooManyPartitions(err)) && len(batch) > 1 {
+			mid := len(batch) / 2
+			w.insertAll(ctx, family, t, batch[:mid])
+			w.insertAll(ctx, family, t, batch[mid:])
+			return
+		}
+		if data {
+			if refusals++; refusals >= w.cfg.PoisonAttempts {
 				if w.deadLetter(ctx, family, batch, "clickhouse refused the row: "+err.Error()) {
 					mark(stateDead)
 				} else {
@@ -610,6 +614,13 @@ func (w *Writer) insert(ctx context.Context, t *table, batch []pending) error {
 	})
 }
 
+// valueError: the client library refused a column's values (the same
+// values always are).
+type valueError struct{ err error }
+
+func (e *valueError) Error() string { return e.err.Error() }
+func (e *valueError) Unwrap() error { return e.err }
+
 // appendColumns adds the batch's rows to an insert column by column, each
 // column from one typed slice (no []any of boxed values per row).
 func appendColumns(b driver.Batch, t *table, batch []pending) error {
@@ -624,27 +635,43 @@ func appendColumns(b driver.Batch, t *table, batch []pending) error {
 	}
 	for i, vals := range t.values(batch) {
 		if err := b.Column(i).Append(vals); err != nil {
-			return fmt.Errorf("column %s: %w", t.columns[i], err)
+			return &valueError{fmt.Errorf("column %s: %w", t.columns[i], err)}
 		}
 	}
 	return nil
 }
 
-// isDataError: the server refused the rows themselves (as opposed to being
-// unreachable, overloaded or missing a table, which time can fix).
+// isDataError: the rows themselves were refused, by the client library or
+// by the server for a value (as opposed to anything time can fix: the
+// network, an overloaded or read-only server, a replica or shard down,
+// a table or column being migrated, a grant or password being changed).
+// Only the errors known to come from a value count: an error not listed
+// is retried rather than sending a batch to dead letters for an outage.
 func isDataError(err error) bool {
+	if ve := (*valueError)(nil); errors.As(err, &ve) {
+		return true
+	}
 	var ex *clickhouse.Exception
 	if !errors.As(err, &ex) {
 		return false
 	}
 	switch ex.Code {
-	case 60, 81, // unknown table / database: schema being migrated
-		159, 209, 210, // timeouts, network
-		202, 241, 252, 242, // too many queries, memory, too many parts, read-only replica
-		3, 23, 24, 225, 319, 999: // unexpected end, read/write errors, zookeeper
-		return false
+	case 6, 26, 27, 38, 41, 72, // cannot parse text, quoted string, input assertion, date, datetime, number
+		53, 69, 70, 117, 131, // type mismatch, argument out of bound, cannot convert type, incorrect data, string too large
+		321, 349, 395: // value out of range of its type, NULL into a non-Nullable column, throwIf in a view
+		return true
 	}
-	return true
+	return false
+}
+
+// isTooManyPartitions: the batch's rows fall into more partitions (months)
+// than the server takes in one insert (max_partitions_per_insert_block, 100
+// by default on current ClickHouse): a backfill of many years, not sorted
+// by time. Smaller batches go in. The same code without these words is
+// "too many parts", an overloaded server, which time fixes.
+func isTooManyPartitions(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 252 && strings.Contains(ex.Message, "partitions for single INSERT block")
 }
 
 // deadLetter records events that can never be inserted; their messages

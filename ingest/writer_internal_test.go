@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -126,6 +128,41 @@ func TestPseudonymIsKeyedHMAC(t *testing.T) {
 			if got := p.Pseudonym(clear); got != want {
 				t.Fatalf("%q: %s, want %s", clear, got, want)
 			}
+		}
+	}
+}
+
+// TestInsertErrorKinds: only a refusal of a value sends rows towards dead
+// letters; an outage of any kind (replica down, grant changed, column
+// being migrated, "too many parts") is retried; a batch over the
+// partitions one insert takes is split.
+func TestInsertErrorKinds(t *testing.T) {
+	ex := func(code int32, msg string) error {
+		return fmt.Errorf("send: %w", &clickhouse.Exception{Code: code, Message: msg})
+	}
+	for _, c := range []struct {
+		err         error
+		data, split bool
+	}{
+		{ex(395, "Value passed to 'throwIf' function is non zero"), true, false},
+		{ex(6, "Cannot parse text"), true, false},
+		{ex(321, "Value out of range"), true, false},
+		{&valueError{errors.New("column time: bad value")}, true, false},
+		{ex(279, "All connection tries failed"), false, false},
+		{ex(285, "Number of alive replicas (0) is less than requested quorum"), false, false},
+		{ex(497, "Not enough privileges"), false, false},
+		{ex(516, "Authentication failed"), false, false},
+		{ex(16, "There is no column with name x"), false, false},
+		{ex(252, "Too many parts (300). Merges are processing significantly slower than inserts"), false, false},
+		{ex(252, "Too many partitions for single INSERT block (more than 100)"), false, true},
+		{errors.New("read: connection reset by peer"), false, false},
+		{fmt.Errorf("append: %w", errors.New("insert into x has 3 columns, want 4")), false, false},
+	} {
+		if got := isDataError(c.err); got != c.data {
+			t.Errorf("isDataError(%v) = %v", c.err, got)
+		}
+		if got := isTooManyPartitions(c.err); got != c.split {
+			t.Errorf("isTooManyPartitions(%v) = %v", c.err, got)
 		}
 	}
 }
