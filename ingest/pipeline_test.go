@@ -460,6 +460,29 @@ func TestRefusedRowGoesToDeadLetters(t *testing.T) {
 	}
 }
 
+// TestWriterWaitsForItsConsumer: a consumer lookup that fails at the
+// writer's start (here the consumer is missing until the stream is set up
+// again) is retried; the family's writer, and the others, go on.
+func TestWriterWaitsForItsConsumer(t *testing.T) {
+	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: 50 * time.Millisecond, RetryMin: 10 * time.Millisecond}, false)
+	ctx := context.Background()
+	if err := p.stream.DeleteConsumer(ctx, "writer-survey"); err != nil {
+		t.Fatal(err)
+	}
+	p.startWriter()
+	tok := p.token(t, auth.RoleAdmin, "")
+	sv := event("s1", "vn.ioc.survey.submitted", "S-1", "2024-03-01T09:00:00+07:00", map[string]any{"unit": "26740", "rating": "satisfied"})
+	if code, r := p.post(t, tok, ingest.ContentBatch, batch(t, sv, received("d1", "D-1", "2024-03-01T09:00:00+07:00"))); code != 202 || r.Accepted != 2 {
+		t.Fatalf("%d %+v", code, r)
+	}
+	p.waitCount(t, 1, "SELECT count() FROM DB.dossier_events WHERE subject = 'D-1'")
+	time.Sleep(100 * time.Millisecond)
+	if _, err := ingest.EnsureStream(ctx, p.js, ingest.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	p.waitCount(t, 1, "SELECT count() FROM DB.survey_events WHERE subject = 'S-1'")
+}
+
 func TestCommitNoticeNamesFamilyAndUnits(t *testing.T) {
 	p := newPipeline(t)
 	sub, err := p.nc.SubscribeSync(ingest.CommitSubjectPrefix + "dossier")

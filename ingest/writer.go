@@ -146,14 +146,32 @@ const (
 	stateAbandoned      // shutting down: left for redelivery
 )
 
-func (w *Writer) runFamily(ctx context.Context, family string) error {
-	cons, err := w.stream.Consumer(ctx, writerConsumer(family))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+// consumer looks the family's consumer up until it answers or ctx ends
+// (nil then): a lookup failing once (a JetStream API timeout, a leader
+// election) must not stop the family's writer, and with it the others.
+func (w *Writer) consumer(ctx context.Context, family string) jetstream.Consumer {
+	backoff := w.cfg.RetryMin
+	for {
+		cons, err := w.stream.Consumer(ctx, writerConsumer(family))
+		if err == nil || ctx.Err() != nil {
+			return cons
 		}
-		return fmt.Errorf("writer %s: %w", family, err)
+		w.log.Warn("writer: looking up its consumer failed, retrying", "family", family, "consumer", writerConsumer(family), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, w.cfg.RetryMax)
 	}
+}
+
+func (w *Writer) runFamily(ctx context.Context, family string) error {
+	cons := w.consumer(ctx, family)
+	if cons == nil {
+		return nil
+	}
+	var err error
 	iter := &fetcher{cons: cons}
 	defer iter.stop()
 	t := tables[family]

@@ -375,8 +375,20 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopIntake()
 
 	g, gctx := errgroup.WithContext(ctx)
-	writerDone := make(chan error, 1)
-	go func() { writerDone <- a.writer.Run(writerCtx) }()
+	// The writer runs until the node has stopped taking events; should it
+	// end before (it should not), the node stops with its error rather
+	// than accept events no one writes.
+	var writerErr error
+	writerDone := make(chan struct{})
+	go func() { writerErr = a.writer.Run(writerCtx); close(writerDone) }()
+	g.Go(func() error {
+		select {
+		case <-writerDone:
+			return fmt.Errorf("the writer stopped while the node ran: %v", writerErr)
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	g.Go(func() error { return a.intake.ServeNATS(intakeCtx, a.nc, a.Tokens) })
 	g.Go(func() error {
 		if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -427,8 +439,9 @@ func (a *App) Run(ctx context.Context) error {
 	err := g.Wait()
 	// 2. drain the writer: it finishes the batch in hand.
 	stopWriter()
-	if werr := <-writerDone; err == nil {
-		err = werr
+	<-writerDone
+	if err == nil {
+		err = writerErr
 	}
 	// 3. flush the SQL audit.
 	stopAudit()
