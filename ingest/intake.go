@@ -259,8 +259,22 @@ func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, 
 		if c.future == nil {
 			continue
 		}
+		var ack *jetstream.PubAck
+		var err error
 		select {
-		case ack := <-c.future.Ok():
+		case ack = <-c.future.Ok():
+		case err = <-c.future.Err():
+		case <-ctx.Done():
+			// An answer that came with the timeout still counts: a chunk
+			// stored is never reported as not stored.
+			select {
+			case ack = <-c.future.Ok():
+			case err = <-c.future.Err():
+			default:
+			}
+		}
+		switch {
+		case ack != nil:
 			for _, r := range c.recs {
 				if ack.Duplicate {
 					res.Duplicates++
@@ -271,12 +285,12 @@ func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, 
 				}
 			}
 			in.recent.add(c.keys)
-		case err := <-c.future.Err():
+		case err != nil:
 			if firstErr == nil {
 				firstErr = err
 			}
 			fail(c, err)
-		case <-ctx.Done():
+		default:
 			if firstErr == nil {
 				firstErr = ctx.Err()
 			}

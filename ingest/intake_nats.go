@@ -23,11 +23,15 @@ import (
 // Requests are served concurrently, up to natsConcurrency at once (as HTTP
 // requests are): a request waiting for JetStream to store its events does
 // not hold up the next one. When ctx ends, ServeNATS waits for the requests
-// in hand to be answered; requests still pending are answered one by one
-// while the subscription drains.
+// in hand to be answered, as they would have been; requests still pending
+// are answered one by one while the subscription drains.
 func (in *Intake) ServeNATS(ctx context.Context, nc *nats.Conn, tokens *auth.Issuer) error {
+	// A request taken is served to its end (bounded by the publish
+	// timeout), whether or not ctx ends meanwhile: its events may be
+	// stored already, and its sender is to be told so.
+	reqCtx := context.WithoutCancel(ctx)
 	serve := func(m *nats.Msg) {
-		reply := in.serveNATSMsg(ctx, m, tokens)
+		reply := in.serveNATSMsg(reqCtx, m, tokens)
 		if m.Reply != "" {
 			_ = m.Respond(reply)
 		}

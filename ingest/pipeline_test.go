@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,6 +50,8 @@ type pipeline struct {
 	m      *ingest.Metrics
 	// startWriter starts the writer, if newPipelineWith was asked not to.
 	startWriter func()
+	// stopNATS ends the NATS intake's context, as a node's shutdown does.
+	stopNATS context.CancelFunc
 }
 
 func newPipeline(t *testing.T) *pipeline {
@@ -120,7 +124,7 @@ func newPipelineWith(t *testing.T, wcfg ingest.WriterConfig, start bool, wrap ..
 	nctx, ncancel := context.WithCancel(ctx)
 	t.Cleanup(ncancel)
 	go in.ServeNATS(nctx, nc, tokens)
-	return &pipeline{db: db, nc: nc, js: js, stream: st, intake: in, tokens: tokens, srv: srv, m: m, startWriter: startWriter}
+	return &pipeline{db: db, nc: nc, js: js, stream: st, intake: in, tokens: tokens, srv: srv, m: m, startWriter: startWriter, stopNATS: ncancel}
 }
 
 type testWriter struct{ t *testing.T }
@@ -267,6 +271,91 @@ func TestStalledPublicationsWait(t *testing.T) {
 		t.Fatalf("got %d %+v after %d refusals", code, r, st.refused.Load())
 	}
 	p.waitCount(t, 2, "SELECT count() FROM DB.dossier_events FINAL")
+}
+
+// lateAcks publishes through JetStream but holds every acknowledgement
+// back until release is closed.
+type lateAcks struct {
+	jetstream.JetStream
+	published chan struct{} // closed at the first publication
+	once      sync.Once
+	release   chan struct{}
+}
+
+type lateAck struct {
+	jetstream.PubAckFuture
+	ok  chan *jetstream.PubAck
+	err chan error
+}
+
+func (f *lateAck) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *lateAck) Err() <-chan error            { return f.err }
+
+func (s *lateAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f, err := s.JetStream.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return f, err
+	}
+	s.once.Do(func() { close(s.published) })
+	late := &lateAck{PubAckFuture: f, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	go func() {
+		<-s.release
+		select {
+		case a := <-f.Ok():
+			late.ok <- a
+		case e := <-f.Err():
+			late.err <- e
+		}
+	}()
+	return late, nil
+}
+
+// TestNATSRequestInHandAtShutdown: a NATS intake request whose events are
+// being stored when the node starts stopping is answered as it would have
+// been (accepted), not 503 "not stored".
+func TestNATSRequestInHandAtShutdown(t *testing.T) {
+	la := &lateAcks{published: make(chan struct{}), release: make(chan struct{})}
+	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: 50 * time.Millisecond}, true, func(js jetstream.JetStream) jetstream.JetStream {
+		la.JetStream = js
+		return la
+	})
+	tok := p.token(t, auth.RoleIngest, "hcmc/one-stop")
+	msg := nats.NewMsg(ingest.IngestSubject)
+	msg.Header.Set("Authorization", "Bearer "+tok)
+	msg.Header.Set("Content-Type", ingest.ContentBatch)
+	msg.Data = batch(t, received("s1", "D-1", "2024-03-01T09:00:00+07:00"))
+	replies := make(chan *nats.Msg, 1)
+	go func() {
+		for {
+			reply, err := p.nc.RequestMsg(msg, 20*time.Second)
+			if errors.Is(err, nats.ErrNoResponders) {
+				time.Sleep(10 * time.Millisecond) // the intake is subscribing
+				continue
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			replies <- reply
+			return
+		}
+	}()
+	select {
+	case <-la.published:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request's events were never published")
+	}
+	p.stopNATS()
+	time.Sleep(100 * time.Millisecond)
+	close(la.release)
+	reply := <-replies
+	if reply == nil {
+		t.FailNow()
+	}
+	var r response
+	if err := json.Unmarshal(reply.Data, &r); err != nil || r.Accepted != 1 || r.Error != nil {
+		t.Fatalf("reply %s", reply.Data)
+	}
+	p.waitCount(t, 1, "SELECT count() FROM DB.dossier_events")
 }
 
 func TestBodyErrors(t *testing.T) {
