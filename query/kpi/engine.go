@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -685,21 +686,43 @@ func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value,
 	e.lastMu.Lock()
 	futures, serr := e.send(family, vals, computed, asOf)
 	e.lastMu.Unlock()
-	// A value counts as published once JetStream stored it, so that a
-	// failure half-way never reuses a sequence number.
+	// A value counts as published once JetStream stored it. Each write
+	// expects the key's last revision this engine knows, so a sequence
+	// number is never given to two values: not when a write was stored
+	// but its acknowledgement lost (a reconnect), nor when another node
+	// wrote the key meanwhile (a leader that stalled past its lease). A
+	// failed write is looked up again: the next round goes on from what
+	// the bucket holds.
 	var err error
+	var failed []Key
 	for _, p := range futures {
 		select {
-		case <-p.f.Ok():
+		case ack := <-p.f.Ok():
+			p.v.rev = ack.Sequence
 			e.lastMu.Lock()
 			e.last.set(p.v)
 			e.lastMu.Unlock()
 			e.metrics.published.WithLabelValues(family).Inc()
 		case perr := <-p.f.Err():
 			err = fmt.Errorf("publish kpi value: %w", perr)
+			failed = append(failed, p.v.Key)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	for _, k := range failed {
+		v, ok, gerr := e.store.Get(ctx, k)
+		if gerr != nil {
+			// Still unknown: the next write fails its check and comes back here.
+			continue
+		}
+		e.lastMu.Lock()
+		if ok {
+			e.last.set(v)
+		} else {
+			e.last.drop(k)
+		}
+		e.lastMu.Unlock()
 	}
 	return errors.Join(serr, err)
 }
@@ -719,6 +742,8 @@ func (l lastValues) get(k Key) (Value, bool) {
 	v, ok := l[k.KPI][k]
 	return v, ok
 }
+
+func (l lastValues) drop(k Key) { delete(l[k.KPI], k) }
 
 func (l lastValues) set(v Value) {
 	m := l[v.KPI]
@@ -794,7 +819,9 @@ func (e *Engine) send(family string, vals map[Key]Value, computed map[string]boo
 		if kp, _ := e.cat.KPI(k.KPI); inRatesBucket(kp) {
 			bucket = e.cfg.Store.RatesBucket
 		}
-		f, err := ingest.PublishMsgAsync(stallCtx, e.js, &nats.Msg{Subject: "$KV." + bucket + "." + k.bucketKey(), Data: b})
+		msg := &nats.Msg{Subject: "$KV." + bucket + "." + k.bucketKey(), Data: b,
+			Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(old.rev, 10)}}}
+		f, err := ingest.PublishMsgAsync(stallCtx, e.js, msg)
 		if err != nil {
 			return futures, fmt.Errorf("publish %s: %w", k.bucketKey(), err)
 		}

@@ -139,6 +139,7 @@ func (s *Store) Get(ctx context.Context, k Key) (Value, bool, error) {
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
 		return Value{}, false, fmt.Errorf("kpi value %s: %w", e.Key(), err)
 	}
+	v.rev = e.Revision()
 	return v, true, nil
 }
 
@@ -251,7 +252,7 @@ func (s *Store) Watch(ctx context.Context, fn func(stream.Update), ready func())
 func (s *Store) All(ctx context.Context) (map[Key]Value, error) {
 	out := map[Key]Value{}
 	for _, kv := range []jetstream.KeyValue{s.kv, s.rates} {
-		if err := readAll(ctx, kv, out); err != nil {
+		if err := readAll(ctx, kv, out, func(k Key) bool { return s.bucket(k.KPI) == kv }); err != nil {
 			return nil, err
 		}
 	}
@@ -295,7 +296,10 @@ func (s *Store) PurgeStrayRates(ctx context.Context) (int, error) {
 
 // readAll adds the latest value of every key of a bucket to out; a key
 // already there keeps the value of the higher sequence.
-func readAll(ctx context.Context, kv jetstream.KeyValue, out map[Key]Value) error {
+// readAll reads a bucket's values into out, where a key's value of a
+// higher seq wins; own says whether the key belongs in this bucket, whose
+// revision of it the value then carries (for the next write's check).
+func readAll(ctx context.Context, kv jetstream.KeyValue, out map[Key]Value, own func(Key) bool) error {
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return err
@@ -312,6 +316,9 @@ func readAll(ctx context.Context, kv jetstream.KeyValue, out map[Key]Value) erro
 			var v Value
 			if err := json.Unmarshal(e.Value(), &v); err == nil {
 				if old, ok := out[v.Key]; !ok || v.Seq > old.Seq {
+					if own(v.Key) {
+						v.rev = e.Revision()
+					}
 					out[v.Key] = v
 				}
 			}

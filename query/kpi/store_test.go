@@ -249,3 +249,80 @@ func TestPublishWaitsWhenStalled(t *testing.T) {
 		t.Fatalf("%d publications refused as stalled, %d values stored, want %d", refused, status.Values(), want)
 	}
 }
+
+// lostAck stores its first armed publication but reports it failed, as a
+// reconnect does to a write the server had stored.
+type lostAck struct {
+	jetstream.JetStream
+	armed atomic.Bool
+	lost  atomic.Pointer[kpi.Value]
+}
+
+type failedAck struct {
+	jetstream.PubAckFuture
+	err chan error
+}
+
+func (f *failedAck) Ok() <-chan *jetstream.PubAck { return nil }
+func (f *failedAck) Err() <-chan error            { return f.err }
+
+func (l *lostAck) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f, err := l.JetStream.PublishMsgAsync(m, opts...)
+	if err != nil || !l.armed.CompareAndSwap(true, false) {
+		return f, err
+	}
+	var v kpi.Value
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		panic(err)
+	}
+	l.lost.Store(&v)
+	failed := &failedAck{PubAckFuture: f, err: make(chan error, 1)}
+	go func() {
+		select {
+		case <-f.Ok():
+		case <-f.Err():
+		}
+		failed.err <- nats.ErrDisconnected
+	}()
+	return failed, nil
+}
+
+// TestSeqNeverReused: a value the bucket stored but whose write the
+// engine saw fail is not written again under the same seq: the next round
+// goes on from what the bucket holds, so a key's seqs in the bucket are
+// 1, 2, 3… with no repeat (a repeat, with other content, is dropped by
+// every subscriber as stale).
+func TestSeqNeverReused(t *testing.T) {
+	la := &lostAck{}
+	_, _, store, eng := natsEngine(t, 41, "test_seq_reuse", "dossier", func(js jetstream.JetStream) jetstream.JetStream {
+		la.JetStream = js
+		return la
+	})
+	ctx := context.Background()
+	eng.SetLast(map[kpi.Key]kpi.Value{}) // the bucket is empty
+	eng.SetLeading(true)
+	la.armed.Store(true)
+	if err := eng.Recompute(ctx, "dossier"); err == nil {
+		t.Fatal("the round with a lost acknowledgement reported no error")
+	}
+	lost := la.lost.Load()
+	if lost == nil {
+		t.Fatal("nothing published")
+	}
+	if err := eng.Recompute(ctx, "dossier"); err != nil {
+		t.Fatal(err)
+	}
+	ups, complete, err := store.Since(ctx, lost.Channel(), 0)
+	if err != nil || !complete || len(ups) == 0 {
+		t.Fatalf("since 0: %d updates, complete %v, err %v", len(ups), complete, err)
+	}
+	for i, u := range ups {
+		if u.Seq != uint64(i+1) {
+			var seqs []uint64
+			for _, u := range ups {
+				seqs = append(seqs, u.Seq)
+			}
+			t.Fatalf("%s: seqs in the bucket %v", lost.Channel(), seqs)
+		}
+	}
+}

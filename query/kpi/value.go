@@ -61,6 +61,9 @@ type Value struct {
 	// Seq counts the changes of this key, from 1; 0 for a key never
 	// published (nothing counted yet).
 	Seq uint64 `json:"seq"`
+	// rev is the KV revision that stores the value (0: none known), which
+	// the next write of the key expects to find.
+	rev uint64
 }
 
 // newValue computes the value from its sums, as valueExpr does in SQL.
