@@ -328,7 +328,7 @@ func (w *Writer) commit(ctx context.Context, family string, t *table, batch []pe
 	for i := range batch {
 		batch[i].state = stateInHand
 	}
-	w.insertAll(ctx, family, t, batch)
+	w.insertAll(ctx, family, t, batch, &progress{all: batch, last: time.Now()})
 	abandoned := map[jetstream.Msg]bool{}
 	for _, p := range batch {
 		if p.state == stateAbandoned {
@@ -565,9 +565,8 @@ func decodeRecord(line []byte) (rec *Record, data string, err error) {
 // refused PoisonAttempts times; a batch spanning more partitions than the
 // server takes in one insert is split too. It marks each event written,
 // dead or abandoned.
-func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch []pending) {
+func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch []pending, pr *progress) {
 	backoff := w.cfg.RetryMin
-	lastProgress := time.Now()
 	mark := func(state int8) {
 		for i := range batch {
 			batch[i].state = state
@@ -588,8 +587,8 @@ func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch [
 		data := isDataError(err)
 		if (data || isTooManyPartitions(err)) && len(batch) > 1 {
 			mid := len(batch) / 2
-			w.insertAll(ctx, family, t, batch[:mid])
-			w.insertAll(ctx, family, t, batch[mid:])
+			w.insertAll(ctx, family, t, batch[:mid], pr)
+			w.insertAll(ctx, family, t, batch[mid:], pr)
 			return
 		}
 		if data {
@@ -603,16 +602,7 @@ func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch [
 			}
 		}
 		w.log.Warn("insert failed, retrying", "family", family, "rows", len(batch), "attempt", attempt, "err", err)
-		if time.Since(lastProgress) > 10*time.Second {
-			var last jetstream.Msg
-			for _, p := range batch {
-				if p.msg != last {
-					_ = p.msg.InProgress()
-					last = p.msg
-				}
-			}
-			lastProgress = time.Now()
-		}
+		pr.signal()
 		select {
 		case <-ctx.Done():
 			mark(stateAbandoned)
@@ -630,6 +620,28 @@ func (w *Writer) insert(ctx context.Context, t *table, batch []pending) error {
 		}
 		return nil
 	})
+}
+
+// progress keeps the messages of a commit's whole batch from redelivery
+// while any part of it is retried.
+type progress struct {
+	all  []pending
+	last time.Time
+}
+
+// signal tells JetStream the batch's messages are in hand, every 10 s.
+func (pr *progress) signal() {
+	if time.Since(pr.last) <= 10*time.Second {
+		return
+	}
+	var last jetstream.Msg
+	for _, p := range pr.all {
+		if p.msg != last { // written or not, none is acked before the commit ends
+			_ = p.msg.InProgress()
+			last = p.msg
+		}
+	}
+	pr.last = time.Now()
 }
 
 // valueError: the client library refused a column's values (the same
