@@ -468,14 +468,18 @@ func (c *conn) subscribe(m *clientMsg) {
 	cancel()
 	if err != nil {
 		c.drop(s)
-		if h.ctx.Err() == nil {
+		if h.ctx.Err() == nil && !errors.As(err, new(*SourceFullError)) {
 			h.log.Warn("websocket hub: source failed", "channel", ch, "err", err)
 		}
-		msg := fmt.Sprintf("the values of %s are unavailable right now; retry later", ch)
+		code, msg := codeUnavailable, fmt.Sprintf("the values of %s are unavailable right now; retry later", ch)
+		var full *SourceFullError
+		if errors.As(err, &full) {
+			code, msg = codeLimit, full.Reason
+		}
 		if old != nil {
 			msg += " (the subscription in place goes on)"
 		}
-		c.sendError(m.ID, codeUnavailable, msg)
+		c.sendError(m.ID, code, msg)
 		return
 	}
 	if old != nil {

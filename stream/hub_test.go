@@ -743,6 +743,13 @@ func TestSourceUnavailable(t *testing.T) {
 	if n := th.metric("ioc_ws_subscriptions"); n != 1 {
 		t.Fatalf("subscriptions gauge %v", n)
 	}
+
+	// A source with no room for the channel: "limit", with its reason.
+	setFail(fmt.Errorf("latest: %w", &SourceFullError{Reason: "at most 2 channels"}))
+	c.send(`{"type":"subscribe","id":"r4","channel":"kpi:dossier.received:79:week"}`)
+	if m := c.expect("error"); m.Code != "limit" || m.ID != "r4" || m.Message != "at most 2 channels" {
+		t.Fatalf("source full: %s", m.raw)
+	}
 }
 
 func TestOrigins(t *testing.T) {

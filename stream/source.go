@@ -25,6 +25,13 @@ type Source interface {
 	Since(ctx context.Context, channel string, seq uint64) (ups []Update, complete bool, err error)
 }
 
+// SourceFullError is what a Source returns (or wraps) when it cannot take
+// one more channel (it computes a bounded number of them): the client gets
+// "limit" with Reason, rather than "unavailable".
+type SourceFullError struct{ Reason string }
+
+func (e *SourceFullError) Error() string { return e.Reason }
+
 // KPIChannel names the channel of one KPI of one unit over one window:
 // "kpi:" + kpi + ":" + unit + ":" + window, as a client's subscribe
 // {"key": {"kpi", "unit", "window"}} means.

@@ -34,8 +34,9 @@ const (
 	// listIdle: without a hub to ask, a channel no client subscribed to on
 	// this node for this long is no longer recomputed.
 	listIdle = time.Hour
-	// listMaxChannels bounds the channels a node recomputes; past it the
-	// channel subscribed to least recently is dropped.
+	// listMaxChannels bounds the channels a node recomputes; past it, a
+	// subscribe to one more is refused ("limit") unless a channel kept has
+	// no subscriber left.
 	listMaxChannels = 512
 	// listParallel bounds the lists computed at once by a round.
 	listParallel = 4
@@ -118,7 +119,7 @@ func newListMetrics(reg prometheus.Registerer) listMetrics {
 		computed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_computations_total",
 			Help: "Lists, series, rankings and maps computed for the websocket, by outcome (changed, unchanged, error)."}, []string{"outcome"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_list_channels_dropped_total",
-			Help: "List, series, ranking and map channels no longer refreshed, by reason (idle, limit)."}, []string{"reason"}),
+			Help: "List, series, ranking and map channels no longer refreshed (idle: no subscriber left) or never taken (refused: the node's limit reached with every channel followed), by reason."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.channels, m.computed, m.dropped)
@@ -177,16 +178,17 @@ func (f *listFeed) touch(channel string) (*listChan, error) {
 	c := f.chans[channel]
 	if c == nil {
 		if len(f.chans) >= listMaxChannels {
-			var oldest *listChan
-			for _, o := range f.chans {
-				if oldest == nil || o.seen.Before(oldest.seen) {
-					oldest = o
-				}
-			}
-			delete(f.chans, oldest.channel)
-			f.m.dropped.WithLabelValues("limit").Inc()
-			f.log.Warn("list channels over the limit: the least recently subscribed is no longer refreshed",
-				"limit", listMaxChannels, "channel", oldest.channel)
+			f.dropIdleLocked(now)
+		}
+		if len(f.chans) >= listMaxChannels {
+			// Every channel kept has subscribers: taking one from them
+			// would stop their updates without a word, so the new one is
+			// refused, saying why.
+			f.m.dropped.WithLabelValues("refused").Inc()
+			f.log.Warn("computed channels at their limit: a subscribe refused", "limit", listMaxChannels, "channel", channel)
+			return nil, &stream.SourceFullError{Reason: fmt.Sprintf(
+				"this node computes at most %d list, series, ranking and map channels for its clients, and all are followed: %s refused; retry later or on another node",
+				listMaxChannels, channel)}
 		}
 		c = &listChan{feedChannel: fc, channel: channel}
 		f.chans[channel] = c
@@ -339,12 +341,9 @@ func (f *listFeed) refresh(ctx context.Context, topics map[string]bool) {
 	})
 }
 
-// refreshWhere drops the idle channels and recomputes those pick chooses
-// (called with f.mu held).
-func (f *listFeed) refreshWhere(ctx context.Context, pick func(c *listChan, now time.Time) bool) {
-	now := f.now()
-	f.mu.Lock()
-	var todo []*listChan
+// dropIdleLocked forgets the channels no client follows any more (f.mu
+// held).
+func (f *listFeed) dropIdleLocked(now time.Time) {
 	for ch, c := range f.chans {
 		gone := now.Sub(c.seen) > listIdle
 		if f.subscribed != nil {
@@ -355,8 +354,18 @@ func (f *listFeed) refreshWhere(ctx context.Context, pick func(c *listChan, now 
 		if gone {
 			delete(f.chans, ch)
 			f.m.dropped.WithLabelValues("idle").Inc()
-			continue
 		}
+	}
+	f.m.channels.Set(float64(len(f.chans)))
+}
+
+// refreshWhere drops the idle channels and recomputes those pick chooses.
+func (f *listFeed) refreshWhere(ctx context.Context, pick func(c *listChan, now time.Time) bool) {
+	now := f.now()
+	f.mu.Lock()
+	f.dropIdleLocked(now)
+	var todo []*listChan
+	for _, c := range f.chans {
 		if pick(c, now) {
 			c.last, c.pending = now, false
 			todo = append(todo, c)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,17 +212,32 @@ func TestListFeedFollowsSubscribers(t *testing.T) {
 	}
 }
 
-// Past listMaxChannels the channel subscribed to least recently goes.
+// Past listMaxChannels a channel no client follows any more makes room;
+// when every one is followed, one more is refused with a SourceFullError
+// (the hub's "limit"), and none of the followed ones stops.
 func TestListFeedLimit(t *testing.T) {
 	f, fk := newFakeFeed()
-	for i := 0; i <= listMaxChannels; i++ {
-		if _, err := f.touch(fmt.Sprintf("list:dossier.overdue:%d", i)); err != nil {
+	followed := map[string]bool{}
+	f.subscribed = func(ch string) bool { return followed[ch] }
+	ch := func(i int) string { return fmt.Sprintf("list:dossier.overdue:%d", i) }
+	for i := range listMaxChannels {
+		followed[ch(i)] = true
+		if _, err := f.touch(ch(i)); err != nil {
 			t.Fatal(err)
 		}
-		fk.advance(time.Millisecond)
 	}
-	if len(f.chans) != listMaxChannels || f.chans["list:dossier.overdue:0"] != nil || f.chans["list:dossier.overdue:1"] == nil {
-		t.Fatalf("%d channels", len(f.chans))
+	fk.advance(time.Second)
+	_, err := f.touch(ch(listMaxChannels))
+	var full *stream.SourceFullError
+	if !errors.As(err, &full) || !strings.Contains(full.Reason, "at most 512") || len(f.chans) != listMaxChannels || f.chans[ch(0)] == nil {
+		t.Fatalf("one more with all followed: %v; %d channels", err, len(f.chans))
+	}
+	followed[ch(7)] = false // its last client left
+	if _, err := f.touch(ch(listMaxChannels)); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.chans) != listMaxChannels || f.chans[ch(7)] != nil || f.chans[ch(0)] == nil || f.chans[ch(listMaxChannels)] == nil {
+		t.Fatalf("%d channels; 7 kept %v", len(f.chans), f.chans[ch(7)] != nil)
 	}
 }
 
