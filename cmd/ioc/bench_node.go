@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,20 @@ func startBenchNode(ctx context.Context, name string, stderr io.Writer, tune fun
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
+	// Serving: the websocket takes clients once the node follows the KPI
+	// values.
+	select {
+	case <-a.Serving():
+	case err := <-done:
+		stop()
+		a.Close()
+		ch.Stop()
+		os.RemoveAll(dir)
+		if err == nil {
+			err = errors.New("the node stopped before serving")
+		}
+		return nil, err
+	}
 	return &benchNode{App: a, ch: ch, close: func() {
 		stop()
 		<-done
