@@ -234,6 +234,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.mu.Lock()
 		clear(e.windowsAsOf)
 		clear(e.instantsAsOf)
+		clear(e.pending) // the next leader's catch-up covers it
 		e.mu.Unlock()
 		e.last = nil
 		e.dropMemory()
@@ -261,15 +262,23 @@ func (e *Engine) noteCommit(n ingest.CommitNotice) {
 		return
 	}
 	e.mu.Lock()
+	if n.Watermark.After(e.watermark[n.Family]) {
+		e.watermark[n.Family] = n.Watermark
+	}
+	if !e.leading.Load() {
+		// The work is the leader's. A node that takes over catches up
+		// from what the rollups were last written for, so a node keeps
+		// nothing while it follows (the work would only grow, and be
+		// applied all at once when it took over).
+		e.mu.Unlock()
+		return
+	}
 	w := e.pending[n.Family]
 	if w == nil {
 		w = &work{}
 		e.pending[n.Family] = w
 	}
 	w.add(n.Subjects, n.SubjectsTruncated, n.MinTime, n.MaxTime)
-	if n.Watermark.After(e.watermark[n.Family]) {
-		e.watermark[n.Family] = n.Watermark
-	}
 	e.mu.Unlock()
 	select {
 	case wake <- struct{}{}:

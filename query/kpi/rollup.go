@@ -163,17 +163,19 @@ func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error
 	return e.apply(ctx, family, &work{truncated: true}, at)
 }
 
-// catchUpMargin: events accepted this long before the rollups' last write
-// are applied again when a node takes over, for commits the previous leader
-// may have received after its last write, or not at all.
+// catchUpMargin: events accepted or written this long before the rollups'
+// last write are applied again when a node takes over, for commits the
+// previous leader may have received after its last write, or not at all
+// (the margin also covers the clocks of the nodes and of ClickHouse).
 const catchUpMargin = 10 * time.Minute
 
 // maxCatchUp subjects; beyond, a takeover rebuilds the family's rollups.
 const maxCatchUp = 50_000
 
 // CatchUp brings the family's rollups up to date when a node takes over:
-// it applies again the events accepted since shortly before the rollups
-// were last written, or rebuilds them when there were none or too many.
+// it applies again the events accepted or written to ClickHouse since
+// shortly before the rollups were last written, or rebuilds them when there
+// were none or too many.
 func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebuilt bool, err error) {
 	// Another node may have built generations since.
 	e.setGen("kpi_open", family, 0)
@@ -195,7 +197,10 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 		}
 	}
 	since := time.Unix(0, int64(last)).Add(-catchUpMargin)
-	q := fmt.Sprintf("SELECT subject, min(time), max(time) FROM %s.%s_events WHERE accepted_at >= %s GROUP BY subject LIMIT %d",
+	// Accepted since, or written to ClickHouse since (inserted_at, the
+	// server's time of the insert): a backlog's events accepted long before
+	// the last write may have been committed after it.
+	q := fmt.Sprintf("SELECT subject, min(time), max(time) FROM %s.%s_events WHERE accepted_at >= %[3]s OR inserted_at >= %[3]s GROUP BY subject LIMIT %[4]d",
 		e.b.DB, family, e.b.literal(since), maxCatchUp+1)
 	rows, err := e.db.Conn.Query(ctx, q)
 	if err != nil {

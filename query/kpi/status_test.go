@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/query/kpi"
 )
@@ -43,8 +44,16 @@ func TestInstantsFollowTheirCommit(t *testing.T) {
 	}
 	eng.SetNow(func() time.Time { return c.at })
 	eng.SetLast(map[kpi.Key]kpi.Value{})
-	eng.SetLeading(true)
 	status := func() kpi.FamilyStatus { return eng.Status().Families["dossier"] }
+	// A node that does not lead keeps no work of the commits it hears
+	// (the leader's; a node taking over catches up from the rollups).
+	early := ingest.CommitNotice{Family: "dossier", Subjects: []string{"HS-X"}, Count: 1,
+		MinTime: c.at.Add(-time.Hour), MaxTime: c.at.Add(-time.Hour), Watermark: c.at.Add(-time.Hour)}
+	eng.Notice(early)
+	if st := status(); st.Pending || !st.Committed.Equal(early.Watermark) {
+		t.Fatalf("commit heard while not leading: status %+v, want nothing pending, committed %v", st, early.Watermark)
+	}
+	eng.SetLeading(true)
 	behind := func() float64 { return testenv.Metric(t, reg, "ioc_kpi_behind_seconds", "family", "dossier") }
 
 	if err := eng.Recompute(ctx, "dossier"); err != nil {
