@@ -60,7 +60,7 @@ var tableFunctions = []string{"numbers", "numbers_mt", "zeros", "zeros_mt", "val
 var deniedFunctions = []string{
 	"url", "urlcluster", "file", "filecluster", "remote", "remotesecure", "cluster", "clusterallreplicas",
 	"s3", "s3cluster", "gcs", "oss", "cosn", "azureblobstorage", "azureblobstoragecluster",
-	"hdfs", "hdfscluster", "hive", "iceberg", "icebergs3", "icebergazure", "iceberghdfs", "icebergLocal",
+	"hdfs", "hdfscluster", "hive", "iceberg", "icebergs3", "icebergazure", "iceberghdfs", "iceberglocal",
 	"icebergcluster", "icebergs3cluster", "deltalake", "deltalakecluster", "hudi", "hudicluster", "paimon",
 	"mysql", "postgresql", "jdbc", "odbc", "mongodb", "redis", "sqlite", "arrowflight", "ytsaurus",
 	"executable", "executablepool", "input", "merge", "dictionary", "mergetreeindex", "mergetreeprojection",
@@ -69,13 +69,40 @@ var deniedFunctions = []string{
 	"hascolumnintable", "joinget", "joingetornull", "catboostevaluate", "modelevaluate",
 }
 
-// clauseWords end a FROM list at the same nesting depth.
+// clauseWords end a FROM list at the same nesting depth: until one of them,
+// every comma at that depth separates tables (after a JOIN, ON, USING,
+// FINAL, SAMPLE or an alias too), but for those of an ARRAY JOIN.
 var clauseWords = []string{"where", "prewhere", "group", "order", "limit", "having", "union", "except", "intersect",
-	"join", "array", "sample", "final", "on", "using", "window", "qualify", "select", "like", "not", "ilike"}
+	"window", "qualify", "select", "settings", "format", "into"}
+
+// joinWords may follow a table name without being its alias.
+var joinWords = []string{"join", "array", "sample", "final", "on", "using", "like", "not", "ilike"}
+
+// inFunctions are the function forms of IN (in(x, t), notIn(x, t), …),
+// whose second argument may name a table the scope would not see.
+var inFunctions = []string{"in", "notin", "globalin", "globalnotin", "nullin", "notnullin", "globalnullin", "globalnotnullin"}
+
+// operandEnd says whether a token can end the left operand of an infix
+// IN: a literal, a name that is not a keyword, or a closing bracket.
+func operandEnd(t token) bool {
+	switch t.kind {
+	case tkString, tkNumber, tkQuoted, tkParam:
+		return true
+	case tkPunct:
+		return t.text == ")" || t.text == "]"
+	case tkIdent:
+		return !slices.Contains(operatorWords, strings.ToLower(t.val))
+	}
+	return false
+}
+
+// operatorWords cannot end an operand.
+var operatorWords = []string{"where", "prewhere", "having", "and", "or", "xor", "not", "select", "on", "when", "then",
+	"else", "case", "by", "distinct", "is", "between", "like", "ilike", "in", "global", "return", "as", "if", "with"}
 
 // aliasStop are words that can follow a table name without being its alias.
-var aliasStop = append([]string{"inner", "left", "right", "full", "cross", "any", "all", "asof", "semi", "anti",
-	"global", "paste", "settings", "format", "into", "as"}, clauseWords...)
+var aliasStop = append(append([]string{"inner", "left", "right", "full", "cross", "any", "all", "asof", "semi", "anti",
+	"global", "paste", "as"}, clauseWords...), joinWords...)
 
 // deniedWords may not appear as keywords at all.
 var deniedWords = map[string]string{
@@ -171,23 +198,45 @@ func (g *guard) check() error {
 	g.kind = w
 	switch w {
 	case "show":
+		// Only SHOW TABLES [FROM|IN ioc] [[NOT] LIKE|ILIKE '…'] [LIMIT n]
+		// and SHOW CREATE [TABLE|VIEW] [ioc.]name, nothing after them.
+		k := i + 2
 		switch next := word(g.at(i + 1)); next {
 		case "tables":
-			if word(g.at(i+2)) == "from" || word(g.at(i+2)) == "in" {
-				if db, _ := name(g.at(i + 3)); db != g.db {
-					return refuse(g.at(i+3).pos, "only the database %s may be shown", g.p.Database)
+			if word(g.at(k)) == "from" || word(g.at(k)) == "in" {
+				if db, _ := name(g.at(k + 1)); db != g.db {
+					return refuse(g.at(k+1).pos, "only the database %s may be shown", g.p.Database)
 				}
+				k += 2
+			}
+			if word(g.at(k)) == "not" {
+				k++
+			}
+			if w := word(g.at(k)); (w == "like" || w == "ilike") && g.at(k+1).kind == tkString {
+				k += 2
+			}
+			if word(g.at(k)) == "limit" && g.at(k+1).kind == tkNumber {
+				k += 2
 			}
 		case "create":
-			k := i + 2
 			if v := word(g.at(k)); v == "table" || v == "view" {
 				k++
+			}
+			if t := g.at(k); t.kind != tkIdent && t.kind != tkQuoted {
+				return refuse(t.pos, "SHOW CREATE takes a table or view of %s", g.p.Database)
 			}
 			if err := g.tableRef(k, false); err != nil {
 				return err
 			}
+			k++
+			if g.at(k).text == "." && g.at(k).kind == tkPunct {
+				k += 2
+			}
 		default:
 			return refuse(g.at(i+1).pos, "only SHOW TABLES and SHOW CREATE are allowed, not SHOW %s", strings.ToUpper(g.at(i+1).text))
+		}
+		if t := g.at(k); t.pos >= 0 && !(t.text == ";" && t.kind == tkPunct) {
+			return refuse(t.pos, "nothing may follow SHOW TABLES [FROM %s] [LIKE '…'] [LIMIT n] or SHOW CREATE [TABLE] name", g.p.Database)
 		}
 	case "explain":
 		k := i + 1
@@ -204,7 +253,9 @@ func (g *guard) check() error {
 	// calls[d] names the function whose parentheses opened depth d.
 	depth := 0
 	fromList := map[int]bool{}
+	arrayJoin := map[int]bool{} // within an ARRAY JOIN's list
 	calls := map[int]string{}
+	commas := map[int]int{} // commas at the depth, within its call
 	for k := 0; k < len(g.sig); k++ {
 		t := g.sig[k]
 		if t.kind == tkPunct {
@@ -216,10 +267,13 @@ func (g *guard) check() error {
 				calls[depth], _ = name(g.at(k - 1))
 			case ")":
 				delete(fromList, depth)
+				delete(arrayJoin, depth)
 				delete(calls, depth)
+				delete(commas, depth)
 				depth--
 			case ",":
-				if fromList[depth] {
+				commas[depth]++
+				if fromList[depth] && !arrayJoin[depth] {
 					if err := g.tableRef(k+1, true); err != nil {
 						return err
 					}
@@ -237,6 +291,9 @@ func (g *guard) check() error {
 		if n, ok := name(t); ok && g.at(k+1).text == "(" && slices.Contains(deniedFunctions, n) {
 			return refuse(t.pos, "%s() is not allowed: it reaches outside the database", t.val)
 		}
+		if n, ok := name(t); ok && g.at(k+1).text == "(" && slices.Contains(inFunctions, n) && (n != "in" || !g.infixIn(k)) {
+			return refuse(t.pos, "the function form %s(…) is not allowed: write x IN (…) or x NOT IN (…)", t.val)
+		}
 		if n, ok := name(t); ok && strings.HasPrefix(n, "dictget") || n == "dicthas" || strings.HasPrefix(n, "dictisin") {
 			return refuse(t.pos, "dictionary functions are not allowed: dictionaries live outside the database")
 		}
@@ -249,14 +306,18 @@ func (g *guard) check() error {
 				}
 			}
 		}
-		if slices.Contains(clauseWords, w) && w != "join" {
+		if slices.Contains(clauseWords, w) && word(g.at(k-1)) != "as" { // AS where: an alias
 			delete(fromList, depth)
+			delete(arrayJoin, depth)
+		}
+		if g.kind == "show" {
+			continue // checked whole above
 		}
 		switch w {
 		case "from":
-			// SHOW TABLES FROM db, and FROM inside extract(), trim() and
-			// substring(), do not name a table.
-			if g.kind == "show" || slices.Contains([]string{"extract", "trim", "substring"}, calls[depth]) {
+			// FROM inside extract(), trim() and substring() does not name a
+			// table.
+			if slices.Contains([]string{"extract", "trim", "substring"}, calls[depth]) {
 				continue
 			}
 			if err := g.tableRef(k+1, true); err != nil {
@@ -264,15 +325,18 @@ func (g *guard) check() error {
 			}
 			fromList[depth] = true
 		case "join":
-			delete(fromList, depth)
 			if word(g.at(k-1)) == "array" {
-				continue // ARRAY JOIN names a column
+				arrayJoin[depth] = true
+				continue // ARRAY JOIN names columns
 			}
+			delete(arrayJoin, depth)
 			if err := g.tableRef(k+1, true); err != nil {
 				return err
 			}
 		case "in":
-			if g.kind != "show" && calls[depth] != "position" {
+			// position(needle IN haystack) names a column; IN anywhere
+			// else, a table, a subquery or a list.
+			if calls[depth] != "position" || commas[depth] > 0 {
 				if err := g.tableRef(k+1, true); err != nil {
 					return err
 				}
@@ -290,6 +354,19 @@ func (g *guard) check() error {
 		}
 	}
 	return nil
+}
+
+// infixIn says whether the IN at sig[k] has a left operand (x IN …, x NOT
+// IN …, x GLOBAL [NOT] IN …) rather than being the function in(…).
+func (g *guard) infixIn(k int) bool {
+	j := k - 1
+	if word(g.at(j)) == "not" {
+		j--
+	}
+	if word(g.at(j)) == "global" {
+		j--
+	}
+	return operandEnd(g.at(j))
 }
 
 // tableRef checks what stands at sig[k], where a table is expected: a

@@ -77,6 +77,17 @@ var hostile = []struct{ name, sql, why string }{
 	{"joinGet", "SELECT joinGet('other.j', 'v', 1)", "joinGet() is not allowed"},
 	{"dictGet", "SELECT dictGetString('d', 'a', toUInt64(1))", "dictionary functions"},
 	{"hasColumnInTable", "SELECT hasColumnInTable('system', 'users', 'name')", "hasColumnInTable() is not allowed"},
+	{"comma after a join", "SELECT * FROM units CROSS JOIN procedures, otherdb.t", "database otherdb is not allowed"},
+	{"comma after using", "SELECT * FROM units AS u JOIN procedures AS p USING (x), otherdb.t", "database otherdb is not allowed"},
+	{"comma after a keyword alias", "SELECT * FROM units AS where, otherdb.secret", "database otherdb is not allowed"},
+	{"comma after final", "SELECT * FROM units FINAL, otherdb.t", "database otherdb is not allowed"},
+	{"in function", "SELECT * FROM units WHERE in(('a', 'b'), otherdb.t)", "function form in(…)"},
+	{"notIn function", "SELECT notIn(1, otherdb.t)", "function form notIn(…)"},
+	{"globalNotIn function", "SELECT * FROM units WHERE globalNotIn(code, otherdb.t)", "function form globalNotIn(…)"},
+	{"show create database", "SHOW CREATE DATABASE default", "nothing may follow"},
+	{"show create dictionary", "SHOW CREATE DICTIONARY otherdb.d", "nothing may follow"},
+	{"show tables where", "SHOW TABLES FROM ioc WHERE name IN (SELECT 1)", "nothing may follow"},
+	{"icebergLocal", "SELECT * FROM icebergLocal('/x')", "icebergLocal() is not allowed"},
 	{"empty", "  -- nothing\n", "empty"},
 	{"only semicolon", ";", "empty"},
 	{"non-ASCII outside strings", "SELECT 1 ；DROP TABLE t", "unexpected character"},
@@ -123,6 +134,12 @@ func TestGuardAccepts(t *testing.T) {
 		{"SELECT t.system FROM t", ""},
 		{"SELECT 1 /* comment ; with semicolon */", ""},
 		{"SELECT d.unit, count() FROM dossiers AS d ANY LEFT JOIN units AS u ON d.unit = u.code GROUP BY d.unit", ""},
+		{"SELECT x, y FROM dossiers ARRAY JOIN [1, 2] AS x, [3, 4] AS y", ""},
+		{"SELECT count() FROM dossiers WHERE unit NOT IN ('1') AND unit GLOBAL NOT IN ('2') AND (unit) IN ('3')", ""},
+		{"SELECT position('abc' IN 'b'), position('abc', 'b')", ""},
+		{"SHOW TABLES FROM ioc LIKE 'd%'", ""},
+		{"SHOW TABLES NOT ILIKE 'kpi%' LIMIT 5", ""},
+		{"SHOW CREATE TABLE ioc.dossiers", ""},
 	} {
 		st, err := Guard(tc.sql, testPolicy, nil)
 		if err != nil {
@@ -154,6 +171,14 @@ func TestGuardLeaderScope(t *testing.T) {
 		{sql: "SELECT * FROM dossiers WHERE dossier_id IN dossier_events", why: "outside your scope"},
 		{sql: "DESCRIBE dossier_events", why: "outside your scope"},
 		{sql: "WITH t AS (SELECT * FROM dossiers) SELECT * FROM t", why: "t is outside your scope"},
+		{sql: "SELECT * FROM units CROSS JOIN procedures, sql_audit", why: "sql_audit is outside your scope"},
+		{sql: "SELECT * FROM units AS u JOIN procedures AS p USING (code), survey_events", why: "survey_events is outside your scope"},
+		{sql: "SELECT * FROM units AS like, dossiers", want: "SELECT * FROM units AS like, (SELECT * FROM ioc.dossiers WHERE unit IN ('26734', '26737')) AS dossiers"},
+		{sql: "SELECT * FROM units AS where, dossier_events", why: "dossier_events is outside your scope"},
+		{sql: "SELECT * FROM units WHERE in(('s1', 'U2'), dossiers)", why: "function form in(…)"},
+		{sql: "SELECT * FROM units WHERE nullIn(code, dossiers)", why: "function form nullIn(…)"},
+		{sql: "SELECT * FROM units WHERE position(name, code IN dossier_events) > 0", why: "dossier_events is outside your scope"},
+		{sql: "SHOW CREATE TABLE dossier_events", why: "outside your scope"},
 	} {
 		st, err := Guard(tc.sql, p, nil)
 		if tc.why != "" {
