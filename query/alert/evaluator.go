@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -266,10 +267,13 @@ func (e *Evaluator) lead(ctx context.Context) error {
 		return err
 	}
 	e.open, e.pending = map[condKey]*Alert{}, map[string]*Alert{}
-	for _, a := range open {
-		e.open[condKey{a.Rule, a.Subject}] = a
-	}
 	defer func() { e.open, e.pending = nil, nil }()
+	e.adopt(slices.Collect(maps.Values(open)), e.now())
+	if len(e.pending) > 0 {
+		if err := e.flush(ctx); err != nil {
+			return err
+		}
+	}
 
 	acks := make(chan ackCall, 64)
 	sub, err := e.d.NC.Subscribe(AckSubject, func(m *nats.Msg) {
@@ -583,6 +587,40 @@ func (e *Evaluator) raise(r *Rule, m match, subjectKind string, at time.Time) {
 	e.open[condKey{r.ID, m.subject}] = a
 	e.pending[a.ID] = a
 	e.m.transitions.WithLabelValues(r.ID, StateRaised).Inc()
+}
+
+// adopt takes the open alerts a leader finds. One whose rule is no longer
+// in force (removed from the rules, or disabled) would never be judged
+// again: it is cleared, saying why. Of two open alerts of one rule and
+// subject (two nodes evaluated at once for a moment), the one raised first
+// stays and the other is cleared.
+func (e *Evaluator) adopt(open []*Alert, at time.Time) {
+	inForce := map[string]bool{}
+	for _, r := range e.rules.Rules {
+		if !r.Disabled {
+			inForce[r.ID] = true
+		}
+	}
+	slices.SortFunc(open, func(a, b *Alert) int {
+		if c := a.RaisedAt.Compare(b.RaisedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for _, a := range open {
+		k := condKey{a.Rule, a.Subject}
+		switch first := e.open[k]; {
+		case !inForce[a.Rule]:
+			e.open[k] = a
+			e.clear(a, at, "its rule is no longer in force (removed from the rules or disabled)")
+		case first != nil:
+			e.open[k] = a
+			e.clear(a, at, "alert "+first.ID+" of the same rule and subject was raised first")
+			e.open[k] = first
+		default:
+			e.open[k] = a
+		}
+	}
 }
 
 // clear ends an alert; why is added to its detail.

@@ -1,0 +1,36 @@
+package alert
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAdopt: a leader that finds open alerts clears those of a rule no
+// longer in force (they would never be judged again) and, of two open
+// alerts of one rule and subject, the one raised later.
+func TestAdopt(t *testing.T) {
+	e := &Evaluator{rules: &Rules{Rules: []*Rule{{ID: "kept"}, {ID: "off", Disabled: true}}}, m: newMetrics(nil),
+		open: map[condKey]*Alert{}, pending: map[string]*Alert{}}
+	at := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	open := []*Alert{
+		{ID: "b", Rule: "kept", Subject: "T-1", State: StateRaised, RaisedAt: at.Add(-time.Minute)},
+		{ID: "a", Rule: "kept", Subject: "T-1", State: StateRaised, RaisedAt: at.Add(-time.Hour)},
+		{ID: "c", Rule: "kept", Subject: "T-2", State: StateAcknowledged, RaisedAt: at.Add(-time.Hour)},
+		{ID: "d", Rule: "off", Subject: "T-3", State: StateRaised, RaisedAt: at.Add(-time.Hour)},
+		{ID: "e", Rule: "gone", Subject: "T-4", State: StateRaised, RaisedAt: at.Add(-time.Hour)},
+	}
+	e.adopt(open, at)
+	if len(e.open) != 2 || e.open[condKey{"kept", "T-1"}].ID != "a" || e.open[condKey{"kept", "T-2"}].ID != "c" {
+		t.Fatalf("open after adopting: %v", e.open)
+	}
+	for id, why := range map[string]string{"b": "alert a of the same rule and subject", "d": "no longer in force", "e": "no longer in force"} {
+		c := e.pending[id]
+		if c == nil || c.State != StateCleared || !c.ClearedAt.Equal(at) || !strings.Contains(c.Detail, why) {
+			t.Errorf("alert %s: %+v, want cleared at %v saying %q", id, c, at, why)
+		}
+	}
+	if len(e.pending) != 3 {
+		t.Errorf("%d alerts to save, want 3", len(e.pending))
+	}
+}
