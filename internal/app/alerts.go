@@ -246,7 +246,12 @@ func (a *App) ack(ctx context.Context, s *scope, al *alert.Alert, note string) (
 			code = api.EUNAVAILABLE
 		}
 		return nil, api.Errorf(code, ae.Msg)
+	case errors.Is(err, alert.ErrAckTimeout):
+		return nil, api.Errorf(api.EUNAVAILABLE, err.Error())
 	case err != nil:
+		if !errors.Is(err, alert.ErrNoEvaluator) {
+			a.log.Warn("alert acknowledgement", "id", al.ID, "err", err)
+		}
 		return nil, api.Errorf(api.EUNAVAILABLE, alert.ErrNoEvaluator.Error())
 	}
 	return out, nil

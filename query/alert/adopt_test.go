@@ -1,6 +1,8 @@
 package alert
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -32,5 +34,19 @@ func TestAdopt(t *testing.T) {
 	}
 	if len(e.pending) != 3 {
 		t.Errorf("%d alerts to save, want 3", len(e.pending))
+	}
+}
+
+// TestAckPastItsDeadline: an acknowledgement that reaches the evaluator
+// after its requester stopped waiting is not applied (the user was told it
+// failed).
+func TestAckPastItsDeadline(t *testing.T) {
+	e := &Evaluator{rules: &Rules{Rules: []*Rule{{ID: "kept"}}}, m: newMetrics(nil), d: Deps{Log: slog.New(slog.DiscardHandler)},
+		now: time.Now, open: map[condKey]*Alert{}, pending: map[string]*Alert{}}
+	a := &Alert{ID: "a", Rule: "kept", Subject: "T-1", State: StateRaised, RaisedAt: time.Now().Add(-time.Hour)}
+	e.open[condKey{"kept", "T-1"}] = a
+	r := e.ack(context.Background(), ackRequest{ID: "a", By: "chair", Deadline: time.Now().Add(-time.Millisecond)})
+	if r.Code != "unavailable" || !strings.Contains(r.Error, "not applied") || a.State != StateRaised || len(e.pending) != 0 {
+		t.Fatalf("late acknowledgement: %+v; alert %s, %d to save", r, a.State, len(e.pending))
 	}
 }

@@ -244,6 +244,10 @@ type ackRequest struct {
 	ID   string `json:"id"`
 	By   string `json:"by"`
 	Note string `json:"note"`
+	// Deadline: past it the requester no longer waits for the answer, so
+	// the acknowledgement is not applied (a user told it failed must not
+	// find it done).
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // ackReply answers it: the alert, or an error with a code (not_found,
@@ -724,6 +728,10 @@ func (e *Evaluator) flush(ctx context.Context) error {
 
 // ack applies an acknowledgement and saves it before answering.
 func (e *Evaluator) ack(ctx context.Context, req ackRequest) ackReply {
+	if !req.Deadline.IsZero() && time.Now().After(req.Deadline) {
+		e.d.Log.Warn("alert acknowledgement not applied: it waited past its requester's deadline", "id", req.ID, "by", req.By)
+		return ackReply{Code: "unavailable", Error: "the acknowledgement waited too long and was not applied; retry"}
+	}
 	var a *Alert
 	for _, o := range e.open {
 		if o.ID == req.ID {
@@ -766,12 +774,27 @@ func (e *Evaluator) ack(ctx context.Context, req ackRequest) ackReply {
 // ErrNoEvaluator: no node evaluates the alert rules right now.
 var ErrNoEvaluator = errors.New("no node evaluates the alerts right now; retry shortly")
 
+// ErrAckTimeout: the evaluating node did not answer in time; it does not
+// apply an acknowledgement that reaches it after the requester's deadline.
+var ErrAckTimeout = errors.New("the node evaluating the alerts did not answer in time; the acknowledgement was not applied; retry shortly")
+
+// ackMargin: an acknowledgement is applied only if its answer can still
+// reach the requester this long before its deadline.
+const ackMargin = 500 * time.Millisecond
+
 // Ack asks the evaluating node to acknowledge an alert, from any node.
 func Ack(ctx context.Context, nc *nats.Conn, id, by, note string) (*Alert, error) {
-	b, _ := json.Marshal(ackRequest{ID: id, By: by, Note: note})
+	req := ackRequest{ID: id, By: by, Note: note}
+	if d, ok := ctx.Deadline(); ok {
+		req.Deadline = d.Add(-ackMargin)
+	}
+	b, _ := json.Marshal(req)
 	m, err := nc.RequestWithContext(ctx, AckSubject, b)
-	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, ErrNoEvaluator
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return nil, ErrAckTimeout
 	}
 	if err != nil {
 		return nil, err
