@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -265,14 +264,24 @@ type ackCall struct {
 
 func (e *Evaluator) lead(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
-	open, err := e.d.Store.Open(octx)
+	live, err := e.d.Store.Open(octx)
+	var open, resave []*Alert
+	if err == nil {
+		open, resave, err = e.d.Store.Reconcile(octx, live)
+	}
 	cancel()
 	if err != nil {
 		return err
 	}
 	e.open, e.pending = map[condKey]*Alert{}, map[string]*Alert{}
 	defer func() { e.open, e.pending = nil, nil }()
-	e.adopt(slices.Collect(maps.Values(open)), e.now())
+	for _, a := range resave {
+		e.pending[a.ID] = a
+	}
+	if len(resave) > 0 {
+		e.d.Log.Warn("alerts: the live set lacked states ClickHouse holds; saved again", "alerts", len(resave))
+	}
+	e.adopt(open, e.now())
 	if len(e.pending) > 0 {
 		if err := e.flush(ctx); err != nil {
 			return err

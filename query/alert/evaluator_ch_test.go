@@ -413,3 +413,58 @@ func TestHoldValidate(t *testing.T) {
 		t.Error("HoldsFamily")
 	}
 }
+
+// TestTakeoverRestoresTheLiveSet: an acknowledged alert in ClickHouse whose
+// write to the live set was lost (NATS failed between the two, and
+// leadership moved) is put back by the next leader as it stands, not
+// raised again (which dropped its acknowledgement).
+func TestTakeoverRestoresTheLiveSet(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := newTicketEnv(ctx, t)
+	now := time.Now().Truncate(time.Second)
+	env.overdueTicket(ctx, t, "T-L", now)
+	cfg := alert.Config{Interval: time.Second, Debounce: 10 * time.Millisecond, LeaderTTL: time.Second}
+	stop := env.evaluator(ctx, t, cfg, prometheus.NewRegistry())
+	env.notify(t, "T-L")
+	testenv.Eventually(t, 30*time.Second, "T-L raised", func() (bool, error) { return env.open(ctx, t)["T-L"], nil })
+	raised, err := env.store.List(ctx, alert.Filter{})
+	if err != nil || len(raised) != 1 {
+		t.Fatalf("open alerts %v, %v", raised, err)
+	}
+	if _, err := alert.Ack(ctx, env.nc, raised[0].ID, "chair (leader of unit 26740)", "on it"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	kv, err := env.js.KeyValue(ctx, "ioc_alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := env.store.Open(ctx)
+	if err != nil || len(live) != 1 {
+		t.Fatalf("live set %v, %v", live, err)
+	}
+	var id string
+	for id = range live {
+	}
+	if err := kv.Delete(ctx, id); err != nil { // the lost write
+		t.Fatal(err)
+	}
+
+	env.evaluator(ctx, t, cfg, prometheus.NewRegistry())
+	testenv.Eventually(t, 30*time.Second, "the alert back in the live set", func() (bool, error) {
+		live, err := env.store.Open(ctx)
+		return live[id] != nil, err
+	})
+	time.Sleep(2500 * time.Millisecond) // intervals pass: nothing more is raised
+	as, err := env.store.List(ctx, alert.Filter{State: "all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].ID != id || as[0].State != alert.StateAcknowledged || as[0].AckNote != "on it" {
+		t.Fatalf("alerts in ClickHouse: %+v, want %s alone, still acknowledged", as, id)
+	}
+	if live, err := env.store.Open(ctx); err != nil || live[id] == nil || live[id].State != alert.StateAcknowledged {
+		t.Fatalf("live set %v, %v: want %s acknowledged", live, err, id)
+	}
+}

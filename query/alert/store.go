@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +123,45 @@ func (s *Store) Open(ctx context.Context) (map[string]*Alert, error) {
 		}
 	}
 	return out, errors.New("read open alerts: watch closed")
+}
+
+// Reconcile returns the open alerts as ClickHouse and the live set
+// together say, newest version of each alert winning, and the states the
+// live set lacks or holds wrongly (a write to ClickHouse whose write to the
+// live set failed, and leadership moved before it was tried again): to be
+// saved again, which puts or deletes them in the live set.
+func (s *Store) Reconcile(ctx context.Context, live map[string]*Alert) (open []*Alert, resave []*Alert, err error) {
+	q := "SELECT " + columns + " FROM " + s.db.Table("alerts") + " WHERE state != 'cleared'"
+	if len(live) > 0 {
+		ids := make([]string, 0, len(live))
+		for id := range live {
+			ids = append(ids, query.Quote(id))
+		}
+		q += " OR id IN (" + strings.Join(ids, ", ") + ")"
+	}
+	stored, err := s.query(ctx, q)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read open alerts from ClickHouse: %w", err)
+	}
+	newest := maps.Clone(live)
+	if newest == nil {
+		newest = map[string]*Alert{}
+	}
+	for _, a := range stored {
+		if l, ok := newest[a.ID]; ok && l.Version >= a.Version {
+			continue
+		}
+		newest[a.ID] = a
+		if a.Open() || live[a.ID] != nil {
+			resave = append(resave, a)
+		}
+	}
+	for _, a := range newest {
+		if a.Open() {
+			open = append(open, a)
+		}
+	}
+	return open, resave, nil
 }
 
 // Watch calls fn with every open alert, then with every change of the
