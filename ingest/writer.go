@@ -150,20 +150,36 @@ const (
 // (nil then): a lookup failing once (a JetStream API timeout, a leader
 // election) must not stop the family's writer, and with it the others.
 func (w *Writer) consumer(ctx context.Context, family string) jetstream.Consumer {
-	backoff := w.cfg.RetryMin
+	rt := w.backoff()
 	for {
 		cons, err := w.stream.Consumer(ctx, writerConsumer(family))
 		if err == nil || ctx.Err() != nil {
 			return cons
 		}
 		w.log.Warn("writer: looking up its consumer failed, retrying", "family", family, "consumer", writerConsumer(family), "err", err)
-		select {
-		case <-ctx.Done():
+		if !rt.wait(ctx) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, w.cfg.RetryMax)
 	}
+}
+
+// retry waits between the attempts of a failed operation: from RetryMin,
+// doubling up to RetryMax.
+type retry struct {
+	next, max time.Duration
+}
+
+func (w *Writer) backoff() *retry { return &retry{next: w.cfg.RetryMin, max: w.cfg.RetryMax} }
+
+// wait sleeps the next interval; false when ctx ended first.
+func (r *retry) wait(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(r.next):
+	}
+	r.next = min(r.next*2, r.max)
+	return true
 }
 
 func (w *Writer) runFamily(ctx context.Context, family string) error {
@@ -566,7 +582,7 @@ func decodeRecord(line []byte) (rec *Record, data string, err error) {
 // server takes in one insert is split too. It marks each event written,
 // dead or abandoned.
 func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch []pending, pr *progress) {
-	backoff := w.cfg.RetryMin
+	rt := w.backoff()
 	mark := func(state int8) {
 		for i := range batch {
 			batch[i].state = state
@@ -603,13 +619,10 @@ func (w *Writer) insertAll(ctx context.Context, family string, t *table, batch [
 		}
 		w.log.Warn("insert failed, retrying", "family", family, "rows", len(batch), "attempt", attempt, "err", err)
 		pr.signal()
-		select {
-		case <-ctx.Done():
+		if !rt.wait(ctx) {
 			mark(stateAbandoned)
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, w.cfg.RetryMax)
 	}
 }
 
@@ -708,7 +721,7 @@ func isTooManyPartitions(err error) bool {
 // are acked by the caller. It reports false when ctx ended first.
 func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, reason string) bool {
 	sql := "INSERT INTO " + w.db.Table("dead_letters") + " (time, family, stream_seq, source, id, type, reason, payload)"
-	backoff := w.cfg.RetryMin
+	rt := w.backoff()
 	for {
 		err := w.db.Insert(w.db.InsertContext(ctx), sql, func(b driver.Batch) error {
 			for _, p := range ps {
@@ -735,12 +748,9 @@ func (w *Writer) deadLetter(ctx context.Context, family string, ps []pending, re
 			break
 		}
 		w.log.Warn("dead letter insert failed, retrying", "family", family, "err", err)
-		select {
-		case <-ctx.Done():
+		if !rt.wait(ctx) {
 			return false // unacked: redelivered and judged again after restart
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, w.cfg.RetryMax)
 	}
 	w.m.DeadLetters.WithLabelValues(family).Add(float64(len(ps)))
 	w.log.Warn("events moved to dead letters", "family", family, "count", len(ps), "reason", reason)

@@ -358,7 +358,7 @@ func (c *conn) handle(msg []byte, binary bool) {
 		c.sendError(m.ID, perr.code, perr.msg)
 		return
 	}
-	if c.expired(time.Now()) {
+	if !c.expires.IsZero() && c.expired(time.Now()) {
 		return
 	}
 	switch m.Type {
@@ -468,13 +468,13 @@ func (c *conn) subscribe(m *clientMsg) {
 	cancel()
 	if err != nil {
 		c.drop(s)
-		if h.ctx.Err() == nil && !errors.As(err, new(*SourceFullError)) {
-			h.log.Warn("websocket hub: source failed", "channel", ch, "err", err)
-		}
 		code, msg := codeUnavailable, fmt.Sprintf("the values of %s are unavailable right now; retry later", ch)
 		var full *SourceFullError
-		if errors.As(err, &full) {
+		switch {
+		case errors.As(err, &full):
 			code, msg = codeLimit, full.Reason
+		case h.ctx.Err() == nil:
+			h.log.Warn("websocket hub: source failed", "channel", ch, "err", err)
 		}
 		if old != nil {
 			msg += " (the subscription in place goes on)"

@@ -384,7 +384,10 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error {
 		select {
 		case <-writerDone:
-			return fmt.Errorf("the writer stopped while the node ran: %v", writerErr)
+			if writerErr == nil {
+				return errors.New("the writer stopped while the node ran")
+			}
+			return fmt.Errorf("the writer stopped while the node ran: %w", writerErr)
 		case <-gctx.Done():
 			return nil
 		}

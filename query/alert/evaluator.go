@@ -264,11 +264,7 @@ type ackCall struct {
 
 func (e *Evaluator) lead(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, e.cfg.QueryTimeout)
-	live, err := e.d.Store.Open(octx)
-	var open, resave []*Alert
-	if err == nil {
-		open, resave, err = e.d.Store.Reconcile(octx, live)
-	}
+	open, resave, err := e.d.Store.Reconcile(octx)
 	cancel()
 	if err != nil {
 		return err

@@ -130,7 +130,11 @@ func (s *Store) Open(ctx context.Context) (map[string]*Alert, error) {
 // live set lacks or holds wrongly (a write to ClickHouse whose write to the
 // live set failed, and leadership moved before it was tried again): to be
 // saved again, which puts or deletes them in the live set.
-func (s *Store) Reconcile(ctx context.Context, live map[string]*Alert) (open []*Alert, resave []*Alert, err error) {
+func (s *Store) Reconcile(ctx context.Context) (open []*Alert, resave []*Alert, err error) {
+	live, err := s.Open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	q := "SELECT " + columns + " FROM " + s.db.Table("alerts") + " WHERE state != 'cleared'"
 	if len(live) > 0 {
 		ids := make([]string, 0, len(live))
@@ -143,10 +147,7 @@ func (s *Store) Reconcile(ctx context.Context, live map[string]*Alert) (open []*
 	if err != nil {
 		return nil, nil, fmt.Errorf("read open alerts from ClickHouse: %w", err)
 	}
-	newest := maps.Clone(live)
-	if newest == nil {
-		newest = map[string]*Alert{}
-	}
+	newest := maps.Clone(live) // Open returns a map, never nil
 	for _, a := range stored {
 		if l, ok := newest[a.ID]; ok && l.Version >= a.Version {
 			continue

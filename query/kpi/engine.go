@@ -722,8 +722,9 @@ func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value,
 	for _, k := range failed {
 		v, ok, gerr := e.store.Get(ctx, k)
 		if gerr != nil {
-			// Still unknown: the next write fails its check and comes back here.
-			continue
+			// The bucket does not answer (NATS down): the keys not read
+			// again fail their next write's check and come back here.
+			break
 		}
 		e.lastMu.Lock()
 		if ok {
