@@ -82,3 +82,22 @@ func TestSQLThroughNode(t *testing.T) {
 		t.Errorf("readyz: %s", body)
 	}
 }
+
+// A node whose SQL reader cannot connect still ingests and is ready; /readyz,
+// which answers anyone, says the SQL API is off without saying what
+// ClickHouse answered; an analyst's call gets the reason.
+func TestSQLDisabledSaysWhyOnlyToACaller(t *testing.T) {
+	a, toks := nodeWith(t, func(c *Config) { c.SQL.ReaderUser, c.SQL.ReaderPassword = "ioc_nobody", "secret-x" })
+	code, body := call(t, "GET", a.URL()+"/readyz", "", "", "")
+	if code != 200 || !strings.Contains(body, `"sql":"disabled"`) || strings.Contains(body, "ioc_nobody") {
+		t.Errorf("readyz: %d %s", code, body)
+	}
+	code, body = callAccept(t, a.URL()+"/api/v1/sql", toks["analyst"], "text/plain", "text/csv", "SELECT 1")
+	if code != 503 || !strings.Contains(body, "ioc_nobody") {
+		t.Errorf("sql: %d %s", code, body)
+	}
+	code, _ = callAccept(t, a.URL()+"/api/v1/sql", "", "text/plain", "text/csv", "SELECT 1")
+	if code != 401 {
+		t.Errorf("sql without a token: %d", code)
+	}
+}
