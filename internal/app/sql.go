@@ -42,7 +42,7 @@ func (a *App) handleSQL(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := a.caller(r)
 	if err != nil {
-		api.WriteError(w, r, err)
+		s.Refuse(w, r, c, err)
 		return
 	}
 	s.ServeSQL(w, r, c)

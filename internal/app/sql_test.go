@@ -1,12 +1,14 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vn-ioc/ioc/internal/auth"
+	"github.com/vn-ioc/ioc/internal/testenv"
 )
 
 // The SQL API through the node: roles, a leader's scope from its token, the
@@ -81,6 +83,14 @@ func TestSQLThroughNode(t *testing.T) {
 	if !strings.Contains(body, `"sql":"ok"`) {
 		t.Errorf("readyz: %s", body)
 	}
+	// The leader of an unknown unit was refused before its statement ran;
+	// the audit has it, with who asked.
+	testenv.Eventually(t, 10*time.Second, "the refused leader in the audit", func() (bool, error) {
+		var n uint64
+		err := a.DB().Conn.QueryRow(context.Background(), "SELECT count() FROM "+a.DB().Table("sql_audit")+
+			" WHERE outcome = 'forbidden' AND who = 'leader:leader-none' AND sql LIKE '%FROM units%'").Scan(&n)
+		return n == 1, err
+	})
 }
 
 // A node whose SQL reader cannot connect still ingests and is ready; /readyz,

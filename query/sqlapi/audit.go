@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -25,23 +26,31 @@ type auditRecord struct {
 	Duration time.Duration
 	Rows     int64
 	Bytes    int64
-	Outcome  string // ok, truncated, refused, invalid, limited, timeout, canceled, error
+	Outcome  string // ok, truncated, refused, forbidden, invalid, limited, unavailable, timeout, canceled, error
 	Error    string
 }
 
-// auditor writes audit records to ClickHouse in small batches. add blocks
-// when the queue is full rather than lose a record.
+// auditor writes audit records to ClickHouse in small batches. It fails
+// closed: records it could not write are kept and written again, and while
+// they wait the service refuses new statements (behind). add blocks when
+// the queue is full rather than lose a record.
 type auditor struct {
 	db      *query.DB
 	metrics *metrics
 	log     *slog.Logger
 	queue   chan auditRecord
-	// flushed receives after each write, for tests.
+	// flushEvery is the interval between writes.
 	flushEvery time.Duration
+	// maxPending bounds the bytes of records kept while writes fail; past
+	// it the oldest are dropped (and counted). Records of refused
+	// statements keep arriving while the audit is behind.
+	maxPending int
+	failing    atomic.Bool
 }
 
 func newAuditor(db *query.DB, m *metrics, log *slog.Logger) *auditor {
-	return &auditor{db: db, metrics: m, log: log, queue: make(chan auditRecord, 4096), flushEvery: 500 * time.Millisecond}
+	return &auditor{db: db, metrics: m, log: log, queue: make(chan auditRecord, 4096),
+		flushEvery: 500 * time.Millisecond, maxPending: 64 << 20}
 }
 
 func (a *auditor) add(r auditRecord) {
@@ -53,49 +62,84 @@ func (a *auditor) add(r auditRecord) {
 	}
 }
 
+// behind reports whether records wait because their write failed.
+func (a *auditor) behind() bool { return a.failing.Load() }
+
+// size approximates the memory a record holds.
+func (r *auditRecord) size() int {
+	return 256 + len(r.QueryID) + len(r.Who) + len(r.Addr) + len(r.SQL) + len(r.Params) + len(r.Format) + len(r.Error)
+}
+
 func (a *auditor) run(ctx context.Context) error {
 	t := time.NewTicker(a.flushEvery)
 	defer t.Stop()
-	var batch []auditRecord
-	flush := func() {
-		if len(batch) == 0 {
-			return
+	var (
+		pending  []auditRecord
+		bytes    int
+		failures int
+		next     time.Time // no write before this, after a failure
+		since    time.Time // first failure of the current spell
+	)
+	keep := func(r auditRecord) {
+		pending = append(pending, r)
+		bytes += r.size()
+		drop := 0
+		for bytes > a.maxPending && drop < len(pending)-1 {
+			bytes -= pending[drop].size()
+			drop++
 		}
-		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if drop > 0 {
+			a.log.Error("sql audit: records waiting past the memory bound, oldest dropped", "n", drop)
+			a.metrics.auditDropped.Add(float64(drop))
+			pending = append(pending[:0], pending[drop:]...)
+		}
+	}
+	write := func(budget time.Duration) bool {
+		wctx, cancel := context.WithTimeout(context.Background(), budget)
 		defer cancel()
-		for attempt := 0; ; attempt++ {
-			err := a.write(wctx, batch)
-			if err == nil {
-				break
+		err := a.write(wctx, pending)
+		if err != nil {
+			failures++
+			if failures == 1 {
+				since = time.Now()
+				a.log.Error("sql audit: write failed; statements are refused until the audit is written", "n", len(pending), "err", err)
 			}
-			if attempt == 5 || wctx.Err() != nil {
-				a.log.Error("sql audit: write failed, records dropped", "n", len(batch), "err", err)
-				a.metrics.auditDropped.Add(float64(len(batch)))
-				break
-			}
-			time.Sleep(time.Duration(200<<attempt) * time.Millisecond)
+			a.failing.Store(true)
+			next = time.Now().Add(min(time.Duration(200<<min(failures, 5))*time.Millisecond, 5*time.Second))
+			return false
 		}
-		batch = batch[:0]
+		if failures > 0 {
+			a.log.Info("sql audit written again; statements are accepted", "n", len(pending), "after", time.Since(since).Round(time.Millisecond))
+		}
+		failures, pending, bytes = 0, pending[:0], 0
+		a.failing.Store(false)
+		return true
 	}
 	for {
 		select {
 		case r := <-a.queue:
-			batch = append(batch, r)
-			if len(batch) >= 1000 {
-				flush()
+			keep(r)
+			if len(pending) >= 1000 && failures == 0 {
+				write(30 * time.Second)
 			}
 		case <-t.C:
-			flush()
+			if len(pending) > 0 && !time.Now().Before(next) {
+				write(10 * time.Second)
+			}
 		case <-ctx.Done():
-			for {
+			for drained := false; !drained; {
 				select {
 				case r := <-a.queue:
-					batch = append(batch, r)
+					keep(r)
 				default:
-					flush()
-					return nil
+					drained = true
 				}
 			}
+			if len(pending) > 0 && !write(30*time.Second) {
+				a.log.Error("sql audit: records not written at shutdown", "n", len(pending))
+				a.metrics.auditDropped.Add(float64(len(pending)))
+			}
+			return nil
 		}
 	}
 }
@@ -138,6 +182,10 @@ func outcome(err error, s summary) (string, string) {
 		return "limited", ae.Message
 	case ae.Code == api.ECANCELED:
 		return "canceled", ae.Message
+	case ae.Code == api.EFORBIDDEN:
+		return "forbidden", ae.Message
+	case ae.Code == api.EUNAVAILABLE:
+		return "unavailable", ae.Message
 	case len(ae.Message) > 8 && ae.Message[:8] == "refused:":
 		return "refused", ae.Message
 	case ae.Message == "the query ran past its timeout and was stopped":

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vn-ioc/ioc/internal/api"
 )
@@ -50,7 +51,7 @@ func (s *responseSink) Written() int64 { return s.n }
 func (s *Service) ServeSQL(w http.ResponseWriter, r *http.Request, c Caller) {
 	req, err := s.readRequest(r)
 	if err != nil {
-		api.WriteError(w, r, err)
+		s.refuse(w, r, c, req, err)
 		return
 	}
 	sink := &responseSink{w: w}
@@ -66,6 +67,28 @@ func (s *Service) ServeSQL(w http.ResponseWriter, r *http.Request, c Caller) {
 		// rows: cut the response so no client takes it for complete.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// Refuse answers a request to the SQL API that its caller may not make (a
+// token whose scope is unknown) and audits it with the statement it
+// carried: every request that reaches the SQL API with a token leaves a row.
+func (s *Service) Refuse(w http.ResponseWriter, r *http.Request, c Caller, err error) {
+	req, _ := s.readRequest(r)
+	s.refuse(w, r, c, req, err)
+}
+
+// refuse answers and audits a request refused before its statement ran.
+func (s *Service) refuse(w http.ResponseWriter, r *http.Request, c Caller, req Request, err error) {
+	id := newQueryID()
+	w.Header().Set("X-Ioc-Query-Id", id)
+	if len(req.SQL) > s.cfg.MaxSQLBytes {
+		req.SQL = req.SQL[:s.cfg.MaxSQLBytes]
+	}
+	rec := auditRecord{Time: time.Now(), QueryID: id, Who: c.Who, Addr: c.Addr, SQL: req.SQL, Format: req.Format, Params: marshalParams(req.Params)}
+	rec.Outcome, rec.Error = outcome(err, summary{})
+	s.audit.add(rec)
+	s.metrics.observe(rec)
+	api.WriteError(w, r, err)
 }
 
 func (s *Service) readRequest(r *http.Request) (Request, error) {

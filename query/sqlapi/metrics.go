@@ -21,7 +21,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ioc_sql_queries_total",
-			Help: "Statements sent to the SQL API, by outcome (ok, truncated, refused, invalid, limited, timeout, canceled, error)."}, []string{"outcome"}),
+			Help: "Statements sent to the SQL API, by outcome (ok, truncated, refused, forbidden, invalid, limited, unavailable, timeout, canceled, error)."}, []string{"outcome"}),
 		rows:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ioc_sql_rows_total", Help: "Rows returned by the SQL API."}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "ioc_sql_bytes_total", Help: "Bytes of results returned by the SQL API."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ioc_sql_query_duration_seconds",

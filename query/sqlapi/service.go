@@ -273,6 +273,10 @@ func (s *Service) Exec(ctx context.Context, c Caller, req Request, sink Sink) (s
 		s.metrics.observe(rec)
 	}()
 
+	if s.audit.behind() {
+		return sum, &api.Error{Code: api.EUNAVAILABLE, RetryAfter: 5,
+			Message: "the SQL audit cannot be written to ClickHouse: statements are refused until it can"}
+	}
 	if len(req.SQL) > s.cfg.MaxSQLBytes {
 		return sum, &api.Error{Code: api.ETOOLARGE, Message: fmt.Sprintf("sql is longer than %d bytes", s.cfg.MaxSQLBytes)}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -512,5 +513,65 @@ func TestStatementTooLarge(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 413 || !strings.Contains(string(b), "longer than 1024 bytes") {
 		t.Errorf("long raw statement: %d %s", resp.StatusCode, b)
+	}
+}
+
+// The audit fails closed: while its rows cannot be written, statements are
+// refused (503) and the rows wait; once the table takes writes again every
+// row lands, those of the refusals too. A request refused before its
+// statement ran (a body that cannot be read) is audited as well.
+func TestAuditFailsClosed(t *testing.T) {
+	e := newEnv(t, sqlapi.Config{})
+	ctx := context.Background()
+	audit := e.db.Table("sql_audit")
+	resp, body := e.post(t, map[string]any{"sql": "SELECT 5 AS refused_early", "bogus": 1})
+	if resp.StatusCode != 400 {
+		t.Fatalf("unknown member: %d %s", resp.StatusCode, body)
+	}
+	early := resp.Header.Get("X-Ioc-Query-Id")
+	if err := e.db.Conn.Exec(ctx, "RENAME TABLE "+audit+" TO "+audit+"_away"); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = e.post(t, map[string]any{"sql": "SELECT 1 AS before_the_audit_knew"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("first statement: %d %s", resp.StatusCode, body)
+	}
+	first := resp.Header.Get("X-Ioc-Query-Id")
+	var refused string
+	testenv.Eventually(t, 20*time.Second, "statements refused while the audit fails", func() (bool, error) {
+		resp, body := e.post(t, map[string]any{"sql": "SELECT 2 AS while_failing"})
+		if resp.StatusCode == 503 && bytes.Contains(body, []byte("audit")) {
+			refused = resp.Header.Get("X-Ioc-Query-Id")
+			return true, nil
+		}
+		if resp.StatusCode != 200 {
+			return false, fmt.Errorf("%d %s", resp.StatusCode, body)
+		}
+		return false, nil
+	})
+	if err := e.db.Conn.Exec(ctx, "RENAME TABLE "+audit+"_away TO "+audit); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "statements accepted once the audit is written", func() (bool, error) {
+		resp, _ := e.post(t, map[string]any{"sql": "SELECT 3"})
+		return resp.StatusCode == 200, nil
+	})
+	for id, want := range map[string]string{early: "invalid", first: "ok", refused: "unavailable"} {
+		var outcomes []string
+		rows, err := e.db.Conn.Query(ctx, "SELECT outcome FROM "+audit+" WHERE query_id = ?", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var o string
+			if err := rows.Scan(&o); err != nil {
+				t.Fatal(err)
+			}
+			outcomes = append(outcomes, o)
+		}
+		rows.Close()
+		if len(outcomes) != 1 || outcomes[0] != want {
+			t.Errorf("audit of %s: %v, want one %s", id, outcomes, want)
+		}
 	}
 }
