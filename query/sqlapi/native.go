@@ -167,10 +167,62 @@ type nativeReader struct {
 	err      error    // sticky read error
 	free     [][]byte // arena: buffers to reuse
 	used     [][]byte // arena: buffers of the current block
+	// maxBlock bounds the bytes one decoded block takes (0: no bound);
+	// blockBytes counts those of the block being read. A block is decoded
+	// whole before it is written out, so this bounds a statement's memory
+	// in the node, whatever the rows hold.
+	maxBlock, blockBytes int
 }
 
 func newNativeReader(r io.Reader) *nativeReader {
 	return &nativeReader{r: r, buf: make([]byte, 1<<20)}
+}
+
+// BlockTooLargeError: a block of the result would take more memory in the
+// node than allowed.
+type BlockTooLargeError struct{ Rows, Limit int }
+
+func (e *BlockTooLargeError) Error() string {
+	return fmt.Sprintf("a block of the result (%d rows) takes more than %d MiB in the node: select fewer or shorter columns, or aggregate in the statement", e.Rows, e.Limit>>20)
+}
+
+// charge counts n bytes more for the block of rows being read, before
+// they are allocated.
+func (r *nativeReader) charge(n, rows int) error {
+	r.blockBytes += n
+	if r.maxBlock > 0 && r.blockBytes > r.maxBlock {
+		return &BlockTooLargeError{Rows: rows, Limit: r.maxBlock}
+	}
+	return nil
+}
+
+// rowBytes is what one value of a column of kind takes once decoded, its
+// wire bytes included; strings' contents and arrays' elements are
+// charged as they are read.
+func rowBytes(nt *ntype) int {
+	switch nt.kind {
+	case nFixed:
+		return nt.width
+	case nDate:
+		return 2 + 4
+	case nDateTime:
+		return 4 + 8
+	case nString:
+		return 4
+	case nFixedStr:
+		return nt.width + 4
+	case nEnum:
+		return nt.width + 4 + 8
+	case nDecimal:
+		return nt.width + 16
+	case nUUID:
+		return 16 + 36 + 4
+	case nNullable:
+		return 2 // the null map and the validity bits
+	case nArray:
+		return 8 + 4
+	}
+	return 0
 }
 
 // The buffers of a block's arrays come from the reader's arena and go back
@@ -342,6 +394,7 @@ func (r *nativeReader) block(names []string, types []string, nts []*ntype) (n in
 		return 0, nil, fmt.Errorf("%w: block of %d columns and %d rows, want %d columns", errBlockShape, nc, rows, len(nts))
 	}
 	n = int(rows)
+	r.blockBytes = 0
 	cols = make([]arrow.ArrayData, len(nts))
 	for i, nt := range nts {
 		name, err := r.str()
@@ -373,6 +426,9 @@ var dateTimeTZ = regexp.MustCompile(`DateTime\('[^']*'\)`)
 
 // column decodes n values of type nt.
 func (r *nativeReader) column(nt *ntype, n int) (arrow.ArrayData, error) {
+	if err := r.charge(n*rowBytes(nt), n); err != nil {
+		return nil, err
+	}
 	switch nt.kind {
 	case nFixed:
 		vals, err := r.take(n * nt.width)
@@ -546,6 +602,9 @@ func (r *nativeReader) strings(nt *ntype, n int) (arrow.ArrayData, error) {
 		if uint64(len(data))+l > math.MaxInt32 {
 			return nil, errors.New("more than 2 GiB of strings in one block")
 		}
+		if r.maxBlock > 0 && r.blockBytes+len(data)+int(l) > r.maxBlock {
+			return nil, &BlockTooLargeError{Rows: n, Limit: r.maxBlock}
+		}
 		if r.end-r.pos >= int(l) {
 			data = append(data, r.buf[r.pos:r.pos+int(l)]...)
 			r.pos += int(l)
@@ -559,6 +618,7 @@ func (r *nativeReader) strings(nt *ntype, n int) (arrow.ArrayData, error) {
 		offs[i+1] = int32(len(data))
 	}
 	r.keep(data, from)
+	r.blockBytes += len(data)
 	nt.hint = len(data) + len(data)/8
 	return stringData(offs, data), nil
 }

@@ -188,6 +188,7 @@ func (nr *nativeResult) stream(qctx context.Context, cancel context.CancelFunc, 
 	ra := newReadahead(resp.Body, 8, 512<<10)
 	defer ra.Close()
 	rd := newNativeReader(ra)
+	rd.maxBlock = s.cfg.MaxBlockBytes
 	arrays := make([]arrow.Array, len(nr.nts))
 	for {
 		n, data, err := rd.block(nr.names, nr.types, nr.nts)
@@ -196,6 +197,10 @@ func (nr *nativeResult) stream(qctx context.Context, cancel context.CancelFunc, 
 		}
 		if errors.Is(err, errBlockShape) && sum.Rows == 0 && sink.Written() == 0 {
 			return nil, err // nothing sent yet: the caller reads it another way
+		}
+		var big *BlockTooLargeError
+		if errors.As(err, &big) {
+			return api.Errorf(api.EINVALID, big.Error()), nil
 		}
 		if err != nil {
 			var ne net.Error

@@ -43,6 +43,11 @@ type Config struct {
 	MaxConcurrent int
 	// MaxSQLBytes bounds the statement text. Default 256 KiB.
 	MaxSQLBytes int
+	// MaxBlockBytes bounds the memory one block of a result takes in the
+	// node while it is written out (ClickHouse sends up to 65,536 rows a
+	// block); a statement whose block would take more fails with a clear
+	// error. Default 128 MiB.
+	MaxBlockBytes int
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +81,9 @@ func (c *Config) setDefaults() {
 	if c.MaxSQLBytes == 0 {
 		c.MaxSQLBytes = 256 << 10
 	}
+	if c.MaxBlockBytes == 0 {
+		c.MaxBlockBytes = 128 << 20
+	}
 }
 
 // Validate rejects nonsense, naming the field.
@@ -86,8 +94,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sql: DefaultRows (%d) must be between 1 and MaxRows (%d)", c.DefaultRows, c.MaxRows)
 	case c.DefaultTimeout < 0 || c.DefaultTimeout > c.MaxTimeout:
 		return fmt.Errorf("sql: DefaultTimeout (%s) must be between 0 and MaxTimeout (%s)", c.DefaultTimeout, c.MaxTimeout)
-	case c.PerToken < 0 || c.MaxConcurrent < 0 || c.MaxBytes < 0 || c.MaxSQLBytes < 0:
-		return errors.New("sql: PerToken, MaxConcurrent, MaxBytes and MaxSQLBytes must be positive")
+	case c.PerToken < 0 || c.MaxConcurrent < 0 || c.MaxBytes < 0 || c.MaxSQLBytes < 0 || c.MaxBlockBytes < 0:
+		return errors.New("sql: PerToken, MaxConcurrent, MaxBytes, MaxSQLBytes and MaxBlockBytes must be positive")
 	}
 	return nil
 }

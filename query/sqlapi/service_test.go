@@ -575,3 +575,22 @@ func TestAuditFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// A result whose blocks would take more memory in the node than allowed
+// fails with a clear error, and the query is stopped in ClickHouse; a
+// result of the same rows, narrower, passes.
+func TestBlockTooLargeForTheNode(t *testing.T) {
+	e := newEnv(t, sqlapi.Config{MaxBlockBytes: 1 << 20})
+	for _, format := range []string{"csv", "arrow", "json"} {
+		resp, body := e.post(t, map[string]any{"sql": "SELECT number, arrayStringConcat(arrayMap(i -> 'x', range(100))) AS s FROM system.numbers LIMIT 20000", "format": format})
+		if resp.StatusCode != 400 || !bytes.Contains(body, []byte("takes more than 1 MiB in the node")) {
+			t.Errorf("%s: %d %.300s", format, resp.StatusCode, body)
+		}
+		processGone(t, e.db, resp.Header.Get("X-Ioc-Query-Id"))
+		resp, body = e.post(t, map[string]any{"sql": "SELECT number, arrayStringConcat(arrayMap(i -> 'x', range(2))) AS s FROM system.numbers LIMIT 20000", "format": format})
+		if resp.StatusCode != 200 || resp.Trailer.Get("X-Ioc-Rows") != "20000" {
+			t.Errorf("%s narrower: %d %v %.300s", format, resp.StatusCode, resp.Trailer, body)
+		}
+	}
+	waitAudit(t, e.db, "invalid")
+}
