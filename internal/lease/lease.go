@@ -2,9 +2,18 @@
 // evaluate the alert rules): the holder of a key in a NATS KV bucket whose
 // entries expire after a TTL. The holder renews the key with a
 // compare-and-set on its revision; the other nodes try to create it, which
-// succeeds once it lapsed. After a partition two nodes may both hold the
-// job for at most one TTL, so what they write must tolerate that (the KPI
-// store's sequences, the alert versions do).
+// succeeds once it lapsed.
+//
+// The holder also keeps the lease by its own clock: it counts the lease
+// valid until 9/10 of a TTL after it sent its last renewal the server
+// confirmed (the server lets the key expire a TTL after it received it).
+// Past that — a process paused by the kernel, a stalled garbage
+// collection, a renewal that hangs — the job's context is cancelled, and
+// Check, which jobs call just before they write, refuses at once, even
+// before the renewal goroutine ran again. Two nodes may still both write
+// for the length of one write begun before the pause, so what they write
+// must tolerate that (the KPI store's expected revisions, the alert
+// versions do).
 package lease
 
 import (
@@ -13,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,11 +43,51 @@ type Config struct {
 	Replicas int
 }
 
-// Lease is one node's handle on a job's lease. Not safe for concurrent use.
+// Lease is one node's handle on a job's lease. Not safe for concurrent
+// use, except Check.
 type Lease struct {
 	kv  jetstream.KeyValue
 	cfg Config
 	rev uint64
+	// validUntil is when the lease lapses by this node's clock: time since
+	// base (monotonic), in nanoseconds.
+	validUntil atomic.Int64
+	base       time.Time
+	now        func() time.Time // the clock; tests move it
+}
+
+// ErrLapsed: the lease's holder went a TTL without a confirmed renewal
+// (its process was paused, its renewals hang): another node may hold it.
+var ErrLapsed = errors.New("lease lapsed: no renewal confirmed within its TTL")
+
+type heldKey struct{}
+
+// Check says whether the job of ctx may still write: nil unless ctx is a
+// lease's job whose lease lapsed by this node's clock (ErrLapsed), or ctx
+// ended. Call it just before a write that another holder must not race.
+func Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l, ok := ctx.Value(heldKey{}).(*Lease); ok && !l.valid() {
+		return ErrLapsed
+	}
+	return nil
+}
+
+func (l *Lease) since() int64 { return int64(l.now().Sub(l.base)) }
+
+func (l *Lease) valid() bool { return l.since() < l.validUntil.Load() }
+
+// confirmed notes a renewal (or the creation) sent at sent, in since's
+// unit, that the server confirmed.
+func (l *Lease) confirmed(sent int64) {
+	l.validUntil.Store(sent + int64(l.cfg.TTL)*9/10)
+}
+
+// untilLapse is how long the lease stays valid by this node's clock.
+func (l *Lease) untilLapse() time.Duration {
+	return time.Duration(l.validUntil.Load() - l.since())
 }
 
 const key = "holder"
@@ -63,7 +113,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Lease, error
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", cfg.Bucket, err)
 	}
-	return &Lease{kv: kv, cfg: cfg}, nil
+	return &Lease{kv: kv, cfg: cfg, base: time.Now(), now: time.Now}, nil
 }
 
 // Node is the name this node holds the lease under.
@@ -71,9 +121,11 @@ func (l *Lease) Node() string { return l.cfg.Node }
 
 // Acquire waits up to TTL/3 for the lease; it reports whether it has it.
 func (l *Lease) Acquire(ctx context.Context) bool {
+	sent := l.since()
 	rev, err := l.kv.Create(ctx, key, []byte(l.cfg.Node))
 	if err == nil {
 		l.rev = rev
+		l.confirmed(sent)
 		return true
 	}
 	select {
@@ -89,20 +141,39 @@ func (l *Lease) Acquire(ctx context.Context) bool {
 // the renewal's when that is what stopped it; and releases the lease when
 // ctx ended, so that another node takes over at once.
 func (l *Lease) Hold(ctx context.Context, job func(context.Context) error) error {
-	jctx, lost := context.WithCancelCause(ctx)
+	cctx, lost := context.WithCancelCause(ctx)
+	jctx := context.WithValue(cctx, heldKey{}, l)
 	stop := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
 		t := time.NewTicker(l.cfg.TTL / 3)
 		defer t.Stop()
+		// Wakes the goroutine when the lease lapses by this node's clock
+		// with no renewal confirmed (one that hangs).
+		lapse := time.NewTimer(l.untilLapse())
+		defer lapse.Stop()
 		for {
 			select {
 			case <-jctx.Done():
 				return
 			case <-stop:
 				return
+			case <-lapse.C:
+				if !l.valid() {
+					lost(ErrLapsed)
+					return
+				}
+				lapse.Reset(l.untilLapse())
 			case <-t.C:
+				// After a pause the tick comes late: a renewal then would
+				// succeed if no other node took the key meanwhile, but
+				// this node cannot know what was written meanwhile.
+				if !l.valid() {
+					lost(ErrLapsed)
+					return
+				}
+				sent := l.since()
 				// A renewal is not cut short when ctx ends: one the server
 				// applied but whose answer was dropped would leave l.rev
 				// behind the key, and the release would miss it.
@@ -116,6 +187,8 @@ func (l *Lease) Hold(ctx context.Context, job func(context.Context) error) error
 					return
 				}
 				l.rev = rev
+				l.confirmed(sent)
+				lapse.Reset(l.untilLapse())
 			}
 		}
 	}()
@@ -127,6 +200,12 @@ func (l *Lease) Hold(ctx context.Context, job func(context.Context) error) error
 	if ctx.Err() != nil {
 		l.release()
 		return nil
+	}
+	if errors.Is(cause, ErrLapsed) {
+		// This node cannot know what another did meanwhile: it gives the
+		// key up if still its own, so that whoever takes it next (this
+		// node too) starts over, catching up, rather than waiting a TTL.
+		l.release()
 	}
 	if cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause

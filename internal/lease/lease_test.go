@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,5 +100,42 @@ func TestLeaseReleaseAfterLostRenewal(t *testing.T) {
 	}
 	if !b.Acquire(context.Background()) {
 		t.Fatal("b could not take the lease a released")
+	}
+}
+
+// A holder whose process was paused past the lease (its clock moved a TTL
+// with no renewal) refuses its job's writes at once (Check) — before its
+// renewal goroutine has even run again, and though a renewal would still
+// succeed, no other node having taken the key — then ends the job with
+// ErrLapsed and gives the key up, so that the next holder starts at once.
+func TestLeaseLapsedByTheHoldersClock(t *testing.T) {
+	a, b, _ := newPair(t)
+	var mu sync.Mutex
+	skew := time.Duration(0)
+	a.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(skew) }
+	if !a.Acquire(context.Background()) {
+		t.Fatal("a could not take a free lease")
+	}
+	var checks []error
+	err := a.Hold(context.Background(), func(jctx context.Context) error {
+		checks = append(checks, Check(jctx))
+		mu.Lock()
+		skew = a.cfg.TTL // the process stood still for a TTL
+		mu.Unlock()
+		checks = append(checks, Check(jctx))
+		<-jctx.Done()
+		return jctx.Err()
+	})
+	if !errors.Is(err, ErrLapsed) {
+		t.Fatalf("hold: %v, want ErrLapsed", err)
+	}
+	if len(checks) != 2 || checks[0] != nil || !errors.Is(checks[1], ErrLapsed) {
+		t.Fatalf("checks before and after the pause: %v", checks)
+	}
+	if Check(context.Background()) != nil {
+		t.Error("a context that holds no lease was refused")
+	}
+	if !b.Acquire(context.Background()) {
+		t.Fatal("b could not take the lease a gave up")
 	}
 }

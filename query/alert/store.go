@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vn-ioc/ioc/internal/lease"
 	"github.com/vn-ioc/ioc/query"
 )
 
@@ -63,6 +64,11 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, db *query.DB, cfg St
 func (s *Store) save(ctx context.Context, as []*Alert) error {
 	if len(as) == 0 {
 		return nil
+	}
+	// Not past the evaluator's lease by this node's clock (a paused
+	// leader must not write beside the next one).
+	if err := lease.Check(ctx); err != nil {
+		return err
 	}
 	if err := s.insert(ctx, as); err != nil {
 		return fmt.Errorf("insert alerts: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vn-ioc/ioc/internal/lease"
 	"github.com/vn-ioc/ioc/internal/worktime"
 	"github.com/vn-ioc/ioc/query"
 )
@@ -282,6 +283,9 @@ type contribRow struct {
 func (e *Engine) writeContribs(ctx context.Context, family string, gen uint64, rows []contribRow) error {
 	if len(rows) == 0 {
 		return nil
+	}
+	if err := lease.Check(ctx); err != nil {
+		return err
 	}
 	version := uint64(time.Now().UnixNano())
 	err := e.db.Insert(ctx, "INSERT INTO "+e.b.DB+".kpi_contrib (family, gen, id, kind, hour, unit, kpis, numerators, denominators, version)", func(b driver.Batch) error {

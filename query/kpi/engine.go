@@ -692,6 +692,11 @@ func (e *Engine) scan(ctx context.Context, sql string, cols []column, out map[Ke
 // its key; keys the store holds but the query no longer returned (their
 // rows left the window) fall back to zero.
 func (e *Engine) publish(ctx context.Context, family string, vals map[Key]Value, computed map[string]bool, asOf time.Time) error {
+	// Not past the lease by this node's clock (a paused leader must not
+	// write beside the next one).
+	if err := lease.Check(ctx); err != nil {
+		return err
+	}
 	e.lastMu.Lock()
 	futures, serr := e.send(family, vals, computed, asOf)
 	e.lastMu.Unlock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/vn-ioc/ioc/internal/lease"
 	"github.com/vn-ioc/ioc/query"
 )
 
@@ -187,6 +188,9 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work, handOf
 func (e *Engine) writeOpen(ctx context.Context, family string, gen uint64, rows []openRow) error {
 	if len(rows) == 0 {
 		return nil
+	}
+	if err := lease.Check(ctx); err != nil {
+		return err
 	}
 	version := uint64(time.Now().UnixNano())
 	err := e.db.Insert(ctx, openInsert(e.b.DB), func(b driver.Batch) error {

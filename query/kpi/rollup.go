@@ -11,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vn-ioc/ioc/internal/lease"
 	"github.com/vn-ioc/ioc/query"
 )
 
@@ -758,6 +759,11 @@ func (e *Engine) addRollup(ctx context.Context, table string, delta map[rollupRo
 }
 
 func (e *Engine) sendRollup(ctx context.Context, table, tcol string, delta map[rollupRow]sums) error {
+	// A delta added twice counts twice: not past the lease by this node's
+	// clock (a paused leader must not add beside the next one).
+	if err := lease.Check(ctx); err != nil {
+		return err
+	}
 	return e.db.Insert(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator)", e.b.DB, table, tcol), func(b driver.Batch) error {
 		for r, s := range delta {
 			t := r.t
