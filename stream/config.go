@@ -13,6 +13,14 @@ type Config struct {
 	// subscribed to at once; one more is refused with an error "limit".
 	// Default 500.
 	MaxSubscriptions int
+	// Computed says whether a channel's values are computed on demand for
+	// its subscribers (lists, series, rankings, maps: a node computes a
+	// bounded number of them for all its clients); nil: none is.
+	Computed func(channel string) bool
+	// MaxComputed is the number of Computed channels one connection may
+	// be subscribed to at once, so that one client cannot take the node's
+	// whole allowance; one more is refused with "limit". Default 64.
+	MaxComputed int
 	// MaxMessageBytes bounds one inbound message; a larger one closes the
 	// connection with 1009 (message too big). Default 4096 (an auth message
 	// with a JWT fits easily; a subscribe is about 100 bytes).
@@ -56,6 +64,9 @@ func (c *Config) setDefaults() {
 	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = 500
 	}
+	if c.MaxComputed == 0 {
+		c.MaxComputed = 64
+	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 4096
 	}
@@ -85,6 +96,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxSubscriptions < 0:
 		return fmt.Errorf("stream: MaxSubscriptions (%d) must be positive", c.MaxSubscriptions)
+	case c.MaxComputed < 0:
+		return fmt.Errorf("stream: MaxComputed (%d) must be positive", c.MaxComputed)
 	case c.MaxMessageBytes < 256 || c.MaxMessageBytes > 1<<20:
 		return fmt.Errorf("stream: MaxMessageBytes (%d) must be between 256 and 1 MiB", c.MaxMessageBytes)
 	case c.MessageRate < 0 || c.MessageRate > 10_000:

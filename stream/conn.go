@@ -434,6 +434,17 @@ func (c *conn) sendError(id, code, msg string) {
 	c.push(item{frame: appendError(nil, id, code, msg), kind: kindError})
 }
 
+// computed counts the connection's subscriptions to Computed channels.
+func (c *conn) computed() int {
+	n := 0
+	for ch := range c.subs {
+		if c.h.cfg.Computed(ch) {
+			n++
+		}
+	}
+	return n
+}
+
 // subscribe registers the subscription first, then reads the snapshot or
 // the missed updates, and only then queues them followed by what Publish
 // delivered meanwhile with a higher seq: no update between the two is lost
@@ -455,6 +466,10 @@ func (c *conn) subscribe(m *clientMsg) {
 	old := c.subs[ch]
 	if old == nil && len(c.subs) >= h.cfg.MaxSubscriptions {
 		c.sendError(m.ID, codeLimit, fmt.Sprintf("subscription limit %d reached", h.cfg.MaxSubscriptions))
+		return
+	}
+	if old == nil && h.cfg.Computed != nil && h.cfg.Computed(ch) && c.computed() >= h.cfg.MaxComputed {
+		c.sendError(m.ID, codeLimit, fmt.Sprintf("limit of %d list, series, ranking and map channels per connection reached: unsubscribe one first", h.cfg.MaxComputed))
 		return
 	}
 	// Subscribing again starts over; the subscription in place stays

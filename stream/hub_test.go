@@ -424,6 +424,34 @@ func TestSubscriptionLimit(t *testing.T) {
 	}
 }
 
+// A connection may follow at most MaxComputed computed channels (lists,
+// series …), whatever room its subscription limit leaves; other channels
+// are not counted.
+func TestComputedLimitPerConnection(t *testing.T) {
+	th := newTestHub(t, Config{MaxComputed: 2, Computed: func(ch string) bool { return strings.HasPrefix(ch, "list:") }})
+	c := th.dialWelcome(t)
+	for i := range 2 {
+		c.subscribe(fmt.Sprint("l", i), fmt.Sprintf("list:overdue:%d", i))
+		c.expect("snapshot")
+	}
+	c.send(`{"type":"subscribe","id":"l2","channel":"list:overdue:2"}`)
+	if m := c.expect("error"); m.ID != "l2" || m.Code != "limit" || !strings.Contains(m.Message, "2 list, series, ranking and map channels per connection") {
+		t.Fatalf("limit: %s", m.raw)
+	}
+	c.subscribe("k", ch79) // not computed: still allowed
+	c.expect("snapshot")
+	c.subscribe("again", "list:overdue:1") // already subscribed: starts over
+	c.expect("snapshot")
+	c.send(`{"type":"unsubscribe","id":"u","channel":"list:overdue:0"}`)
+	c.expect("unsubscribed")
+	c.subscribe("l2", "list:overdue:2")
+	c.expect("snapshot")
+	// Another connection has an allowance of its own.
+	d := th.dialWelcome(t)
+	d.subscribe("l0", "list:overdue:0")
+	d.expect("snapshot")
+}
+
 func TestUnsubscribe(t *testing.T) {
 	th := newTestHub(t, Config{})
 	c := th.dialWelcome(t)

@@ -251,6 +251,8 @@ func appendWelcome(dst []byte, subject string, c *Config) []byte {
 	dst = jsonx.AppendFloat(dst, c.PingInterval.Seconds())
 	dst = append(dst, `,"limits":{"subscriptions":`...)
 	dst = strconv.AppendInt(dst, int64(c.MaxSubscriptions), 10)
+	dst = append(dst, `,"computed":`...)
+	dst = strconv.AppendInt(dst, int64(c.MaxComputed), 10)
 	dst = append(dst, `,"message_bytes":`...)
 	dst = strconv.AppendInt(dst, int64(c.MaxMessageBytes), 10)
 	dst = append(dst, `,"messages_per_s":`...)

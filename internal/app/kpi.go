@@ -553,7 +553,10 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	if err := a.setupAlerts(ctx); err != nil {
 		return err
 	}
-	a.hub, err = stream.New(a.cfg.WS, sourceMux{kpi: a.kpiStore, list: a.lists, alerts: a.alertFeed, composite: a.compositeChannel}, wsAuth{a}, a.reg, a.log)
+	mux := sourceMux{kpi: a.kpiStore, list: a.lists, alerts: a.alertFeed, composite: a.compositeChannel}
+	wsCfg := a.cfg.WS
+	wsCfg.Computed = mux.computed
+	a.hub, err = stream.New(wsCfg, mux, wsAuth{a}, a.reg, a.log)
 	if err != nil {
 		return err
 	}

@@ -423,6 +423,10 @@ func (m sourceMux) pick(channel string) stream.Source {
 	return m.kpi
 }
 
+// computed says whether the list feed computes the channel (one of the
+// listMaxChannels of the node).
+func (m sourceMux) computed(channel string) bool { return m.pick(channel) == m.list }
+
 func (m sourceMux) Latest(ctx context.Context, channel string) (stream.Update, bool, error) {
 	return m.pick(channel).Latest(ctx, channel)
 }
