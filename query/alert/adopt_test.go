@@ -50,3 +50,25 @@ func TestAckPastItsDeadline(t *testing.T) {
 		t.Fatalf("late acknowledgement: %+v; alert %s, %d to save", r, a.State, len(e.pending))
 	}
 }
+
+// TestReraisedWithinASecond: a threshold alert raised, cleared and raised
+// again within one second is a new occurrence — its own id — whose version
+// passes the cleared one's, so the table of alerts keeps it open.
+func TestReraisedWithinASecond(t *testing.T) {
+	below := 90.0
+	r := &Rule{ID: "r", Kind: KindThreshold, Below: &below, MaxOpen: 10}
+	e := &Evaluator{rules: &Rules{Rules: []*Rule{r}}, m: newMetrics(nil), open: map[condKey]*Alert{}, pending: map[string]*Alert{}}
+	at := time.Date(2026, 11, 25, 3, 0, 0, 100e6, time.UTC)
+	e.raise(r, match{subject: "79", unit: "79", raise: true}, "unit", at)
+	first := e.open[condKey{"r", "79"}]
+	e.clear(first, at.Add(200*time.Millisecond), "back")
+	cleared := e.pending[first.ID]
+	e.raise(r, match{subject: "79", unit: "79", raise: true}, "unit", at.Add(400*time.Millisecond))
+	second := e.open[condKey{"r", "79"}]
+	if second == nil || second.ID == first.ID || second.Version <= cleared.Version || len(e.pending) != 2 {
+		t.Fatalf("first %+v, cleared %+v, second %+v, %d to save", first, cleared, second, len(e.pending))
+	}
+	if !second.RaisedAt.Equal(at.Truncate(time.Second)) {
+		t.Errorf("raised_at %v, want the second of the raise", second.RaisedAt)
+	}
+}

@@ -588,10 +588,12 @@ func (e *Evaluator) raise(r *Rule, m match, subjectKind string, at time.Time) {
 		e.m.capped.WithLabelValues(r.ID).Inc()
 		return
 	}
-	at = at.UTC().Truncate(time.Second)
+	// The id and the version take the instant to the nanosecond: an alert
+	// raised, cleared and raised again within a second is two occurrences,
+	// and the second's version passes the clear's.
 	a := &Alert{ID: alertID(r.ID, m.subject, at), Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Unit: m.unit,
 		SubjectKind: subjectKind, Subject: m.subject, State: StateRaised, Title: r.Title.EN, TitleVI: r.Title.VI,
-		Detail: m.detail, Value: m.value, Threshold: r.thresholdValue(), RaisedAt: at}
+		Detail: m.detail, Value: m.value, Threshold: r.thresholdValue(), RaisedAt: at.UTC().Truncate(time.Second)}
 	a.bump(at)
 	e.open[condKey{r.ID, m.subject}] = a
 	e.pending[a.ID] = a
