@@ -38,6 +38,12 @@ type Config struct {
 	// MaxSubscriptions); a client that stops reading is closed by
 	// WriteTimeout. Default 256.
 	QueueSize int
+	// QueueBytes bounds the bytes of those frames: past it (one frame, of
+	// any size, always fits) the connection is closed with 1013 as well.
+	// A client resubscribing to large channels (a map, lists) without
+	// reading would otherwise hold QueueSize large snapshots. Default
+	// 8 MiB.
+	QueueBytes int
 	// WriteTimeout bounds the write of one message; a client that does not
 	// take it in time is closed as slow (1013). Default 10s.
 	WriteTimeout time.Duration
@@ -76,6 +82,9 @@ func (c *Config) setDefaults() {
 	if c.QueueSize == 0 {
 		c.QueueSize = 256
 	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = 8 << 20
+	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
@@ -98,6 +107,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stream: MaxSubscriptions (%d) must be positive", c.MaxSubscriptions)
 	case c.MaxComputed < 0:
 		return fmt.Errorf("stream: MaxComputed (%d) must be positive", c.MaxComputed)
+	case c.QueueBytes < 0:
+		return fmt.Errorf("stream: QueueBytes (%d) must be positive", c.QueueBytes)
 	case c.MaxMessageBytes < 256 || c.MaxMessageBytes > 1<<20:
 		return fmt.Errorf("stream: MaxMessageBytes (%d) must be between 256 and 1 MiB", c.MaxMessageBytes)
 	case c.MessageRate < 0 || c.MessageRate > 10_000:

@@ -88,6 +88,7 @@ type conn struct {
 	q       []item // q[head:] waits to be written
 	head    int
 	frames  int  // items of q[head:] that are frames (sub == nil): what QueueSize bounds
+	fbytes  int  // their bytes: what QueueBytes bounds
 	writing bool // a writer goroutine runs
 	authed  bool
 	pingDue bool
@@ -527,7 +528,7 @@ func (c *conn) subscribe(m *clientMsg) {
 		case b.seq <= last:
 			h.m.dropped[dropStale].Inc()
 			continue
-		case s.pending == nil && c.frames < h.cfg.QueueSize/2:
+		case s.pending == nil && c.frames < h.cfg.QueueSize/2 && c.fbytes+len(b.frame) <= h.cfg.QueueBytes/2:
 			c.pushLocked(item{frame: b.frame, kind: kindUpdate, coalesced: b.coalesced})
 		default:
 			if s.pending != nil {
@@ -707,7 +708,12 @@ func (c *conn) pushLocked(it item) {
 			c.closeLocked(websocket.CloseTryAgainLater, fmt.Sprintf("slow client: more than %d messages queued", c.h.cfg.QueueSize), reasonSlow, false)
 			return
 		}
+		if c.frames > 0 && c.fbytes+len(it.frame) > c.h.cfg.QueueBytes {
+			c.closeLocked(websocket.CloseTryAgainLater, fmt.Sprintf("slow client: more than %d bytes queued", c.h.cfg.QueueBytes), reasonSlow, false)
+			return
+		}
 		c.frames++
+		c.fbytes += len(it.frame)
 	}
 	if len(c.q) == cap(c.q) && c.head > 0 {
 		// Slide the waiting items to the front rather than grow.
@@ -789,7 +795,7 @@ func (c *conn) discardLocked() {
 	if n > 0 {
 		c.h.m.dropped[dropDisconnect].Add(float64(n))
 	}
-	c.q, c.head, c.frames = nil, 0, 0
+	c.q, c.head, c.frames, c.fbytes = nil, 0, 0, 0
 }
 
 // writeLoop writes the queue and the heartbeats until there is nothing
@@ -852,6 +858,7 @@ func (c *conn) next() (it item, ping, ok, closing bool) {
 			s.pending, s.coalesced = nil, false
 		} else {
 			c.frames--
+			c.fbytes -= len(it.frame)
 		}
 		ok = true
 		break
@@ -945,7 +952,7 @@ func (c *conn) cleanup() {
 	for _, s := range c.subs {
 		s.state, s.pending, s.buf = subDead, nil, nil
 	}
-	c.q, c.head, c.frames = nil, 0, 0
+	c.q, c.head, c.frames, c.fbytes = nil, 0, 0, 0
 	why, reason := c.why, c.reason
 	c.mu.Unlock()
 	c.subs = nil

@@ -954,6 +954,37 @@ func TestBusyClientKeepsItsConnection(t *testing.T) {
 			t.Fatalf("%d channels recovered, want 3", recovered)
 		}
 	})
+	t.Run("bytes past the queue close it", func(t *testing.T) {
+		// A client resubscribing to a large channel without reading holds
+		// a large snapshot per resubscribe: 16 of 64 KiB pass 256 KiB.
+		th := newTestHub(t, Config{MessageRate: 1000, QueueSize: 64, QueueBytes: 256 << 10})
+		th.src.put("kpi:big:79:today", strings.Repeat("x", 64<<10))
+		c := th.dialWelcome(t)
+		hold(th, func() {
+			for i := range 12 {
+				c.send(map[string]string{"type": "subscribe", "id": fmt.Sprint(i), "channel": "kpi:big:79:today"})
+			}
+			waitFor(t, "a slow disconnect", 10*time.Second, func() bool {
+				return th.metric("ioc_ws_disconnects_total", "reason", "slow") == 1
+			})
+		})
+		if reason := c.expectClose(websocket.CloseTryAgainLater); !strings.Contains(reason, "more than 262144 bytes queued") {
+			t.Fatalf("close reason %q", reason)
+		}
+		// Small frames as many as before stay within the bound.
+		th.src.put("kpi:small:79:today", 1)
+		d := th.dialWelcome(t)
+		hold(th, func() {
+			for i := range 12 {
+				d.send(map[string]string{"type": "subscribe", "id": fmt.Sprint(i), "channel": "kpi:small:79:today"})
+			}
+			time.Sleep(200 * time.Millisecond)
+		})
+		for range 12 {
+			d.expect("subscribed")
+			d.expect("snapshot")
+		}
+	})
 	t.Run("replies past the queue close it", func(t *testing.T) {
 		th := newTestHub(t, Config{MessageRate: 1000, QueueSize: 16})
 		c := th.dialWelcome(t)

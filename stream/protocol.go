@@ -259,6 +259,8 @@ func appendWelcome(dst []byte, subject string, c *Config) []byte {
 	dst = strconv.AppendInt(dst, int64(c.MessageRate), 10)
 	dst = append(dst, `,"queue":`...)
 	dst = strconv.AppendInt(dst, int64(c.QueueSize), 10)
+	dst = append(dst, `,"queue_bytes":`...)
+	dst = strconv.AppendInt(dst, int64(c.QueueBytes), 10)
 	return append(dst, "}}"...)
 }
 

@@ -68,7 +68,7 @@ func TestServerMessages(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{appendWelcome(nil, "leader:760", &cfg), `{"type":"welcome","session":"leader:760","heartbeat_s":25,"limits":{"subscriptions":500,"computed":64,"message_bytes":4096,"messages_per_s":20,"queue":256}}`},
+		{appendWelcome(nil, "leader:760", &cfg), `{"type":"welcome","session":"leader:760","heartbeat_s":25,"limits":{"subscriptions":500,"computed":64,"message_bytes":4096,"messages_per_s":20,"queue":256,"queue_bytes":8388608}}`},
 		{appendSubscribed(nil, "r1", "kpi:a:79:today", true), `{"type":"subscribed","id":"r1","channel":"kpi:a:79:today","recovered":true}`},
 		{appendSubscribed(nil, "", "c", false), `{"type":"subscribed","channel":"c","recovered":false}`},
 		{appendUnsubscribed(nil, "r2", "c"), `{"type":"unsubscribed","id":"r2","channel":"c"}`},
