@@ -75,6 +75,7 @@ type conn struct {
 	// Owned by the reader goroutine.
 	sess    Session
 	expires time.Time // of the session's token; zero: never
+	revoker Revoker   // the session, when its grant can end early
 	subs    map[string]*sub
 	tokens  float64      // message budget
 	refill  time.Time    // when tokens were last topped up
@@ -195,6 +196,7 @@ func (c *conn) authenticate(urlToken string) bool {
 	if e, ok := sess.(Expirer); ok {
 		c.expires = e.Expires()
 	}
+	c.revoker, _ = sess.(Revoker)
 	c.pushLocked(item{frame: welcome, kind: kindWelcome})
 	c.mu.Unlock()
 	c.ws.SetPongHandler(func(string) error {
@@ -359,7 +361,7 @@ func (c *conn) handle(msg []byte, binary bool) {
 		c.sendError(m.ID, perr.code, perr.msg)
 		return
 	}
-	if !c.expires.IsZero() && c.expired(time.Now()) {
+	if (!c.expires.IsZero() || c.revoker != nil) && c.expired(time.Now()) {
 		return
 	}
 	switch m.Type {
@@ -744,8 +746,9 @@ func (c *conn) requestPing(now time.Time) {
 	c.kickLocked()
 }
 
-// expired closes the connection, saying why, once its token has expired:
-// checked on every heartbeat and before every message is answered.
+// expired closes the connection, saying why, once its token has expired
+// or its grant was revoked: checked on every heartbeat and before every
+// message is answered.
 func (c *conn) expired(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -753,13 +756,23 @@ func (c *conn) expired(now time.Time) bool {
 }
 
 func (c *conn) expiredLocked(now time.Time) bool {
-	if c.expires.IsZero() || !now.After(c.expires) {
+	msg, reason := "", ""
+	switch {
+	case !c.expires.IsZero() && now.After(c.expires):
+		msg, reason = "the token expired at "+c.expires.UTC().Format(time.RFC3339)+"; connect again with a new one", "token expired"
+	case c.revoker != nil:
+		err := c.revoker.Revoked()
+		if err == nil {
+			return false
+		}
+		msg, reason = err.Error(), "access revoked"
+	default:
 		return false
 	}
 	if !c.closing {
 		c.h.m.errors.WithLabelValues(codeUnauthorized).Inc()
-		c.pushLocked(item{frame: appendError(nil, "", codeUnauthorized, "the token expired at "+c.expires.UTC().Format(time.RFC3339)+"; connect again with a new one"), kind: kindError})
-		c.closeLocked(websocket.ClosePolicyViolation, "token expired", reasonAuth, true)
+		c.pushLocked(item{frame: appendError(nil, "", codeUnauthorized, msg), kind: kindError})
+		c.closeLocked(websocket.ClosePolicyViolation, reason, reasonAuth, true)
 	}
 	return true
 }

@@ -298,6 +298,26 @@ func (h *Hub) heartbeat() {
 	}
 }
 
+// Recheck checks every connection's grant now (Revoker), rather than at
+// its next message or heartbeat: call it when what grants are made of
+// changed (the unit tree). Connections whose grant ended are closed.
+func (h *Hub) Recheck() {
+	now := time.Now()
+	h.mu.Lock()
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		if c.authed && !c.closing && c.revoker != nil {
+			c.expiredLocked(now)
+		}
+		c.mu.Unlock()
+	}
+}
+
 // Run serves until ctx ends, then closes the hub.
 func (h *Hub) Run(ctx context.Context) error {
 	<-ctx.Done()

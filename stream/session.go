@@ -44,6 +44,17 @@ type Expirer interface {
 	Expires() time.Time
 }
 
+// Revoker is a Session whose grant can end before its token expires (the
+// unit tree changed under a scoped token): Revoked returns nil while the
+// grant holds, else why it ended. The hub checks it before answering each
+// message, at each heartbeat and on Recheck, and closes the connection
+// (code 1008, an "unauthorized" error with the reason): the client
+// connects again and gets what its token grants now. Revoked must be
+// cheap while nothing changed, and must not call the hub.
+type Revoker interface {
+	Revoked() error
+}
+
 // RPCHandler is a Session that answers rpc messages ({"type":"rpc",
 // "method", "data"}): commands a client sends over its websocket, such as
 // acknowledging an alert. Each call runs on a goroutine of its own with the

@@ -12,6 +12,7 @@ import (
 // after handing it over.
 type Index struct {
 	cur atomic.Pointer[indexState]
+	gen atomic.Uint64
 }
 
 type indexState struct {
@@ -64,7 +65,13 @@ func (x *Index) Replace(s *Set) {
 		st.cameras[c.ID] = i
 	}
 	x.cur.Store(st)
+	x.gen.Add(1)
 }
+
+// Generation counts the sets indexed: it changes with every Replace, so
+// that what was derived from the set (a token's scope) can tell it is
+// out of date.
+func (x *Index) Generation() uint64 { return x.gen.Load() }
 
 // Set is the indexed set; do not modify it.
 func (x *Index) Set() *Set { return x.cur.Load().set }

@@ -260,6 +260,10 @@ func (a *App) ack(ctx context.Context, s *scope, al *alert.Alert, note string) (
 // RPC answers the websocket's rpc messages: "alert.ack" with data
 // {"alert": id, "note": "…"}.
 func (s wsSession) RPC(ctx context.Context, method string, data json.RawMessage) (json.RawMessage, error) {
+	s, err := s.now()
+	if err != nil {
+		return nil, &stream.RPCError{Code: "unauthorized", Msg: err.Error()}
+	}
 	if method != "alert.ack" {
 		return nil, &stream.RPCError{Code: "not_found", Msg: "no method " + method + " (alert.ack is the one offered)"}
 	}

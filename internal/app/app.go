@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -469,10 +470,14 @@ func (a *App) refreshReference(ctx context.Context) error {
 		case <-t.C:
 			a.refMu.Lock()
 			set, err := a.refStore.Load(ctx)
-			if err == nil {
+			changed := err == nil && !reflect.DeepEqual(set, a.refs.Set())
+			if changed {
 				a.refs.Replace(set)
 			}
 			a.refMu.Unlock()
+			if changed {
+				a.recheckScopes()
+			}
 			if err != nil {
 				a.log.Warn("reference refresh", "err", err)
 			}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nats-io/nats.go/jetstream"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vn-ioc/ioc/dashboards"
 	"github.com/vn-ioc/ioc/internal/api"
@@ -425,19 +426,99 @@ func (w wsAuth) Authenticate(_ context.Context, token string) (stream.Session, e
 	if err != nil {
 		return nil, errors.New("invalid token: " + err.Error())
 	}
+	gen := w.a.refs.Generation()
 	s, err := w.a.scopeOf(c)
 	if err != nil {
 		return nil, errors.New(strings.TrimPrefix(err.Error(), api.EFORBIDDEN+": "))
 	}
-	return wsSession{s: s, a: w.a}, nil
+	return wsSession{s: s, a: w.a, g: &wsGrant{a: w.a, claims: c, scope: s, gen: gen}}, nil
 }
 
+// wsSession is a websocket client's session. s is its scope as of the
+// last check: Allow and RPC take the current one (now), which follows
+// changes of the unit tree.
 type wsSession struct {
 	s *scope
 	a *App
+	g *wsGrant
 }
 
+// wsGrant keeps a websocket session's scope up to date with the reference
+// data. A token whose scope no longer holds (its unit was removed, or a
+// wall's unit changed kind) or no longer covers a unit it covered (the
+// tree moved) is revoked: the hub closes the connection, and the client connects
+// again to what its token grants now. REST derives the scope on each
+// request.
+type wsGrant struct {
+	a      *App
+	claims *auth.Claims
+	mu     sync.Mutex
+	scope  *scope
+	gen    uint64 // of the reference data scope was derived from
+	err    error  // why the grant ended; nil while it holds
+}
+
+// current is the session's scope, derived again when the reference data
+// changed since it was.
+func (g *wsGrant) current() (*scope, error) {
+	gen := g.a.refs.Generation()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil || gen == g.gen {
+		return g.scope, g.err
+	}
+	s, err := g.a.scopeOf(g.claims)
+	switch {
+	case err != nil:
+		g.err = errors.New(strings.TrimPrefix(err.Error(), api.EFORBIDDEN+": ") + " (the reference data changed); connect again with a valid token")
+	case s.root != g.scope.root || !within(g.scope.subtree, s.subtree):
+		// A unit left the subtree: subscriptions to it may be open.
+		g.err = errors.New("the unit tree changed, and this token no longer sees some of the units it saw; connect again")
+	default:
+		g.scope, g.gen = s, gen
+	}
+	return g.scope, g.err
+}
+
+// within says whether every unit of the subtree a is in b (nil: all).
+func within(a, b map[string]bool) bool {
+	if b == nil {
+		return true
+	}
+	if a == nil {
+		return false
+	}
+	for u := range a {
+		if !b[u] {
+			return false
+		}
+	}
+	return true
+}
+
+// now is the session with its current scope, or why its grant ended.
+func (s wsSession) now() (wsSession, error) {
+	if s.g == nil {
+		return s, nil
+	}
+	sc, err := s.g.current()
+	s.s = sc
+	return s, err
+}
+
+// Revoked says why the session's grant ended, nil while it holds.
+func (s wsSession) Revoked() error {
+	_, err := s.now()
+	return err
+}
+
+var _ stream.Revoker = wsSession{}
+
 func (s wsSession) Allow(channel string) error {
+	s, err := s.now()
+	if err != nil {
+		return err
+	}
 	if strings.HasPrefix(channel, drill.ChannelPrefix) {
 		return s.allowList(channel)
 	}
@@ -461,7 +542,7 @@ func (s wsSession) Allow(channel string) error {
 	if k.Window == kpi.WindowCustom {
 		return badChannel("custom windows are for REST only; subscribe to a standard window")
 	}
-	_, err := s.s.allow(k.KPI, k.Unit, k.Window)
+	_, err = s.s.allow(k.KPI, k.Unit, k.Window)
 	return wsError(err)
 }
 
@@ -499,10 +580,11 @@ func badChannel(msg string) error { return channelError{msg, stream.ErrBadChanne
 // notFound is an unknown KPI or unit.
 func notFound(msg string) error { return channelError{msg, stream.ErrUnknownChannel} }
 
-// Expires is the token's expiry: the hub closes the websocket then.
+// Expires is when the token stops being accepted — its expiry plus the
+// clock leeway REST allows too: the hub closes the websocket then.
 func (s wsSession) Expires() time.Time {
 	if e := s.s.claims.ExpiresAt; e != nil {
-		return e.Time
+		return e.Time.Add(auth.Leeway)
 	}
 	return time.Time{}
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/auth"
 	"github.com/vn-ioc/ioc/internal/testenv"
 )
@@ -365,4 +367,64 @@ func TestKPIsReproduceCityQuarterFigures(t *testing.T) {
 	q1 := "&from=2024-01-01T00:00:00%2B07:00&to=2024-04-01T00:00:00%2B07:00"
 	wantPercent(t, a, tok, "dossier.on_time_rate?unit=79"+q1, 443_915, 454_821, 1, "97.6")
 	wantPercent(t, a, tok, "dossier.sync_rate?unit=79"+q1, 82_777, 454_821, 1, "18.2")
+}
+
+// A websocket keeps its token's scope as the unit tree changes, as REST
+// does per request: units added under a leader's unit widen it in place;
+// a unit leaving the subtree, or the token's unit disappearing, closes the
+// socket (1008, saying why), since subscriptions to it may be open.
+func TestWebsocketScopeFollowsTheUnitTree(t *testing.T) {
+	a, _ := node(t)
+	ward, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleLeader, Unit: "26740"}, "chair", time.Hour)
+	city, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleLeader, Unit: "79"}, "mayor", time.Hour)
+	subscribe := func(c *websocket.Conn, channel string) wsMsg {
+		t.Helper()
+		_ = c.WriteJSON(map[string]any{"type": "subscribe", "id": "x", "channel": channel})
+		return next(t, c, "error", "subscribed")
+	}
+	wc, cc := dialWS(t, a, ward), dialWS(t, a, city)
+	next(t, wc, "welcome")
+	next(t, cc, "welcome")
+	if m := subscribe(wc, "kpi:survey.count:26740:today"); m.Type != "subscribed" {
+		t.Fatalf("own ward: %+v", m)
+	}
+	orig := a.refs.Set()
+	grown := *orig
+	grown.Units = append(slices.Clone(orig.Units), refdata.Unit{Code: "T0001", Parent: "79", Name: "new ward", Level: 1, Kind: refdata.KindWard})
+	a.refs.Replace(&grown)
+	a.recheckScopes()
+	if m := subscribe(cc, "kpi:survey.count:T0001:today"); m.Type != "subscribed" {
+		t.Fatalf("a ward added under the city: %+v", m)
+	}
+	shrunk := grown
+	shrunk.Units = slices.DeleteFunc(slices.Clone(grown.Units), func(u refdata.Unit) bool { return u.Code == "26740" })
+	a.refs.Replace(&shrunk)
+	a.recheckScopes()
+	for name, c := range map[string]*websocket.Conn{"ward leader": wc, "city leader": cc} {
+		m := next(t, c, "error")
+		want := "no longer sees"
+		if name == "ward leader" {
+			want = "not a known unit"
+		}
+		if m.Code != "unauthorized" || !strings.Contains(m.Message, want) {
+			t.Errorf("%s: %+v, want unauthorized with %q", name, m, want)
+		}
+		var rest wsMsg
+		if err := c.ReadJSON(&rest); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+			t.Errorf("%s: after the error %v %+v, want close 1008", name, err, rest)
+		}
+	}
+	// A new connection gets the scope as it is now.
+	cc = dialWS(t, a, city)
+	next(t, cc, "welcome")
+	if m := subscribe(cc, "kpi:survey.count:26740:today"); m.Type != "error" || m.Code != "not_found" {
+		t.Fatalf("removed ward: %+v", m)
+	}
+	if m := subscribe(cc, "kpi:survey.count:T0001:today"); m.Type != "subscribed" {
+		t.Fatalf("added ward: %+v", m)
+	}
+	wc = dialWS(t, a, ward)
+	if m := next(t, wc, "error", "welcome"); m.Type != "error" || !strings.Contains(m.Message, "not a known unit") {
+		t.Fatalf("token of the removed ward: %+v", m)
+	}
 }

@@ -92,5 +92,14 @@ func (a *App) ReplaceReference(r *http.Request, kind string) (*refdata.Set, erro
 		return nil, err
 	}
 	a.refs.Replace(next)
+	a.recheckScopes()
 	return next, nil
+}
+
+// recheckScopes closes the websockets whose token's scope the new
+// reference data changed (wsGrant); REST derives scopes per request.
+func (a *App) recheckScopes() {
+	if a.hub != nil {
+		a.hub.Recheck()
+	}
 }

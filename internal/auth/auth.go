@@ -95,12 +95,17 @@ func (is *Issuer) Issue(c Claims, subject string, ttl time.Duration) (string, er
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(is.key)
 }
 
+// Leeway is the clock skew allowed between the issuer of a token and the
+// nodes: a token is accepted until Leeway past its expiry, on every
+// transport.
+const Leeway = 30 * time.Second
+
 // Verify checks the signature, expiry and scope of a token.
 func (is *Issuer) Verify(token string) (*Claims, error) {
 	var c Claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return is.key, nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(issuerName), jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(is.now), jwt.WithLeeway(30*time.Second))
+		jwt.WithTimeFunc(is.now), jwt.WithLeeway(Leeway))
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return nil, errors.New("token expired")
