@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,6 +33,21 @@ const ArrowChunkRows = 10_000
 // bounded whatever the sender claims. Senders split larger tables into
 // batches (pyarrow: write_table(..., max_chunksize=100_000)).
 const ArrowMaxMessageBytes = 256 << 20
+
+// ArrowMaxDecodedBytes bounds the buffers a stream's reader holds at once
+// beyond the messages themselves: what compressed (zstd, LZ4) buffers
+// decompress to, a record batch's and the dictionaries' together.
+const ArrowMaxDecodedBytes = 512 << 20
+
+// ArrowMaxDictionaryBytes bounds the dictionary messages of one stream, in
+// all: dictionaries stay in memory for the whole stream.
+const ArrowMaxDictionaryBytes = 64 << 20
+
+// The bounds in force (tests lower them).
+var (
+	maxDecodedBytes    int64 = ArrowMaxDecodedBytes
+	maxDictionaryBytes int64 = ArrowMaxDictionaryBytes
+)
 
 // ArrowError is an Arrow body that cannot be read, or whose columns do not
 // follow the backfill contract. The HTTP handler answers 400 with it.
@@ -56,7 +72,10 @@ func arrowErrorf(format string, args ...any) *ArrowError {
 // (maxRows > 0) a *TooManyEventsError, raised when the record batch that
 // crosses the limit is read, before any of its rows is emitted (the earlier
 // chunks were emitted; source+id keeps a retry idempotent). Memory is bounded
-// by one record batch (≤ ArrowMaxMessageBytes) and one chunk of records.
+// by one record batch (≤ ArrowMaxMessageBytes), what compressed buffers
+// decompress to (≤ ArrowMaxDecodedBytes at once), the stream's
+// dictionaries (≤ ArrowMaxDictionaryBytes) and one chunk of records; a
+// cell longer than an event's data may be is never copied.
 //
 // Column contract — one row per event, columns found by exact name, in any
 // order:
@@ -96,7 +115,7 @@ func DecodeArrow(r io.Reader, family string, v *Validator, boundSource string, m
 	}
 	fields := v.contract.arrowFields(family)
 	msgs := &boundedMessages{r: r, refs: 1}
-	rdr, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(cappedAllocator{memory.NewGoAllocator()}))
+	rdr, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(&cappedAllocator{Allocator: memory.NewGoAllocator()}))
 	if err != nil {
 		if msgs.ioErr != nil {
 			return msgs.ioErr
@@ -487,11 +506,17 @@ func bindArrow(s *arrow.Schema, family string, fields map[string]*arrowField) (*
 				}
 				return nil, arrowErrorf("column %q is %s, must be %s", f.Name, kindNames[kind], want)
 			}
+			// A column of the null type holds no bytes, yet as many rows
+			// as it claims: a required one would make every row a
+			// rejection, millions of them from a few hundred bytes.
+			if kind == kindNull && e != envSpecVersion {
+				return nil, arrowErrorf("column %q is of the null type: every row needs its %s", f.Name, f.Name)
+			}
 			d.env[e] = c
 			continue
 		}
 		if f.Name == "data" {
-			if kind != kindString && kind != kindNull {
+			if kind != kindString {
 				return nil, arrowErrorf("column \"data\" is %s, must be utf8 JSON", kindNames[kind])
 			}
 			d.data = c
@@ -598,7 +623,9 @@ func (d *arrowDecoder) setBatch(rec arrow.Record) (err error) {
 		c.arr, c.dict, c.boxed, c.lastStr, c.lastBox = rec.Column(c.pos), nil, nil, "", nil
 		if dict, ok := c.arr.(*array.Dictionary); ok {
 			c.dict, c.arr = dict, dict.Dictionary()
-			if c.path != nil {
+			// Entries boxed once each — unless the dictionary is much
+			// larger than the batch, whose rows then box what they use.
+			if c.path != nil && c.arr.Len() <= 4*int(rec.NumRows())+1024 {
 				c.boxed = make([]any, c.arr.Len())
 			}
 		}
@@ -661,11 +688,18 @@ func (d *arrowDecoder) parts(i int, p *eventParts) {
 	}
 	if d.data != nil {
 		if j, ok := d.data.at(i); ok {
-			p.RawData = []byte(strings.TrimSpace(jsonText(d.data.str(j))))
+			// Longer than data may be once trimmed: refused without a copy
+			// (what is not UTF-8 only grows as JSON reads it).
+			if raw := strings.TrimSpace(d.data.str(j)); len(raw) > maxDataBytes {
+				p.dataTooLarge = true
+			} else {
+				p.RawData = []byte(jsonText(raw))
+			}
 		}
 		return
 	}
 	p.Data, p.DataBound = d.flatData(i)
+	p.dataTooLarge = p.DataBound < 0
 	p.shape = d.shape
 }
 
@@ -692,7 +726,8 @@ func (d *arrowDecoder) fullType(s string) string {
 
 // flatData builds the data object of row i from the flat columns, in maps
 // reused from row to row (prepareParts keeps none of them), and an upper
-// bound of its JSON length.
+// bound of its JSON length; -1 when one string alone is longer than data
+// may be (its JSON is not shorter): nothing is built then.
 func (d *arrowDecoder) flatData(i int) (map[string]any, int) {
 	clear(d.row)
 	clear(d.nestedIn)
@@ -701,6 +736,9 @@ func (d *arrowDecoder) flatData(i int) (map[string]any, int) {
 		j, ok := c.at(i)
 		if !ok {
 			continue
+		}
+		if c.kind == kindString && len(c.str(j)) > maxDataBytes {
+			return nil, -1
 		}
 		m := d.row
 		for k, id := range c.parents {
@@ -832,6 +870,8 @@ type boundedMessages struct {
 	refs  int
 	head  [4]byte
 	ioErr error // the first error of r other than an end of input
+	// dictBytes counts the bodies of the dictionary messages read.
+	dictBytes int64
 }
 
 func (m *boundedMessages) Retain() { m.refs++ }
@@ -880,12 +920,17 @@ func (m *boundedMessages) Message() (*ipc.Message, error) {
 	if _, err := io.ReadFull(m.r, meta); err != nil {
 		return nil, fmt.Errorf("could not read message metadata: %w", noEOF(m.readError(err)))
 	}
-	size, err := bodyLength(meta)
+	size, kind, err := bodyLength(meta)
 	if err != nil {
 		return nil, err
 	}
 	if size < 0 || size > ArrowMaxMessageBytes {
 		return nil, fmt.Errorf("message body of %d bytes is larger than %d", size, ArrowMaxMessageBytes)
+	}
+	if kind == ipc.MessageDictionaryBatch {
+		if m.dictBytes += size; m.dictBytes > maxDictionaryBytes {
+			return nil, fmt.Errorf("the stream's dictionaries take more than %d bytes", maxDictionaryBytes)
+		}
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(m.r, body); err != nil {
@@ -904,32 +949,50 @@ func noEOF(err error) error {
 	return err
 }
 
-// bodyLength reads the body length of a message from its metadata.
-func bodyLength(meta []byte) (n int64, err error) {
+// bodyLength reads the body length and the type of a message from its
+// metadata.
+func bodyLength(meta []byte) (n int64, kind ipc.MessageType, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("message metadata is not a valid flatbuffer: %v", p)
 		}
 	}()
 	probe := ipc.NewMessage(memory.NewBufferBytes(meta), memory.NewBufferBytes(nil))
-	return probe.BodyLen(), nil
+	return probe.BodyLen(), probe.Type(), nil
 }
 
 // cappedAllocator refuses (panics, which the IPC reader turns into an error)
 // any single allocation beyond ArrowMaxMessageBytes, e.g. a claimed
-// decompressed size.
-type cappedAllocator struct{ memory.Allocator }
+// decompressed size, and any that would take the buffers it handed out and
+// that are not freed yet beyond ArrowMaxDecodedBytes: a few kilobytes of
+// zstd can claim gigabytes, in many buffers of a legal size each.
+type cappedAllocator struct {
+	memory.Allocator
+	live atomic.Int64
+}
 
-func (a cappedAllocator) Allocate(size int) []byte {
+func (a *cappedAllocator) take(size int) {
 	if size < 0 || size > ArrowMaxMessageBytes {
 		panic(fmt.Sprintf("buffer of %d bytes is larger than %d", size, ArrowMaxMessageBytes))
 	}
+	if n := a.live.Add(int64(size)); n > maxDecodedBytes {
+		a.live.Add(-int64(size))
+		panic(fmt.Sprintf("the decoded buffers would take more than %d bytes at once", maxDecodedBytes))
+	}
+}
+
+func (a *cappedAllocator) Allocate(size int) []byte {
+	a.take(size)
 	return a.Allocator.Allocate(size)
 }
 
-func (a cappedAllocator) Reallocate(size int, b []byte) []byte {
-	if size < 0 || size > ArrowMaxMessageBytes {
-		panic(fmt.Sprintf("buffer of %d bytes is larger than %d", size, ArrowMaxMessageBytes))
-	}
+func (a *cappedAllocator) Reallocate(size int, b []byte) []byte {
+	a.take(size)
+	a.live.Add(-int64(len(b)))
 	return a.Allocator.Reallocate(size, b)
+}
+
+func (a *cappedAllocator) Free(b []byte) {
+	a.live.Add(-int64(len(b)))
+	a.Allocator.Free(b)
 }

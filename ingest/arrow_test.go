@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"net/http"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -54,6 +55,13 @@ var (
 // given sizes (one batch of all rows when none are given).
 func arrowStream(t testing.TB, cols []tcol, batches ...int) []byte {
 	t.Helper()
+	return arrowStreamWith(t, nil, cols, batches...)
+}
+
+// arrowStreamWith is arrowStream with options of the IPC writer
+// (compression).
+func arrowStreamWith(t testing.TB, opts []ipc.Option, cols []tcol, batches ...int) []byte {
+	t.Helper()
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
 		fields[i] = arrow.Field{Name: c.name, Type: c.typ, Nullable: true}
@@ -67,7 +75,7 @@ func arrowStream(t testing.TB, cols []tcol, batches ...int) []byte {
 		batches = []int{rows}
 	}
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+	w := ipc.NewWriter(&buf, append([]ipc.Option{ipc.WithSchema(schema)}, opts...)...)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
 	start := 0
@@ -568,6 +576,8 @@ func TestDecodeArrowColumnContract(t *testing.T) {
 		"duplicate envelope": {with(tcol{"id", arrow.BinaryTypes.String, []any{"x"}}), "appears twice"},
 		"same field twice":   {with(tcol{"data.unit", arrow.BinaryTypes.String, []any{"x"}}), `columns "unit" and "data.unit" both give data.unit`},
 		"struct column":      {with(tcol{"location", arrow.StructOf(arrow.Field{Name: "lat", Type: arrow.PrimitiveTypes.Float64}), []any{nil}}), "is not one of"},
+		"null-typed id":      {append(without("id"), tcol{"id", arrow.Null, []any{nil}}), `"id" is of the null type`},
+		"null-typed time":    {append(without("time"), tcol{"time", arrow.Null, []any{nil}}), `"time" is of the null type`},
 	}
 	for name, c := range cases {
 		_, err := decode(t, v, arrowStream(t, c.cols), "dossier", "", 0)
@@ -831,4 +841,67 @@ func TestDecodeArrowReaderError(t *testing.T) {
 			t.Errorf("failing after %d bytes: %v (%T), want the reader's error", at, err, err)
 		}
 	}
+}
+
+// The memory a stream makes the node hold is bounded whatever its bytes
+// claim: what compressed buffers decompress to (at once, not over the
+// stream), the dictionaries; a cell longer than data may be is refused
+// without being copied or encoded.
+func TestDecodeArrowMemoryBounds(t *testing.T) {
+	v, _ := arrowTestValidator(t)
+	long := func(rows, size int, typ arrow.DataType) []tcol {
+		cols := receivedCols(rows)
+		cols[6].typ = typ // procedure_name
+		for i := range cols[6].vals {
+			cols[6].vals[i] = strings.Repeat(string(rune('a'+i)), size)
+		}
+		return cols
+	}
+	zstd := []ipc.Option{ipc.WithZstd()}
+	lower := func(p *int64, to int64) {
+		old := *p
+		*p = to
+		t.Cleanup(func() { *p = old })
+	}
+	lower(&maxDecodedBytes, 4<<20)
+	lower(&maxDictionaryBytes, 1<<20)
+	t.Run("a compressed batch past the bound", func(t *testing.T) {
+		body := arrowStreamWith(t, zstd, long(3, 2<<20, arrow.BinaryTypes.String))
+		if len(body) > 64<<10 {
+			t.Fatalf("the stream takes %d bytes: not the few kilobytes meant", len(body))
+		}
+		_, err := decode(t, v, body, "dossier", "", 0)
+		if !isArrowError(err) || !strings.Contains(err.Error(), "decoded buffers would take more than 4194304 bytes") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("compressed batches each within it", func(t *testing.T) {
+		d, err := decode(t, v, arrowStreamWith(t, zstd, long(3, 2<<20, arrow.BinaryTypes.String), 1, 1, 1), "dossier", "", 0)
+		if err != nil || len(d.rejected) != 3 || d.rejected[0].Field != "data" {
+			t.Fatalf("%v, %+v", err, d.rejected)
+		}
+	})
+	t.Run("dictionaries past the bound", func(t *testing.T) {
+		_, err := decode(t, v, arrowStream(t, long(3, 512<<10, dictUTF8)), "dossier", "", 0)
+		if !isArrowError(err) || !strings.Contains(err.Error(), "dictionaries take more than 1048576 bytes") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("a long cell refused as it is", func(t *testing.T) {
+		cols := receivedCols(1)
+		cols[6].vals[0] = strings.Repeat("<", 8<<20) // its JSON is 6 times longer
+		body := arrowStream(t, cols)
+		lower(&maxDecodedBytes, 64<<20)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		d, err := decode(t, v, body, "dossier", "", 0)
+		runtime.ReadMemStats(&after)
+		if err != nil || len(d.rejected) != 1 || d.rejected[0].Error != "data: is larger than 65536 bytes" {
+			t.Fatalf("%v, %+v", err, d.rejected)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 24<<20 {
+			t.Errorf("decoding a stream of %d bytes allocated %d MiB", len(body), alloc>>20)
+		}
+	})
 }

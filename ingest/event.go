@@ -451,6 +451,9 @@ type eventParts struct {
 	// decoded, when hasDecoded, is RawData already decoded.
 	decoded    any
 	hasDecoded bool
+	// dataTooLarge: a part of the data alone is longer than data may be;
+	// Data and RawData were not built.
+	dataTooLarge bool
 }
 
 // prepareParts applies to an event already split into parts the checks
@@ -508,6 +511,9 @@ func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now 
 		return nil, &fieldError{"time", fmt.Sprintf("%s is out of range (year 2000 to one day ahead)", text)}
 	}
 	var data any
+	if p.dataTooLarge {
+		return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}
+	}
 	if p.Data != nil {
 		if (p.DataBound <= 0 || p.DataBound > maxDataBytes) && jsonSize(p.Data) > maxDataBytes {
 			return nil, &fieldError{"data", fmt.Sprintf("is larger than %d bytes", maxDataBytes)}

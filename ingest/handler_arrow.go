@@ -52,6 +52,10 @@ func (in *Intake) HandleArrow(w http.ResponseWriter, r *http.Request) {
 	family := r.URL.Query().Get("family")
 	bound := boundSource(r.Context())
 	out := ArrowResult{Result: Result{Rejected: []Rejection{}}}
+	// done counts the rows dealt with (accepted, duplicates, rejected as
+	// invalid) in the chunks that ended: a backfill stopped early resumes
+	// from that row, as the answer says.
+	done := 0
 	body := http.MaxBytesReader(w, r.Body, ArrowMaxBodyBytes)
 	err := DecodeArrow(body, family, in.v, bound, ArrowMaxRows, func(recs []*Record, idx []int, rejected []Rejection) error {
 		for _, rej := range rejected {
@@ -64,14 +68,21 @@ func (in *Intake) HandleArrow(w http.ResponseWriter, r *http.Request) {
 		res, err := in.publish(r.Context(), recs, idx, Result{})
 		out.Accepted += res.Accepted
 		out.Duplicates += res.Duplicates
+		// Rows JetStream did not store (a chunk timed out) stop the
+		// backfill: listed among thousands of invalid rows they could go
+		// unseen, and a 202 would read as done.
 		for _, rej := range res.Rejected {
-			out.RejectedTotal++
-			if len(out.Rejected) < arrowMaxListed {
-				out.Rejected = append(out.Rejected, rej)
+			if rej.Retryable {
+				return &notStoredError{row: rej.Index, msg: rej.Error}
 			}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		done += len(recs) + len(rejected)
+		return nil
 	})
+	detail := map[string]any{"accepted": out.Accepted, "duplicates": out.Duplicates, "rejected_total": out.RejectedTotal, "rows_done": done}
 	var ae *ArrowError
 	var tm *TooManyEventsError
 	var mb *http.MaxBytesError
@@ -80,16 +91,32 @@ func (in *Intake) HandleArrow(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, code, out)
 	case errors.As(err, &ae):
 		e := api.Errorf(api.EINVALID, ae.Error())
-		e.Detail = map[string]any{"accepted_before_error": out.Accepted}
+		detail["accepted_before_error"] = out.Accepted
+		e.Detail = detail
 		fail(e)
 	case errors.As(err, &tm), errors.As(err, &mb):
-		fail(api.Errorf(api.ETOOLARGE, fmt.Sprintf("backfill larger than %d rows or %d bytes; %d rows were accepted before, send the rest in another request", ArrowMaxRows, int64(ArrowMaxBodyBytes), out.Accepted)))
+		e := api.Errorf(api.ETOOLARGE, fmt.Sprintf("backfill larger than %d rows or %d bytes; its first %d rows were dealt with (%d accepted), send the rest from row %d in another request",
+			ArrowMaxRows, int64(ArrowMaxBodyBytes), done, out.Accepted, done))
+		e.Detail = detail
+		fail(e)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		fail(api.Errorf(api.EINVALID, "arrow stream cut short"))
+		e := api.Errorf(api.EINVALID, "arrow stream cut short")
+		e.Detail = detail
+		fail(e)
 	default:
-		in.log.Warn("arrow backfill stopped", "accepted", out.Accepted, "err", err)
-		e := api.Errorf(api.EUNAVAILABLE, fmt.Sprintf("events could not be stored now (%d were); send the stream again", out.Accepted))
+		in.log.Warn("arrow backfill stopped", "accepted", out.Accepted, "rows_done", done, "err", err)
+		e := api.Errorf(api.EUNAVAILABLE, fmt.Sprintf("events could not be stored now (%v); the first %d rows were dealt with (%d accepted): send the stream again, or the rest from row %d",
+			err, done, out.Accepted, done))
+		e.Detail = detail
 		e.RetryAfter = 1
 		fail(e)
 	}
 }
+
+// notStoredError: a row of a chunk JetStream did not store.
+type notStoredError struct {
+	row int
+	msg string
+}
+
+func (e *notStoredError) Error() string { return fmt.Sprintf("row %d %s", e.row, e.msg) }
