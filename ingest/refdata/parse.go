@@ -10,6 +10,7 @@ import (
 	"mime"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Bounds on what Parse reads.
@@ -108,11 +109,33 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// parseKind reads the whole input (at most MaxParseBytes), which must be
+// UTF-8 — Vietnamese names in another encoding (Windows-1258, the default
+// of an Excel export on Vietnamese Windows) would be stored mangled — and
+// parses it without its byte order mark, if any.
 func parseKind[T any](kind, format string, r io.Reader, cols []column[T]) ([]T, error) {
-	if format == "csv" {
-		return parseCSV(kind, r, cols)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
-	return parseJSON(kind, r, cols)
+	b = bytes.TrimPrefix(b, []byte("\ufeff"))
+	if !utf8.Valid(b) {
+		at := 0
+		for rest := b; len(rest) > 0; {
+			rn, size := utf8.DecodeRune(rest)
+			if rn == utf8.RuneError && size == 1 {
+				break
+			}
+			at += size
+			rest = rest[size:]
+		}
+		line := 1 + bytes.Count(b[:at], []byte("\n"))
+		return nil, fmt.Errorf("%s: line %d: byte %d is not UTF-8; save the file as UTF-8", kind, line, at)
+	}
+	if format == "csv" {
+		return parseCSV(kind, bytes.NewReader(b), cols)
+	}
+	return parseJSON(kind, bytes.NewReader(b), cols)
 }
 
 func parseCSV[T any](kind string, r io.Reader, cols []column[T]) ([]T, error) {
@@ -131,11 +154,10 @@ func parseCSV[T any](kind string, r io.Reader, cols []column[T]) ([]T, error) {
 	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)
-		if i == 0 {
-			h = strings.TrimPrefix(h, "\ufeff")
-		}
 		at[i] = slices.IndexFunc(cols, func(c column[T]) bool { return c.name == h })
 		switch {
+		case h == "":
+			ps.add(Problem{Kind: kind, Index: -1, Line: 1, Msg: fmt.Sprintf("column %d of the header has no name", i+1)})
 		case seen[h]:
 			ps.add(Problem{Kind: kind, Index: -1, Line: 1, Field: h, Msg: "appears twice in the header"})
 		case h == noteColumn:
@@ -253,6 +275,8 @@ func parseJSON[T any](kind string, r io.Reader, cols []column[T]) ([]T, error) {
 	}
 	if _, err := dec.Token(); err != nil {
 		ps.add(Problem{Kind: kind, Index: len(out), Msg: jsonErr(err).Error()})
+	} else if _, err := dec.Token(); err != io.EOF {
+		ps.add(Problem{Kind: kind, Index: -1, Msg: "more JSON after the array: send one array of objects"})
 	}
 	if err := ps.result(); err != nil {
 		return nil, err

@@ -47,6 +47,10 @@ func TestParseGood(t *testing.T) {
 			&Set{Cameras: []Camera{{ID: "CAM-TTH406", Code: "TTH 406", Lat: 10.79, Lon: 106.69, Unit: "26737", Type: "tth", PTZ: true}}}},
 		{"calendar csv", "calendar", "text/csv", "date,kind,name\n2026-08-22,workday,Làm bù\n2026-08-31,holiday,Nghỉ bù\n",
 			&Set{Calendar: []Day{{Date: date("2026-08-22"), Kind: DayWorkday, Name: "Làm bù"}, {Date: date("2026-08-31"), Kind: DayHoliday, Name: "Nghỉ bù"}}}},
+		{"calendar csv, byte order mark before a quoted header", "calendar", "text/csv", "\ufeff\"date\",\"kind\",\"name\"\r\n2026-08-31,holiday,Nghỉ bù\r\n",
+			&Set{Calendar: []Day{{Date: date("2026-08-31"), Kind: DayHoliday, Name: "Nghỉ bù"}}}},
+		{"json with a byte order mark", "officers", "json", "\ufeff[{\"id\":\"CB-1\",\"unit\":\"26740\"}]",
+			&Set{Officers: []Officer{{ID: "CB-1", Unit: "26740"}}}},
 		{"empty json array", "officers", "json", `[]`, &Set{}},
 		{"header only", "officers", "csv", "id,unit\n", &Set{}},
 	}
@@ -94,6 +98,10 @@ func TestParseBad(t *testing.T) {
 		{"json wrong type", "units", "json", `[{"code":"1","lat":"north"}]`, []string{`units[0] (code "1"): lat "north" is not a number`}},
 		{"json array for a scalar", "units", "json", `[{"code":"1","name":["a","b"]}]`, []string{`units[0] (code "1"): name is an array, want a single value`}},
 		{"json object value", "units", "json", `[{"code":"1","successors":[{"a":1}]}]`, []string{`units[0] (code "1"): successors is an object or array`}},
+		{"not utf-8", "units", "csv", "code,name\n26740,Ph\xf0\xf0ng\n", []string{`units: line 2: byte 18 is not UTF-8; save the file as UTF-8`}},
+		{"not utf-8 in json", "units", "json", "[{\"code\":\"1\",\n\"name\":\"\xc3\"}]", []string{`units: line 2: byte 22 is not UTF-8`}},
+		{"json after the array", "units", "json", `[{"code":"1"}] [{"code":"2"}]`, []string{`more JSON after the array`}},
+		{"header column without a name", "calendar", "csv", "date,kind,name,\n2026-08-31,holiday,x,\n", []string{`calendar line 1: column 4 of the header has no name`}},
 		{"json bad date", "calendar", "json", `[{"date":"31/08/2026","kind":"holiday"}]`, []string{`calendar[0] (date "31/08/2026"): date "31/08/2026" is not a date`}},
 	}
 	for _, tt := range tests {

@@ -35,17 +35,25 @@ func (s *Set) With(kind string, part *Set) (*Set, error) {
 func (s *Set) Rows(kind string) any {
 	switch kind {
 	case "units":
-		return s.Units
+		return nonNil(s.Units)
 	case "procedures":
-		return s.Procedures
+		return nonNil(s.Procedures)
 	case "officers":
-		return s.Officers
+		return nonNil(s.Officers)
 	case "cameras":
-		return s.Cameras
+		return nonNil(s.Cameras)
 	case "calendar":
-		return s.Calendar
+		return nonNil(s.Calendar)
 	}
 	return nil
+}
+
+// nonNil is s, or an empty slice for none: JSON [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Count is the number of rows of one kind.

@@ -70,14 +70,19 @@ func (st *Store) version() uint64 {
 	return v
 }
 
-// SaveAll saves every kind of s.
+// SaveAll saves every kind of s, the units last: Empty looks at the units,
+// so a first save that fails half-way (ClickHouse restarting) is made
+// again at the next start instead of leaving the other kinds empty.
 func (st *Store) SaveAll(ctx context.Context, s *Set) error {
 	for _, k := range Kinds {
+		if k == "units" {
+			continue
+		}
 		if err := st.Save(ctx, k, s); err != nil {
 			return err
 		}
 	}
-	return nil
+	return st.Save(ctx, "units", s)
 }
 
 // Save replaces the stored rows of kind (one of Kinds) with those of s,
@@ -152,8 +157,21 @@ func (st *Store) replace(ctx context.Context, kind, table, view, keyExpr string,
 	if err != nil {
 		return fmt.Errorf("save %s: %w", kind, err)
 	}
+	// Past every version stored, whatever the clock says: a node whose
+	// clock is behind (or was stepped back) would otherwise save rows that
+	// lose to the old ones.
+	var stored uint64
+	if err := st.db.Conn.QueryRow(ctx, "SELECT max(version) FROM "+st.db.Table(table)).Scan(&stored); err != nil {
+		return fmt.Errorf("save %s: read its versions: %w", kind, err)
+	}
+	if version <= stored {
+		version = stored + 1
+		st.last = version
+	}
 	all := append(slices.Clone(cols), "version", "deleted")
-	err = st.db.Insert(ctx, "INSERT INTO "+st.db.Table(table)+" ("+strings.Join(all, ", ")+")", func(b driver.Batch) error {
+	// Synchronous on a cluster: the next save's keys and a validation
+	// against this kind read what was just written.
+	err = st.db.Insert(st.db.InsertContext(ctx), "INSERT INTO "+st.db.Table(table)+" ("+strings.Join(all, ", ")+")", func(b driver.Batch) error {
 		for i := range n {
 			key, vals := row(i)
 			delete(current, key)

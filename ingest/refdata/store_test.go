@@ -3,6 +3,7 @@ package refdata
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -130,6 +131,27 @@ func TestStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		diff(t, got, sorted(back))
+	})
+	t.Run("a save wins over rows of a clock ahead", func(t *testing.T) {
+		// Rows written by a node whose clock is an hour ahead (or before
+		// this clock was stepped back): the save must still take effect.
+		ahead := uint64(time.Now().Add(time.Hour).UnixNano())
+		if err := db.Conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (id, unit, name, title, version, deleted) SELECT 'CB-26740-01', '26740', 'Tên cũ', '', toUInt64(%d), 0",
+			db.Table("ref_officers"), ahead)); err != nil {
+			t.Fatal(err)
+		}
+		again := smallSet()
+		again.Officers[0].Name = "Tên mới"
+		if err := NewStore(db).Save(ctx, "officers", again); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Officers) != 1 || got.Officers[0].Name != "Tên mới" {
+			t.Errorf("officers after the save: %+v", got.Officers)
+		}
 	})
 	t.Run("unknown kind", func(t *testing.T) {
 		if err := st.Save(ctx, "wards", full); err == nil {

@@ -67,8 +67,14 @@ func (s *Set) Validate() error {
 			key = d.Date.Format(time.DateOnly)
 		}
 		uniqueKey(&ps, kind, i, key, dates)
-		if d.Kind != DayHoliday && d.Kind != DayWorkday {
+		checkDate(&ps, kind, i, key, "date", d.Date)
+		switch {
+		case d.Kind != DayHoliday && d.Kind != DayWorkday:
 			ps.addf(kind, i, key, "kind", "%q is not %q or %q", d.Kind, DayHoliday, DayWorkday)
+		case d.Kind == DayWorkday && !d.Date.IsZero() && d.Date.Weekday() != time.Saturday && d.Date.Weekday() != time.Sunday:
+			// A swap day makes a weekend day worked; on a weekday it
+			// would change nothing, so it is a mistake (the wrong date).
+			ps.addf(kind, i, key, "kind", "workday on a %s: only a Saturday or a Sunday can be made a working day", d.Date.Weekday())
 		}
 	}
 	return ps.result()
@@ -94,17 +100,26 @@ func (s *Set) validateUnits(ps *problems) map[string]int {
 		if math.IsNaN(u.AreaKm2) || u.AreaKm2 < 0 {
 			ps.addf(kind, i, u.Code, "area_km2", "%v is negative", u.AreaKm2)
 		}
+		checkDate(ps, kind, i, u.Code, "valid_from", u.ValidFrom)
+		checkDate(ps, kind, i, u.Code, "valid_to", u.ValidTo)
 		if !u.ValidTo.IsZero() && !u.ValidTo.After(u.ValidFrom) {
 			ps.addf(kind, i, u.Code, "valid_to", "%s is not after valid_from %s",
 				u.ValidTo.Format(time.DateOnly), u.ValidFrom.Format(time.DateOnly))
 		}
 	}
+	root := -1
 	for i, u := range s.Units {
 		if u.Parent == "" {
-			if u.Kind != KindCity {
+			switch {
+			case u.Kind != KindCity:
 				ps.addf(kind, i, u.Code, "parent", "is empty (only a city is a root)")
-			} else if u.Level != 0 {
+			case u.Level != 0:
 				ps.addf(kind, i, u.Code, "level", "%d, want 0 for a root", u.Level)
+			case root >= 0:
+				// A second tree would be outside the city's totals.
+				ps.addf(kind, i, u.Code, "parent", "is empty, but %q is the root already: the units form one tree", s.Units[root].Code)
+			default:
+				root = i
 			}
 		} else if j, ok := at[u.Parent]; !ok {
 			ps.addf(kind, i, u.Code, "parent", "%q does not exist", u.Parent)
@@ -183,6 +198,23 @@ func uniqueKey(ps *problems, kind string, i int, key string, seen map[string]int
 		return
 	}
 	seen[key] = i
+}
+
+// Dates that ClickHouse's Date holds and reads back as they were: 1970-01-01
+// itself stands for "no date".
+var (
+	firstDate = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
+	lastDate  = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// checkDate refuses a date that would be stored as another one.
+func checkDate(ps *problems, kind string, i int, key, field string, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC); d.Before(firstDate) || d.After(lastDate) {
+		ps.addf(kind, i, key, field, "%s is out of range (1970-01-02 to 2105-12-31)", t.Format(time.DateOnly))
+	}
 }
 
 func checkLatLon(ps *problems, kind string, i int, key string, lat, lon float64) {

@@ -88,6 +88,14 @@ func TestValidate(t *testing.T) {
 			[]string{`calendar[1] (date "2026-08-31"): date "2026-08-31" is not unique (also calendar[0])`}},
 		{"calendar without date", func(s *Set) { s.Calendar[1].Date = time.Time{} },
 			[]string{`calendar[1]: date is empty`}},
+		{"date past what is stored", func(s *Set) { s.Calendar[0].Date = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC) },
+			[]string{`calendar[0] (date "2200-01-01"): date 2200-01-01 is out of range (1970-01-02 to 2105-12-31)`}},
+		{"date before what is stored", func(s *Set) { s.Units[2].ValidFrom = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC) },
+			[]string{`units[2] (code "26740"): valid_from 1900-01-01 is out of range`}},
+		{"workday on a weekday", func(s *Set) { s.Calendar[1].Date = time.Date(2026, 8, 21, 0, 0, 0, 0, time.UTC) },
+			[]string{`calendar[1] (date "2026-08-21"): kind workday on a Friday: only a Saturday or a Sunday`}},
+		{"two roots", func(s *Set) { s.Units = append(s.Units, Unit{Code: "80", Name: "Another city", Kind: KindCity}) },
+			[]string{`units[5] (code "80"): parent is empty, but "79" is the root already`}},
 		{"several problems at once", func(s *Set) {
 			s.Units[2].Parent = "999"
 			s.Officers[0].Unit = "888"
