@@ -12,6 +12,7 @@ import (
 
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/api"
+	"github.com/vn-ioc/ioc/internal/auth"
 )
 
 func referenceKind(r *http.Request) (string, error) {
@@ -29,10 +30,30 @@ func (a *App) handleReferenceGet(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
+	// Officers (names) and cameras are scoped like the SQL API's views of
+	// them: a leader reads those of its subtree; a wall, whose dashboard
+	// shows neither, none (its map shows cameras through /map). The org
+	// tree, procedures and calendar are for every reader.
+	cl := auth.FromContext(r.Context())
+	var sc *scope
+	if kind == "officers" || kind == "cameras" {
+		if cl.Role == auth.RoleWall {
+			api.WriteError(w, r, api.Errorf(api.EFORBIDDEN, "a wall token reads units, procedures and the calendar; "+kind+" are for leaders, analysts and admins"))
+			return
+		}
+		if sc, err = a.scopeOf(cl); err != nil {
+			api.WriteError(w, r, err)
+			return
+		}
+	}
 	set, err := a.refStore.Load(r.Context())
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
+	}
+	if sc != nil && sc.subtree != nil {
+		set.Officers = slices.DeleteFunc(set.Officers, func(o refdata.Officer) bool { return !sc.subtree[o.Unit] })
+		set.Cameras = slices.DeleteFunc(set.Cameras, func(c refdata.Camera) bool { return !sc.subtree[c.Unit] })
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]any{kind: set.Rows(kind)})
 }

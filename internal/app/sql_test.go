@@ -83,6 +83,33 @@ func TestSQLThroughNode(t *testing.T) {
 	if !strings.Contains(body, `"sql":"ok"`) {
 		t.Errorf("readyz: %s", body)
 	}
+	// Officers and cameras over REST are scoped as the SQL views are; a
+	// wall reads neither, and still reads the org tree.
+	inTree := map[string]bool{}
+	for _, u := range a.refs.Subtree("25747") {
+		inTree[u] = true
+	}
+	for _, kind := range []string{"officers", "cameras"} {
+		code, body := call(t, "GET", a.URL()+"/api/v1/reference/"+kind, toks["leader"], "", "")
+		var rows map[string][]struct{ Unit string }
+		if code != 200 || json.Unmarshal([]byte(body), &rows) != nil {
+			t.Fatalf("leader's %s: %d %.200s", kind, code, body)
+		}
+		for _, r := range rows[kind] {
+			if !inTree[r.Unit] {
+				t.Errorf("leader of 25747 reads %s of unit %s", kind, r.Unit)
+			}
+		}
+		if n := len(a.refs.Set().Officers); kind == "officers" && (len(rows[kind]) == 0 || len(rows[kind]) == n) {
+			t.Errorf("leader of 25747 reads %d of the city's %d officers", len(rows[kind]), n)
+		}
+		if code, body := call(t, "GET", a.URL()+"/api/v1/reference/"+kind, toks["wall"], "", ""); code != 403 {
+			t.Errorf("wall reads %s: %d %.100s", kind, code, body)
+		}
+	}
+	if code, _ := call(t, "GET", a.URL()+"/api/v1/reference/units", toks["wall"], "", ""); code != 200 {
+		t.Errorf("wall reads units: %d", code)
+	}
 	// The leader of an unknown unit was refused before its statement ran;
 	// the audit has it, with who asked.
 	testenv.Eventually(t, 10*time.Second, "the refused leader in the audit", func() (bool, error) {
