@@ -41,6 +41,28 @@ type Claims struct {
 
 // Validate checks the role has the scope it needs.
 func (c *Claims) Validate() error {
+	// A scope the role does not use would be ignored: a token meant to be
+	// restricted would read everything, so it is refused.
+	unused := func(field, value string) error {
+		if value != "" {
+			return fmt.Errorf("%s tokens take no %s (it would not restrict them)", c.Role, field)
+		}
+		return nil
+	}
+	var err error
+	switch c.Role {
+	case RoleIngest:
+		err = errors.Join(unused("unit", c.Unit), unused("dashboard", c.Dashboard))
+	case RoleLeader:
+		err = errors.Join(unused("source", c.Source), unused("dashboard", c.Dashboard))
+	case RoleWall:
+		err = unused("source", c.Source)
+	case RoleAdmin, RoleAnalyst:
+		err = errors.Join(unused("unit", c.Unit), unused("source", c.Source), unused("dashboard", c.Dashboard))
+	}
+	if err != nil {
+		return err
+	}
 	switch c.Role {
 	case RoleIngest:
 		if c.Source == "" {

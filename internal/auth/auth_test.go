@@ -37,6 +37,17 @@ func TestTokens(t *testing.T) {
 			t.Errorf("issued %+v without its scope", c)
 		}
 	}
+	// A scope the role does not use is refused, not ignored: the token
+	// would read everything.
+	for _, c := range []Claims{{Role: RoleAnalyst, Unit: "26740"}, {Role: RoleAdmin, Dashboard: "city"},
+		{Role: RoleIngest, Source: "dvc", Unit: "26740"}, {Role: RoleLeader, Unit: "26740", Source: "dvc"}, {Role: RoleWall, Dashboard: "city", Source: "dvc"}} {
+		if _, err := is.Issue(c, "x", time.Hour); err == nil || !strings.Contains(err.Error(), "it would not restrict them") {
+			t.Errorf("issued %+v: %v", c, err)
+		}
+	}
+	if _, err := is.Issue(Claims{Role: RoleWall, Dashboard: "ward", Unit: "26740"}, "x", time.Hour); err != nil {
+		t.Errorf("a wall of a ward: %v", err)
+	}
 	if _, err := NewIssuer([]byte("short")); err == nil {
 		t.Error("short key accepted")
 	}
