@@ -182,6 +182,8 @@ type scope struct {
 	lists   map[string]bool
 	alerts  bool
 	geo     bool
+	// cameras, tickets: the layers its map panels draw.
+	cameras, tickets bool
 }
 
 type key struct{ kpi, window string }
@@ -205,6 +207,11 @@ func (d *Dashboard) ShowsAlerts() bool { return d.scope.alerts }
 
 // ShowsMap reports whether the dashboard has a map panel.
 func (d *Dashboard) ShowsMap() bool { return d.scope.geo }
+
+// MapCameras and MapTickets report whether a map panel draws the cameras,
+// the open tickets.
+func (d *Dashboard) MapCameras() bool { return d.scope.cameras }
+func (d *Dashboard) MapTickets() bool { return d.scope.tickets }
 
 // Checks are what Load checks the panels against; a nil function skips its
 // check.
@@ -485,6 +492,8 @@ func (d *Dashboard) derive() {
 			s.ranking[key{p.KPI, p.Window}] = true
 		case PanelMap:
 			s.geo = true
+			s.cameras = s.cameras || p.Cameras
+			s.tickets = s.tickets || p.Tickets
 			if p.KPI != "" {
 				s.ranking[key{p.KPI, p.Window}] = true
 			}

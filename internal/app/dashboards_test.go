@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vn-ioc/ioc/dashboards"
 	"github.com/vn-ioc/ioc/internal/auth"
 )
 
@@ -157,5 +158,51 @@ func TestDashboardScopes(t *testing.T) {
 	c := dialWS(t, a, wardNoUnit)
 	if m := next(t, c, "error", "welcome"); m.Type != "error" || !strings.Contains(m.Message, "names none") {
 		t.Fatalf("%+v", m)
+	}
+}
+
+// A wall reads the layers of the map its dashboard's map panels draw, and
+// no other: a choropleth alone reads neither cameras nor tickets, a map of
+// cameras no tickets (on REST they are left out; on the websocket the
+// channel of the layers it draws is the one it may follow).
+func TestMapLayersOfAWall(t *testing.T) {
+	a, _ := node(t)
+	token := map[string]string{}
+	for id, layers := range map[string]string{"cams": ", cameras: true", "choro": ""} {
+		y := "id: " + id + "\nkind: wall\ntitle: {vi: x, en: x}\nunit: \"79\"\npanels:\n  - {kind: map, kpi: dossier.overdue_rate, window: month" + layers + "}\n"
+		d, err := dashboards.Parse(id+".yaml", []byte(y), DashboardChecks(a.kpiCat, a.unitKind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.dashboards[id] = d
+		if token[id], err = a.Tokens.Issue(auth.Claims{Role: auth.RoleWall, Dashboard: id}, "wall-"+id, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body := call(t, "GET", a.URL()+"/api/v1/map", token["cams"], "", "")
+	var m mapResult
+	if code != 200 || json.Unmarshal([]byte(body), &m) != nil || len(m.Cameras) == 0 || len(m.Tickets) != 0 || m.TicketsTotal != 0 {
+		t.Fatalf("map of cameras: %d %.300s", code, body)
+	}
+	if code, body := call(t, "GET", a.URL()+"/api/v1/map", token["choro"], "", ""); code != 403 || !strings.Contains(body, "draws neither cameras nor tickets") {
+		t.Fatalf("choropleth: %d %s", code, body)
+	}
+	for _, tc := range []struct{ token, channel, want string }{
+		{token["cams"], "map:79", "draws no tickets"},
+		{token["cams"], "map:79:tickets", "draws no tickets"},
+		{token["cams"], "map:79:cameras", ""},
+		{token["choro"], "map:79:cameras", "draws no cameras"},
+	} {
+		c := dialWS(t, a, tc.token)
+		next(t, c, "welcome")
+		s := subscribe(t, c, tc.channel, nil)
+		if tc.want == "" && s.Type != "subscribed" || tc.want != "" && (s.Type != "error" || !strings.Contains(s.Message, tc.want)) {
+			t.Fatalf("%s: %+v; want %q (empty: subscribed)", tc.channel, s, tc.want)
+		}
+		if tc.want == "" {
+			if s := next(t, c, "snapshot"); json.Unmarshal(s.Data, &m) != nil || len(m.Cameras) == 0 || len(m.Tickets) != 0 {
+				t.Fatalf("snapshot of %s: %s", tc.channel, s.Data)
+			}
+		}
 	}
 }

@@ -76,14 +76,46 @@ type mapPayload struct {
 	Seq              uint64      `json:"seq,omitzero"`
 }
 
-// allowMap checks the map of a unit subtree: a wall's dashboard must have a
-// map panel.
-func (s *scope) allowMap(unit string) error {
+// mapLayers are what a map value carries: cameras, open tickets.
+type mapLayers struct{ cameras, tickets bool }
+
+// only empties the layers p is not to carry.
+func (l mapLayers) only(p mapPayload) mapPayload {
+	if !l.cameras {
+		p.Cameras = []mapCamera{}
+	}
+	if !l.tickets {
+		p.Tickets, p.TicketsTotal, p.TicketsTruncated = []mapTicket{}, 0, false
+	}
+	return p
+}
+
+// mapLayers are the layers of the map the scope may read: all, but for a
+// wall those its dashboard's map panels draw.
+func (s *scope) mapLayers() mapLayers {
+	if s.dash == nil {
+		return mapLayers{cameras: true, tickets: true}
+	}
+	return mapLayers{cameras: s.dash.MapCameras(), tickets: s.dash.MapTickets()}
+}
+
+// allowMap checks the layers of the map of a unit subtree: a wall's
+// dashboard must have a map panel drawing each.
+func (s *scope) allowMap(unit string, want mapLayers) error {
 	if err := s.allowUnit(unit); err != nil {
 		return err
 	}
-	if s.dash != nil && !s.dash.ShowsMap() {
+	if s.dash == nil {
+		return nil
+	}
+	has := s.mapLayers()
+	switch {
+	case !s.dash.ShowsMap():
 		return api.Errorf(api.EFORBIDDEN, "dashboard "+s.dash.ID+" has no map")
+	case want.cameras && !has.cameras:
+		return api.Errorf(api.EFORBIDDEN, "the map of dashboard "+s.dash.ID+" draws no cameras")
+	case want.tickets && !has.tickets:
+		return api.Errorf(api.EFORBIDDEN, "the map of dashboard "+s.dash.ID+" draws no tickets")
 	}
 	return nil
 }
@@ -99,7 +131,13 @@ func (a *App) handleMap(w http.ResponseWriter, r *http.Request) {
 	if unit == "" {
 		unit = s.root
 	}
-	if err := s.allowMap(unit); err != nil {
+	// A wall reads the layers its dashboard's map draws.
+	layers := s.mapLayers()
+	if !layers.cameras && !layers.tickets && s.dash.ShowsMap() {
+		api.WriteError(w, r, api.Errorf(api.EFORBIDDEN, "the map of dashboard "+s.dash.ID+" draws neither cameras nor tickets (its values: /api/v1/kpis/{kpi}/ranking)"))
+		return
+	}
+	if err := s.allowMap(unit, layers); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -110,7 +148,7 @@ func (a *App) handleMap(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, a.queryError(r.Context(), "map", err, "unit", unit))
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, p)
+	api.WriteJSON(w, http.StatusOK, layers.only(p))
 }
 
 // geo reads the cameras and the open tickets with coordinates of a unit
@@ -255,9 +293,9 @@ func (p mapPayload) digest() [32]byte {
 
 // allowMapChannel is wsSession.Allow for map:<unit>.
 func (s wsSession) allowMapChannel(ch string) error {
-	unit, ok := parseMapChannel(ch)
+	unit, layers, ok := parseMapChannel(ch)
 	if !ok {
-		return badChannel("channel " + ch + " is not map:<unit>")
+		return badChannel("channel " + ch + " is not map:<unit>, map:<unit>:cameras nor map:<unit>:tickets")
 	}
-	return wsError(s.s.allowMap(unit))
+	return wsError(s.s.allowMap(unit, layers))
 }

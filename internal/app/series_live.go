@@ -36,13 +36,25 @@ func parseRankingChannel(ch string) (kpi.Key, bool) {
 	return kpi.Key{KPI: p[0], Unit: p[1], Window: p[2]}, true
 }
 
-// parseMapChannel reads map:<unit>.
-func parseMapChannel(ch string) (unit string, ok bool) {
-	p, ok := splitChannel(ch, mapPrefix, 1)
-	if !ok {
-		return "", false
+// parseMapChannel reads map:<unit> (cameras and tickets),
+// map:<unit>:cameras and map:<unit>:tickets.
+func parseMapChannel(ch string) (unit string, l mapLayers, ok bool) {
+	if p, ok := splitChannel(ch, mapPrefix, 1); ok {
+		return p[0], mapLayers{cameras: true, tickets: true}, true
 	}
-	return p[0], true
+	p, ok := splitChannel(ch, mapPrefix, 2)
+	if !ok {
+		return "", l, false
+	}
+	switch p[1] {
+	case "cameras":
+		l.cameras = true
+	case "tickets":
+		l.tickets = true
+	default:
+		return "", l, false
+	}
+	return p[0], l, true
 }
 
 // splitChannel reads prefix followed by n non-empty parts separated by
@@ -105,7 +117,7 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 			return a.compositeFeed(k), nil
 		}
 	}
-	if unit, ok := parseMapChannel(ch); ok {
+	if unit, layers, ok := parseMapChannel(ch); ok {
 		// Cameras move on camera events, tickets on feedback events; the
 		// periodic refresh catches what time alone changes (a camera
 		// falling silent, a ticket becoming overdue). The tickets are read
@@ -117,6 +129,7 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 			if err != nil {
 				return feedValue{}, err
 			}
+			p = layers.only(p)
 			return jsonValue(at, p.digest(), p, func(q *mapPayload, seq uint64) { q.Seq = seq }), nil
 		}}, nil
 	}

@@ -90,7 +90,8 @@ export function mapPanel(ctx: Ctx, p: Panel): PanelView {
   }
 
   if (p.cameras || p.tickets) {
-    const ch = `map:${ctx.unit}`;
+    // The layers the panel draws: a wall's token reads no other.
+    const ch = p.cameras && p.tickets ? `map:${ctx.unit}` : `map:${ctx.unit}:${p.cameras ? "cameras" : "tickets"}`;
     channels.push(ch);
     const cams = new Map<string, SVGCircleElement>();
     const tks = new Map<string, SVGCircleElement>();
