@@ -99,7 +99,7 @@ func arrowErrorf(format string, args ...any) *ArrowError {
 //     field named like an envelope column (indicator's "source" is
 //     data.source). Value types: utf8 → string, int*/uint* → integer,
 //     float* → number, bool → boolean, timestamp (with zone) → RFC 3339
-//     string in UTC, null type → always null. Null values are omitted, and a
+//     string in the column's zone, null type → always null. Null values are omitted, and a
 //     nested object all of whose fields are null is omitted. A column whose
 //     type can never fit its field, or that names no field of the family, is
 //     refused (ArrowError), so a typo never silently drops data.
@@ -286,9 +286,10 @@ type arrowCol struct {
 	pos     int
 	kind    colKind
 	unit    arrow.TimeUnit
-	path    []string // JSON path of a flat data column
-	parents []int    // its enclosing objects, as indexes of arrowDecoder.nested
-	bound   int      // JSON length bound of its keys (and of a non-string value)
+	loc     *time.Location // a timestamp column's zone: its values are read there
+	path    []string       // JSON path of a flat data column
+	parents []int          // its enclosing objects, as indexes of arrowDecoder.nested
+	bound   int            // JSON length bound of its keys (and of a non-string value)
 
 	// of the current record batch
 	arr     arrow.Array       // the values (a dictionary column's dictionary)
@@ -338,17 +339,23 @@ func (c *arrowCol) text(i int) string {
 	return jsonText(c.str(j))
 }
 
+// instant is the timestamp at j in the column's zone, as a sender of JSON
+// in that zone writes it: the year a range check looks at is the year
+// there.
 func (c *arrowCol) instant(j int) time.Time {
 	v := int64(c.arr.(*array.Timestamp).Value(j))
+	var t time.Time
 	switch c.unit {
 	case arrow.Second:
-		return time.Unix(v, 0).UTC()
+		t = time.Unix(v, 0)
 	case arrow.Millisecond:
-		return time.UnixMilli(v).UTC()
+		t = time.UnixMilli(v)
 	case arrow.Microsecond:
-		return time.UnixMicro(v).UTC()
+		t = time.UnixMicro(v)
+	default:
+		t = time.Unix(0, v)
 	}
-	return time.Unix(0, v).UTC()
+	return t.In(c.loc)
 }
 
 // cell is value(j), read once per dictionary entry, and boxed once for a
@@ -497,6 +504,15 @@ func bindArrow(s *arrow.Schema, family string, fields map[string]*arrowField) (*
 			return nil, arrowErrorf("column %q %v", f.Name, err)
 		}
 		c := &arrowCol{name: f.Name, pos: pos, kind: kind, unit: unit}
+		if kind == kindTimestamp {
+			dt := f.Type
+			if d, ok := dt.(*arrow.DictionaryType); ok {
+				dt = d.ValueType
+			}
+			if c.loc, err = dt.(*arrow.TimestampType).GetZone(); err != nil || c.loc == nil {
+				return nil, arrowErrorf("column %q has time zone %q, which is not a zone name nor an offset such as +07:00", f.Name, dt.(*arrow.TimestampType).TimeZone)
+			}
+		}
 		d.cols = append(d.cols, c)
 		if e := indexOf(envNames[:], f.Name); e >= 0 {
 			if kind != kindString && kind != kindNull && !(e == envTime && kind == kindTimestamp) {

@@ -905,3 +905,40 @@ func TestDecodeArrowMemoryBounds(t *testing.T) {
 		}
 	})
 }
+
+// A timestamp column is read in its zone, as a sender of JSON in that zone
+// writes the time: at the edges of the years allowed, Arrow and JSON
+// accept and refuse the same events (the year was judged in UTC).
+func TestArrowTimestampsInTheirZone(t *testing.T) {
+	v, _ := arrowTestValidator(t)
+	for _, tc := range []struct{ at, due string }{
+		{"2024-01-02T03:04:05+07:00", "2000-01-01T00:30:00+07:00"}, // 1999 in UTC
+		{"2024-01-02T03:04:05+07:00", "2100-01-01T05:00:00+07:00"}, // 2099 in UTC
+		{"2000-01-01T05:00:00+07:00", "2024-01-09T17:00:00+07:00"}, // the event's time, 1999 in UTC
+	} {
+		ev := map[string]any{"specversion": "1.0", "id": "ev-0", "source": "dvc", "type": "vn.ioc.dossier.received", "subject": "HS-0", "time": tc.at,
+			"data": map[string]any{"procedure_code": "1.0000", "procedure_name": "Thủ tục", "channel": "online", "unit": "P.BN",
+				"due_at": tc.due, "applicant": map[string]any{"kind": "citizen", "id": "079100000000"}, "fee_paid_online": true}}
+		raw, _ := json.Marshal(ev)
+		want, wantErr := v.Prepare(raw, "")
+		at, _ := time.Parse(time.RFC3339, tc.at)
+		due, _ := time.Parse(time.RFC3339, tc.due)
+		cols := receivedCols(1)
+		cols[4] = tcol{"time", tsMsHCM, []any{at}}
+		cols[9] = tcol{"due_at", tsMsHCM, []any{due}}
+		cols[11].vals[0] = "079100000000"
+		d, err := decode(t, v, arrowStream(t, cols), "dossier", "", 0)
+		switch {
+		case err != nil:
+			t.Fatalf("%v: %v", tc, err)
+		case wantErr != nil:
+			if len(d.rejected) != 1 || d.rejected[0].Error != wantErr.Error() {
+				t.Errorf("%v: arrow %+v, JSON %v", tc, d.rejected, wantErr)
+			}
+		case len(d.recs) != 1:
+			t.Errorf("%v: arrow rejected %+v, JSON accepted", tc, d.rejected)
+		case !bytes.Equal(d.recs[0].Data, want.Data) || !d.recs[0].Time.Equal(want.Time):
+			t.Errorf("%v: arrow %s at %v, JSON %s at %v", tc, d.recs[0].Data, d.recs[0].Time, want.Data, want.Time)
+		}
+	}
+}

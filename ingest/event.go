@@ -506,7 +506,7 @@ func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now 
 	if t.Year() < 2000 || t.After(now.Add(24*time.Hour)) {
 		text := p.Time
 		if p.HasAt {
-			text = t.UTC().Format(time.RFC3339Nano)
+			text = t.Format(time.RFC3339Nano)
 		}
 		return nil, &fieldError{"time", fmt.Sprintf("%s is out of range (year 2000 to one day ahead)", text)}
 	}
