@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -45,7 +46,7 @@ func (in *Intake) HandleArrow(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 	}
 	ct := r.Header.Get("Content-Type")
-	if ct != "" && ct != "application/vnd.apache.arrow.stream" {
+	if mt, _, err := mime.ParseMediaType(ct); ct != "" && (err != nil || mt != ContentArrowStream) {
 		fail(api.Errorf(api.EUNSUPPORTED, fmt.Sprintf("content type %q: send application/vnd.apache.arrow.stream", ct)))
 		return
 	}

@@ -658,6 +658,13 @@ func TestArrowBackfillLandsOnceEvenWhenSentTwice(t *testing.T) {
 		t.Fatalf("first backfill: %+v", r.Result)
 	}
 	p.waitCount(t, 24_999, "SELECT count() FROM DB.dossiers")
+	// The media type is read with its parameters and in any case.
+	if code, b := p.postArrow(t, body, "Application/vnd.apache.arrow.stream; charset=binary"); code != 202 {
+		t.Fatalf("with parameters: %d %s", code, b)
+	}
+	if code, _ := p.postArrow(t, body, "application/json"); code != 415 {
+		t.Fatalf("json: %d", code)
+	}
 	r = post()
 	if r.Duplicates != 24_999 {
 		t.Fatalf("second backfill: accepted %d, duplicates %d", r.Accepted, r.Duplicates)
@@ -743,15 +750,16 @@ func inserts(t *testing.T, m *ingest.Metrics, family string) uint64 {
 }
 
 // postArrow posts a dossier backfill with a token of source
-// legacy/one-stop, and returns the answer's status and body.
-func (p *pipeline) postArrow(t *testing.T, body []byte) (int, []byte) {
+// legacy/one-stop, and returns the answer's status and body; ct is the
+// content type, the Arrow stream's when empty.
+func (p *pipeline) postArrow(t *testing.T, body []byte, ct ...string) (int, []byte) {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/v1/events/arrow", p.tokens.Require(auth.RoleIngest)(http.HandlerFunc(p.intake.HandleArrow)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/events/arrow?family=dossier", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/vnd.apache.arrow.stream")
+	req.Header.Set("Content-Type", append(ct, ingest.ContentArrowStream)[0])
 	req.Header.Set("Authorization", "Bearer "+p.token(t, auth.RoleIngest, "legacy/one-stop"))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
