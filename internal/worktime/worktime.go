@@ -214,7 +214,10 @@ func (c *Calendar) AddWorkingDays(from time.Time, n float64) time.Time {
 	n = min(n, MaxHours/c.HoursPerDay())
 	day0, off := c.split(from)
 	first := day0 // the first counted working day
-	if !c.working(day0) || off > c.cutoff {
+	// After the cutoff, or after the day's last session when the cutoff
+	// is later (a cutoff of 24h, an agency open mornings only), the day
+	// does not count: its deadline would be before the receipt.
+	if !c.working(day0) || off > c.cutoff || off >= c.sessions[len(c.sessions)-1].End {
 		first = c.nthWorkingAfter(day0, 1)
 	}
 	whole := math.Floor(n)

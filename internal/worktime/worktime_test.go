@@ -230,6 +230,26 @@ func TestConfig(t *testing.T) {
 			t.Errorf("AddWorkingDays with a 16:00 cutoff = %v, want %v", got, want)
 		}
 	})
+	t.Run("cutoff past the last session", func(t *testing.T) {
+		for _, cfg := range []Config{
+			{Cutoff: 24 * time.Hour}, // no cutoff
+			{Sessions: []Session{{Start: 7*time.Hour + 30*time.Minute, End: 11*time.Hour + 30*time.Minute}}}, // mornings only
+		} {
+			c, err := New(nil, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := at(2026, 3, 2, 18, 0)
+			if len(cfg.Sessions) > 0 {
+				from = at(2026, 3, 2, 14, 0)
+			}
+			for _, n := range []float64{1, 0.5} {
+				if got := c.AddWorkingDays(from, n); !got.After(from) || got.Day() != 3 {
+					t.Errorf("%+v: AddWorkingDays(%v, %v) = %v, want on the next day", cfg, from, n, got.In(ict))
+				}
+			}
+		}
+	})
 	t.Run("utc location", func(t *testing.T) {
 		c, err := New(nil, Config{Location: time.UTC})
 		if err != nil {
