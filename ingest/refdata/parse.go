@@ -43,22 +43,26 @@ func Parse(kind string, contentType string, r io.Reader) (*Set, error) {
 	}
 	lr := &limitedReader{r: r, n: MaxParseBytes}
 	s := &Set{}
+	var lines []int // of a CSV's rows
 	switch kind {
 	case "units":
-		s.Units, err = parseKind(kind, format, lr, unitColumns())
+		s.Units, err = parseKind(kind, format, lr, unitColumns(), &lines)
 	case "procedures":
-		s.Procedures, err = parseKind(kind, format, lr, procedureColumns())
+		s.Procedures, err = parseKind(kind, format, lr, procedureColumns(), &lines)
 	case "officers":
-		s.Officers, err = parseKind(kind, format, lr, officerColumns())
+		s.Officers, err = parseKind(kind, format, lr, officerColumns(), &lines)
 	case "cameras":
-		s.Cameras, err = parseKind(kind, format, lr, cameraColumns())
+		s.Cameras, err = parseKind(kind, format, lr, cameraColumns(), &lines)
 	case "calendar":
-		s.Calendar, err = parseKind(kind, format, lr, dayColumns())
+		s.Calendar, err = parseKind(kind, format, lr, dayColumns(), &lines)
 	default:
 		return nil, fmt.Errorf("unknown kind of reference data %q (want one of %s)", kind, strings.Join(Kinds, ", "))
 	}
 	if err != nil {
 		return nil, err
+	}
+	if lines != nil {
+		s.lines = map[string][]int{kind: lines}
 	}
 	return s, nil
 }
@@ -113,7 +117,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // UTF-8 — Vietnamese names in another encoding (Windows-1258, the default
 // of an Excel export on Vietnamese Windows) would be stored mangled — and
 // parses it without its byte order mark, if any.
-func parseKind[T any](kind, format string, r io.Reader, cols []column[T]) ([]T, error) {
+func parseKind[T any](kind, format string, r io.Reader, cols []column[T], lines *[]int) ([]T, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
@@ -133,12 +137,13 @@ func parseKind[T any](kind, format string, r io.Reader, cols []column[T]) ([]T, 
 		return nil, fmt.Errorf("%s: line %d: byte %d is not UTF-8; save the file as UTF-8", kind, line, at)
 	}
 	if format == "csv" {
-		return parseCSV(kind, bytes.NewReader(b), cols)
+		return parseCSV(kind, bytes.NewReader(b), cols, lines)
 	}
 	return parseJSON(kind, bytes.NewReader(b), cols)
 }
 
-func parseCSV[T any](kind string, r io.Reader, cols []column[T]) ([]T, error) {
+// parseCSV also appends each row's line to lines.
+func parseCSV[T any](kind string, r io.Reader, cols []column[T], lines *[]int) ([]T, error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -213,6 +218,7 @@ func parseCSV[T any](kind string, r io.Reader, cols []column[T]) ([]T, error) {
 			ps.add(Problem{Kind: kind, Index: len(out), Line: line, Field: cols[0].name, Msg: "is empty"})
 		}
 		out = append(out, row)
+		*lines = append(*lines, line)
 	}
 	if err := ps.result(); err != nil {
 		return nil, err

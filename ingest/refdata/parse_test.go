@@ -60,6 +60,7 @@ func TestParseGood(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
+			got.lines = nil // TestValidateNamesCSVLines
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Parse =\n%+v\nwant\n%+v", got, tt.want)
 			}
@@ -183,5 +184,24 @@ func TestSetWith(t *testing.T) {
 	}
 	if _, err := s.With("wards", part); err == nil {
 		t.Error("With accepted an unknown kind")
+	}
+}
+
+// The problems Validate finds in rows read from a CSV file are named by
+// their line, as Parse's are.
+func TestValidateNamesCSVLines(t *testing.T) {
+	part, err := Parse("officers", "text/csv", strings.NewReader("id,unit,name\nCB-1,26740,A\n\nCB-1,26740,B\nCB-2,00000,C\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := smallSet().With("officers", part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = next.Validate()
+	for _, want := range []string{`officers line 4 (id "CB-1"): id "CB-1" is not unique (also line 2)`, `officers line 5 (id "CB-2"): unit "00000" does not exist`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
 	}
 }

@@ -63,8 +63,12 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// problems collects Problems up to MaxProblems.
-type problems struct{ err ValidationError }
+// problems collects Problems up to MaxProblems; lines, when set, give the
+// CSV line of a row (Set.lines).
+type problems struct {
+	err   ValidationError
+	lines map[string][]int
+}
 
 func (ps *problems) add(p Problem) {
 	ps.err.Total++
@@ -75,7 +79,23 @@ func (ps *problems) add(p Problem) {
 
 // addf adds a problem about row i of kind.
 func (ps *problems) addf(kind string, i int, key, field, format string, args ...any) {
-	ps.add(Problem{Kind: kind, Index: i, Key: key, Field: field, Msg: fmt.Sprintf(format, args...)})
+	ps.add(Problem{Kind: kind, Index: i, Line: ps.line(kind, i), Key: key, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line is the CSV line of row i of kind, 0 when not known.
+func (ps *problems) line(kind string, i int) int {
+	if l := ps.lines[kind]; i >= 0 && i < len(l) {
+		return l[i]
+	}
+	return 0
+}
+
+// row names row i of kind as the input did: its CSV line, or its index.
+func (ps *problems) row(kind string, i int) string {
+	if l := ps.line(kind, i); l > 0 {
+		return fmt.Sprintf("line %d", l)
+	}
+	return fmt.Sprintf("%s[%d]", kind, i)
 }
 
 func (ps *problems) result() error {

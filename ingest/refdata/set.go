@@ -13,6 +13,7 @@ func KnownKind(kind string) bool { return slices.Contains(Kinds, kind) }
 // to Validate before saving.
 func (s *Set) With(kind string, part *Set) (*Set, error) {
 	next := *s
+	next.lines = part.lines
 	switch kind {
 	case "units":
 		next.Units = part.Units

@@ -87,6 +87,9 @@ type Set struct {
 	Officers   []Officer   `json:"officers"`
 	Cameras    []Camera    `json:"cameras"`
 	Calendar   []Day       `json:"calendar"`
+	// lines are the CSV lines of the rows of the kinds Parse read from a
+	// CSV file, for Validate to name them.
+	lines map[string][]int
 }
 
 // Kinds of reference data, as named in the API and the CLI.

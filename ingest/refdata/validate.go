@@ -1,7 +1,6 @@
 package refdata
 
 import (
-	"fmt"
 	"math"
 	"regexp"
 	"time"
@@ -35,7 +34,7 @@ func knownUnitKind(k string) bool {
 // listing the first MaxProblems problems, each naming the kind, the row
 // (index and code) and the field.
 func (s *Set) Validate() error {
-	var ps problems
+	ps := problems{lines: s.lines}
 	units := s.validateUnits(&ps)
 	s.validateProcedures(&ps)
 	ids := map[string]int{}
@@ -194,7 +193,7 @@ func uniqueKey(ps *problems, kind string, i int, key string, seen map[string]int
 		return
 	}
 	if j, dup := seen[key]; dup {
-		ps.addf(kind, i, key, keyName(kind), "%q is not unique (also %s)", key, fmt.Sprintf("%s[%d]", kind, j))
+		ps.addf(kind, i, key, keyName(kind), "%q is not unique (also %s)", key, ps.row(kind, j))
 		return
 	}
 	seen[key] = i
