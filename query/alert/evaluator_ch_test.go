@@ -468,3 +468,53 @@ func TestTakeoverRestoresTheLiveSet(t *testing.T) {
 		t.Fatalf("live set %v, %v: want %s acknowledged", live, err, id)
 	}
 }
+
+// A camera that keeps sending its status while offline is offline since
+// its last status saying online, not since its latest status: sending
+// "offline" every minute for half an hour raises the 5-minute rule (it
+// never could), and a camera back online within the minutes does not.
+func TestCameraOfflineSinceItsLastOnlineStatus(t *testing.T) {
+	ctx := context.Background()
+	env := newRuleEnv(ctx, t, "version: 1\nrules:\n  - id: camera.offline\n    kind: camera_offline\n    severity: info\n    title: {en: Camera offline, vi: Camera ngoại tuyến}\n    minutes: 5\n")
+	now := time.Now().Truncate(time.Second)
+	db := env.db.Database()
+	exec := func(q string) {
+		t.Helper()
+		if err := env.db.Conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	for _, c := range []string{"CAM-DOWN", "CAM-BLIP"} {
+		exec(fmt.Sprintf("INSERT INTO %s.ref_cameras (id, code, name, lat, lon, unit, type, ptz, version, deleted) SELECT %s, '', 'test', 10.7, 106.7, '26740', 'tth', 0, 1, 0", db, query.Quote(c)))
+	}
+	status := func(camera string, at time.Time, online int) string {
+		return fmt.Sprintf("SELECT 'test', %s, 'status', %s, toDateTime(%d), toDateTime(%d), %d",
+			query.Quote(fmt.Sprintf("%s-%d", camera, at.Unix())), query.Quote(camera), at.Unix(), at.Unix(), online)
+	}
+	var rows []string
+	rows = append(rows, status("CAM-DOWN", now.Add(-40*time.Minute), 1))
+	for m := 30; m >= 1; m-- { // offline, said every minute
+		rows = append(rows, status("CAM-DOWN", now.Add(-time.Duration(m)*time.Minute), 0))
+	}
+	rows = append(rows, status("CAM-BLIP", now.Add(-3*time.Minute), 1), status("CAM-BLIP", now.Add(-time.Minute), 0))
+	exec(fmt.Sprintf("INSERT INTO %s.camera_events (source, id, type, subject, time, accepted_at, online) %s", db, strings.Join(rows, " UNION ALL ")))
+	q := env.rules.Rules[0].QueryFor(db, now, now, nil)
+	r, err := env.db.Conn.Query(ctx, q)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, q)
+	}
+	defer r.Close()
+	got := map[string]time.Time{}
+	for r.Next() {
+		var id, unit, name string
+		var since time.Time
+		var n int64
+		if err := r.Scan(&id, &unit, &since, &n, &name); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = since
+	}
+	if len(got) != 1 || !got["CAM-DOWN"].Equal(now.Add(-40*time.Minute)) {
+		t.Fatalf("offline cameras: %v, want CAM-DOWN since %v", got, now.Add(-40*time.Minute))
+	}
+}

@@ -65,8 +65,20 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 		return fmt.Sprintf("SELECT camera_id, unit, last_seen_at, toInt64(0), name FROM %s.camera_overview\n"+
 			"WHERE last_seen_at > toDateTime(0) AND last_seen_at < %s - %d", db, now, r.Minutes*60)
 	case KindCameraOffline:
-		return fmt.Sprintf("SELECT camera_id, unit, status_at, toInt64(0), name FROM %s.camera_overview\n"+
-			"WHERE online = 0 AND status_at > toDateTime(0) AND status_at < %s - %d", db, now, r.Minutes*60)
+		// Offline since its last status saying online: a camera keeps
+		// sending its status while offline, so the latest status (status_at)
+		// says nothing of how long. The statuses are read over a lookback
+		// (the events' key starts with type and time), far longer than any
+		// rule's minutes: a camera not online within it has been offline
+		// at least that long.
+		lookback := unixLit(at.Add(-max(24*time.Hour, 2*time.Duration(r.Minutes)*time.Minute)))
+		return fmt.Sprintf("SELECT camera_id, unit, greatest(last_online, %[3]s) AS since, toInt64(0), name FROM (\n"+
+			"    SELECT camera_id, unit, name FROM %[1]s.camera_overview WHERE online = 0 AND status_at > toDateTime(0)\n"+
+			") ANY LEFT JOIN (\n"+
+			"    SELECT subject AS camera_id, maxIf(time, online = 1) AS last_online FROM %[1]s.camera_events\n"+
+			"    WHERE type = 'status' AND time >= %[3]s AND time <= %[2]s GROUP BY subject\n"+
+			") USING camera_id\n"+
+			"WHERE since < %[2]s - %[4]d", db, now, lookback, r.Minutes*60)
 	case KindCameraLevel:
 		return fmt.Sprintf("SELECT camera_id, unit, %[2]s_at, toInt64(%[2]s_level), name FROM %[1]s.camera_overview\n"+
 			"WHERE %[2]s_level >= %[3]d AND %[2]s_at >= %[4]s - %[5]d", db, r.Detection, *r.ClearLevel, now, r.FreshMinutes*60)
@@ -199,7 +211,7 @@ func (e *Evaluator) judgeRows(ctx context.Context, r *Rule, q string, at time.Ti
 		case KindCameraOffline:
 			m.value = float64(int(at.Sub(t).Minutes()))
 			m.raise = true
-			m.detail = fmt.Sprintf("%s: offline since %s", label, local)
+			m.detail = fmt.Sprintf("%s: offline since %s (its last status saying online)", label, local)
 		case KindCameraLevel:
 			m.value = float64(level)
 			m.raise = level >= int64(r.Level)
