@@ -200,6 +200,8 @@ func TestKPIScopes(t *testing.T) {
 		{"bad window", toks["analyst"], "survey.count?window=fortnight", 400, "fortnight"},
 		{"bad from", toks["analyst"], "survey.count?from=yesterday&to=2024-01-01T00:00:00Z", 400, "RFC 3339"},
 		{"from after to", toks["analyst"], "survey.count?from=2024-01-01T00:00:00Z&to=2023-01-01T00:00:00Z", 400, "must be before"},
+		{"from before what is stored", toks["analyst"], "survey.count?from=1900-01-01T00:00:00%2B07:00&to=2030-01-01T00:00:00Z", 400, "from (1900-01-01T00:00:00+07:00) must be between 2000-01-01 and 2100-01-01"},
+		{"to past what is stored", toks["analyst"], "survey.count?from=2024-01-01T00:00:00Z&to=2200-01-01T00:00:00Z", 400, "to (2200-01-01T00:00:00Z) must be between"},
 		{"instant series", toks["analyst"], "dossier.overdue_open/series", 400, "no series"},
 		{"bad step", toks["analyst"], "survey.count/series?step=fortnight", 400, "step"},
 	} {

@@ -89,13 +89,29 @@ func Resolve(window string, at time.Time, loc *time.Location) (Span, error) {
 }
 
 // Custom is the span [from, to) taken at the instant at.
+// Its bounds lie within the years events may have (2000 to 2100, as the
+// intake accepts them): ClickHouse's DateTime holds 1970 to 2105 only, and
+// a bound outside it would be read as another instant (1900 as 2106: a
+// window counting nothing).
 func Custom(from, to, at time.Time, loc *time.Location) (Span, error) {
 	if !from.Before(to) {
 		return Span{}, fmt.Errorf("from (%s) must be before to (%s)", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
+	for i, t := range []time.Time{from, to} {
+		if t.Before(customFirst) || t.After(customLast) {
+			return Span{}, fmt.Errorf("%s (%s) must be between %s and %s", [2]string{"from", "to"}[i], t.Format(time.RFC3339),
+				customFirst.Format(time.DateOnly), customLast.Format(time.DateOnly))
+		}
+	}
 	return Span{Window: WindowCustom, From: from.Truncate(time.Second).In(loc), To: to.Truncate(time.Second).In(loc),
 		At: at.Truncate(time.Second).In(loc)}, nil
 }
+
+// The bounds of a custom window.
+var (
+	customFirst = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	customLast  = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // CheckWindow says whether the KPI is published for the window.
 func (k *KPI) CheckWindow(window string) error { return checkWindow(k.ID, k.Instant(), window) }
