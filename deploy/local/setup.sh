@@ -24,6 +24,13 @@ if ! command -v go >/dev/null 2>&1; then
     echo "setup: Go is required (https://go.dev/doc/install)" >&2; exit 1
   fi
 fi
+# go.mod asks for Go 1.26: an older go either fetches that toolchain (which
+# needs the network) or, with GOTOOLCHAIN=local, stops; say so plainly.
+gov="$(go env GOVERSION 2>/dev/null || true)"
+case "$gov" in
+  go1.2[6-9]*|go1.[3-9][0-9]*|go[2-9]*) ;;
+  *) [ "$(go env GOTOOLCHAIN 2>/dev/null)" = local ] && { echo "setup: Go ≥ 1.26 is required (found ${gov:-none}); see https://go.dev/doc/install, or unset GOTOOLCHAIN=local to let go fetch it" >&2; exit 1; } ;;
+esac
 go mod download
 
 # The tests also read ioc's Arrow streams with an independent implementation

@@ -14,6 +14,15 @@ if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+# The build (vite 8) needs Node.js 20.19 or later; Debian 12 and Ubuntu
+# 24.04 ship 18. Say which is needed rather than fail inside the build.
+node_ok="$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>22||(a===22&&b>=12)||(a===20&&b>=19)||a===21?1:0)' 2>/dev/null || echo 0)"
+if [ "$node_ok" != 1 ]; then
+  echo "ui: Node.js ≥ 20.19 (or ≥ 22.12) is required to build the web UI; found $(node --version 2>/dev/null || echo none)." >&2
+  echo "ui: install a current one (e.g. https://nodejs.org/en/download or NodeSource's packages for Debian/Ubuntu) and run again." >&2
+  exit 1
+fi
+
 if [ ! -d node_modules/.bin ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
