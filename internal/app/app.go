@@ -241,7 +241,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			return nil, fmt.Errorf("nats token: %w", err)
 		}
 		a.ns, err = natsembed.Start(natsembed.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: cfg.NATSPort,
-			Token: string(tok), SyncAlways: cfg.NATSSyncAlways})
+			Token: string(tok), SyncAlways: cfg.NATSSyncAlways, Log: a.log})
 		if err != nil {
 			return nil, err
 		}

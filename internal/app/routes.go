@@ -90,10 +90,14 @@ func (a *App) handleReady(w http.ResponseWriter, r *http.Request) {
 	if !a.ready.Load() {
 		fail("node", "starting or stopping")
 	}
-	if a.nc.IsConnected() {
-		checks["nats"] = "ok"
-	} else {
+	// JetStream switches itself off when its disk is full, with NATS
+	// still connected: intake then answers 503 until a restart.
+	if !a.nc.IsConnected() {
 		fail("nats", "disconnected")
+	} else if _, err := a.js.AccountInfo(ctx); err != nil {
+		fail("nats", "JetStream does not answer (disabled when its disk was full?)")
+	} else {
+		checks["nats"] = "ok"
 	}
 	if err := a.db.Ping(ctx); err != nil {
 		fail("clickhouse", "unreachable")

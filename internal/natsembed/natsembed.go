@@ -4,8 +4,13 @@
 package natsembed
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,6 +35,42 @@ type Options struct {
 	// at a cost in throughput. Default false (a process crash loses
 	// nothing; the OS flushes every 2 minutes).
 	SyncAlways bool
+	// Log receives the server's warnings and errors (JetStream disabled
+	// when the disk is full, a store recovered after a crash); its notices
+	// at debug level. Default: none.
+	Log *slog.Logger
+}
+
+// logger writes the server's log to slog, and keeps its last error.
+type logger struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last string
+}
+
+func (l *logger) out(level slog.Level, format string, v []any) {
+	msg := fmt.Sprintf(format, v...)
+	if level >= slog.LevelError {
+		l.mu.Lock()
+		l.last = msg
+		l.mu.Unlock()
+	}
+	if l.log != nil {
+		l.log.Log(context.Background(), level, "nats: "+msg)
+	}
+}
+
+func (l *logger) Noticef(format string, v ...any) { l.out(slog.LevelDebug, format, v) }
+func (l *logger) Warnf(format string, v ...any)   { l.out(slog.LevelWarn, format, v) }
+func (l *logger) Fatalf(format string, v ...any)  { l.out(slog.LevelError, format, v) }
+func (l *logger) Errorf(format string, v ...any)  { l.out(slog.LevelError, format, v) }
+func (l *logger) Debugf(format string, v ...any)  {}
+func (l *logger) Tracef(format string, v ...any)  {}
+
+func (l *logger) lastError() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
 }
 
 // Start runs the server and waits until it is ready for connections.
@@ -55,14 +96,27 @@ func Start(o Options) (*server.Server, error) {
 		NoSigs:             true,
 		Authorization:      o.Token,
 		SyncAlways:         o.SyncAlways,
-		NoLog:              true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
+	// The server reports a port it cannot listen on only to its log, and
+	// then never becomes ready: try the port first, and say which.
+	if o.Port > 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: port %d on %s is taken (another NATS server, or another ioc on this port; choose another with --nats-port / IOC_NATS_PORT): %w", o.Port, o.Host, err)
+		}
+		l.Close()
+	}
+	lg := &logger{log: o.Log}
+	s.SetLoggerV2(lg, false, false, false)
 	s.Start()
 	if !s.ReadyForConnections(30 * time.Second) {
 		s.Shutdown()
+		if why := lg.lastError(); why != "" {
+			return nil, fmt.Errorf("embedded nats did not become ready within 30s: %s", why)
+		}
 		return nil, errors.New("embedded nats did not become ready within 30s")
 	}
 	return s, nil
