@@ -40,6 +40,11 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	unlock, err := app.LockDataDir(n.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if getenv("IOC_CLICKHOUSE_ADDR") == "" && !flagSet(fs, "clickhouse-addr") {
 		chLog, err := os.OpenFile(filepath.Join(mkdir(n.dataDir), "clickhouse.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {

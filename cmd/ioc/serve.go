@@ -28,6 +28,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	unlock, err := app.LockDataDir(n.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	a, err := app.New(ctx, n.appConfig(log))
 	if err != nil {
 		return err
