@@ -276,7 +276,7 @@ func TestClickHouseRestartMidLoadLosesNothing(t *testing.T) {
 	}
 	testenv.ClickHouseAddr(t) // skip or fail clearly when ClickHouse is missing
 	ctx := context.Background()
-	ch, err := chlocal.Start(ctx, chlocal.Options{Dir: t.TempDir()})
+	ch, err := chlocal.Start(ctx, chlocal.Options{Dir: t.TempDir(), DieWithParent: true})
 	if err != nil {
 		t.Fatal(err)
 	}

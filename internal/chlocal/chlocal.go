@@ -69,6 +69,10 @@ type Options struct {
 	ReaderPassword string
 	// Log receives the server's stdout/stderr; nil discards it.
 	Log *os.File
+	// DieWithParent has the kernel kill the server when the process that
+	// started it dies, however it dies (a test binary past its -timeout,
+	// a panic, Ctrl-C): for throwaway servers, never for the demo's.
+	DieWithParent bool
 	// LogLevel of the server's own log (log/server.log): "warning" by
 	// default; "debug" logs every statement with the number of the thread
 	// that ran it.
@@ -176,6 +180,9 @@ func start(ctx context.Context, o Options) (*Server, error) {
 	cmd := exec.Command(bin, append(args, "--config-file="+filepath.Join(dir, "config.xml"))...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if o.DieWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if o.Log != nil {
 		cmd.Stdout, cmd.Stderr = o.Log, o.Log
 	}

@@ -73,7 +73,7 @@ func ClickHouseAddr(t testing.TB) string {
 		// port and data, said loudly, and its logs are kept.
 		// Its log is at level debug, so that a crash can be traced to the
 		// statements of the thread that crashed, which are printed.
-		chServer, chErr = chlocal.Supervise(context.Background(), chlocal.Options{Dir: chDir, LogLevel: "debug"}, func(exit, restarted error) {
+		chServer, chErr = chlocal.Supervise(context.Background(), chlocal.Options{Dir: chDir, LogLevel: "debug", DieWithParent: true}, func(exit, restarted error) {
 			chCrashes.Add(1)
 			fmt.Fprintf(os.Stderr, "testenv: the test ClickHouse exited by itself (%v); started again: %v; logs in %s\n",
 				exit, restarted, filepath.Join(chDir, "log"))
