@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vn-ioc/ioc/query/kpi"
 )
 
 // TestAdopt: a leader that finds open alerts clears those of a rule no
@@ -70,5 +72,39 @@ func TestReraisedWithinASecond(t *testing.T) {
 	}
 	if !second.RaisedAt.Equal(at.Truncate(time.Second)) {
 		t.Errorf("raised_at %v, want the second of the raise", second.RaisedAt)
+	}
+}
+
+// TestUnitNoLongerJudged: an open threshold alert of a unit its rule no
+// longer judges (the rule's unit kinds or the reference data changed) is
+// cleared, at takeover and when a value of the unit comes — it stayed open
+// for ever.
+func TestUnitNoLongerJudged(t *testing.T) {
+	below := 90.0
+	r := &Rule{ID: "r", Kind: KindThreshold, KPI: "dossier.on_time_rate", Window: "month", Below: &below, UnitKinds: []string{"ward"}, MaxOpen: 10}
+	rules := &Rules{Rules: []*Rule{r}, byID: map[string]*Rule{"r": r}}
+	kinds := map[string]string{"26740": "ward", "SO-TP": "department"}
+	e := &Evaluator{rules: rules, m: newMetrics(nil), open: map[condKey]*Alert{}, pending: map[string]*Alert{},
+		d: Deps{UnitKind: func(u string) (string, bool) { k, ok := kinds[u]; return k, ok }}}
+	at := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	open := []*Alert{
+		{ID: "a", Rule: "r", Kind: KindThreshold, Unit: "26740", Subject: "26740", State: StateRaised, RaisedAt: at.Add(-time.Hour)},
+		{ID: "b", Rule: "r", Kind: KindThreshold, Unit: "SO-TP", Subject: "SO-TP", State: StateRaised, RaisedAt: at.Add(-time.Hour)},
+		{ID: "c", Rule: "r", Kind: KindThreshold, Unit: "L-760", Subject: "L-760", State: StateRaised, RaisedAt: at.Add(-time.Hour)},
+	}
+	e.adopt(open, at)
+	if len(e.open) != 1 || e.open[condKey{"r", "26740"}] == nil {
+		t.Fatalf("open after adopting: %v", e.open)
+	}
+	for _, id := range []string{"b", "c"} {
+		if c := e.pending[id]; c == nil || c.State != StateCleared || !strings.Contains(c.Detail, "no longer among the units its rule judges") {
+			t.Errorf("alert %s: %+v", id, c)
+		}
+	}
+	// The ward's unit changes kind: its next value clears its alert.
+	kinds["26740"] = "department"
+	e.judge(kpi.Value{Key: kpi.Key{KPI: "dossier.on_time_rate", Unit: "26740", Window: "month"}}, at)
+	if c := e.pending["a"]; len(e.open) != 0 || c == nil || c.State != StateCleared {
+		t.Fatalf("after the kind changed: open %v, a %+v", e.open, c)
 	}
 }

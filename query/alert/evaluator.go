@@ -528,17 +528,20 @@ func (e *Evaluator) watched(k kpi.Key) bool {
 
 // judge applies the threshold rules of a value's key.
 func (e *Evaluator) judge(v kpi.Value, at time.Time) {
-	kind, ok := e.d.UnitKind(v.Unit)
-	if !ok {
-		return
-	}
+	kind, _ := e.d.UnitKind(v.Unit) // "" for a unit no longer known
 	for _, r := range e.rules.Rules {
-		if r.Kind != KindThreshold || r.Disabled || r.KPI != v.KPI || r.Window != v.Window || !slices.Contains(r.UnitKinds, kind) ||
-			e.held(r, at) {
+		if r.Kind != KindThreshold || r.Disabled || r.KPI != v.KPI || r.Window != v.Window || e.held(r, at) {
 			continue
 		}
 		ck := condKey{r.ID, v.Unit}
 		a := e.open[ck]
+		if !slices.Contains(r.UnitKinds, kind) {
+			// The rules or the reference data changed since it was raised.
+			if a != nil {
+				e.clear(a, at, "unit "+v.Unit+" is no longer among the units its rule judges")
+			}
+			continue
+		}
 		switch r.Judge(v, a != nil) {
 		case Raise:
 			e.raise(r, match{subject: v.Unit, unit: v.Unit, value: roundTo(r.shown(*v.Value), 4), detail: thresholdDetail(r, v)}, "unit", at)
@@ -624,6 +627,9 @@ func (e *Evaluator) adopt(open []*Alert, at time.Time) {
 		case !inForce[a.Rule]:
 			e.open[k] = a
 			e.clear(a, at, "its rule is no longer in force (removed from the rules or disabled)")
+		case !e.judges(a):
+			e.open[k] = a
+			e.clear(a, at, "unit "+a.Unit+" is no longer among the units its rule judges")
 		case first != nil:
 			e.open[k] = a
 			e.clear(a, at, "alert "+first.ID+" of the same rule and subject was raised first")
@@ -632,6 +638,19 @@ func (e *Evaluator) adopt(open []*Alert, at time.Time) {
 			e.open[k] = a
 		}
 	}
+}
+
+// judges says whether the rule of an open threshold alert still judges its
+// unit: the unit exists and is of one of the rule's unit kinds (the rules
+// or the reference data may have changed since it was raised). Alerts of
+// the other kinds are judged by their rule's query.
+func (e *Evaluator) judges(a *Alert) bool {
+	r := e.rules.byID[a.Rule]
+	if r == nil || r.Kind != KindThreshold || e.d.UnitKind == nil {
+		return true
+	}
+	kind, ok := e.d.UnitKind(a.Unit)
+	return ok && slices.Contains(r.UnitKinds, kind)
 }
 
 // clear ends an alert; why is added to its detail.
