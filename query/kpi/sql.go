@@ -248,7 +248,15 @@ func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step stri
 	bucket := fmt.Sprintf(f, k.Time, b.Loc.String())
 	val := valueExpr(k, s)
 	if k.Kind == KindPerMinute {
-		val = "numerator / " + stepMinutes[step]
+		// The minutes of the step that lie in the window and have passed
+		// (at least one, as Span.Minutes): the step still running, and a
+		// first or last step the window cuts, are not whole.
+		upper := s.To
+		if s.At.Before(upper) {
+			upper = s.At
+		}
+		val = fmt.Sprintf("numerator / greatest(1, (toUnixTimestamp(least(%s, %s)) - toUnixTimestamp(greatest(t, %s))) / 60)",
+			stepEnd[step], b.literal(upper), b.literal(s.From))
 	}
 	var w strings.Builder
 	fmt.Fprintf(&w, "-- %s (version %d) by %s: unit %s and its subtree; %s\n", k.ID, k.Version, step, unit, describeSpan(s, b))
@@ -260,6 +268,5 @@ func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step stri
 	return w.String(), nil
 }
 
-// stepMinutes divide per_minute series: the minutes of a whole step.
-var stepMinutes = map[string]string{"hour": "60", "day": "1440", "week": "10080",
-	"month": "((toUnixTimestamp(addMonths(t, 1)) - toUnixTimestamp(t)) / 60)"}
+// stepEnd is the end of the step that starts at t.
+var stepEnd = map[string]string{"hour": "t + 3600", "day": "addDays(t, 1)", "week": "addDays(t, 7)", "month": "addMonths(t, 1)"}

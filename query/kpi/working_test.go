@@ -3,6 +3,7 @@ package kpi
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -230,5 +231,67 @@ func TestAvgProcessingDaysMatchesCalendar(t *testing.T) {
 	}
 	if v.Numerator != total || v.Denominator != int64(len(ds)) {
 		t.Errorf("2024: %d s over %d dossiers, want %d s over %d", v.Numerator, v.Denominator, total, len(ds))
+	}
+}
+
+// TestPerMinuteSeriesCountsTheMinutesPassed: a per-minute KPI's series
+// divides each step by its minutes in the window that have passed — the
+// step still running, and a first step the window cuts, are not whole —
+// as the KPI's value over a window does. They were divided by a whole step.
+func TestPerMinuteSeriesCountsTheMinutesPassed(t *testing.T) {
+	db, _ := testenv.ClickHouse(t)
+	ctx := context.Background()
+	set, cal, at := hcmcCalendar(t)
+	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	cam := set.Cameras[0]
+	batch, err := db.Conn.PrepareBatch(ctx, "INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, accepted_at, kind, level)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One detection every 10 s from 09:30 to 10:15: 180 in the hour of 9,
+	// 90 in that of 10 — 6 a minute in both.
+	for i := range 270 {
+		tm := at("2025-06-09 09:30:00").Add(time.Duration(i) * 10 * time.Second)
+		if err := batch.Append("t", fmt.Sprintf("d-%d", i), "detection", cam.ID, tm, tm, "congestion", int8(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := cat.KPI("camera.detections_per_min")
+	b := &Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
+	// From 09:30 (a cut first hour) to 11:00, taken at 10:15 (a running hour).
+	span, err := Custom(at("2025-06-09 09:30:00"), at("2025-06-09 11:00:00"), at("2025-06-09 10:15:00"), cal.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := b.SeriesSQL(cat, k, "79", span, "hour")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Conn.Query(ctx, q)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, q)
+	}
+	defer rows.Close()
+	got := map[string]float64{}
+	for rows.Next() {
+		var tm time.Time
+		var n, d int64
+		var v float64
+		if err := rows.Scan(&tm, &n, &d, &v); err != nil {
+			t.Fatal(err)
+		}
+		got[tm.In(cal.Location()).Format("15:04")] = v
+	}
+	if want := map[string]float64{"09:00": 180.0 / 30, "10:00": 90.0 / 15}; !maps.Equal(got, want) {
+		t.Fatalf("series %v, want %v\n%s", got, want, q)
 	}
 }
