@@ -103,6 +103,7 @@ type listChan struct {
 	seq     uint64    // 0: never computed
 	digest  [32]byte
 	at      time.Time
+	started time.Time // when the computation of the value kept began
 	data    json.RawMessage
 }
 
@@ -206,7 +207,7 @@ func (f *listFeed) recompute(ctx context.Context, c *listChan, at time.Time) (st
 		f.m.computed.WithLabelValues("error").Inc()
 		return stream.Update{}, err
 	}
-	u, changed, err := f.store(c, res)
+	u, changed, err := f.store(c, res, at)
 	if err != nil {
 		f.m.computed.WithLabelValues("error").Inc()
 		return stream.Update{}, err
@@ -230,12 +231,14 @@ type listPayload struct {
 // store keeps v as the channel's value: with the next seq when its digest
 // changed, else under the current seq (what a client sees is the same;
 // only the instant, and for lists the working time within the hour,
-// moved). A value older than the one kept (computations finishing out of
-// order) changes nothing.
-func (f *listFeed) store(c *listChan, v feedValue) (stream.Update, bool, error) {
+// moved). A value whose computation began before that of the one kept
+// (computations finishing out of order) changes nothing: started is when
+// it began, to the nanosecond — the value's own instant is cut to the
+// second, and two computations of one second could pass each other.
+func (f *listFeed) store(c *listChan, v feedValue, started time.Time) (stream.Update, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c.seq != 0 && v.at.Before(c.at) {
+	if c.seq != 0 && started.Before(c.started) {
 		return stream.Update{Channel: c.channel, Seq: c.seq, Data: c.data}, false, nil
 	}
 	changed := c.seq == 0 || v.digest != c.digest
@@ -247,7 +250,7 @@ func (f *listFeed) store(c *listChan, v feedValue) (stream.Update, bool, error) 
 	if err != nil {
 		return stream.Update{}, false, fmt.Errorf("encode %s: %w", c.channel, err)
 	}
-	c.seq, c.digest, c.at, c.data = seq, v.digest, v.at, b
+	c.seq, c.digest, c.at, c.started, c.data = seq, v.digest, v.at, started, b
 	return stream.Update{Channel: c.channel, Seq: seq, Data: b}, changed, nil
 }
 

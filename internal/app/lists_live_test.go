@@ -95,11 +95,18 @@ func TestListFeedSeqs(t *testing.T) {
 	if u3.Seq <= u2.Seq || len(fk.published) != 2 || fk.published[1].Seq != u3.Seq {
 		t.Fatalf("changed rows: seq %d → %d, %d published", u2.Seq, u3.Seq, len(fk.published))
 	}
-	// A computation older than the value kept changes nothing.
+	// A computation older than the value kept changes nothing — also one
+	// begun earlier in the same second (the values' instants are cut to
+	// the second).
 	old, _ := f.chans[ch].compute(ctx, fk.now.Add(-time.Minute))
 	old.digest = [32]byte{}
-	if u, changed, _ := f.store(f.chans[ch], old); changed || u.Seq != u3.Seq {
+	if u, changed, _ := f.store(f.chans[ch], old, fk.now.Add(-time.Minute)); changed || u.Seq != u3.Seq {
 		t.Fatalf("older result stored as seq %d", u.Seq)
+	}
+	sameSecond, _ := f.chans[ch].compute(ctx, fk.now)
+	sameSecond.digest = [32]byte{}
+	if u, changed, _ := f.store(f.chans[ch], sameSecond, fk.now.Add(-time.Millisecond)); changed || u.Seq != u3.Seq {
+		t.Fatalf("a result begun earlier in the same second stored as seq %d", u.Seq)
 	}
 	// Seqs come from one counter of the node: another channel's go on from it.
 	u4, _, _ := f.Latest(ctx, "list:feedback.overdue:79")
