@@ -176,7 +176,9 @@ type App struct {
 	writer *ingest.Writer
 	sql    *sqlapi.Service
 	sqlErr error // why the SQL API is off, when it is
-	reg    *prometheus.Registry
+	// computes bounds the KPI computations of REST: 8 a token, 32 a node.
+	computes *computeLimit
+	reg      *prometheus.Registry
 
 	kpiCat     *kpi.Catalog
 	kpiBuilder *kpi.Builder
@@ -206,7 +208,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: cfg.Log, serving: make(chan struct{})}
+	a := &App{cfg: cfg, log: cfg.Log, serving: make(chan struct{}), computes: newComputeLimit(8, 32)}
 	ok := false
 	defer func() {
 		if !ok {

@@ -151,9 +151,18 @@ export interface Dashboard {
 export class Api {
   constructor(public token: string, public base = "") {}
 
+  /** GET, waiting and asking again (up to 3 times) when the server is
+   *  busy with this token's other computations (429 with Retry-After). */
   async get<T>(path: string, params?: Record<string, string | number | undefined>): Promise<T> {
-    const r = await this.fetch(path, params);
-    return (await r.json()) as T;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await this.fetch(path, params);
+        return (await r.json()) as T;
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.status !== 429 || attempt >= 3) throw e;
+        await new Promise((done) => setTimeout(done, 1000 * (attempt + 1)));
+      }
+    }
   }
 
   async post<T>(path: string, body: unknown, params?: Record<string, string | number | undefined>): Promise<T> {
