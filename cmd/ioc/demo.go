@@ -75,8 +75,21 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer a.Close()
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(ctx) }()
+	go func() { runDone <- a.Run(runCtx) }()
+	// Once the node runs, a failure stops it in order (writers drained, the
+	// audit flushed) before the demo ends; one that is only Ctrl-C coming
+	// in (a statement cut short) is no failure.
+	fail := func(err error) error {
+		stopRun()
+		rerr := <-runDone
+		if ctx.Err() != nil {
+			return rerr
+		}
+		return err
+	}
 
 	tokens := map[string]string{}
 	for _, c := range []struct {
@@ -92,7 +105,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	} {
 		tok, err := a.Tokens.Issue(c.cl, strings.Fields(c.name)[0], 7*24*time.Hour)
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		tokens[c.name] = tok
 	}
@@ -137,14 +150,14 @@ Press Ctrl-C to stop.
 		simDone <- nil
 		// A hold an interrupted replay left.
 		if err := (&replayHold{st: a.AlertStore(), log: log}).start(ctx, false); err != nil {
-			return err
+			return fail(err)
 		}
 	} else {
 		s.url, s.token = a.URL(), tokens["admin"]
 		replay := false
 		if *history > 0 && s.scenario == "" && s.start == "" {
 			if replay, err = noEvents(ctx, a); err != nil {
-				return err
+				return fail(err)
 			}
 			if replay {
 				// The cameras' last 2 minutes: under the 10 minutes after
@@ -156,11 +169,11 @@ Press Ctrl-C to stop.
 		}
 		hold := &replayHold{st: a.AlertStore(), log: log}
 		if err := hold.start(ctx, replay); err != nil {
-			return err
+			return fail(err)
 		}
 		src, rc, err := s.source()
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		if replay {
 			rc.CaughtUp = func(st sim.Stats) {
