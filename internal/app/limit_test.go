@@ -19,7 +19,10 @@ func TestComputeLimit(t *testing.T) {
 		}
 		return err
 	}
-	tooMany := func(err error) bool { var ae *api.Error; return errors.As(err, &ae) && ae.Code == api.ETOOMANY && ae.RetryAfter == 1 }
+	tooMany := func(err error) bool {
+		var ae *api.Error
+		return errors.As(err, &ae) && ae.Code == api.ETOOMANY && ae.RetryAfter == 1
+	}
 	if take("a") != nil || take("a") != nil {
 		t.Fatal("a's first two refused")
 	}
