@@ -340,8 +340,7 @@ func stopStale(dir string) {
 	if err != nil || pid <= 1 {
 		return
 	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if !strings.Contains(string(cmdline), "clickhouse") {
+	if !serves(pid, dir) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
@@ -352,6 +351,34 @@ func stopStale(dir string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// serves says whether process pid is a ClickHouse server of the folder dir
+// (its --config-file is dir's config.xml): after a reboot, the pid a stale
+// server.pid names may be any other process, another ClickHouse included.
+func serves(pid int, dir string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "clickhouse") {
+		return false
+	}
+	want, err := filepath.Abs(filepath.Join(dir, "config.xml"))
+	if err != nil {
+		return false
+	}
+	cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	for _, arg := range strings.Split(string(cmdline), "\x00") {
+		cfg, ok := strings.CutPrefix(arg, "--config-file=")
+		if !ok {
+			continue
+		}
+		if !filepath.IsAbs(cfg) {
+			cfg = filepath.Join(cwd, cfg)
+		}
+		if filepath.Clean(cfg) == want {
+			return true
+		}
+	}
+	return false
 }
 
 // FreePort asks the kernel for a free loopback port.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -134,5 +137,46 @@ func needBinary(t *testing.T) {
 			t.Fatalf("clickhouse-server is required under CI: %v", err)
 		}
 		t.Skipf("no clickhouse-server here: %v", err)
+	}
+}
+
+// A stale server.pid naming a process that is not this folder's server —
+// another ClickHouse, any process after a reboot — is left alone; this
+// folder's is stopped.
+func TestStopStaleStopsOnlyThisFoldersServer(t *testing.T) {
+	dir := t.TempDir()
+	start := func(argv0 string, args ...string) *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command("sleep", "60")
+		cmd.Args = append([]string{argv0}, args...)
+		cmd.Args = append(cmd.Args, "60")
+		cmd.Path, _ = exec.LookPath("sleep")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	alive := func(c *exec.Cmd) bool { return c.Process.Signal(syscall.Signal(0)) == nil }
+	other := start("clickhouse-server", "--config-file=/etc/clickhouse-server/config.xml")
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	if err := os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(other.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stopStale(dir)
+	if !alive(other) {
+		t.Fatal("stopped another ClickHouse")
+	}
+	ours := start("clickhouse-server", "--config-file="+filepath.Join(dir, "config.xml"))
+	if err := os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(ours.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = ours.Wait(); close(done) }() // reaps it: a zombie still answers signal 0
+	t.Cleanup(func() { _ = ours.Process.Kill(); <-done })
+	stopStale(dir)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("this folder's server not stopped")
 	}
 }
