@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -145,38 +144,43 @@ func needBinary(t *testing.T) {
 // folder's is stopped.
 func TestStopStaleStopsOnlyThisFoldersServer(t *testing.T) {
 	dir := t.TempDir()
-	start := func(argv0 string, args ...string) *exec.Cmd {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	// start runs a shell whose command line is that of a ClickHouse
+	// server; the channel closes when it has ended (it is reaped at once:
+	// a zombie still answers signal 0).
+	start := func(config string) (*exec.Cmd, chan struct{}) {
 		t.Helper()
-		cmd := exec.Command("sleep", "60")
-		cmd.Args = append([]string{argv0}, args...)
-		cmd.Args = append(cmd.Args, "60")
-		cmd.Path, _ = exec.LookPath("sleep")
+		cmd := &exec.Cmd{Path: sh, Args: []string{"sh", "-c", "trap 'kill $!; exit' TERM; sleep 60 & wait", "clickhouse-server", "--config-file=" + config}}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+		if err := os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, done
 	}
-	alive := func(c *exec.Cmd) bool { return c.Process.Signal(syscall.Signal(0)) == nil }
-	other := start("clickhouse-server", "--config-file=/etc/clickhouse-server/config.xml")
-	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
-	if err := os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(other.Process.Pid)), 0o644); err != nil {
-		t.Fatal(err)
+	ended := func(done chan struct{}, within time.Duration) bool {
+		select {
+		case <-done:
+			return true
+		case <-time.After(within):
+			return false
+		}
 	}
+	_, other := start("/etc/clickhouse-server/config.xml")
 	stopStale(dir)
-	if !alive(other) {
+	if ended(other, 500*time.Millisecond) {
 		t.Fatal("stopped another ClickHouse")
 	}
-	ours := start("clickhouse-server", "--config-file="+filepath.Join(dir, "config.xml"))
-	if err := os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(ours.Process.Pid)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = ours.Wait(); close(done) }() // reaps it: a zombie still answers signal 0
-	t.Cleanup(func() { _ = ours.Process.Kill(); <-done })
+	_, ours := start(filepath.Join(dir, "config.xml"))
 	stopStale(dir)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	if !ended(ours, 5*time.Second) {
 		t.Fatal("this folder's server not stopped")
 	}
 }
