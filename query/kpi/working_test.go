@@ -38,6 +38,33 @@ func hcmcCalendar(t *testing.T) (*refdata.Set, *worktime.Calendar, func(string) 
 	}
 }
 
+// cityDB is a ClickHouse database holding Ho Chi Minh City's reference
+// data, with hcmcCalendar's set, calendar and time parser.
+func cityDB(t *testing.T) (*query.DB, *refdata.Set, *worktime.Calendar, func(string) time.Time) {
+	t.Helper()
+	db, _ := testenv.ClickHouse(t)
+	set, cal, at := hcmcCalendar(t)
+	if err := refdata.NewStore(db).SaveAll(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	return db, set, cal, at
+}
+
+// catalogKPI is the catalog, one of its KPIs and a Builder over db on the
+// calendar cal.
+func catalogKPI(t *testing.T, db *query.DB, cal *worktime.Calendar, id string) (*Catalog, *KPI, *Builder) {
+	t.Helper()
+	cat, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, ok := cat.KPI(id)
+	if !ok {
+		t.Fatalf("no kpi %s", id)
+	}
+	return cat, k, &Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
+}
+
 // TestWorkingSecondsMatchesCalendar: the SQL of {working_seconds:a,b}, run
 // in ClickHouse, gives the working time of worktime.WorkingHoursBetween to
 // the second, on Ho Chi Minh City's calendar, for spans across weekends,
@@ -143,12 +170,8 @@ func TestWorkingTerms(t *testing.T) {
 // to resolution minus the supplement pauses, across weekends, Tết 2024,
 // the swap of 29 April 2024 with Saturday 4 May, and repeated requests.
 func TestAvgProcessingDaysMatchesCalendar(t *testing.T) {
-	db, _ := testenv.ClickHouse(t)
+	db, _, cal, at := cityDB(t)
 	ctx := context.Background()
-	set, cal, at := hcmcCalendar(t)
-	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
-		t.Fatal(err)
-	}
 	loc := cal.Location()
 	type dossier struct {
 		id, received, resolved string
@@ -194,12 +217,8 @@ func TestAvgProcessingDaysMatchesCalendar(t *testing.T) {
 	if err := batch.Send(); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := cat.KPI("dossier.avg_processing_days")
-	reader := &Reader{Cat: cat, DB: db, B: &Builder{DB: db.Database(), Loc: loc, Calendar: func() *worktime.Calendar { return cal }}}
+	cat, k, b := catalogKPI(t, db, cal, "dossier.avg_processing_days")
+	reader := &Reader{Cat: cat, DB: db, B: b}
 	var total int64
 	for _, d := range ds {
 		want := cal.WorkingHoursBetween(at(d.received), at(d.resolved))
@@ -239,12 +258,8 @@ func TestAvgProcessingDaysMatchesCalendar(t *testing.T) {
 // step still running, and a first step the window cuts, are not whole —
 // as the KPI's value over a window does. They were divided by a whole step.
 func TestPerMinuteSeriesCountsTheMinutesPassed(t *testing.T) {
-	db, _ := testenv.ClickHouse(t)
+	db, set, cal, at := cityDB(t)
 	ctx := context.Background()
-	set, cal, at := hcmcCalendar(t)
-	if err := refdata.NewStore(db).SaveAll(ctx, set); err != nil {
-		t.Fatal(err)
-	}
 	cam := set.Cameras[0]
 	batch, err := db.Conn.PrepareBatch(ctx, "INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, accepted_at, kind, level)")
 	if err != nil {
@@ -261,12 +276,7 @@ func TestPerMinuteSeriesCountsTheMinutesPassed(t *testing.T) {
 	if err := batch.Send(); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := cat.KPI("camera.detections_per_min")
-	b := &Builder{DB: db.Database(), Loc: cal.Location(), Calendar: func() *worktime.Calendar { return cal }}
+	cat, k, b := catalogKPI(t, db, cal, "camera.detections_per_min")
 	// From 09:30 (a cut first hour) to 11:00, taken at 10:15 (a running hour).
 	span, err := Custom(at("2025-06-09 09:30:00"), at("2025-06-09 11:00:00"), at("2025-06-09 10:15:00"), cal.Location())
 	if err != nil {
