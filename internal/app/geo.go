@@ -133,7 +133,7 @@ func (a *App) handleMap(w http.ResponseWriter, r *http.Request) {
 	}
 	// A wall reads the layers its dashboard's map draws.
 	layers := s.mapLayers()
-	if !layers.cameras && !layers.tickets && s.dash.ShowsMap() {
+	if s.dash != nil && s.dash.ShowsMap() && !layers.cameras && !layers.tickets {
 		api.WriteError(w, r, api.Errorf(api.EFORBIDDEN, "the map of dashboard "+s.dash.ID+" draws neither cameras nor tickets (its values: /api/v1/kpis/{kpi}/ranking)"))
 		return
 	}
