@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,11 +59,11 @@ func runReference(ctx context.Context, args []string, getenv func(string) string
 	if !refdata.KnownKind(*kind) {
 		return fmt.Errorf("-kind %q: one of %s", *kind, strings.Join(refdata.Kinds, ", "))
 	}
-	cur, err := store.Load(ctx)
-	if err != nil {
-		return err
-	}
 	if verb == "get" {
+		cur, err := store.Load(ctx)
+		if err != nil {
+			return err
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(cur.Rows(*kind))
@@ -83,14 +84,11 @@ func runReference(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return fmt.Errorf("%s: %w", *file, err)
 	}
-	next, err := cur.With(*kind, part)
-	if err != nil {
-		return err
-	}
-	if err := next.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
-	}
-	if err := store.Save(ctx, *kind, next); err != nil {
+	if _, err := store.Replace(ctx, *kind, part); err != nil {
+		var invalid *refdata.Invalid
+		if errors.As(err, &invalid) {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "replaced %s from %s\n", *kind, *file)

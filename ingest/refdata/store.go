@@ -2,6 +2,7 @@ package refdata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -22,14 +23,33 @@ import (
 // that the new set no longer has; ReplacingMergeTree keeps the highest
 // version of each key and the views drop tombstones, so readers see the old
 // set or the new one per key, and a save interrupted half-way is repaired
-// by saving again. Saves through one Store are serialized; two Stores
-// saving the same kind at once may leave stale rows that the next save
-// removes.
+// by saving again. Saves through one Store are serialized. Replace, which
+// validates a kind against the others as stored, checks just before it
+// writes that no other Store (another node, the CLI) saved in between, and
+// reads and validates again if one did.
 type Store struct {
 	db   *query.DB
 	mu   sync.Mutex
 	last uint64 // last version written
+	// beforeWrite, when set (tests), runs in Replace between the
+	// validation and the check that precedes the write.
+	beforeWrite func()
 }
+
+// Invalid is the error of a replacement refused by validation (or by a
+// kind it does not know); its text names the rows and fields at fault.
+type Invalid struct{ Err error }
+
+func (e *Invalid) Error() string { return e.Err.Error() }
+func (e *Invalid) Unwrap() error { return e.Err }
+
+// ErrConflict: other saves kept changing the stored set between Replace's
+// reads and its write.
+var ErrConflict = errors.New("the reference data kept changing while this replacement was validated (other saves at the same time); try again")
+
+// replaceTries is how often Replace reads and validates again when another
+// save came first.
+const replaceTries = 5
 
 // NewStore returns a store over db (migrated).
 func NewStore(db *query.DB) *Store { return &Store{db: db} }
@@ -85,12 +105,78 @@ func (st *Store) SaveAll(ctx context.Context, s *Set) error {
 	return st.Save(ctx, "units", s)
 }
 
+// Replace replaces the rows of one kind with those of part, after
+// validating them with the other kinds as stored, and returns the new set.
+// It is a read, a validation and a write: when another save changed the
+// stored set in between (its highest row version moved), it reads and
+// validates again, up to replaceTries times (ErrConflict after). What is
+// left is the moment between that check and the write itself.
+func (st *Store) Replace(ctx context.Context, kind string, part *Set) (*Set, error) {
+	if !KnownKind(kind) {
+		return nil, &Invalid{fmt.Errorf("unknown kind of reference data %q", kind)}
+	}
+	for range replaceTries {
+		base, err := st.stamp(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := st.Load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		next, err := cur.With(kind, part)
+		if err != nil {
+			return nil, &Invalid{err}
+		}
+		if err := next.Validate(); err != nil {
+			return nil, &Invalid{err}
+		}
+		if st.beforeWrite != nil {
+			st.beforeWrite()
+		}
+		saved, err := st.saveIfAt(ctx, kind, next, base)
+		if err != nil || saved {
+			return next, err
+		}
+	}
+	return nil, ErrConflict
+}
+
+// saveIfAt saves kind of s when the stored set is still at stamp base.
+func (st *Store) saveIfAt(ctx context.Context, kind string, s *Set, base uint64) (bool, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now, err := st.stamp(ctx)
+	if err != nil || now != base {
+		return false, err
+	}
+	return true, st.save(ctx, kind, s)
+}
+
+// stamp is the highest row version of the reference tables: every save of
+// any kind moves it.
+func (st *Store) stamp(ctx context.Context) (uint64, error) {
+	var parts []string
+	for _, t := range []string{"ref_units", "ref_procedures", "ref_officers", "ref_cameras", "ref_calendar"} {
+		parts = append(parts, "SELECT max(version) AS v FROM "+st.db.Table(t))
+	}
+	var v uint64
+	if err := st.db.Conn.QueryRow(ctx, "SELECT max(v) FROM ("+strings.Join(parts, " UNION ALL ")+")").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the reference data's versions: %w", err)
+	}
+	return v, nil
+}
+
 // Save replaces the stored rows of kind (one of Kinds) with those of s,
-// which Save does not validate: call s.Validate first. Units are saved with
-// their path (Index.Path) computed from s.Units.
+// which Save does not validate: call s.Validate first, or use Replace.
+// Units are saved with their path (Index.Path) computed from s.Units.
 func (st *Store) Save(ctx context.Context, kind string, s *Set) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	return st.save(ctx, kind, s)
+}
+
+func (st *Store) save(ctx context.Context, kind string, s *Set) error {
 	v := st.version()
 	switch kind {
 	case "units":

@@ -3,9 +3,11 @@ package refdata
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,6 +158,87 @@ func TestStore(t *testing.T) {
 	t.Run("unknown kind", func(t *testing.T) {
 		if err := st.Save(ctx, "wards", full); err == nil {
 			t.Error("Save accepted an unknown kind")
+		}
+	})
+}
+
+// A replacement validated against the stored set must not be written over
+// a save that came in between from another Store (another node, the CLI):
+// it is read and validated again. Here, while officers of the department
+// SO-TP are validated, another Store removes that department.
+func TestReplaceSeesASaveInBetween(t *testing.T) {
+	db, _ := testenv.ClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st := NewStore(db)
+	if err := st.SaveAll(ctx, smallSet()); err != nil {
+		t.Fatal(err)
+	}
+	officers := &Set{Officers: append(smallSet().Officers, Officer{ID: "CB-SO-TP-01", Unit: "SO-TP", Name: "Trần Thị Bình"})}
+	var between []func()
+	st.beforeWrite = func() {
+		if len(between) > 0 {
+			between[0]()
+			between = between[1:]
+		}
+	}
+	other := NewStore(db)
+
+	t.Run("the unit removed in between", func(t *testing.T) {
+		withoutDept := smallSet()
+		withoutDept.Units = slices.DeleteFunc(withoutDept.Units, func(u Unit) bool { return u.Code == "SO-TP" })
+		between = []func(){func() {
+			if err := other.Save(ctx, "units", withoutDept); err != nil {
+				t.Error(err)
+			}
+		}}
+		_, err := st.Replace(ctx, "officers", officers)
+		var invalid *Invalid
+		if !errors.As(err, &invalid) || !strings.Contains(err.Error(), `unit "SO-TP" does not exist`) {
+			t.Fatalf("Replace = %v, want it refused for the removed unit", err)
+		}
+		got, err := st.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Officers) != 1 || got.Officers[0].ID != "CB-26740-01" {
+			t.Errorf("officers stored: %+v", got.Officers)
+		}
+	})
+	t.Run("another kind saved in between", func(t *testing.T) {
+		if err := other.Save(ctx, "units", smallSet()); err != nil {
+			t.Fatal(err)
+		}
+		cal := smallSet()
+		cal.Calendar = cal.Calendar[:1]
+		between = []func(){func() {
+			if err := other.Save(ctx, "calendar", cal); err != nil {
+				t.Error(err)
+			}
+		}}
+		next, err := st.Replace(ctx, "officers", officers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Officers) != 2 || len(got.Calendar) != 1 || len(next.Calendar) != 1 {
+			t.Errorf("stored %d officers, %d calendar days (returned %d); want 2 and 1, 1", len(got.Officers), len(got.Calendar), len(next.Calendar))
+		}
+	})
+	t.Run("saves in between every time", func(t *testing.T) {
+		between = nil
+		for range replaceTries {
+			between = append(between, func() {
+				if err := other.Save(ctx, "calendar", smallSet()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		if _, err := st.Replace(ctx, "officers", smallSet()); !errors.Is(err, ErrConflict) {
+			t.Fatalf("Replace = %v, want ErrConflict", err)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -98,18 +99,14 @@ func (a *App) ReplaceReference(r *http.Request, kind string) (*refdata.Set, erro
 	}
 	a.refMu.Lock()
 	defer a.refMu.Unlock()
-	cur, err := a.refStore.Load(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	next, err := cur.With(kind, parsed)
-	if err != nil {
+	next, err := a.refStore.Replace(r.Context(), kind, parsed)
+	var invalid *refdata.Invalid
+	switch {
+	case errors.As(err, &invalid):
 		return nil, api.Errorf(api.EINVALID, err.Error())
-	}
-	if err := next.Validate(); err != nil {
-		return nil, api.Errorf(api.EINVALID, err.Error())
-	}
-	if err := a.refStore.Save(r.Context(), kind, next); err != nil {
+	case errors.Is(err, refdata.ErrConflict):
+		return nil, api.Errorf(api.ECONFLICT, err.Error())
+	case err != nil:
 		return nil, err
 	}
 	a.refs.Replace(next)
