@@ -133,7 +133,9 @@ func TestKPIBreakdown(t *testing.T) {
 	if b := get(leader, "survey.count/breakdown?by=officer"); len(b.Groups) != 1 || b.Groups[0].Denominator != 1 {
 		t.Errorf("leader of %s: %+v", other, b.Groups)
 	}
+	wall, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleWall, Dashboard: "city"}, "wall-1", time.Hour)
 	checkKPICalls(t, a, []kpiCall{
+		{"a wall, for a KPI its dashboard shows", wall, "survey.satisfied_rate/breakdown?unit=79&window=month&by=officer", 403, "forbidden"},
 		{"leader of another unit", leader, "survey.count/breakdown?unit=" + ward + "&by=officer", 403, "outside the subtree of unit " + other},
 		{"unknown by", toks["analyst"], "survey.count/breakdown?by=colour", 400, `by \"colour\"`},
 		{"no by", toks["analyst"], "survey.count/breakdown", 400, "by is required"},

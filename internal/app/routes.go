@@ -49,7 +49,9 @@ func (a *App) routes() http.Handler {
 		r.With(readRoles, custom).Get("/kpis/{kpi}", a.handleKPIValue)
 		r.With(readRoles, computes).Get("/kpis/{kpi}/series", a.handleKPISeries)
 		r.With(readRoles).Get("/kpis/{kpi}/sql", a.handleKPISQL)
-		r.With(readRoles, computes).Get("/kpis/{kpi}/breakdown", a.handleKPIBreakdown)
+		// A breakdown names officers, which a wall never reads (nor their
+		// names in the reference data): walls show what their panels draw.
+		r.With(sqlRoles, computes).Get("/kpis/{kpi}/breakdown", a.handleKPIBreakdown)
 		r.With(readRoles, computes).Get("/kpis/{kpi}/ranking", a.handleRanking)
 		r.With(readRoles, computes).Get("/map", a.handleMap)
 		r.With(readRoles).Get("/dashboards", a.handleDashboards)
