@@ -114,6 +114,8 @@ class ConsoleApp {
     "aria-label": "SQL",
   });
   private maxRows = h("input#max-rows", { name: "max_rows", type: "number", min: 1, max: 100000000, step: 1, value: "1000" });
+  /** Downloads have their own limit: the table's max rows would cut them. */
+  private downloadRows = h("input#download-rows", { name: "download_rows", type: "number", min: 1, max: 100000000, step: 1, value: "1000000" });
   private timeout = h("input#timeout", { name: "timeout", type: "number", min: 1, max: 300, step: 1, value: "30" });
   private runBtn = h("button#run", { type: "button", class: "primary" }, t("run"));
   private cancelBtn = h("button#cancel", { type: "button", disabled: true }, cw("cancel"));
@@ -205,6 +207,7 @@ class ConsoleApp {
             h("label", null, cw("max_rows"), this.maxRows),
             h("label", null, cw("timeout_s"), this.timeout),
             h("span.spacer"),
+            h("label", null, cw("download_rows"), this.downloadRows),
             this.csvBtn,
             this.arrowBtn,
           ),
@@ -384,20 +387,20 @@ class ConsoleApp {
 
   // ------------------------------------------------------------ run
 
-  private request(format: string): Record<string, unknown> {
+  private request(format: string, rowsInput = this.maxRows): Record<string, unknown> {
     const body: Record<string, unknown> = { sql: this.sql.value, format };
-    const mr = parseInt(this.maxRows.value, 10);
+    const mr = parseInt(rowsInput.value, 10);
     if (Number.isFinite(mr) && mr > 0) body.max_rows = mr;
     const to = parseFloat(this.timeout.value);
     if (Number.isFinite(to) && to > 0) body.timeout = `${to}s`;
     return body;
   }
 
-  private async post(format: string, signal: AbortSignal): Promise<Response> {
+  private async post(format: string, signal: AbortSignal, rowsInput = this.maxRows): Promise<Response> {
     const r = await fetch("/api/v1/sql", {
       method: "POST",
       headers: { Authorization: "Bearer " + this.token, "Content-Type": "application/json" },
-      body: JSON.stringify(this.request(format)),
+      body: JSON.stringify(this.request(format, rowsInput)),
       signal,
     });
     if (!r.ok) {
@@ -551,8 +554,20 @@ class ConsoleApp {
     btn.classList.add("busy");
     setText(this.meta, cw("downloading"));
     try {
-      const r = await this.post(format, ac.signal);
-      const blob = await r.blob();
+      const r = await this.post(format, ac.signal, this.downloadRows);
+      // Read in chunks, counting a CSV's lines as they come: the row count
+      // and whether the cut was reached travel in HTTP trailers, which
+      // fetch does not expose.
+      const chunks: Uint8Array[] = [];
+      let lines = 0;
+      const reader = r.body!.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        if (format === "csv") for (let i = value.indexOf(10); i >= 0; i = value.indexOf(10, i + 1)) lines++;
+      }
+      const blob = new Blob(chunks as BlobPart[], { type: r.headers.get("Content-Type") ?? "" });
       const name = format === "csv" ? "result.csv" : "result.arrow";
       const url = URL.createObjectURL(blob);
       const a = h("a", { href: url, download: name, hidden: true }, name);
@@ -562,8 +577,18 @@ class ConsoleApp {
         a.remove();
         URL.revokeObjectURL(url);
       }, 10000);
-      const rows = r.headers.get("X-Ioc-Rows");
-      setText(this.meta, `${name}: ${num(blob.size, 0, getLocale())} bytes${rows ? ` · ${rows} ${cw("rows")}` : ""}`);
+      const limit = parseInt(this.downloadRows.value, 10) || 0;
+      let info = `${name}: ${num(blob.size, 0, getLocale())} bytes`;
+      if (format === "csv") {
+        // The header is a line; a value holding a line break counts more
+        // lines than rows, never fewer.
+        const rows = Math.max(0, lines - 1);
+        info += ` · ${num(rows, 0, getLocale())} ${cw("rows")}`;
+        if (limit > 0 && rows >= limit) info += ` · ${cw("download_cut")} (${num(limit, 0, getLocale())})`;
+      } else if (limit > 0) {
+        info += ` · ${cw("download_at_most")} ${num(limit, 0, getLocale())} ${cw("rows")}`;
+      }
+      setText(this.meta, info);
     } catch (e) {
       if (ac.signal.aborted) setText(this.meta, cw("canceled"));
       else {

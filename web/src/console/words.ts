@@ -23,6 +23,12 @@ const words = {
   cancel: { vi: "Dừng", en: "Cancel" },
   download_csv: { vi: "Tải CSV", en: "Download CSV" },
   download_arrow: { vi: "Tải Arrow", en: "Download Arrow" },
+  download_rows: { vi: "Số dòng tải xuống tối đa", en: "Rows per download at most" },
+  download_cut: {
+    vi: "có thể đã bị cắt ở giới hạn tải xuống — tăng giới hạn rồi tải lại",
+    en: "may be cut at the download limit — raise it and download again",
+  },
+  download_at_most: { vi: "tối đa", en: "at most" },
   editor_hint: {
     vi: "SELECT … — Ctrl/⌘-Enter để chạy, Tab chèn khoảng trắng, Esc rồi Tab để rời ô soạn thảo",
     en: "SELECT … — Ctrl/⌘-Enter runs, Tab inserts spaces, Esc then Tab leaves the editor",

@@ -10,6 +10,12 @@
 /** How often the client pings, and how long a silence means a dead connection. */
 const PING_MS = 5000;
 const DEAD_MS = 12000;
+/** A connection live this long resets the reconnect backoff: one the server
+ * ends sooner (slow, over its rate, shutting down) keeps backing off. */
+const STABLE_MS = 30000;
+/** The close reason of a connection whose token's scope changed: the token
+ * still holds, so the client reconnects and gets what it grants now. */
+export const REVOKED = "access revoked";
 
 export type Status = "connecting" | "live" | "offline" | "unauthorized";
 
@@ -65,6 +71,9 @@ export class Live {
   private lastPing = 0;
   private attempt = 0;
   private retry?: number;
+  private liveSince = 0;
+  /** The server's "unauthorized" error, until the close says whether a new token is needed. */
+  private authError?: string;
   private closed = false;
   private nextId = 1;
   private calls = new Map<string, Call>();
@@ -79,9 +88,9 @@ export class Live {
       ws.close(4000, "network down");
     });
     window.addEventListener("online", () => {
-      if (this.status === "offline") {
+      // Retry at once, unless a connection is already being made.
+      if (this.status === "offline" && !this.ws) {
         window.clearTimeout(this.retry);
-        this.attempt = 0;
         this.connect();
       }
     });
@@ -146,6 +155,8 @@ export class Live {
 
   private connect() {
     if (this.closed) return;
+    window.clearTimeout(this.retry);
+    this.authError = undefined;
     // After a loss the page stays offline, with the time of the loss, until
     // a connection is live again: the retries do not flicker the banner.
     if (this.status !== "offline") this.setStatus("connecting");
@@ -170,10 +181,19 @@ export class Live {
     }
     this.calls.clear();
     this.reason = reason;
-    if (this.status === "unauthorized" || this.closed) return; // a new token is needed
+    if (this.closed) return;
+    if (this.authError !== undefined && reason !== REVOKED) {
+      // The token was refused or expired: a new one is needed.
+      this.reason = this.authError || reason;
+      this.setStatus("unauthorized");
+      return;
+    }
+    if (this.authError) this.reason = this.authError;
+    if (this.liveSince && Date.now() - this.liveSince >= STABLE_MS) this.attempt = 0;
+    this.liveSince = 0;
     this.setStatus("offline");
     // 0.5 s, 1 s, 2 s … up to 30 s, with jitter so a room of walls does
-    // not reconnect in step.
+    // not reconnect in step; reset only by a connection that stayed up.
     const base = Math.min(30000, 500 * 2 ** this.attempt++);
     this.retry = window.setTimeout(() => this.connect(), base / 2 + Math.random() * (base / 2));
   }
@@ -188,7 +208,7 @@ export class Live {
     }
     switch (m.type) {
       case "welcome":
-        this.attempt = 0;
+        this.liveSince = Date.now();
         this.lastPing = Date.now();
         if (m.limits?.messages_per_s) this.rate = Math.max(1, Math.floor(m.limits.messages_per_s * 0.75));
         this.budget = this.rate * 2;
@@ -213,6 +233,7 @@ export class Live {
         if (!s) return;
         if (m.type === "snapshot" || s.seq === undefined || (m.seq ?? 0) > s.seq || m.seq === 0) s.seq = m.seq;
         s.live = true;
+        s.refused = undefined;
         for (const h of s.handlers) h.value(m.data, m);
         break;
       }
@@ -238,8 +259,9 @@ export class Live {
     const code = m.code ?? "error";
     const msg = m.message ?? "";
     if (code === "unauthorized") {
-      this.reason = msg;
-      this.setStatus("unauthorized");
+      // The server closes next; its reason tells a revoked scope (reconnect)
+      // from a token refused or expired (a new one is needed).
+      this.authError = msg;
       return;
     }
     const c = m.id ? this.calls.get(m.id) : undefined;
@@ -253,10 +275,14 @@ export class Live {
     const ch = m.id?.startsWith("s:") ? m.id.slice(2) : undefined;
     const s = ch ? this.subs.get(ch) : undefined;
     if (!s) return;
+    const again = () => this.subs.get(ch!) === s && this.status === "live" && this.sendSubscribe(ch!, s);
     if (code === "rate_limited" || code === "unavailable") {
-      window.setTimeout(() => this.subs.get(ch!) === s && this.status === "live" && this.sendSubscribe(ch!, s), 2000);
+      window.setTimeout(again, 2000);
       return;
     }
+    // A limit may lift (the node follows fewer channels, another panel
+    // let one go): shown, and asked again every 10 s.
+    if (code === "limit") window.setTimeout(again, 10000);
     s.refused = { code, message: msg };
     for (const h of s.handlers) h.error?.(code, msg);
   }

@@ -48,10 +48,19 @@ function setAsOf(el: HTMLElement, panel: HTMLElement, iso: string | undefined, s
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return;
   el.dataset.asOf = iso;
+  el.dataset.staleMs = String(staleMs);
   const today = dayKey.format(d) === dayKey.format(new Date());
   const stale = Date.now() - d.getTime() > staleMs;
   panel.classList.toggle("stale", stale);
   setText(el, `${t("as_of")} ${today ? clock(d, loc()) : dateTime(d, loc())}${stale ? " · " + t("stale") : ""}`);
+}
+
+/** Judges every shown as-of again (a value grows stale with no message). */
+export function refreshAsOf(root: ParentNode) {
+  for (const el of root.querySelectorAll<HTMLElement>(".as-of[data-as-of]")) {
+    const panel = el.closest<HTMLElement>("section.panel");
+    if (panel) setAsOf(el, panel, el.dataset.asOf, Number(el.dataset.staleMs));
+  }
 }
 
 function errorBox(code: string, message: string): HTMLElement {
@@ -293,7 +302,12 @@ export function listPanel(ctx: PanelCtx, p: Panel): HTMLElement {
     const all: ListRow[] = d?.rows ?? [];
     const rows = filter === undefined ? all : all.filter((r) => (r.officer ?? "") === filter);
     const total: number = d?.total ?? 0;
-    setText(count, filter === undefined ? num(total, 0, loc()) : `${num(rows.length, 0, loc())} / ${num(total, 0, loc())}`);
+    // The channel carries the first rows only: an officer's count among
+    // them says so, rather than passing for the officer's whole share.
+    const partial = filter !== undefined && !!d?.truncated;
+    setText(count, filter === undefined ? num(total, 0, loc())
+      : partial ? `${num(rows.length, 0, loc())} ${w("first_rows")} (${num(all.length, 0, loc())} / ${num(total, 0, loc())})`
+      : `${num(rows.length, 0, loc())} / ${num(total, 0, loc())}`);
     if (filter !== undefined) {
       const r = all.find((x) => (x.officer ?? "") === filter);
       // The breadcrumb and filter bar name the officer once a row says who it is
@@ -305,7 +319,7 @@ export function listPanel(ctx: PanelCtx, p: Panel): HTMLElement {
     replace(body, shown.map((r) => listRow(list, r)));
     toggle.hidden = rows.length <= LIST_SHOWN;
     setText(toggle, expanded ? w("show_fewer") : `${w("show_all")} (${num(rows.length, 0, loc())})`);
-    if (!rows.length) body.appendChild(h("tr.none", null, h("td", { colspan: 4 }, d ? w("none") : t("no_value"))));
+    if (!rows.length) body.appendChild(h("tr.none", null, h("td", { colspan: 4 }, d ? w("none") + (partial ? " " + w("first_rows") : "") : t("no_value"))));
     setText(more, d?.truncated ? `${num(all.length, 0, loc())} ${w("of_total")} ${num(total, 0, loc())}` : "");
     if (byOfficer) renderByOfficer(ctx, byOfficer, all, !!d?.truncated);
     setAsOf(asOf, el, d?.at, ctx.staleMs);

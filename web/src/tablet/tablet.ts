@@ -12,10 +12,13 @@ import { h, replace } from "../lib/dom";
 import { getLocale, setLocale, t } from "../lib/i18n";
 import { Live, type Message } from "../lib/live";
 import { claims, storedToken, storeToken, tokenFromFragment } from "../lib/session";
+import { refreshAsOf } from "./panels";
 import { UnitView } from "./view";
 import { w } from "./words";
 
 const KIND = "tablet";
+/** How many channels' last values the tablet keeps to repaint a view at once. */
+const MAX_CACHED = 300;
 
 export function mountTablet(root: HTMLElement) {
   document.body.className = "tablet";
@@ -98,6 +101,7 @@ export class TabletApp {
   /** The last value of each channel, shown (greyed) at once when a panel comes back. */
   private last = new Map<string, any>();
   private banner: HTMLElement;
+  private ticker?: number;
 
   constructor(private root: HTMLElement, token: string) {
     const c = claims(token);
@@ -113,15 +117,24 @@ export class TabletApp {
     this.live.onStatus((s) => {
       this.refreshLive();
       if (s === "unauthorized") {
-        this.view?.destroy();
+        this.stop();
         this.view = undefined;
-        this.live.close();
         storeToken(KIND, undefined);
         showSignin(this.root, this.live.reason, this.banner);
       }
     });
     window.addEventListener("popstate", this.onPop);
+    // A value grows stale without a message: judged again every 15 s.
+    this.ticker = window.setInterval(() => refreshAsOf(this.main), 15000);
     this.route();
+  }
+
+  /** Ends the session's page: its view, socket, listeners and timer. */
+  private stop() {
+    window.removeEventListener("popstate", this.onPop);
+    window.clearInterval(this.ticker);
+    this.view?.destroy();
+    this.live.close();
   }
 
   private onPop = () => this.route();
@@ -144,9 +157,7 @@ export class TabletApp {
   }
 
   signOut() {
-    window.removeEventListener("popstate", this.onPop);
-    this.view?.destroy();
-    this.live.close();
+    this.stop();
     storeToken(KIND, undefined);
     history.pushState(null, "", "/tablet");
     showSignin(this.root);
@@ -218,7 +229,10 @@ export class TabletApp {
   watch(channel: string, wt: Watcher): () => void {
     const off = this.live.subscribe(channel, {
       value: (data: any, _m: Message) => {
+        // The latest values of the last channels shown, newest last.
+        this.last.delete(channel);
         this.last.set(channel, data);
+        if (this.last.size > MAX_CACHED) this.last.delete(this.last.keys().next().value!);
         wt.value(data, this.live.isLive(channel));
         this.refreshLive();
       },

@@ -64,7 +64,17 @@ export function frame(kind: string, title: string, size: number | undefined, ext
   }
 }
 
-/** An error shown in a panel, with the server's code and message. */
+/** An error shown in a panel, with the server's code and message, over
+ * its content (hidden, not removed): the next value clears it. */
 export function panelError(body: HTMLElement, code: string, message: string) {
-  body.replaceChildren(h("div.error", { "data-code": code }, code === "forbidden" ? t("forbidden") + ": " : t("error") + ": ", message));
+  clearPanelError(body);
+  body.classList.add("has-error");
+  body.prepend(h("div.error.panel-error", { "data-code": code }, code === "forbidden" ? t("forbidden") + ": " : t("error") + ": ", message));
+}
+
+/** Removes the error panelError showed, if any. */
+export function clearPanelError(body: HTMLElement) {
+  if (!body.classList.contains("has-error")) return;
+  body.classList.remove("has-error");
+  body.querySelector(":scope > .panel-error")?.remove();
 }

@@ -9,7 +9,7 @@ import type { Camera, MapData, MapTicket, Panel, Ranking, Unit } from "../lib/ap
 import { h, replace, svg } from "../lib/dom";
 import { kpiValue, num } from "../lib/format";
 import { getLocale, t, tr, windowName } from "../lib/i18n";
-import { frame, panelError, type Ctx, type PanelView } from "./context";
+import { frame, type Ctx, type PanelView } from "./context";
 import { liveView, rawValue, watch } from "./panels";
 
 type XY = [number, number];
@@ -86,7 +86,7 @@ export function mapPanel(ctx: Ctx, p: Panel): PanelView {
       else for (const row of d?.rows ?? []) values.set(row.unit, row.value);
       paint();
       f.asOf(d?.as_of);
-    }, (code, msg) => panelError(f.body, code, msg));
+    }, f.body);
   }
 
   if (p.cameras || p.tickets) {

@@ -8,7 +8,7 @@ import type { KPIDef, KPIValue, Panel, Point, Ranking, Series } from "../lib/api
 import { h, setText, svg } from "../lib/dom";
 import { clock, dateTime, dayMonth, kpiValue, num, pct } from "../lib/format";
 import { getLocale, heldLine, t, tr, windowName } from "../lib/i18n";
-import { frame, panelError, type Ctx, type PanelView } from "./context";
+import { clearPanelError, frame, panelError, type Ctx, type PanelView } from "./context";
 import { previousPeriod } from "./prev";
 
 /** data-value: the raw value as the API gives it ("" for null). */
@@ -20,16 +20,21 @@ function title(p: Panel, def: KPIDef | undefined): string {
   return p.title ? tr(p.title) : def ? tr(def.title) : p.kpi ?? p.kind;
 }
 
-/** Subscribes and reports the first value or error once. */
-export function watch(ctx: Ctx, channel: string, onValue: (data: any) => void, onError: (code: string, msg: string) => void) {
+/** Subscribes and reports the first value or error once. Errors are shown
+ * in `errors` (a panel's body) until the channel's next value, or handed
+ * to a function. */
+export function watch(ctx: Ctx, channel: string, onValue: (data: any) => void,
+  errors: HTMLElement | ((code: string, msg: string) => void)) {
   const done = ctx.expect();
   ctx.live.subscribe(channel, {
     value(data) {
+      if (errors instanceof HTMLElement) clearPanelError(errors);
       onValue(data);
       done();
     },
     error(code, msg) {
-      onError(code, msg);
+      if (errors instanceof HTMLElement) panelError(errors, code, msg);
+      else errors(code, msg);
       done();
     },
   });
@@ -106,11 +111,19 @@ export function tilePanel(ctx: Ctx, p: Panel): PanelView {
   };
   const fetchPrev = async () => {
     if (!p.compare || !cur?.from || !cur.at) return;
-    const span = previousPeriod(p.window!, cur.from, cur.at);
+    // The value holds until the next one comes (the engine publishes every
+    // change, time-driven ones included): it is the window's up to now, so
+    // the previous period is cut at the time elapsed until now. A rolling
+    // window's start moves with now.
+    const now = Date.now();
+    const rolling = ["24h", "7d", "30d"].includes(p.window!);
+    const from = rolling ? new Date(now - (Date.parse(cur.at) - Date.parse(cur.from))).toISOString() : cur.from;
+    const span = previousPeriod(p.window!, from, new Date(now).toISOString());
     if (!span) return;
-    const key = span.from;
-    // The previous period moves with the elapsed time: refresh every 5 min.
-    if (key === prevKey && Date.now() - prevAt < 5 * 60_000) return;
+    // A calendar window's start changes with its period; within it, and for
+    // rolling windows, the previous period is asked again every 5 min.
+    const key = rolling ? p.window! : cur.from;
+    if (key === prevKey && now - prevAt < 5 * 60_000) return;
     prevKey = key;
     prevAt = Date.now();
     try {
@@ -127,13 +140,14 @@ export function tilePanel(ctx: Ctx, p: Panel): PanelView {
     f.asOf(data?.as_of);
     render();
     void fetchPrev();
-  }, (code, msg) => panelError(f.body, code, msg));
+  }, f.body);
   if (p.sparkline) {
     watch(ctx, `series:${p.kpi}:${ctx.unit}:${p.sparkline.window}:${p.sparkline.step}`, (s: Series | null) => {
       const [line, area] = sparkPaths(s?.points ?? []);
       sparkLine.setAttribute("d", line);
       sparkArea.setAttribute("d", area);
-    }, () => spark.remove());
+      spark.style.display = "";
+    }, () => (spark.style.display = "none"));
   }
   return {
     el: f.el,
@@ -213,7 +227,7 @@ export function trendPanel(ctx: Ctx, p: Panel): PanelView {
     if (plot) plot.setData(data);
     else make();
     f.asOf(s?.at);
-  }, (code, msg) => panelError(f.body, code, msg));
+  }, f.body);
   return liveView(ctx, f, [channel]);
 }
 
@@ -243,7 +257,7 @@ export function rankingPanel(ctx: Ctx, p: Panel): PanelView {
     f.note.textContent = `${rows.length} ${t("wards").toLowerCase()}`;
     f.asOf(r?.as_of);
     ctx.seen(r?.as_of);
-  }, (code, msg) => panelError(f.body, code, msg));
+  }, f.body);
   return liveView(ctx, f, [channel]);
 }
 
@@ -281,15 +295,22 @@ export function alertsPanel(ctx: Ctx, p: Panel): PanelView {
       ? [h("li.none", null, t("no_alerts"))]
       : alerts.slice(0, 12).map((a) =>
           h("li", { "data-alert": a.id, "data-severity": a.severity, "data-state": a.state },
-            h("span.when", null, clock(a.raised_at, getLocale()).slice(0, 5)),
+            h("span.when", null, when(a.raised_at)),
             h("span.what", null, getLocale() === "vi" ? a.title_vi || a.title : a.title || a.title_vi),
             h("span.where", null, shortName(ctx.units.get(a.unit)?.name ?? a.unit)),
             a.state === "acknowledged" ? h("span.acked", null, "✓ " + t("acknowledged")) : null,
           ))));
     f.note.textContent = `${t("total")}: ${num(d?.total ?? 0, 0, getLocale())}`;
     f.asOf(d?.at);
-  }, (code, msg) => panelError(f.body, code, msg));
+  }, f.body);
   return liveView(ctx, f, [channel], false);
+}
+
+/** An alert's time: 14:05 today, 23/11 14:05 on an earlier day (Ho Chi Minh City). */
+function when(iso: string): string {
+  const hm = clock(iso, getLocale()).slice(0, 5);
+  const day = dayMonth(iso, getLocale());
+  return day === dayMonth(Date.now(), getLocale()) ? hm : `${day} ${hm}`;
 }
 
 // ── Drill-down list ──────────────────────────────────────────────────────
@@ -337,6 +358,6 @@ export function listPanel(ctx: Ctx, p: Panel): PanelView {
         h("td.num.value", null, num(dueSoon ? r.working_hours_left : r.working_days_late, 1, getLocale())))));
     f.note.textContent = `${t("total")}: ${num(d?.total ?? 0, 0, getLocale())}`;
     f.asOf(d?.at);
-  }, (code, msg) => panelError(f.body, code, msg));
+  }, f.body);
   return liveView(ctx, f, [channel], false);
 }
