@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -119,14 +120,40 @@ func (db *DB) Database() string { return db.cfg.Database }
 // Table qualifies a table name with the database.
 func (db *DB) Table(name string) string { return db.cfg.Database + "." + name }
 
-// InsertContext is the context for inserts: on a cluster, an insert into a
+// InsertContext is the context for writes: on a cluster, an insert into a
 // Distributed table returns only once the shards hold the rows
-// (insert_distributed_sync), so the writer never acks JetStream early.
+// (insert_distributed_sync), so the writer never acks JetStream early and
+// the KPI engine reads back what it just wrote. Insert applies it itself;
+// an INSERT … SELECT run with Exec needs it.
 func (db *DB) InsertContext(ctx context.Context) context.Context {
 	if db.cfg.Cluster == "" {
 		return ctx
 	}
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+	return WithSettings(ctx, clickhouse.Settings{"insert_distributed_sync": 1})
+}
+
+// AdditiveContext is InsertContext for rows that add to others (deltas
+// of a SummingMergeTree): on a cluster, a Replicated table also drops an
+// inserted block equal to a recent one (insert_deduplicate), which would
+// drop a second, equal, delta.
+func (db *DB) AdditiveContext(ctx context.Context) context.Context {
+	if db.cfg.Cluster == "" {
+		return ctx
+	}
+	return WithSettings(db.InsertContext(ctx), clickhouse.Settings{"insert_deduplicate": 0})
+}
+
+type settingsKey struct{}
+
+// WithSettings adds ClickHouse settings to those ctx carries (the driver
+// keeps only the last set given to it).
+func WithSettings(ctx context.Context, add clickhouse.Settings) context.Context {
+	merged := clickhouse.Settings{}
+	if prev, ok := ctx.Value(settingsKey{}).(clickhouse.Settings); ok {
+		maps.Copy(merged, prev)
+	}
+	maps.Copy(merged, add)
+	return clickhouse.Context(context.WithValue(ctx, settingsKey{}, merged), clickhouse.WithSettings(merged))
 }
 
 // Insert runs one batch insert: it prepares sql, lets fill append the
@@ -152,6 +179,7 @@ func (db *DB) InsertContext(ctx context.Context) context.Context {
 // applied by cancellation instead (an insert stopped by it reports
 // context.Canceled, or ctx's cause).
 func (db *DB) Insert(ctx context.Context, sql string, fill func(driver.Batch) error) error {
+	ctx = db.InsertContext(ctx)
 	bctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
 	defer stop()
@@ -219,7 +247,7 @@ func IsServerError(err error) bool {
 // view's GROUP BY (the default from ClickHouse 19 on; 18.16 needs it
 // asked): a lookup of some dossiers then reads their state only.
 func Pushdown(ctx context.Context) context.Context {
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"enable_optimize_predicate_expression": 1}))
+	return WithSettings(ctx, clickhouse.Settings{"enable_optimize_predicate_expression": 1})
 }
 
 // Config returns the configuration the pool was opened with (defaults

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/vn-ioc/ioc/internal/testenv"
@@ -205,4 +206,30 @@ func probe(t *testing.T, conns int) (*query.DB, string) {
 		t.Fatal(err)
 	}
 	return db, table
+}
+
+// Settings given in turn all reach ClickHouse: the driver keeps only the
+// last set it was given, so InsertContext inside Pushdown (an INSERT …
+// SELECT of the KPI engine on a cluster) would lose its own.
+func TestSettingsAddUp(t *testing.T) {
+	db, _ := testenv.ClickHouse(t)
+	ctx := query.Pushdown(query.WithSettings(context.Background(), clickhouse.Settings{"max_threads": 1, "insert_distributed_sync": 1}))
+	rows, err := db.Conn.Query(ctx, "SELECT name, value FROM system.settings WHERE name IN ('max_threads', 'insert_distributed_sync', 'enable_optimize_predicate_expression') ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = value
+	}
+	for name, want := range map[string]string{"max_threads": "1", "insert_distributed_sync": "1", "enable_optimize_predicate_expression": "1"} {
+		if !strings.HasPrefix(got[name], want) { // max_threads reads "1" or "auto(…)"-like on newer servers
+			t.Errorf("%s = %q, want %s (settings seen: %v)", name, got[name], want, got)
+		}
+	}
 }

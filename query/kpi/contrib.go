@@ -398,7 +398,7 @@ SELECT %[2]s, %[3]d, eid, %[4]s, h, u, [%[5]s], [%[6]s], [%[7]s], %[3]d FROM (
 ) WHERE %[13]s`,
 			e.b.DB, query.Quote(src.Family), gen, query.Quote(kind), quoteList(kpiIDs(kpis)), strings.Join(ns, ", "), strings.Join(ds, ", "),
 			src.ID, col, src.Unit, strings.Join(e.sumTerms(kpis), ", "), e.sourceExpr(src, col+" >= "+e.b.literal(h0)), strings.Join(nonzero, " OR "))
-		if err := e.db.Conn.Exec(query.Pushdown(ctx), q); err != nil {
+		if err := e.db.Conn.Exec(query.Pushdown(e.db.InsertContext(ctx)), q); err != nil {
 			return fmt.Errorf("build contributions of %s by %s: %w", src.View, col, err)
 		}
 		fresh := map[rollupRow]sums{}
@@ -439,7 +439,7 @@ WHERE family = %s AND gen = %d AND kind = %s AND id != '' GROUP BY kpi, hour, un
 func (e *Engine) markContribs(ctx context.Context, family string, gen uint64) error {
 	q := fmt.Sprintf("INSERT INTO %s.kpi_contrib (family, gen, id, kind, hour, unit, kpis, numerators, denominators, version) SELECT %s, %d, '', '', toDateTime(0), '', [], [], [], %[3]d",
 		e.b.DB, query.Quote(family), gen)
-	if err := e.db.Conn.Exec(ctx, q); err != nil {
+	if err := e.db.Conn.Exec(e.db.InsertContext(ctx), q); err != nil {
 		return fmt.Errorf("mark contributions: %w", err)
 	}
 	e.setGen("kpi_contrib", family, gen)
@@ -460,7 +460,7 @@ func (e *Engine) noteProgress(ctx context.Context, family string, force bool) er
 		return nil
 	}
 	q := fmt.Sprintf("INSERT INTO %s.kpi_progress (family, written) SELECT %s, %d", e.b.DB, query.Quote(family), now.UnixNano())
-	if err := e.db.Conn.Exec(ctx, q); err != nil {
+	if err := e.db.Conn.Exec(e.db.InsertContext(ctx), q); err != nil {
 		return fmt.Errorf("note progress: %w", err)
 	}
 	e.openMu.Lock()

@@ -176,7 +176,7 @@ func (e *Engine) refreshOpen(ctx context.Context, family string, w *work, handOf
 		// predicate pushed below the view's GROUP BY).
 		q := fmt.Sprintf("%s SELECT %s, %d, %s, %s, due_at, toUInt8(%s), %d FROM %s.%s WHERE %[4]s IN (%[10]s)",
 			openInsert(e.b.DB), query.Quote(src.Family), gen, src.ID, src.Unit, src.Open, version, e.b.DB, src.View, strings.Join(chunk, ", "))
-		if err := e.db.Conn.Exec(query.Pushdown(ctx), q); err != nil {
+		if err := e.db.Conn.Exec(query.Pushdown(e.db.InsertContext(ctx)), q); err != nil {
 			return fmt.Errorf("refresh open %s: %w", src.Family, err)
 		}
 	}
@@ -217,7 +217,7 @@ func (e *Engine) buildOpen(ctx context.Context, src *Source, old uint64) error {
 	gen := uint64(time.Now().UnixNano())
 	q := fmt.Sprintf("%s SELECT %s, %d, %s, %s, due_at, 1, %[3]d FROM %[6]s.%[7]s WHERE %[8]s",
 		openInsert(e.b.DB), query.Quote(src.Family), gen, src.ID, src.Unit, e.b.DB, src.View, src.Open)
-	if err := e.db.Conn.Exec(ctx, q); err != nil {
+	if err := e.db.Conn.Exec(e.db.InsertContext(ctx), q); err != nil {
 		return fmt.Errorf("build open %s: %w", src.Family, err)
 	}
 	return e.switchOpen(ctx, src.Family, gen, old)
@@ -231,7 +231,7 @@ func (e *Engine) compactOpen(ctx context.Context, src *Source, old uint64) (uint
     SELECT id, argMax(unit, version) AS u, argMax(due_at, version) AS d, argMax(open, version) AS o
     FROM %[4]s.kpi_open WHERE family = %[2]s AND gen = %[5]d AND id != '' GROUP BY id
 ) WHERE o = 1`, openInsert(e.b.DB), query.Quote(src.Family), gen, e.b.DB, old)
-	if err := e.db.Conn.Exec(ctx, q); err != nil {
+	if err := e.db.Conn.Exec(e.db.InsertContext(ctx), q); err != nil {
 		return 0, fmt.Errorf("compact open %s: %w", src.Family, err)
 	}
 	return gen, e.switchOpen(ctx, src.Family, gen, old)
@@ -242,7 +242,7 @@ func (e *Engine) compactOpen(ctx context.Context, src *Source, old uint64) (uint
 // queries that may still read it; the next switch drops it).
 func (e *Engine) switchOpen(ctx context.Context, family string, gen, old uint64) error {
 	mark := fmt.Sprintf("%s SELECT %s, %d, '', '', toDateTime(0), 0, %[3]d", openInsert(e.b.DB), query.Quote(family), gen)
-	if err := e.db.Conn.Exec(ctx, mark); err != nil {
+	if err := e.db.Conn.Exec(e.db.InsertContext(ctx), mark); err != nil {
 		return fmt.Errorf("mark open generation: %w", err)
 	}
 	e.setOpenGen(family, gen)

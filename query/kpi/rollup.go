@@ -764,7 +764,7 @@ func (e *Engine) sendRollup(ctx context.Context, table, tcol string, delta map[r
 	if err := lease.Check(ctx); err != nil {
 		return err
 	}
-	return e.db.Insert(ctx, fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator)", e.b.DB, table, tcol), func(b driver.Batch) error {
+	return e.db.Insert(e.db.AdditiveContext(ctx), fmt.Sprintf("INSERT INTO %s.%s (kpi, %s, unit, numerator, denominator)", e.b.DB, table, tcol), func(b driver.Batch) error {
 		for r, s := range delta {
 			t := r.t
 			if tcol == "day" { // a Date: the local date, as UTC midnight
