@@ -155,9 +155,21 @@ func newCity(set *refdata.Set, seed uint64) (*city, error) {
 		deptTables[d] = newProcTable(ps)
 	}
 
-	officers := map[string][]string{}
+	// The officers who handle dossiers, tickets and counters: not a ward's
+	// chair and vice-chairs nor a department's director and deputies, who
+	// sign (unless a unit has nobody else).
+	officers, leaders := map[string][]string{}, map[string][]string{}
 	for _, o := range set.Officers {
-		officers[o.Unit] = append(officers[o.Unit], o.ID)
+		if isLeader(o.Title) {
+			leaders[o.Unit] = append(leaders[o.Unit], o.ID)
+		} else {
+			officers[o.Unit] = append(officers[o.Unit], o.ID)
+		}
+	}
+	for u, ids := range leaders {
+		if len(officers[u]) == 0 {
+			officers[u] = ids
+		}
 	}
 	for i := range set.Units {
 		u := &unit{Unit: &set.Units[i]}
@@ -180,9 +192,9 @@ func newCity(set *refdata.Set, seed uint64) (*city, error) {
 			}
 		}
 		u.onlineShare = 0.60 + 0.35*r.Float64()
-		// Lateness varies by unit: most units are late on well under 1 %
-		// of their dossiers, a few on 5–6 %; the city mean is about 2 %.
-		u.overdue = 0.002 + 0.058*math.Pow(r.Float64(), 2.2)
+		// Lateness varies by unit, from 1 to 3 % of its dossiers; the city
+		// mean is about 2 %.
+		u.overdue = 0.01 + 0.02*r.Float64()
 		u.onTime = 0.04 + 0.12*r.Float64()
 		u.lateScale = 4 + 36*r.Float64()
 		u.satisfied = 0.97 + 0.028*r.Float64()
@@ -300,4 +312,15 @@ func mix64(x uint64) uint64 {
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
 	return x
+}
+
+// isLeader: the titles of a unit's leadership (Chủ tịch, Phó Chủ tịch UBND;
+// Giám đốc, Phó Giám đốc).
+func isLeader(title string) bool {
+	for _, p := range []string{"Chủ tịch", "Phó Chủ tịch", "Giám đốc", "Phó Giám đốc"} {
+		if strings.HasPrefix(title, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -146,6 +147,12 @@ func deadlineHours(p *procedure, cal *worktime.Calendar) float64 {
 func deadline(cal *worktime.Calendar, p *procedure, t time.Time) time.Time {
 	switch {
 	case p.DeadlineHours > 0:
+		// Hours that make whole working days follow the rule of days: 8
+		// working hours of a certification are "the same day; after 15:00,
+		// the next working day" (Decree 23/2015/NĐ-CP art. 7).
+		if d := p.DeadlineHours / cal.HoursPerDay(); d == math.Trunc(d) {
+			return trunc(cal.AddWorkingDays(t, d))
+		}
 		return trunc(cal.AddWorkingHours(t, p.DeadlineHours))
 	case p.DeadlineDays > 0:
 		return trunc(cal.AddWorkingDays(t, p.DeadlineDays))
@@ -376,13 +383,21 @@ func (e *engine) plan(r *rand.Rand, d *dossier, sp planSpec) bool {
 			}
 		}
 	}
+	// Syncing, digitizing and paying happen while the dossier is being
+	// handled: before its resolution or withdrawal.
+	during := func(t time.Time) time.Time {
+		if end.IsZero() || t.Before(end) {
+			return t
+		}
+		return trunc(t0.Add(end.Sub(t0) / 2))
+	}
 	if sp.synced == triYes || (sp.synced == triNatural && r.Float64() < sp.syncShare) {
-		d.add(t0.Add(minutes(r, 0.1, 10)), stSynced)
+		d.add(during(t0.Add(minutes(r, 0.1, 10))), stSynced)
 	}
 	if sp.digitized == triYes || (sp.digitized == triNatural && sp.full && r.Float64() < 0.7) {
 		d.comps = 1 + r.IntN(8)
 		d.reused = r.IntN(d.comps + 1)
-		d.add(t0.Add(minutes(r, 5, 240)), stDigitized)
+		d.add(during(t0.Add(minutes(r, 5, 240))), stDigitized)
 	}
 	d.fee, d.payBy = 0, ""
 	if sp.full && d.proc.Fee {
@@ -395,7 +410,7 @@ func (e *engine) plan(r *rand.Rand, d *dossier, sp planSpec) bool {
 		default:
 			d.payBy = "counter"
 		}
-		d.add(t0.Add(minutes(r, 1, 30)), stPaid)
+		d.add(during(t0.Add(minutes(r, 1, 30))), stPaid)
 	}
 	d.sortSteps()
 	return true
@@ -444,7 +459,9 @@ func (e *engine) dossierEvent(d *dossier, s step) Event {
 		a.str("name", d.applName)
 		o.endSub(a)
 		if p.Fee {
-			o.bool("fee_paid_online", d.payBy == "online" || d.payBy == "bank_transfer")
+			// Paid online at submission; a bank transfer is not (its
+			// paid event says which).
+			o.bool("fee_paid_online", d.payBy == "online")
 		}
 	case stAssigned:
 		typ = typeDossierAssigned

@@ -77,8 +77,9 @@ func (e *engine) newTicket(r *rand.Rand, u *unit, t time.Time) *ticket {
 	}
 	tk.channel = feedbackChannels[pickCum(r, feedbackChanCum)]
 	tk.due = trunc(e.cal.AddWorkingDays(t, days))
-	// Within about 800 m of the ward's centre.
-	d := 800 * math.Sqrt(r.Float64())
+	// Within 800 m of the ward's centre, and within 60 % of the radius of
+	// a disc of the ward's area: small central wards are under 1 km².
+	d := wardRadius(u.AreaKm2) * math.Sqrt(r.Float64())
 	th := 2 * math.Pi * r.Float64()
 	lat, lon := u.Lat, u.Lon
 	if lat == 0 && lon == 0 { // no point in the reference data: the city centre
@@ -219,4 +220,12 @@ func (e *engine) ticketEvent(tk *ticket, s step) Event {
 		o.int("rating", int64(tk.rating))
 	}
 	return e.event(e.src.feedback, typ, tk.id, s.at, e.done(o))
+}
+
+// wardRadius is how far from its ward's centre a ticket may lie, in metres.
+func wardRadius(areaKm2 float64) float64 {
+	if areaKm2 <= 0 {
+		return 800
+	}
+	return min(800, 0.6*math.Sqrt(areaKm2*1e6/math.Pi))
 }

@@ -253,3 +253,35 @@ func TestGeneratorFaults(t *testing.T) {
 		t.Errorf("%d invalid, %d duplicates of 20,000; want about 600 each", invalid, dups)
 	}
 }
+
+// A certification of 8 working hours is due the same day, or at the end of
+// the next working day when received after 15:00; other procedures count
+// working days.
+func TestDeadlinesOfProcedures(t *testing.T) {
+	set, cal := fixture(t)
+	byCode := map[string]*procedure{}
+	for i := range set.Procedures {
+		byCode[set.Procedures[i].Code] = &procedure{Procedure: &set.Procedures[i]}
+	}
+	at := func(s string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", s, ict)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct{ code, received, due string }{
+		{"TP-010", "2026-03-02 10:00", "2026-03-02 17:00"}, // Monday morning: the same day
+		{"TP-010", "2026-03-02 16:00", "2026-03-03 17:00"}, // after 15:00: the next working day
+		{"TP-011", "2026-03-06 15:30", "2026-03-09 17:00"}, // Friday after 15:00: Monday
+		{"TP-001", "2026-03-02 10:00", "2026-03-02 17:00"}, // one working day
+	} {
+		p := byCode[tc.code]
+		if p == nil {
+			t.Fatalf("no procedure %s in the bundled data", tc.code)
+		}
+		if got := deadline(cal, p, at(tc.received)); !got.Equal(at(tc.due)) {
+			t.Errorf("%s received %s: due %s, want %s", tc.code, tc.received, got.Format("2006-01-02 15:04"), tc.due)
+		}
+	}
+}
