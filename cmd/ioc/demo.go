@@ -192,6 +192,7 @@ Press Ctrl-C to stop.
 				}()
 			}
 		}
+		s.endLeftOpen(ctx, s.url, s.token, log.With("component", "sim"))
 		go func() {
 			st, err := sim.Run(ctx, rc, src, &sim.HTTPSender{URL: s.url, Token: s.token}, log.With("component", "sim"))
 			log.Info("simulator stopped", "sent", st.Sent, "accepted", st.Accepted, "duplicates", st.Duplicates, "rejected", st.Rejected)

@@ -28,6 +28,7 @@ type simFlags struct {
 	duration                             time.Duration
 	maxEvents                            int64
 	list                                 bool
+	closeLeftOpen                        bool
 	// history, set by the demo on a fresh data folder: the live city
 	// starts this long ago, replayed at catchUpRate (cameras only for
 	// their last historyCameras).
@@ -56,6 +57,7 @@ func bindSim(fs *flag.FlagSet, e env, standalone bool) *simFlags {
 	fs.IntVar(&s.cameras, "cameras", 0, "cameras simulated (0: all 721, -1: none)")
 	fs.Float64Var(&s.invalid, "invalid-share", 0, "share of deliberately invalid events (exercises rejections)")
 	fs.Float64Var(&s.duplicate, "duplicate-share", 0, "share of events sent twice (exercises idempotency)")
+	fs.BoolVar(&s.closeLeftOpen, "close-left-open", true, "live city from now: first resolve the dossiers and tickets an earlier run left open (the simulator keeps no state between runs); needs a token that may use the SQL API")
 	return s
 }
 
@@ -145,6 +147,7 @@ func runSim(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	s.endLeftOpen(ctx, strings.TrimRight(s.url, "/"), tok, log)
 	st, err := sim.Run(ctx, rc, src, &sim.HTTPSender{URL: strings.TrimRight(s.url, "/"), Token: tok}, log)
 	fmt.Fprintf(stdout, "sent %d events in %s (%.0f/s): %d accepted, %d duplicates, %d rejected\n",
 		st.Sent, st.Elapsed.Round(time.Millisecond), st.EventsPerSecond(), st.Accepted, st.Duplicates, st.Rejected)
@@ -155,4 +158,22 @@ func runSim(ctx context.Context, args []string, getenv func(string) string, stdo
 		return nil
 	}
 	return err
+}
+
+// endLeftOpen resolves what an earlier run of the live city left open
+// (sim.LeftOpen), when this run is the live city from now. A failure is
+// logged: the run goes on.
+func (s *simFlags) endLeftOpen(ctx context.Context, url, token string, log *slog.Logger) {
+	if !s.closeLeftOpen || s.scenario != "" || s.start != "" || s.history > 0 {
+		return
+	}
+	start := time.Now()
+	d, t, err := (&sim.LeftOpen{URL: url, Token: token}).Close(ctx, start)
+	if err != nil {
+		log.Warn("could not end what an earlier run of the simulator left open", "err", err)
+		return
+	}
+	if d+t > 0 {
+		log.Info("ended what an earlier run of the simulator left open", "dossiers", d, "tickets", t, "took", time.Since(start).Round(time.Millisecond))
+	}
 }

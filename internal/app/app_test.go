@@ -251,14 +251,7 @@ func playScenario(t *testing.T, a *App, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := refdata.HCMC()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cal, err := worktime.New(set.Calendar, worktime.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, cal := hcmcCity(t)
 	player, err := sc.Player(1, set, cal)
 	if err != nil {
 		t.Fatal(err)
@@ -301,4 +294,18 @@ func TestIngestStatusPending(t *testing.T) {
 	if err := a.DB().Conn.QueryRow(context.Background(), "SELECT count() FROM "+a.DB().Table("survey_events")+" WHERE id = 'status-1'").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("the survey is not written (%d, %v) although nothing is pending", n, err)
 	}
+}
+
+// hcmcCity is the bundled reference data and its business calendar.
+func hcmcCity(t *testing.T) (*refdata.Set, *worktime.Calendar) {
+	t.Helper()
+	set, err := refdata.HCMC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := worktime.New(set.Calendar, worktime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set, cal
 }
