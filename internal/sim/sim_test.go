@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/vn-ioc/ioc/ingest"
 	"github.com/vn-ioc/ioc/ingest/refdata"
 	"github.com/vn-ioc/ioc/internal/worktime"
+	"github.com/vn-ioc/ioc/query/kpi"
 )
 
 var (
@@ -282,6 +284,59 @@ func TestDeadlinesOfProcedures(t *testing.T) {
 		}
 		if got := deadline(cal, p, at(tc.received)); !got.Equal(at(tc.due)) {
 			t.Errorf("%s received %s: due %s, want %s", tc.code, tc.received, got.Format("2006-01-02 15:04"), tc.due)
+		}
+	}
+}
+
+// Every indicator the scorecards read from reports (query/kpi/score766.yaml,
+// dti.yaml: `reported:`) is reported by the live city: a month boundary
+// and a year boundary.
+func TestReportsFeedTheScorecards(t *testing.T) {
+	set, cal := fixture(t)
+	cat, err := kpi.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, id := range []string{"score766.total", "dti.total"} {
+		_, reported := cat.Components(id)
+		for _, code := range reported {
+			want[code] = true
+		}
+	}
+	if len(want) < 10 {
+		t.Fatalf("the scorecards read only %d reported indicators", len(want))
+	}
+	cfg := testConfig()
+	cfg.Cameras = 0
+	cfg.Start = time.Date(2025, 12, 31, 23, 0, 0, 0, ict)
+	g, err := NewGenerator(cfg, set, cal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]map[string]bool{} // code → units
+	for {
+		ev, ok := g.Next()
+		if !ok || ev.Time.After(cfg.Start.Add(10*time.Hour)) {
+			break
+		}
+		if ev.Type != typeIndicatorReported {
+			continue
+		}
+		var d struct {
+			Data struct{ Unit string } `json:"data"`
+		}
+		if err := json.Unmarshal(ev.AppendJSON(nil), &d); err != nil {
+			t.Fatal(err)
+		}
+		if seen[ev.Subject] == nil {
+			seen[ev.Subject] = map[string]bool{}
+		}
+		seen[ev.Subject][d.Data.Unit] = true
+	}
+	for code := range want {
+		if !seen[code][refdata.CityCode] {
+			t.Errorf("%s: not reported for the city", code)
 		}
 	}
 }
