@@ -160,6 +160,11 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		" (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree() ORDER BY version"); err != nil {
 		return 0, fmt.Errorf("create schema_migrations: %w", err)
 	}
+	unlock, err := db.lockMigrations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	done, err := db.appliedVersions(ctx)
 	if err != nil {
 		return 0, err
@@ -242,4 +247,83 @@ func (db *DB) record(ctx context.Context, m Migration) error {
 	return db.Insert(ctx, "INSERT INTO "+db.Table("schema_migrations")+" (version, name, applied_at)", func(b driver.Batch) error {
 		return b.Append(uint32(m.Version), m.Name, time.Now().UTC())
 	})
+}
+
+// MigrationLockStale is how long a lock on the migrations may go without
+// its holder's heartbeat before another node breaks it (its holder died
+// half-way). The holder beats every MigrationLockStale / 6.
+var MigrationLockStale = 30 * time.Second
+
+// lockMigrations makes the migrations of one server run one at a time.
+// Two nodes started at once (an upgrade) would otherwise both apply a
+// migration not yet recorded, and one that replaces a table (0012 drops and
+// creates the rollups again) would drop, the second time, what the first
+// node's KPI engine had begun to write. The lock is a table created
+// without IF NOT EXISTS, which the server creates once; its holder writes
+// a heartbeat into it and drops it when done. A lock with no heartbeat for
+// MigrationLockStale (its node was killed, or the server restarted: the
+// table keeps no rows) is moved aside and dropped by the next node. On a
+// cluster the lock is that of the server the node migrates through.
+func (db *DB) lockMigrations(ctx context.Context) (unlock func(), err error) {
+	lock := db.Table("schema_migrations_lock")
+	owner := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for {
+		err := db.Conn.Exec(ctx, "CREATE TABLE "+lock+" (owner String, beat DateTime) ENGINE = Memory")
+		if err == nil {
+			break
+		}
+		var ex *clickhouse.Exception
+		if !errors.As(err, &ex) || !strings.Contains(ex.Message, "already exists") {
+			return nil, fmt.Errorf("lock the migrations: %w", err)
+		}
+		// Held: for how long without a heartbeat (or since it was made)?
+		var silent int64
+		err = db.Conn.QueryRow(ctx, fmt.Sprintf(`SELECT toInt64(now()) - toInt64(greatest(
+    (SELECT max(beat) FROM %s),
+    (SELECT max(metadata_modification_time) FROM system.tables WHERE database = %s AND name = 'schema_migrations_lock')))`,
+			lock, Quote(db.cfg.Database))).Scan(&silent)
+		if err == nil && time.Duration(silent)*time.Second > MigrationLockStale {
+			// Moved aside first: of two nodes breaking it at once, one
+			// renames it and the other finds it gone.
+			aside := db.Table("schema_migrations_lock_" + owner)
+			if db.Conn.Exec(ctx, "RENAME TABLE "+lock+" TO "+aside) == nil {
+				_ = db.Conn.Exec(ctx, "DROP TABLE IF EXISTS "+aside)
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the migrations another node runs: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	beat := func() error {
+		return db.Conn.Exec(ctx, "INSERT INTO "+lock+" (owner, beat) SELECT "+Quote(owner)+", now()")
+	}
+	if err := beat(); err != nil {
+		_ = db.Conn.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+lock)
+		return nil, fmt.Errorf("lock the migrations: %w", err)
+	}
+	stop := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		t := time.NewTicker(MigrationLockStale / 6)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = beat()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-beating
+		_ = db.Conn.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+lock)
+	}, nil
 }

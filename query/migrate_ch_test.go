@@ -2,7 +2,9 @@ package query_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/query"
@@ -113,4 +115,73 @@ func ticketOfficer(t *testing.T, db *query.DB, subject string) string {
 		t.Fatalf("%s: %v", subject, err)
 	}
 	return officer
+}
+
+// Nodes started at once on one server migrate one after the other: each
+// migration is applied and recorded once (two nodes applying 0012 at once
+// would drop the rollups the first one's KPI engine had begun to write).
+// A lock left by a node that died is broken once its heartbeat is stale.
+func TestMigrationsOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	cfg := query.Config{Addr: testenv.ClickHouseAddr(t), Database: "test_" + testenv.RandomHex(6)}
+	var dbs []*query.DB
+	for range 4 {
+		db, err := query.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dbs = append(dbs, db)
+	}
+	t.Cleanup(func() {
+		_ = dbs[0].Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
+		for _, db := range dbs {
+			db.Close()
+		}
+	})
+	errs := make(chan error, len(dbs))
+	for _, db := range dbs {
+		go func() {
+			v, err := db.Migrate(ctx)
+			if err == nil && v != query.LatestVersion() {
+				err = fmt.Errorf("migrated to %d", v)
+			}
+			errs <- err
+		}()
+	}
+	for range dbs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var records, versions uint64
+	if err := dbs[0].Conn.QueryRow(ctx, "SELECT count(), uniqExact(version) FROM "+dbs[0].Table("schema_migrations")).Scan(&records, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if records != versions || versions != uint64(query.LatestVersion()) {
+		t.Errorf("%d migrations recorded %d times", versions, records)
+	}
+
+	// A lock its node left: broken once stale, and Migrate goes on.
+	old := query.MigrationLockStale
+	query.MigrationLockStale = 2 * time.Second
+	t.Cleanup(func() { query.MigrationLockStale = old })
+	if err := dbs[0].Conn.Exec(ctx, "CREATE TABLE "+dbs[0].Table("schema_migrations_lock")+" (owner String, beat DateTime) ENGINE = Memory"); err != nil {
+		t.Fatal(err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := dbs[1].Migrate(tctx); err != nil {
+		t.Fatalf("with a stale lock: %v", err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("the lock was not waited for (%s)", waited)
+	}
+	var left uint64
+	if err := dbs[0].Conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name LIKE 'schema_migrations_lock%'", cfg.Database).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d lock tables left", left)
+	}
 }
