@@ -113,7 +113,9 @@ class ConsoleApp {
     rows: 12,
     "aria-label": "SQL",
   });
-  private maxRows = h("input#max-rows", { name: "max_rows", type: "number", min: 1, max: 100000000, step: 1, value: "1000" });
+  // The table reads its result whole (JSON): bounded so a tab never holds
+  // millions of rows; the downloads take more.
+  private maxRows = h("input#max-rows", { name: "max_rows", type: "number", min: 1, max: 100000, step: 1, value: "1000" });
   /** Downloads have their own limit: the table's max rows would cut them. */
   private downloadRows = h("input#download-rows", { name: "download_rows", type: "number", min: 1, max: 100000000, step: 1, value: "1000000" });
   private timeout = h("input#timeout", { name: "timeout", type: "number", min: 1, max: 300, step: 1, value: "30" });
@@ -389,7 +391,7 @@ class ConsoleApp {
 
   private request(format: string, rowsInput = this.maxRows): Record<string, unknown> {
     const body: Record<string, unknown> = { sql: this.sql.value, format };
-    const mr = parseInt(rowsInput.value, 10);
+    const mr = Math.min(parseInt(rowsInput.value, 10), parseInt(rowsInput.max, 10) || Infinity);
     if (Number.isFinite(mr) && mr > 0) body.max_rows = mr;
     const to = parseFloat(this.timeout.value);
     if (Number.isFinite(to) && to > 0) body.timeout = `${to}s`;

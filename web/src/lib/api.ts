@@ -37,6 +37,22 @@ export interface Catalog {
   catalog_version: number;
   windows: string[];
   kpis: KPIDef[];
+  /** The composites' scorecards (Decision 766, DTI): each gives <id>.total and <id>.<group>. */
+  scorecards?: { id: string; version: number; title: { en: string; vi: string }; max: number; groups: { id: string; title: { en: string; vi: string }; max: number }[] }[];
+}
+
+/** Every KPI a panel may show by id: the catalog's, and the composites of its scorecards. */
+export function kpiDefs(c: Catalog): KPIDef[] {
+  const out = [...c.kpis];
+  for (const sc of c.scorecards ?? []) {
+    const def = (id: string, title: { en: string; vi: string }, max: number): KPIDef => ({
+      id, family: "composite", version: sc.version, title, kind: "composite", better: "higher", windows: c.windows,
+      definition: `points out of ${max}`,
+    });
+    out.push(def(`${sc.id}.total`, sc.title, sc.max));
+    for (const g of sc.groups) out.push(def(`${sc.id}.${g.id}`, g.title, g.max));
+  }
+  return out;
 }
 
 export interface Point {

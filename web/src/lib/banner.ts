@@ -8,10 +8,16 @@ import type { Live, Status } from "./live";
 
 export function banner(live: Live): HTMLElement {
   const text = h("span.banner-text");
-  const el = h("div.banner#status", { "data-status": live.status, role: "status", "aria-live": "assertive" }, text);
+  // The age ticks every second while offline: kept out of what a screen
+  // reader announces, which is the loss and its reason, once.
+  const age = h("span.banner-age", { "aria-hidden": "true" });
+  const rest = h("span.banner-text");
+  const el = h("div.banner#status", { "data-status": live.status, role: "status", "aria-live": "assertive" }, text, age, rest);
   const render = (s: Status) => {
     el.dataset.status = s;
     document.body.dataset.connection = s;
+    setText(age, "");
+    setText(rest, "");
     switch (s) {
       case "live":
         setText(text, t("live"));
@@ -20,7 +26,9 @@ export function banner(live: Live): HTMLElement {
         setText(text, t("connecting"));
         break;
       case "offline":
-        setText(text, `${t("offline")} (${ago(live.since, Date.now(), getLocale())}; ${live.reason}; ${t("reconnecting_in")}…)`);
+        setText(text, `${t("offline")} (`);
+        setText(age, ago(live.since, Date.now(), getLocale()));
+        setText(rest, `; ${live.reason}; ${t("reconnecting_in")}…)`);
         break;
       case "unauthorized":
         setText(text, `${t("unauthorized")}: ${live.reason}`);

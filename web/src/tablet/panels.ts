@@ -84,7 +84,7 @@ export function tilePanel(ctx: PanelCtx, p: Panel): HTMLElement {
   const def = ctx.catalog.get(p.kpi ?? "");
   const win = p.window ?? (def?.windows.includes("now") ? "now" : def?.windows[0] ?? "today");
   const ch = `kpi:${p.kpi}:${ctx.unit}:${win}`;
-  const value = h("div.value", { "aria-live": "polite" }, "—");
+  const value = h("div.value", null, "—");
   const sub = h("div.sub");
   const asOf = h("div.as-of");
   const errSlot = h("div.err-slot");
@@ -109,6 +109,7 @@ export function tilePanel(ctx: PanelCtx, p: Panel): HTMLElement {
     const parts: string[] = [];
     if (d === null || d === undefined) parts.push(t("no_value"));
     else if (def?.kind === "ratio" || def?.kind === "mean") parts.push(`${num(d.numerator, 0, loc())} / ${num(d.denominator, 0, loc())}`);
+    else if (def?.kind === "composite" && typeof d.max === "number") parts.push(`/ ${num(d.max, 0, loc())}${d.missing?.length ? ` · ${d.missing.length} ${w("missing")}` : ""}`);
     if (p.target !== undefined) {
       parts.push(`${t("target")} ${fmt(def, p.target)}`);
       const good = v === null ? undefined : def?.better === "lower" ? v <= p.target : v >= p.target;

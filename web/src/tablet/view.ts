@@ -1,6 +1,6 @@
 // One unit on the tablet: breadcrumb, then the panels of the tablet
 // dashboard for that unit, each following its websocket channel.
-import { ApiError, type Dashboard, type KPIDef, type Panel, type Unit } from "../lib/api";
+import { ApiError, kpiDefs, type Dashboard, type KPIDef, type Panel, type Unit } from "../lib/api";
 import { h, replace, setText } from "../lib/dom";
 import { getLocale, t, tr } from "../lib/i18n";
 import { errorParts, withRetry } from "./retry";
@@ -97,7 +97,7 @@ export class UnitView {
     let catalog: Map<string, KPIDef>;
     try {
       const c = await withRetry(() => this.app.api.catalog(), { stopped, onRetry: (e, ms) => this.retrying(e, ms) });
-      catalog = new Map(c.kpis.map((k) => [k.id, k]));
+      catalog = new Map(kpiDefs(c).map((k) => [k.id, k]));
     } catch (e) {
       if (this.alive) this.fail(e);
       return;

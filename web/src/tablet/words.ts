@@ -29,6 +29,7 @@ const words = {
   show_all: { vi: "Xem tất cả", en: "Show all" },
   show_fewer: { vi: "Thu gọn", en: "Show fewer" },
   none: { vi: "Không có", en: "None" },
+  missing: { vi: "chỉ số chưa có số liệu", en: "indicators without data" },
   note: { vi: "Ghi chú (không bắt buộc)", en: "Note (optional)" },
   raised: { vi: "Mới", en: "Raised" },
   acked_by: { vi: "Đã xác nhận bởi", en: "Acknowledged by" },

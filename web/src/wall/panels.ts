@@ -6,7 +6,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { KPIDef, KPIValue, Panel, Point, Ranking, Series } from "../lib/api";
 import { h, setText, svg } from "../lib/dom";
-import { clock, dateTime, dayMonth, kpiValue, num, pct } from "../lib/format";
+import { clock, dateTime, dayMonth, kpiValue, num, pct, ZONE } from "../lib/format";
 import { getLocale, heldLine, t, tr, windowName } from "../lib/i18n";
 import { clearPanelError, frame, panelError, type Ctx, type PanelView } from "./context";
 import { previousPeriod } from "./prev";
@@ -204,6 +204,8 @@ export function trendPanel(ctx: Ctx, p: Panel): PanelView {
       legend: { show: false },
       cursor: { show: false },
       scales: { x: { time: true } },
+      // Ticks at the city's hours and midnights, whatever the screen's zone.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), ZONE),
       axes: [
         { ...axis, values: (_u, ticks) => ticks.map((s) => (p.step === "hour" ? clock(s * 1000).slice(0, 5) : dayMonth(s * 1000))) },
         { ...axis, size: 70, values: (_u, ticks) => ticks.map((v) => (percent ? num(v * 100, 0) + " %" : num(v, 0))) },

@@ -3,7 +3,7 @@
 // as /wall/{dashboard}#token=… (the token stays out of server logs; it is
 // kept in this browser so a reload needs no fragment).
 import "../styles/wall.css";
-import { Api, ApiError, type Dashboard, type KPIDef, type Panel, type Unit } from "../lib/api";
+import { Api, ApiError, kpiDefs, type Catalog, type Dashboard, type Panel, type Unit } from "../lib/api";
 import { banner } from "../lib/banner";
 import { h, replace, setText } from "../lib/dom";
 import { ago, clock } from "../lib/format";
@@ -30,11 +30,11 @@ export async function mountWall(root: HTMLElement, id: string) {
   const api = new Api(token);
   const unitParam = new URLSearchParams(location.search).get("unit") ?? undefined;
   let dash: Dashboard;
-  let defs: KPIDef[];
+  let catalog: Catalog;
   let units: Unit[];
   for (let attempt = 0; ; attempt++) {
     try {
-      [dash, { kpis: defs }, units] = await Promise.all([api.dashboard(id, unitParam), api.catalog(), api.units()]);
+      [dash, catalog, units] = await Promise.all([api.dashboard(id, unitParam), api.catalog(), api.units()]);
       break;
     } catch (e) {
       const err = e as ApiError;
@@ -63,7 +63,7 @@ export async function mountWall(root: HTMLElement, id: string) {
     live,
     dash,
     unit: dash.unit,
-    defs: new Map(defs.map((d) => [d.id, d])),
+    defs: new Map(kpiDefs(catalog).map((d) => [d.id, d])),
     units: unitMap,
     expect() {
       pending++;
