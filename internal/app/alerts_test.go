@@ -41,6 +41,12 @@ rules:
     severity: warning
     title: {en: Dossier due soon, vi: Hồ sơ sắp đến hạn}
     hours: 8
+  - id: dossiers.due.kept
+    kind: dossier_due
+    severity: warning
+    title: {en: Dossier due soon (kept when overdue), vi: Hồ sơ sắp đến hạn}
+    hours: 8
+    keep_overdue: true
   - id: flood
     kind: camera_level
     severity: critical
@@ -319,9 +325,10 @@ func TestAlertCameraAndBundledQueries(t *testing.T) {
 // The dossier_due rule reads the open dossiers the KPI engine keeps in
 // kpi_open, then the state of those dossiers and of the subjects of its
 // open alerts: a dossier due soon raises an alert, one overdue when first
-// seen does not; an alert whose dossier turned overdue stays open (its
-// dossier is no longer a candidate in kpi_open, but it is still read);
-// moving the deadline out of reach or resolving the dossier clears it.
+// seen does not; an alert whose dossier turned overdue is cleared, saying
+// so, unless the rule keeps overdue dossiers (keep_overdue), whose alert
+// stays open; moving the deadline out of reach or resolving the dossier
+// clears it.
 func TestAlertDossierDue(t *testing.T) {
 	a, toks := alertNode(t)
 	const ward = "26740"
@@ -331,8 +338,8 @@ func TestAlertDossierDue(t *testing.T) {
 		err := a.DB().Conn.QueryRow(context.Background(), "SELECT max(gen) FROM "+db+".kpi_open WHERE family = 'dossier' AND id = ''").Scan(&gen)
 		return err == nil && gen > 0
 	})
-	alertOf := func(subject string) *alert.Alert {
-		_, body := call(t, "GET", a.URL()+"/api/v1/alerts?rule=dossiers.due&state=all", toks["analyst"], "", "")
+	alertOfRule := func(rule, subject string) *alert.Alert {
+		_, body := call(t, "GET", a.URL()+"/api/v1/alerts?rule="+rule+"&state=all", toks["analyst"], "", "")
 		var r struct{ Alerts []alert.Alert }
 		if err := json.Unmarshal([]byte(body), &r); err != nil {
 			t.Fatalf("%v: %s", err, body)
@@ -344,12 +351,14 @@ func TestAlertDossierDue(t *testing.T) {
 		}
 		return nil
 	}
-	state := func(subject string) string {
-		if al := alertOf(subject); al != nil {
+	alertOf := func(subject string) *alert.Alert { return alertOfRule("dossiers.due", subject) }
+	stateOf := func(rule, subject string) string {
+		if al := alertOfRule(rule, subject); al != nil {
 			return al.State
 		}
 		return ""
 	}
+	state := func(subject string) string { return stateOf("dossiers.due", subject) }
 	dueIn := func(id string) time.Time {
 		var due time.Time
 		_ = a.DB().Conn.QueryRow(context.Background(), "SELECT due_at FROM "+db+".dossiers WHERE dossier_id = "+query.Quote(id)).Scan(&due)
@@ -365,14 +374,19 @@ func TestAlertDossierDue(t *testing.T) {
 		t.Fatalf("DUE-1 alert %+v: want ward %s and 0 to 1 working hour left", al, ward)
 	}
 
-	// DUE-1 overdue: its alert stays; a later dossier due soon shows that an
-	// evaluation ran after the change.
+	// DUE-1 overdue: its alert is cleared, that of the rule keeping overdue
+	// dossiers stays; a later dossier due soon shows that an evaluation ran
+	// after the change.
 	postEvents(t, a, toks["ingest"], event("dossier.due_changed", "DUE-1", now, fmt.Sprintf(`{"due_at":%q}`, now.Add(-time.Minute).Format(time.RFC3339))))
 	waitFor(t, "DUE-1's new deadline in the view", func() bool { return dueIn("DUE-1").Equal(now.Add(-time.Minute)) })
 	postEvents(t, a, toks["ingest"], dossierReceived("DUE-2", ward, now, now.Add(2*time.Hour)))
 	waitFor(t, "DUE-2 raised", func() bool { return state("DUE-2") == alert.StateRaised })
-	if s := state("DUE-1"); s != alert.StateRaised {
-		t.Fatalf("DUE-1, overdue now, is %q: its alert must stay open until the dossier is resolved", s)
+	waitFor(t, "DUE-1's alert cleared as overdue", func() bool { return state("DUE-1") == alert.StateCleared })
+	if al := alertOf("DUE-1"); !strings.Contains(al.Detail, "cleared: its deadline") || !strings.Contains(al.Detail, "passed: the dossier is overdue") {
+		t.Errorf("DUE-1 cleared saying %q", al.Detail)
+	}
+	if s := stateOf("dossiers.due.kept", "DUE-1"); s != alert.StateRaised {
+		t.Fatalf("DUE-1, overdue now, is %q under keep_overdue: its alert must stay open until the dossier is resolved", s)
 	}
 	for _, id := range []string{"DUE-LATE", "DUE-FAR"} {
 		if al := alertOf(id); al != nil {
@@ -384,7 +398,8 @@ func TestAlertDossierDue(t *testing.T) {
 		event("dossier.due_changed", "DUE-1", now.Add(time.Second), fmt.Sprintf(`{"due_at":%q}`, now.Add(40*24*time.Hour).Format(time.RFC3339))),
 		event("dossier.resolved", "DUE-2", now.Add(time.Second), `{"outcome":"approved","officer":"CB-26740-02"}`))
 	waitFor(t, "DUE-1 and DUE-2 cleared", func() bool {
-		return state("DUE-1") == alert.StateCleared && state("DUE-2") == alert.StateCleared
+		return stateOf("dossiers.due.kept", "DUE-1") == alert.StateCleared && state("DUE-2") == alert.StateCleared &&
+			stateOf("dossiers.due.kept", "DUE-2") == alert.StateCleared
 	})
 }
 

@@ -584,6 +584,9 @@ type match struct {
 	// raise: the subject meets the raising condition; otherwise it only
 	// keeps an open alert open (hysteresis).
 	raise bool
+	// clear: an open alert of the subject is cleared, saying this (a
+	// dossier_due alert whose deadline passed).
+	clear string
 }
 
 func (e *Evaluator) raise(r *Rule, m match, subjectKind string, at time.Time) {
@@ -705,7 +708,13 @@ func (e *Evaluator) apply(r *Rule, ms []match, at time.Time) {
 	seen := make(map[string]bool, len(ms))
 	for _, m := range ms {
 		seen[m.subject] = true
-		if e.open[condKey{r.ID, m.subject}] == nil && m.raise {
+		a := e.open[condKey{r.ID, m.subject}]
+		switch {
+		case m.clear != "":
+			if a != nil {
+				e.clear(a, at, m.clear)
+			}
+		case a == nil && m.raise:
 			e.raise(r, m, subjectKinds[r.Kind], at)
 		}
 	}

@@ -47,8 +47,11 @@ func (r *Rule) conditions() (raise, clear string) {
 		return fmt.Sprintf("`%s` over `%s` < %s%s for a unit (%s)%s", r.KPI, r.Window, formatNum(*r.Below), pct, units, floor),
 			fmt.Sprintf("≥ %s%s", formatNum(*r.Clear), pct)
 	case KindDossierDue:
-		return fmt.Sprintf("an open dossier is due within %s working hours", formatNum(r.Hours)),
-			"resolved or withdrawn, or deadline moved past the window"
+		clear := "resolved or withdrawn, deadline moved past the window, or deadline passed (overdue)"
+		if r.KeepOverdue {
+			clear = "resolved or withdrawn, or deadline moved past the window (kept when overdue)"
+		}
+		return fmt.Sprintf("an open dossier is due within %s working hours", formatNum(r.Hours)), clear
 	case KindTicketOverdue:
 		return "an open ticket is past its deadline", "resolved or closed"
 	case KindCameraSilent:

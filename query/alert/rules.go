@@ -56,6 +56,12 @@ type Rule struct {
 
 	// dossier_due
 	Hours float64 `yaml:"hours,omitempty" json:"hours,omitempty"`
+	// KeepOverdue: a dossier_due alert stays open once its deadline passed
+	// (until the dossier is resolved or withdrawn). By default it is
+	// cleared then: the dossier is overdue, in the overdue list and the
+	// units' overdue counts, and no longer "due soon"; an overdue backlog
+	// would otherwise fill the rule's max_open and stop new alerts.
+	KeepOverdue bool `yaml:"keep_overdue,omitempty" json:"keep_overdue,omitempty"`
 	// camera_silent, camera_offline
 	Minutes int `yaml:"minutes,omitempty" json:"minutes,omitempty"`
 	// camera_level
@@ -158,12 +164,12 @@ func (r *Rule) validate(cat *kpi.Catalog) error {
 	set := map[string]bool{
 		"kpi": r.KPI != "", "window": r.Window != "", "above": r.Above != nil, "below": r.Below != nil,
 		"clear": r.Clear != nil, "min_denominator": r.MinDenominator != 0, "unit_kinds": r.UnitKinds != nil,
-		"hours": r.Hours != 0, "minutes": r.Minutes != 0, "detection": r.Detection != "", "level": r.Level != 0,
+		"hours": r.Hours != 0, "keep_overdue": r.KeepOverdue, "minutes": r.Minutes != 0, "detection": r.Detection != "", "level": r.Level != 0,
 		"clear_level": r.ClearLevel != nil, "fresh_minutes": r.FreshMinutes != 0,
 	}
 	takes := map[string][]string{
 		KindThreshold:     {"kpi", "window", "above", "below", "clear", "min_denominator", "unit_kinds"},
-		KindDossierDue:    {"hours"},
+		KindDossierDue:    {"hours", "keep_overdue"},
 		KindTicketOverdue: {},
 		KindCameraSilent:  {"minutes"},
 		KindCameraOffline: {"minutes"},

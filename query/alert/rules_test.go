@@ -43,6 +43,7 @@ func TestRuleRefusals(t *testing.T) {
 	for _, tc := range []struct{ rule, want string }{
 		{"    kind: nope\n", `kind "nope": one of threshold`},
 		{"    kind: ticket_overdue\n    hours: 3\n", "hours: not a field of a ticket_overdue rule"},
+		{"    kind: ticket_overdue\n    keep_overdue: true\n", "keep_overdue: not a field of a ticket_overdue rule"},
 		{"    kind: threshold\n    kpi: dossier.on_time_rate\n    window: month\n", "exactly one of above and below"},
 		{"    kind: threshold\n    kpi: dossier.on_time_rate\n    window: month\n    above: 5\n    below: 3\n", "exactly one of above and below"},
 		{"    kind: threshold\n    kpi: nope\n    window: month\n    above: 5\n", "kpi nope: not in the KPI catalog"},

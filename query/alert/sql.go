@@ -200,6 +200,9 @@ func (e *Evaluator) judgeRows(ctx context.Context, r *Rule, q string, at time.Ti
 			m.value = roundTo(left, 2)
 			m.raise = t.After(at) // due soon, not overdue already
 			m.detail = fmt.Sprintf("%s, due %s: %s working hours left", label, local, formatNum(m.value))
+			if !m.raise && !r.KeepOverdue {
+				m.clear = "its deadline (" + local + ") passed: the dossier is overdue (in the overdue list)"
+			}
 		case KindTicketOverdue:
 			m.value = roundTo(at.Sub(t).Hours(), 2)
 			m.raise = true
