@@ -56,7 +56,7 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 		// dossier is resolved or withdrawn, or its deadline moves away.
 		return fmt.Sprintf("SELECT dossier_id, unit, due_at, toInt64(0), procedure_name FROM %s.dossiers\n"+
 			"WHERE %sreceived_at > toDateTime(0) AND resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0)\n"+
-			"  AND due_at > toDateTime(0) AND due_at < %s", db, only("dossier_id"), unixLit(until))
+			"  AND due_at > toDateTime(0) AND due_at <= %s", db, only("dossier_id"), unixLit(until))
 	case KindTicketOverdue:
 		return fmt.Sprintf("SELECT ticket_id, unit, due_at, toInt64(0), category FROM %s.tickets\n"+
 			"WHERE %sreceived_at > toDateTime(0) AND resolved_at = toDateTime(0) AND closed_at = toDateTime(0)\n"+
@@ -110,11 +110,13 @@ func (r *Rule) overOpen() bool { return r.Kind == KindDossierDue || r.Kind == Ki
 // (kpi.OpenIDs), under which rule r (overOpen) can raise an alert for it at
 // `at`.
 func (r *Rule) candidates(at, until time.Time) func(unit, due string) string {
-	lo, hi := unixLit(at), unixLit(until) // dossier_due: due within the window
+	// dossier_due: due within the window, its end included (from 17:00 a
+	// window ends at a 17:00, where deadlines fall).
+	lo, hi, end := unixLit(at), unixLit(until), " <= "
 	if r.Kind == KindTicketOverdue {
-		lo, hi = "toDateTime(0)", unixLit(at) // overdue
+		lo, hi, end = "toDateTime(0)", unixLit(at), " < " // overdue
 	}
-	return func(_, due string) string { return due + " > " + lo + " AND " + due + " < " + hi }
+	return func(_, due string) string { return due + " > " + lo + " AND " + due + end + hi }
 }
 
 // statements are the SQL statements that give rule r's matches at `at`:

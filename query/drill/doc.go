@@ -10,7 +10,7 @@
 //   - dossier.overdue: dossiers received, neither resolved nor withdrawn,
 //     whose latest deadline (due_at) is before the instant at;
 //   - dossier.due_soon: the same open dossiers whose deadline falls in
-//     [at, at + H working hours), H = 8 by default (1–80);
+//     [at, at + H working hours], H = 8 by default (1–80);
 //   - feedback.overdue: tickets received, neither resolved nor closed, whose
 //     deadline is before at.
 //

@@ -159,6 +159,17 @@ func TestRunOnClickHouse(t *testing.T) {
 	if got := ids(run(Request{List: DossierDueSoon, Unit: "26740", Hours: 10})); got != "D-soon,D-later" {
 		t.Errorf("due soon within 10 h: %s", got)
 	}
+	// In the evening, 8 working hours end at the next working day's 17:00,
+	// where deadlines fall: a dossier due then is due soon.
+	evening := time.Date(2026, 3, 4, 18, 0, 0, 0, loc)
+	insert(t, db, d("received", "D-tomorrow", "25747", time.Date(2026, 3, 5, 17, 0, 0, 0, loc), ""))
+	eve, err := Run(ctx, db, cal, Request{List: DossierDueSoon, Unit: "25747", At: evening})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(eve); got != "D-tomorrow" {
+		t.Errorf("due soon at Wednesday 18:00: %q, want the dossier due Thursday 17:00", got)
+	}
 
 	res = run(Request{List: FeedbackOverdue, Unit: "79"})
 	if got := ids(res); got != "T-late" || res.Tickets()[0].Category != "traffic" || res.Tickets()[0].UnitName != "Phường Sài Gòn" {

@@ -101,7 +101,7 @@ func TestBuild(t *testing.T) {
 	want := time.Date(2026, 2, 23, 16, 0, 0, 0, cal.Location())
 	if !st.Until.Equal(want) ||
 		!strings.Contains(st.SQL, "AND due_at >= toDateTime('2026-02-13 16:00:00', 'Asia/Ho_Chi_Minh')\n") ||
-		!strings.Contains(st.SQL, "AND due_at < toDateTime('2026-02-23 16:00:00', 'Asia/Ho_Chi_Minh')\n") ||
+		!strings.Contains(st.SQL, "AND due_at <= toDateTime('2026-02-23 16:00:00', 'Asia/Ho_Chi_Minh')\n") ||
 		!strings.Contains(st.SQL, "LIMIT 100\n") {
 		t.Errorf("until %v, SQL:\n%s", st.Until, st.SQL)
 	}

@@ -64,7 +64,9 @@ func build(db string, cal *worktime.Calendar, r Request, ids []string) Statement
 	if r.List == DossierDueSoon {
 		// As the KPI dossier.due_soon: the end of the window to the second.
 		st.Until = cal.AddWorkingHours(r.At, r.Hours).Truncate(time.Second)
-		due = func(col string) []string { return []string{col + " >= " + lit(r.At), col + " < " + lit(st.Until)} }
+		// The end included: 8 working hours from 17:00 end at the next
+		// working day's 17:00, where deadlines fall.
+		due = func(col string) []string { return []string{col + " >= " + lit(r.At), col + " <= " + lit(st.Until)} }
 	}
 	conds = append(conds, due("due_at")...)
 	subtree := func(col string) string { return query.Subtree(db, col, r.Unit) }
