@@ -297,6 +297,34 @@ type arrowCol struct {
 	boxed   []any             // a dictionary column's values, read once
 	lastStr string            // the last string value read, and
 	lastBox any               // the same boxed (repeated values are common)
+	// textValid: every string of the batch's column is valid UTF-8 (and,
+	// for the data column, holds no surrogate escape): no row needs a look.
+	textValid bool
+}
+
+// allText reports whether every value of a string array is valid UTF-8
+// (with no surrogate escape when json): the values' bytes as a whole are,
+// and no value starts inside a character of the one before it.
+func allText(arr arrow.Array, json bool) bool {
+	var data []byte
+	var starts func(i int) int
+	switch a := arr.(type) {
+	case *array.String:
+		data, starts = a.ValueBytes(), func(i int) int { return a.ValueOffset(i) - a.ValueOffset(0) }
+	case *array.LargeString:
+		data, starts = a.ValueBytes(), func(i int) int { return int(a.ValueOffset(i) - a.ValueOffset(0)) }
+	default:
+		return false
+	}
+	if !utf8.Valid(data) || (json && surrogateEscape(data)) {
+		return false
+	}
+	for i := range arr.Len() {
+		if s := starts(i); s < len(data) && !utf8.RuneStart(data[s]) {
+			return false
+		}
+	}
+	return true
 }
 
 // at returns the position of row i in arr, or false when the value is null.
@@ -645,6 +673,8 @@ func (d *arrowDecoder) setBatch(rec arrow.Record) (err error) {
 				c.boxed = make([]any, c.arr.Len())
 			}
 		}
+		// Strings checked once a batch (a dictionary's once an entry).
+		c.textValid = c.kind == kindString && allText(c.arr, c == d.data)
 	}
 	return nil
 }
@@ -664,6 +694,10 @@ func (d *arrowDecoder) chunk(start, end, base int) (recs []*Record, idx []int, r
 	var p eventParts
 	for i := start; i < end; i++ {
 		d.parts(i, &p)
+		if err := d.textOf(i); err != nil {
+			rejected = append(rejected, d.rejection(base+i, &p, err))
+			continue
+		}
 		rec, err := d.v.prepareParts(&p, d.bound, d.family, now)
 		if err != nil {
 			rejected = append(rejected, d.rejection(base+i, &p, err))
@@ -1011,4 +1045,39 @@ func (a *cappedAllocator) Reallocate(size int, b []byte) []byte {
 func (a *cappedAllocator) Free(b []byte) {
 	a.live.Add(-int64(len(b)))
 	a.Allocator.Free(b)
+}
+
+// textOf refuses row i when one of its strings is not valid UTF-8, as the
+// JSON intake does (textProblem): read as JSON reads it, it would become
+// U+FFFD, and two ids or names differing only there would become one.
+func (d *arrowDecoder) textOf(i int) error {
+	for _, c := range d.cols {
+		if c.kind != kindString || c.textValid {
+			continue
+		}
+		j, ok := c.at(i)
+		if !ok {
+			continue
+		}
+		s := c.str(j)
+		if c == d.data {
+			if path, at, bad := textProblem([]byte(s)); bad {
+				if path == "" {
+					path = "data"
+				} else {
+					path = "data." + path
+				}
+				return &fieldError{path, fmt.Sprintf("is not valid UTF-8 (byte %d of column %q): send text as UTF-8", at, c.name)}
+			}
+			continue
+		}
+		if !utf8.ValidString(s) {
+			field := c.name
+			if c.path != nil {
+				field = "data." + strings.Join(c.path, ".")
+			}
+			return &fieldError{field, fmt.Sprintf("is not valid UTF-8 (column %q): send text as UTF-8", c.name)}
+		}
+	}
+	return nil
 }

@@ -942,3 +942,72 @@ func TestArrowTimestampsInTheirZone(t *testing.T) {
 		}
 	}
 }
+
+// Strings that are not UTF-8 refuse their row, naming the field, as on the
+// JSON intake: an id, a flat column or a field inside the data column.
+func TestDecodeArrowRefusesTextNotUTF8(t *testing.T) {
+	v, _ := arrowTestValidator(t)
+	at := time.Date(2024, 3, 4, 8, 30, 0, 0, time.UTC)
+	flat := []tcol{
+		{"id", arrow.BinaryTypes.String, []any{"e1", "e2\xff", "e3"}},
+		{"source", arrow.BinaryTypes.String, []any{"dvc-hcm", "dvc-hcm", "dvc-hcm"}},
+		{"type", dictUTF8, []any{"assigned", "assigned", "assigned"}},
+		{"subject", arrow.BinaryTypes.String, []any{"HS-1", "HS-2", "HS-3"}},
+		{"time", tsSecUTC, []any{at, at, at}},
+		{"unit", arrow.BinaryTypes.String, []any{"P.BN", "P.BN", "P.BN"}},
+		{"officer", arrow.BinaryTypes.String, []any{"cb-1", "cb-2", "cb-\xe3"}},
+	}
+	d, err := decode(t, v, arrowStream(t, flat), "dossier", "dvc-hcm", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.recs) != 1 || len(d.rejected) != 2 || d.rejected[0].Field != "id" || d.rejected[1].Field != "data.officer" ||
+		!strings.Contains(d.rejected[1].Error, "not valid UTF-8") {
+		t.Fatalf("recs %d, rejected %+v", len(d.recs), d.rejected)
+	}
+	withData := []tcol{
+		{"id", arrow.BinaryTypes.String, []any{"f1", "f2"}},
+		{"source", arrow.BinaryTypes.String, []any{"1022", "1022"}},
+		{"type", arrow.BinaryTypes.String, []any{"resolved", "resolved"}},
+		{"subject", arrow.BinaryTypes.String, []any{"PA-1", "PA-2"}},
+		{"time", arrow.BinaryTypes.String, []any{"2024-05-01T09:00:00+07:00", "2024-05-01T09:00:00+07:00"}},
+		{"data", arrow.BinaryTypes.String, []any{`{"outcome":"Đã xử lý"}`, "{\"outcome\":\"\xd0\xe3 x\xf6 l\xfd\"}"}},
+	}
+	d, err = decode(t, v, arrowStream(t, withData), "feedback", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.recs) != 1 || len(d.rejected) != 1 || d.rejected[0].Field != "data.outcome" {
+		t.Fatalf("recs %d, rejected %+v", len(d.recs), d.rejected)
+	}
+}
+
+// allText: a batch's strings are valid only if each is, not merely their
+// bytes together (a character split across two values).
+func TestAllText(t *testing.T) {
+	build := func(vals ...string) arrow.Array {
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		defer b.Release()
+		for _, v := range vals {
+			b.Append(v)
+		}
+		return b.NewArray()
+	}
+	for _, c := range []struct {
+		vals []string
+		json bool
+		want bool
+	}{
+		{[]string{"Nguyễn", "Văn", ""}, false, true},
+		{[]string{"a\xc3", "\xa9b"}, false, false}, // "aé b" together
+		{[]string{"ok", "\xff"}, false, false},
+		{[]string{`{"a":"\ud83d\ude00"}`}, true, false}, // read row by row
+		{[]string{`{"a":"\ud83d\ude00"}`}, false, true},
+	} {
+		arr := build(c.vals...)
+		if got := allText(arr, c.json); got != c.want {
+			t.Errorf("allText(%q, json %v) = %v", c.vals, c.json, got)
+		}
+		arr.Release()
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -136,6 +137,9 @@ func NewValidator(c *Contract, refs RefChecker, p *Pseudonymizer) *Validator {
 // Prepare decodes, validates and pseudonymizes one event. boundSource, when
 // not empty, is the only source the caller may send for.
 func (v *Validator) Prepare(raw []byte, boundSource string) (*Record, error) {
+	if path, at, bad := textProblem(raw); bad {
+		return nil, &fieldError{path, "is not valid UTF-8 (byte " + strconv.Itoa(at) + " of the event; a lone surrogate escape counts as invalid): send text as UTF-8"}
+	}
 	var ce CloudEvent
 	p, ok := decodeEnvelope(raw, &ce)
 	if !ok {

@@ -205,3 +205,53 @@ func FuzzSplitAndPrepare(f *testing.F) {
 		}
 	})
 }
+
+// Text that is not UTF-8, or that escapes half a surrogate pair, is refused
+// naming the field: a JSON reader would turn it into U+FFFD, so two ids (or
+// two citizens' names) differing only there would become one. Valid pairs
+// and escaped backslashes pass.
+func TestPrepareRefusesTextNotUTF8(t *testing.T) {
+	v := testValidator(t)
+	set := func(path []string, value string) string {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(goodDossier), &m); err != nil {
+			t.Fatal(err)
+		}
+		o := m
+		for _, k := range path[:len(path)-1] {
+			o = o[k].(map[string]any)
+		}
+		o[path[len(path)-1]] = "MARK"
+		b, _ := json.Marshal(m)
+		return strings.Replace(string(b), `"MARK"`, value, 1)
+	}
+	for _, c := range []struct {
+		name  string
+		path  []string
+		value string
+		field string // "" when accepted
+	}{
+		{"id with a Latin-1 byte", []string{"id"}, "\"a\xff\"", "id"},
+		{"subject in TCVN3", []string{"subject"}, "\"HS-\xd0\"", "subject"},
+		{"applicant name in VNI", []string{"data", "applicant", "name"}, "\"Nguy\xe3n\"", "data.applicant.name"},
+		{"lone high surrogate", []string{"data", "applicant", "name"}, `"A\ud800B"`, "data.applicant.name"},
+		{"lone low surrogate", []string{"id"}, `"\udc00"`, "id"},
+		{"a pair", []string{"data", "applicant", "name"}, `"A\ud83d\ude00"`, ""},
+		{"an escaped backslash before ud800", []string{"data", "applicant", "name"}, `"A\\ud800"`, ""},
+		{"Vietnamese in UTF-8", []string{"data", "applicant", "name"}, `"Nguyễn Thị Ánh"`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := v.Prepare([]byte(set(c.path, c.value)), "")
+			if c.field == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			fe, ok := err.(*fieldError)
+			if !ok || fe.Field != c.field || !strings.Contains(fe.Msg, "not valid UTF-8") {
+				t.Fatalf("error %v, want %q: not valid UTF-8", err, c.field)
+			}
+		})
+	}
+}
