@@ -137,6 +137,9 @@ func NewValidator(c *Contract, refs RefChecker, p *Pseudonymizer) *Validator {
 // Prepare decodes, validates and pseudonymizes one event. boundSource, when
 // not empty, is the only source the caller may send for.
 func (v *Validator) Prepare(raw []byte, boundSource string) (*Record, error) {
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, &fieldError{"event", "must be a JSON object"}
+	}
 	if path, at, bad := textProblem(raw); bad {
 		return nil, &fieldError{path, "is not valid UTF-8 (byte " + strconv.Itoa(at) + " of the event; a lone surrogate escape counts as invalid): send text as UTF-8"}
 	}
@@ -410,6 +413,13 @@ func syntaxAt(b []byte, base int64) error {
 	var v any
 	err := json.Unmarshal(b, &v)
 	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset >= int64(len(b)) {
+		// Cut short: the offset is where the text ends, and the message
+		// says where the value it cuts began, as for a batch.
+		start := len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
+		end := len(bytes.TrimRight(b, " \t\r\n"))
+		return &SyntaxError{base + int64(end), fmt.Sprintf("unexpected end of JSON: the value from byte %d is cut short", base+int64(start))}
+	}
 	if errors.As(err, &se) {
 		// encoding/json counts the bytes read, the bad one included.
 		return &SyntaxError{base + max(se.Offset-1, 0), se.Error()}
@@ -503,7 +513,7 @@ func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now 
 		if p.Time == "" {
 			return nil, &fieldError{"time", "is required"}
 		}
-		if t, err = time.Parse(time.RFC3339Nano, p.Time); err != nil {
+		if t, err = parseRFC3339(p.Time); err != nil {
 			return nil, &fieldError{"time", fmt.Sprintf("%q is not an RFC 3339 time with offset", p.Time)}
 		}
 	}
@@ -535,6 +545,10 @@ func (v *Validator) prepareParts(p *eventParts, boundSource, family string, now 
 		} else {
 			var decoded any
 			if err := json.Unmarshal(p.RawData, &decoded); err != nil {
+				var ute *json.UnmarshalTypeError
+				if errors.As(err, &ute) && strings.HasPrefix(ute.Value, "number ") {
+					return nil, &fieldError{"data", fmt.Sprintf("holds %s, out of the range of a number (a finite float64)", ute.Value)}
+				}
 				return nil, &fieldError{"data", "is not valid JSON"}
 			}
 			data = decoded

@@ -81,6 +81,7 @@ func TestPrepareRejectsNamingTheField(t *testing.T) {
 		name, event, field, bound string
 	}{
 		{"not an object", `[1,2]`, "event", ""},
+		{"null", `null`, "event", ""},
 		{"wrong specversion", edit(func(m map[string]any) { m["specversion"] = "0.3" }), "specversion", ""},
 		{"missing id", edit(func(m map[string]any) { delete(m, "id") }), "id", ""},
 		{"id of wrong type", edit(func(m map[string]any) { m["id"] = 7 }), "id", ""},
@@ -90,6 +91,10 @@ func TestPrepareRejectsNamingTheField(t *testing.T) {
 		{"missing subject", edit(func(m map[string]any) { m["subject"] = "" }), "subject", ""},
 		{"time without offset", edit(func(m map[string]any) { m["time"] = "2024-03-01T09:00:00" }), "time", ""},
 		{"time far in the future", edit(func(m map[string]any) { m["time"] = "2999-01-01T00:00:00Z" }), "time", ""},
+		{"time with a one-digit hour", edit(func(m map[string]any) { m["time"] = "2024-03-01T9:00:00+07:00" }), "time", ""},
+		{"time with a comma before its fraction", edit(func(m map[string]any) { m["time"] = "2024-03-01T09:00:00,5+07:00" }), "time", ""},
+		{"time with a space for T", edit(func(m map[string]any) { m["time"] = "2024-03-01 09:00:00+07:00" }), "time", ""},
+		{"date-time with a one-digit hour", edit(func(m map[string]any) { data(m)["due_at"] = "2024-03-08T8:00:00Z" }), "data.due_at", ""},
 		{"missing data", edit(func(m map[string]any) { delete(m, "data") }), "data", ""},
 		{"missing required field", edit(func(m map[string]any) { delete(data(m), "procedure_code") }), "data.procedure_code", ""},
 		{"enum", edit(func(m map[string]any) { data(m)["channel"] = "fax" }), "data.channel", ""},
@@ -162,6 +167,9 @@ func TestSplitBody(t *testing.T) {
 		{"truncated event", ContentBatch, `[{"a":1},{"b":`, 0, 14},
 		{"trailing garbage", ContentBatch, `[{"a":1}] x`, 0, 10},
 		{"not an array", ContentBatch, `{"a":1}`, 0, 0},
+		{"truncated single event", ContentSingle, `{"a":1, "b":`, 0, 12},
+		{"truncated last line", ContentNDJSON, "{\"a\":1}\n{\"b\":", 0, 13},
+		{"truncated line before another", ContentNDJSON, "{\"a\":1}\n{\"b\":\n{\"c\":1}", 0, 13},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -175,6 +183,9 @@ func TestSplitBody(t *testing.T) {
 			se, ok := err.(*SyntaxError)
 			if !ok || se.Offset != c.offset {
 				t.Fatalf("error %v, want syntax error at %d", err, c.offset)
+			}
+			if strings.HasPrefix(c.name, "truncated") && c.name != "truncated batch" && !strings.Contains(se.Msg, "is cut short") {
+				t.Errorf("message %q does not say where the value cut short began", se.Msg)
 			}
 		})
 	}
@@ -253,5 +264,30 @@ func TestPrepareRefusesTextNotUTF8(t *testing.T) {
 				t.Fatalf("error %v, want %q: not valid UTF-8", err, c.field)
 			}
 		})
+	}
+}
+
+func TestParseRFC3339(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"2026-01-20T08:30:00Z": true, "2026-01-20T08:30:00.5+07:00": true, "2026-01-20T08:30:00.123456789-05:30": true,
+		"2026-01-20T8:30:00Z": false, "2026-01-20T08:30:00,5Z": false, "2026-01-20t08:30:00Z": false,
+		"2026-01-20T08:30:00": false, "2026-01-20T08:30:00.Z": false, "2026-01-20T08:30:00.1234567890Z": false,
+		"2026-13-20T08:30:00Z": false, "2026-01-20T08:30:00+0700": false, "2026-01-20T08:30:00+07:00 ": false,
+	} {
+		if _, err := parseRFC3339(s); (err == nil) != ok {
+			t.Errorf("parseRFC3339(%q): %v, want ok %v", s, err, ok)
+		}
+	}
+}
+
+// A number JSON can write but not hold (1e400) is named as such, not as
+// invalid JSON.
+func TestPrepareNumberOutOfRange(t *testing.T) {
+	v := testValidator(t)
+	ev := `{"specversion":"1.0","id":"i1","source":"s","type":"vn.ioc.indicator.reported","subject":"dti.total","time":"2024-03-01T09:00:00+07:00",` +
+		`"data":{"unit":"79","period":"2024","value":1e400,"measure":"index","source":"x"}}`
+	_, err := v.Prepare([]byte(ev), "")
+	if err == nil || !strings.Contains(err.Error(), "1e400, out of the range of a number") {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -230,7 +230,7 @@ func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, 
 	}
 	fail := func(c *chunk, err error) {
 		for j, r := range c.recs {
-			res.Rejected = append(res.Rejected, Rejection{Index: c.idx[j], ID: r.ID,
+			res.Rejected = append(res.Rejected, Rejection{Index: c.idx[j], ID: r.ID, Type: typePrefix + r.Family + "." + r.Transition,
 				Error: "not stored: " + err.Error() + "; send it again", Retryable: true})
 		}
 	}
@@ -294,7 +294,7 @@ func (in *Intake) publishChunks(ctx context.Context, recs []*Record, idx []int, 
 			if firstErr == nil {
 				firstErr = ctx.Err()
 			}
-			fail(c, errors.New("not stored within the publish timeout"))
+			fail(c, errors.New("the publish timeout passed"))
 		}
 	}
 	switch {

@@ -819,3 +819,25 @@ func TestArrowBackfillStopsAtAChunkNotStored(t *testing.T) {
 		t.Fatalf("%d events", n)
 	}
 }
+
+// An event JetStream did not store is rejected as retryable, with its id
+// and type, while the other events of the request land.
+func TestEventNotStoredIsRetryable(t *testing.T) {
+	f := &failingOnce{}
+	f.n.Store(1)
+	p := newPipelineWith(t, ingest.WriterConfig{FlushInterval: 50 * time.Millisecond}, true, func(js jetstream.JetStream) jetstream.JetStream {
+		f.JetStream = js
+		return f
+	})
+	tok := p.token(t, auth.RoleIngest, "hcmc/one-stop")
+	survey := event("sv1", "vn.ioc.survey.submitted", "SV-1", "2024-03-01T10:00:00+07:00",
+		map[string]any{"unit": "26740", "rating": "satisfied"})
+	code, r := p.post(t, tok, ingest.ContentBatch, batch(t, received("nr1", "D-NR", "2024-03-01T09:00:00+07:00"), survey))
+	if code != 202 || r.Accepted != 1 || len(r.Rejected) != 1 {
+		t.Fatalf("%d %+v", code, r)
+	}
+	rj := r.Rejected[0]
+	if !rj.Retryable || rj.Index != 0 || rj.ID != "nr1" || rj.Type != "vn.ioc.dossier.received" || !strings.HasPrefix(rj.Error, "not stored: ") {
+		t.Fatalf("rejection %+v", rj)
+	}
+}

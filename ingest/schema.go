@@ -187,7 +187,7 @@ func (w *walker) validate(n *schemaNode, v any, parent, name string) error {
 			return &fieldError{join(parent, name), fmt.Sprintf("%q does not match %s", s, n.Pattern)}
 		}
 		if n.Format == "date-time" {
-			t, err := time.Parse(time.RFC3339Nano, s)
+			t, err := parseRFC3339(s)
 			if err != nil {
 				return &fieldError{join(parent, name), fmt.Sprintf("%q is not an RFC 3339 time with offset", s)}
 			}
@@ -265,4 +265,45 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// parseRFC3339 reads an RFC 3339 time with offset, strictly: time.Parse
+// also takes a one-digit hour or a comma before the fraction, which are
+// not RFC 3339 (and a value stored as sent in data would not be either).
+func parseRFC3339(s string) (time.Time, error) {
+	digits := func(from, to int) bool {
+		for i := from; i < to; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	bad := fmt.Errorf("%q is not an RFC 3339 time with offset", s)
+	if len(s) < 20 || !digits(0, 4) || s[4] != '-' || !digits(5, 7) || s[7] != '-' || !digits(8, 10) || s[10] != 'T' ||
+		!digits(11, 13) || s[13] != ':' || !digits(14, 16) || s[16] != ':' || !digits(17, 19) {
+		return time.Time{}, bad
+	}
+	i := 19
+	if s[i] == '.' {
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j == i+1 || j-i-1 > 9 {
+			return time.Time{}, bad
+		}
+		i = j
+	}
+	switch rest := s[i:]; {
+	case rest == "Z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' && digits(i+1, i+3) && digits(i+4, i+6):
+	default:
+		return time.Time{}, bad
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, bad
+	}
+	return t, nil
 }

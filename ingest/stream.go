@@ -120,8 +120,8 @@ func writerConsumer(family string) string { return "writer-" + family }
 
 // Pending counts, by family, the messages the stream holds: accepted and
 // not yet written (the stream is a work queue: a message leaves it once
-// the writer acked it). A message is a chunk of events from the HTTP
-// intake or one event from NATS. Every family is in the map. The counts
+// the writer acked it). A message is a chunk of events of one family,
+// from any intake path. Every family is in the map. The counts
 // come from the stream's own state, exact once a publish was
 // acknowledged (a consumer's pending count is updated asynchronously
 // and can lag a message just stored).
