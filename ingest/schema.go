@@ -3,6 +3,7 @@ package ingest
 import (
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -271,6 +272,22 @@ func sortedKeys(m map[string]any) []string {
 // also takes a one-digit hour or a comma before the fraction, which are
 // not RFC 3339 (and a value stored as sent in data would not be either).
 func parseRFC3339(s string) (time.Time, error) {
+	if !rfc3339Shape(s) {
+		return time.Time{}, errNotRFC3339
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errNotRFC3339
+	}
+	return t, nil
+}
+
+// errNotRFC3339: the callers name the field and quote the value.
+var errNotRFC3339 = errors.New("not an RFC 3339 time with offset")
+
+// rfc3339Shape: YYYY-MM-DDTHH:MM:SS, an optional fraction of 1 to 9
+// digits after a dot, then Z or ±HH:MM.
+func rfc3339Shape(s string) bool {
 	digits := func(from, to int) bool {
 		for i := from; i < to; i++ {
 			if s[i] < '0' || s[i] > '9' {
@@ -279,10 +296,9 @@ func parseRFC3339(s string) (time.Time, error) {
 		}
 		return true
 	}
-	bad := fmt.Errorf("%q is not an RFC 3339 time with offset", s)
 	if len(s) < 20 || !digits(0, 4) || s[4] != '-' || !digits(5, 7) || s[7] != '-' || !digits(8, 10) || s[10] != 'T' ||
 		!digits(11, 13) || s[13] != ':' || !digits(14, 16) || s[16] != ':' || !digits(17, 19) {
-		return time.Time{}, bad
+		return false
 	}
 	i := 19
 	if s[i] == '.' {
@@ -291,19 +307,10 @@ func parseRFC3339(s string) (time.Time, error) {
 			j++
 		}
 		if j == i+1 || j-i-1 > 9 {
-			return time.Time{}, bad
+			return false
 		}
 		i = j
 	}
-	switch rest := s[i:]; {
-	case rest == "Z":
-	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' && digits(i+1, i+3) && digits(i+4, i+6):
-	default:
-		return time.Time{}, bad
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, bad
-	}
-	return t, nil
+	rest := s[i:]
+	return rest == "Z" || len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' && digits(i+1, i+3) && digits(i+4, i+6)
 }
