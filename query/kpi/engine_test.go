@@ -498,6 +498,29 @@ func TestEngineCatchUp(t *testing.T) {
 	checkAgainstSQL(t, c, eng, r, func(k kpi.Key) bool {
 		return (k.KPI == "dossier.received" || k.KPI == "dossier.overdue_open") && (k.Unit == "79" || r.IntN(4) == 0) || r.IntN(80) == 0
 	})
+
+	// A definition changed (a new version of one KPI): the next takeover
+	// rebuilds its family, once, so the definition applies to all
+	// history; the other families are left as they are.
+	changed := *c.cat
+	changed.KPIs = slices.Clone(c.cat.KPIs)
+	for i, k := range changed.KPIs {
+		if k.ID == "dossier.received" {
+			k2 := *k
+			k2.Version++
+			changed.KPIs[i] = &k2
+		}
+	}
+	eng2, _ := kpi.NewEngine(kpi.Config{}, &changed, c.b, c.db, nil, nil, nil, nil, nil)
+	for _, step := range []struct {
+		family  string
+		rebuilt bool
+	}{{"dossier", true}, {"dossier", false}, {"survey", false}} {
+		rebuilt, err := eng2.CatchUp(ctx, step.family, c.at)
+		if err != nil || rebuilt != step.rebuilt {
+			t.Fatalf("%s with a changed definition: rebuilt=%v (%v), want %v", step.family, rebuilt, err, step.rebuilt)
+		}
+	}
 }
 
 // TestEngineOpenEntities: the instant KPIs, taken from the open entities

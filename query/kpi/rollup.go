@@ -2,6 +2,9 @@ package kpi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -161,7 +164,10 @@ func (e *Engine) rollupKPIs(family string) map[string]map[string][]*KPI {
 // missed while no node led.
 func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error {
 	e.dropMemory()
-	return e.apply(ctx, family, &work{truncated: true}, at)
+	if err := e.apply(ctx, family, &work{truncated: true}, at); err != nil {
+		return err
+	}
+	return e.noteDefinitions(ctx, family, e.fingerprint(family))
 }
 
 // catchUpMargin: events accepted or written this long before the rollups'
@@ -185,7 +191,17 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(written) FROM %s.kpi_progress WHERE family = %s", e.b.DB, query.Quote(family))).Scan(&last); err != nil {
 		return false, err
 	}
-	if last == 0 {
+	// Built with other definitions (or with none recorded, before schema
+	// 15): rebuilt, so that the definitions in force apply to all history.
+	fp := e.fingerprint(family)
+	var built string
+	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(fingerprint, written) FROM %s.kpi_definitions WHERE family = %s", e.b.DB, query.Quote(family))).Scan(&built); err != nil {
+		return false, err
+	}
+	if last == 0 || built != fp {
+		if last != 0 {
+			e.log.Info("kpi definitions changed: rebuilding the family", "family", family)
+		}
 		return true, e.Rebuild(ctx, family, at)
 	}
 	if e.entitySources(family) {
@@ -795,3 +811,41 @@ func quoteList(ss []string) string {
 }
 
 func dateLiteral(d time.Time) string { return "toDate('" + d.Format("2006-01-02") + "')" }
+
+// fingerprint is a digest of what the family's rollups and open entities
+// are built from: its KPIs over entity or event views (id, version, source,
+// time column, filter, numerator, denominator) and their sources.
+func (e *Engine) fingerprint(family string) string {
+	type kpiDef struct {
+		ID, Source, Time, Filter, Numerator, Denominator string
+		Version                                          int
+	}
+	var defs []kpiDef
+	sources := map[string]*Source{}
+	for _, k := range e.cat.KPIs {
+		if k.Family != family {
+			continue
+		}
+		defs = append(defs, kpiDef{k.ID, k.Source, k.Time, k.Filter, k.Numerator, k.Denominator, k.Version})
+		if s := e.cat.Sources[k.Source]; s != nil {
+			sources[k.Source] = s
+		}
+	}
+	slices.SortFunc(defs, func(a, b kpiDef) int { return strings.Compare(a.ID, b.ID) })
+	b, _ := json.Marshal(struct {
+		KPIs    []kpiDef
+		Sources map[string]*Source
+	}{defs, sources})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// noteDefinitions records the fingerprint the family was built with.
+func (e *Engine) noteDefinitions(ctx context.Context, family, fp string) error {
+	q := fmt.Sprintf("INSERT INTO %s.kpi_definitions (family, fingerprint, written) SELECT %s, %s, %d",
+		e.b.DB, query.Quote(family), query.Quote(fp), time.Now().UnixNano())
+	if err := e.db.Conn.Exec(e.db.InsertContext(ctx), q); err != nil {
+		return fmt.Errorf("note the kpi definitions: %w", err)
+	}
+	return nil
+}
