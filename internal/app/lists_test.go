@@ -147,6 +147,9 @@ func TestListDossierOverdue(t *testing.T) {
 		dossierReceived(id, ward, now.Add(-8*24*time.Hour), due),
 		event("dossier.assigned", id, now.Add(-7*24*time.Hour), `{"unit":"26740","officer":"CB-26740-02"}`),
 		event("dossier.supplement_requested", id, now.Add(-6*24*time.Hour), `{"reason":"thiếu giấy tờ"}`),
+		// Received back with its deadline: overdue (while it waited for
+		// the citizen, it was not).
+		event("dossier.supplement_received", id, now.Add(-5*24*time.Hour), `{"due_at":"`+due.Format(time.RFC3339)+`"}`),
 		dossierReceived("LIST-D-OTHER", "25747", now.Add(-8*24*time.Hour), due.Add(time.Hour)),
 	)
 	l := waitList(t, a, toks["analyst"], "dossier.overdue?unit="+ward, id, true)

@@ -725,7 +725,7 @@ func (e *Evaluator) apply(r *Rule, ms []match, at time.Time) {
 	}
 }
 
-var clearReasons = map[string]string{KindDossierDue: "resolved, withdrawn or given a later deadline",
+var clearReasons = map[string]string{KindDossierDue: "resolved, withdrawn, given a later deadline or waiting for a citizen's supplement",
 	KindTicketOverdue: "resolved or closed", KindCameraSilent: "heard from again", KindCameraOffline: "online again",
 	KindCameraLevel: "level fell under the clear level, or no recent report"}
 

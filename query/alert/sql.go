@@ -56,6 +56,7 @@ func (r *Rule) QueryFor(db string, at, until time.Time, ids []string) string {
 		// dossier is resolved or withdrawn, or its deadline moves away.
 		return fmt.Sprintf("SELECT dossier_id, unit, due_at, toInt64(0), procedure_name FROM %s.dossiers\n"+
 			"WHERE %sreceived_at > toDateTime(0) AND resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0)\n"+
+			"  AND supplement_requested_at[-1] <= supplement_received_at[-1]\n"+
 			"  AND due_at > toDateTime(0) AND due_at <= %s", db, only("dossier_id"), unixLit(until))
 	case KindTicketOverdue:
 		return fmt.Sprintf("SELECT ticket_id, unit, due_at, toInt64(0), category FROM %s.tickets\n"+

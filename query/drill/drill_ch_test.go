@@ -92,6 +92,10 @@ func TestRunOnClickHouse(t *testing.T) {
 		d("received", "D-withdrawn", "26740", at.Add(-72*time.Hour), ""),
 		event{table: "dossier_events", typ: "withdrawn", subject: "D-withdrawn", time: rcv.Add(2 * time.Hour)},
 		d("received", "D-other-ward", "25747", at.Add(-72*time.Hour), ""),
+		// Waiting for the citizen's supplement: the legal clock stopped
+		// before the deadline passed, so it is not overdue.
+		d("received", "D-waiting", "26740", at.Add(-36*time.Hour), ""),
+		event{table: "dossier_events", typ: "supplement_requested", subject: "D-waiting", time: at.Add(-40 * time.Hour)},
 		d("received", "D-soon", "26740", cal.AddWorkingHours(at, 2), ""),
 		d("received", "D-later", "26740", cal.AddWorkingHours(at, 9), ""),
 		event{table: "feedback_events", typ: "received", subject: "T-late", time: rcv, unit: "26740", due: at.Add(-30 * time.Hour), extra: "traffic"},
@@ -198,7 +202,7 @@ func TestRunOnClickHouse(t *testing.T) {
 	// As the engine builds a generation: the open entities of the view.
 	gen := time.Now().UnixNano()
 	for _, f := range []struct{ family, view, id, open string }{
-		{"dossier", "dossiers", "dossier_id", "withdrawn_at = toDateTime(0)"},
+		{"dossier", "dossiers", "dossier_id", "withdrawn_at = toDateTime(0) AND supplement_requested_at[-1] <= supplement_received_at[-1]"},
 		{"feedback", "tickets", "ticket_id", "closed_at = toDateTime(0)"},
 	} {
 		for _, q := range []string{

@@ -55,7 +55,10 @@ func build(db string, cal *worktime.Calendar, r Request, ids []string) Statement
 	switch r.List {
 	case DossierOverdue, DossierDueSoon:
 		table, id = "dossiers", "dossier_id"
-		conds = []string{"received_at > toDateTime(0)", "resolved_at = toDateTime(0)", "withdrawn_at = toDateTime(0)"}
+		// Not waiting for a citizen's supplement: the legal clock stops at
+		// the request (the new deadline comes with the reception).
+		conds = []string{"received_at > toDateTime(0)", "resolved_at = toDateTime(0)", "withdrawn_at = toDateTime(0)",
+			"supplement_requested_at[-1] <= supplement_received_at[-1]"}
 	case FeedbackOverdue:
 		table, id = "tickets", "ticket_id"
 		conds = []string{"received_at > toDateTime(0)", "resolved_at = toDateTime(0)", "closed_at = toDateTime(0)"}
