@@ -39,7 +39,7 @@ func benchSimEvents(b testing.TB) ([]json.RawMessage, *refdata.Index) {
 			return
 		}
 		g, err := sim.NewGenerator(sim.Config{Seed: 7, Start: time.Now().Add(-12 * time.Hour).Truncate(time.Second),
-			DossiersPerDay: 500_000, FeedbackPerDay: 100_000}, set, cal)
+			DossiersPerDay: 500_000, FeedbackPerDay: 100_000, NoIndicators: true}, set, cal)
 		if err != nil {
 			simErr = err
 			return

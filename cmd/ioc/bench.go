@@ -245,7 +245,7 @@ func benchPool(n, batch int) (bodies [][]byte, span time.Duration, mix string, e
 	// the mix is not only camera detections; in office hours, so that the
 	// mix is the same whatever the hour of the run.
 	g, err := sim.NewGenerator(sim.Config{Seed: 7, Start: benchStart(time.Now(), cal),
-		DossiersPerDay: 500_000, FeedbackPerDay: 100_000}, set, cal)
+		DossiersPerDay: 500_000, FeedbackPerDay: 100_000, NoIndicators: true}, set, cal)
 	if err != nil {
 		return nil, 0, "", err
 	}

@@ -19,7 +19,7 @@ func TestSimulatorEndsWhatAnEarlierRunLeftOpen(t *testing.T) {
 	set, cal := hcmcCity(t)
 	now := time.Now()
 	g, err := sim.NewGenerator(sim.Config{Seed: 7, Start: now.Add(-3 * 24 * time.Hour), Cameras: -1,
-		DossiersPerDay: 2000, FeedbackPerDay: 1000}, set, cal)
+		DossiersPerDay: 2000, FeedbackPerDay: 1000, NoIndicators: true}, set, cal)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,15 @@ func NewGenerator(cfg Config, set *refdata.Set, cal *worktime.Calendar) (*Genera
 		g.schedule(a.nextAfter(r, start), a, false)
 	}
 	if !cfg.NoIndicators {
-		g.schedule(firstReport(start), &indicatorReports{}, false)
+		// The reports of the month before the start, at the start (as
+		// published on its month's 1st), then each month's on the 1st.
+		ir := &indicatorReports{}
+		if last := lastReport(start); start.After(last) {
+			ir.as = last
+			g.schedule(start, ir, false)
+		} else {
+			g.schedule(last, ir, false) // the 1st, before 08:00
+		}
 	}
 	return g, nil
 }

@@ -22,6 +22,17 @@ type indicatorReport struct {
 type indicatorReports struct {
 	list []indicatorReport
 	i    int
+	// as, when set, is the first day whose reports the first round sends:
+	// a city started mid-month has the reports of the month before, as
+	// published on the 1st, from its start.
+	as time.Time
+}
+
+// lastReport is 08:00 on the first day of t's month: when the latest
+// reports before t were published.
+func lastReport(t time.Time) time.Time {
+	t = t.In(ict)
+	return time.Date(t.Year(), t.Month(), 1, 8, 0, 0, 0, ict)
 }
 
 // firstReport is 08:00 on the first day of the month after t.
@@ -32,7 +43,11 @@ func firstReport(t time.Time) time.Time {
 
 func (ir *indicatorReports) act(e *engine, now time.Time) (Event, bool, time.Time, bool) {
 	if ir.i >= len(ir.list) {
-		ir.list, ir.i = e.reportsAt(now), 0
+		at := now
+		if !ir.as.IsZero() {
+			at, ir.as = ir.as, time.Time{}
+		}
+		ir.list, ir.i = e.reportsAt(at), 0
 	}
 	rep := ir.list[ir.i]
 	ir.i++

@@ -340,3 +340,40 @@ func TestReportsFeedTheScorecards(t *testing.T) {
 		}
 	}
 }
+
+// A city started mid-month has the reports of the month before from its
+// start, as published on the 1st; one started on the 1st before 08:00
+// publishes them at 08:00.
+func TestReportsOfTheMonthBeforeAtTheStart(t *testing.T) {
+	set, cal := fixture(t)
+	for _, c := range []struct {
+		start, at time.Time
+	}{
+		{time.Date(2025, 11, 18, 10, 0, 0, 0, ict), time.Date(2025, 11, 18, 10, 0, 0, 0, ict)},
+		{time.Date(2025, 11, 1, 6, 0, 0, 0, ict), time.Date(2025, 11, 1, 8, 0, 0, 0, ict)},
+	} {
+		cfg := testConfig()
+		cfg.Cameras, cfg.Start = 0, c.start
+		g, err := NewGenerator(cfg, set, cal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for !found {
+			ev, ok := g.Next()
+			if !ok || ev.Time.After(c.at) {
+				break
+			}
+			if ev.Type == typeIndicatorReported && ev.Subject == "766.dossiers_on_time" {
+				found = ev.Time.Equal(c.at) && strings.Contains(string(ev.AppendJSON(nil)), `"period":"2025-10"`)
+				if !found {
+					t.Errorf("start %v: %s", c.start, ev.AppendJSON(nil))
+					break
+				}
+			}
+		}
+		if !found {
+			t.Errorf("start %v: no report of October at %v", c.start, c.at)
+		}
+	}
+}
