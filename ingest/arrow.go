@@ -364,7 +364,7 @@ func (c *arrowCol) text(i int) string {
 	if !ok {
 		return ""
 	}
-	return jsonText(c.str(j))
+	return c.asJSON(c.str(j))
 }
 
 // instant is the timestamp at j in the column's zone, as a sender of JSON
@@ -413,7 +413,7 @@ func (c *arrowCol) cell(j int) any {
 func (c *arrowCol) value(j int) any {
 	switch c.kind {
 	case kindString:
-		return jsonText(c.str(j))
+		return c.asJSON(c.str(j))
 	case kindBool:
 		return c.arr.(*array.Boolean).Value(j)
 	case kindTimestamp:
@@ -462,6 +462,16 @@ func float32JSON(f float32) float64 {
 
 // jsonText is s as a JSON round trip reads it: each byte that is not part of
 // valid UTF-8 becomes U+FFFD.
+// asJSON is jsonText of a string of the column, skipped when the batch's
+// strings were all found valid (allText): a row with one that is not is
+// refused before it is read (textOf); rejections still read its strings.
+func (c *arrowCol) asJSON(s string) string {
+	if c.textValid {
+		return s
+	}
+	return jsonText(s)
+}
+
 func jsonText(s string) string {
 	if utf8.ValidString(s) {
 		return s
@@ -714,7 +724,7 @@ func (d *arrowDecoder) parts(i int, p *eventParts) {
 	*p = eventParts{SpecVersion: "1.0"}
 	if c := d.env[envSpecVersion]; c != nil {
 		if j, ok := c.at(i); ok {
-			p.SpecVersion = jsonText(c.str(j))
+			p.SpecVersion = c.asJSON(c.str(j))
 		}
 	}
 	// The record keeps id and subject: copy them out of the Arrow buffers,
@@ -743,7 +753,7 @@ func (d *arrowDecoder) parts(i int, p *eventParts) {
 			if raw := strings.TrimSpace(d.data.str(j)); len(raw) > maxDataBytes {
 				p.dataTooLarge = true
 			} else {
-				p.RawData = []byte(jsonText(raw))
+				p.RawData = []byte(d.data.asJSON(raw))
 			}
 		}
 		return
