@@ -2,6 +2,7 @@ package chlocal
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -160,6 +161,18 @@ func TestStopStaleStopsOnlyThisFoldersServer(t *testing.T) {
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+		// Start returns once the child has begun its exec, which can be
+		// before the kernel shows the new command line (an empty one
+		// meanwhile): such a process is no ClickHouse of any folder yet.
+		for i := 0; ; i++ {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)); err == nil && strings.Contains(string(b), "clickhouse-server") {
+				break
+			}
+			if i == 500 {
+				t.Fatal("the command line of the process never showed")
+			}
+			time.Sleep(time.Millisecond)
+		}
 		if err := os.WriteFile(filepath.Join(dir, "server.pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 			t.Fatal(err)
 		}
