@@ -482,6 +482,56 @@ func TestOutOfOrderAndLateEvents(t *testing.T) {
 	}
 }
 
+// Events of one dossier in the same second are ordered by their
+// microseconds, then by their place in the lifecycle, whatever the order
+// they arrive in: the state is that of the later one.
+func TestEventsOfOneSecondAreOrdered(t *testing.T) {
+	p := newPipeline(t)
+	tok := p.token(t, auth.RoleIngest, "hcmc/one-stop")
+	assigned := func(id, subject, when, unit, officer string) map[string]any {
+		return event(id, "vn.ioc.dossier.assigned", subject, when, map[string]any{"unit": unit, "officer": officer})
+	}
+	send := func(evs ...map[string]any) {
+		t.Helper()
+		for _, ev := range evs {
+			if code, r := p.post(t, tok, ingest.ContentBatch, batch(t, ev)); code != 202 || r.Accepted != 1 {
+				t.Fatalf("%d %+v", code, r)
+			}
+			// one insert each, so that each is folded on its own
+			p.waitCount(t, 1, "SELECT count() FROM DB.dossier_events WHERE id = ?", ev["id"])
+		}
+	}
+	send(
+		// passed on 0.5 s after reception; the assignment arrives first
+		assigned("a1", "D-US1", "2024-03-01T09:00:00.7+07:00", "26734", "CB-1"),
+		received("r1", "D-US1", "2024-03-01T09:00:00.2+07:00"),
+		// the same, in order
+		received("r2", "D-US2", "2024-03-01T09:00:00.2+07:00"),
+		assigned("a2", "D-US2", "2024-03-01T09:00:00.7+07:00", "26734", "CB-1"),
+		// reassigned within the second, the later assignment arriving first
+		received("r3", "D-US3", "2024-03-01T09:00:00+07:00"),
+		assigned("a3b", "D-US3", "2024-03-01T09:00:00.900001+07:00", "26734", "CB-3"),
+		assigned("a3a", "D-US3", "2024-03-01T09:00:00.9+07:00", "26740", "CB-2"),
+		// received and passed on with the same time: the lifecycle orders them
+		received("r4", "D-SAME", "2024-03-01T09:00:00+07:00"),
+		assigned("a4", "D-SAME", "2024-03-01T09:00:00+07:00", "26734", "CB-4"),
+	)
+	for id, want := range map[string][2]string{"D-US1": {"26734", "CB-1"}, "D-US2": {"26734", "CB-1"},
+		"D-US3": {"26734", "CB-3"}, "D-SAME": {"26734", "CB-4"}} {
+		var holder, officer, last string
+		if err := p.db.Conn.QueryRow(context.Background(), "SELECT holder_unit, officer, last_type FROM "+
+			p.db.Table("dossiers")+" WHERE dossier_id = ?", id).Scan(&holder, &officer, &last); err != nil {
+			t.Fatal(err)
+		}
+		if holder != want[0] || officer != want[1] || last != "assigned" {
+			t.Errorf("%s: held by %q, officer %q, last %q; want %q, %q, assigned", id, holder, officer, last, want[0], want[1])
+		}
+	}
+	if n := p.count(t, "SELECT toUInt64(time_us) FROM DB.dossier_events WHERE id = 'a3b'"); n != 900001 {
+		t.Errorf("time_us %d, want 900001", n)
+	}
+}
+
 func TestPersonalDataIsNeverStoredInClear(t *testing.T) {
 	p := newPipeline(t)
 	tok := p.token(t, auth.RoleIngest, "hcmc/1022")

@@ -72,6 +72,9 @@ func commonColumns[R any, P rowOf[R]]() []column[R] {
 		col("type", func(r *R) string { return P(r).base().rec.Transition }),
 		col("subject", func(r *R) string { return P(r).base().rec.Subject }),
 		col("time", func(r *R) time.Time { return P(r).base().rec.Time.Truncate(time.Second) }),
+		// the microseconds of the time, which order the events of one
+		// entity within a second (schema 16)
+		col("time_us", func(r *R) uint32 { return uint32(P(r).base().rec.Time.Nanosecond() / 1000) }),
 		col("accepted_at", func(r *R) time.Time { return P(r).base().rec.AcceptedAt.Truncate(time.Second) }),
 	}
 }

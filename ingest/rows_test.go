@@ -17,7 +17,7 @@ func legacyRow(family string, line []byte) ([]any, string, error) {
 	if err := json.Unmarshal(line, r); err != nil {
 		return nil, "", fmt.Errorf("undecodable record: %w", err)
 	}
-	common := []any{r.Source, r.ID, r.Transition, r.Subject, r.Time.Truncate(time.Second), r.AcceptedAt.Truncate(time.Second)}
+	common := []any{r.Source, r.ID, r.Transition, r.Subject, r.Time.Truncate(time.Second), uint32(r.Time.Nanosecond() / 1000), r.AcceptedAt.Truncate(time.Second)}
 	switch family {
 	case FamilyDossier:
 		var d dossierData

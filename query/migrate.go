@@ -72,6 +72,7 @@ func Migrations(database, cluster string) ([]Migration, error) {
 //	{{distributed "t" k}} nothing, or db.t as a Distributed table over db.t_local sharded by k
 //	{{alterDistributed "t" "ADD COLUMN …"}} nothing, or that ALTER of the Distributed table db.t
 //	                     (on one server the ALTER of {{local "t"}} already changed db.t)
+//	{{range slices n}}   0 … n-1, to repeat a statement over slices of the rows
 func render(src, database, cluster string) (string, error) {
 	funcs := template.FuncMap{
 		"local": func(t string) string {
@@ -105,6 +106,13 @@ func render(src, database, cluster string) (string, error) {
 			return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s ON CLUSTER %[3]s AS %[1]s.%[2]s_local ENGINE = Distributed(%[3]s, %[1]s, %[2]s_local, %[4]s);",
 				database, t, cluster, key)
 		},
+	}
+	funcs["slices"] = func(n int) []int {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out
 	}
 	funcs["alterDistributed"] = func(t, change string) string {
 		if cluster == "" {

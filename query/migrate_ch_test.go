@@ -3,6 +3,7 @@ package query_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,35 +18,7 @@ import (
 // with the events in and out of order.
 func TestTicketReassignedWithoutAnOfficer(t *testing.T) {
 	ctx := context.Background()
-	cfg := query.Config{Addr: testenv.ClickHouseAddr(t), Database: "test_" + testenv.RandomHex(6)}
-	db, err := query.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = db.Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
-		db.Close()
-	})
-	ms, err := query.Migrations(cfg.Database, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Conn.Exec(ctx, "CREATE DATABASE "+cfg.Database); err != nil {
-		t.Fatal(err)
-	}
-	apply := func(from, to int) {
-		t.Helper()
-		for _, m := range ms {
-			if m.Version < from || m.Version > to {
-				continue
-			}
-			for i, s := range m.Statements {
-				if err := db.Conn.Exec(ctx, s); err != nil {
-					t.Fatalf("migration %d statement %d: %v", m.Version, i+1, err)
-				}
-			}
-		}
-	}
+	db, apply := unmigrated(t)
 	// events inserts one event per statement, so each is folded on its own
 	// (an insert's block is folded at once; the order of arrival is the
 	// order of the list).
@@ -104,6 +77,108 @@ func TestTicketReassignedWithoutAnOfficer(t *testing.T) {
 	}
 	if holder != "26734" {
 		t.Errorf("T-OLD held by %q, want 26734", holder)
+	}
+}
+
+// unmigrated is an empty database and a function that applies the
+// migrations numbered from to to.
+func unmigrated(t *testing.T) (*query.DB, func(from, to int)) {
+	ctx := context.Background()
+	cfg := query.Config{Addr: testenv.ClickHouseAddr(t), Database: "test_" + testenv.RandomHex(6)}
+	db, err := query.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = db.Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
+		db.Close()
+	})
+	ms, err := query.Migrations(cfg.Database, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Conn.Exec(ctx, "CREATE DATABASE "+cfg.Database); err != nil {
+		t.Fatal(err)
+	}
+	return db, func(from, to int) {
+		t.Helper()
+		for _, m := range ms {
+			if m.Version < from || m.Version > to {
+				continue
+			}
+			for i, s := range m.Statements {
+				if err := db.Conn.Exec(ctx, s); err != nil {
+					t.Fatalf("migration %d statement %d: %v", m.Version, i+1, err)
+				}
+			}
+		}
+	}
+}
+
+// Schema 16 orders the events of one entity within a second. The entities
+// folded before it get the order of the lifecycle (their events have no
+// microseconds); the events stored after it are ordered by their
+// microseconds, whatever their order of arrival. Every view keeps its rows.
+func TestEventsOfOneSecondAfterSchema16(t *testing.T) {
+	ctx := context.Background()
+	db, apply := unmigrated(t)
+	exec := func(sqls ...string) {
+		t.Helper()
+		for _, s := range sqls {
+			if err := db.Conn.Exec(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+	}
+	one := func(sql string, args ...any) string {
+		t.Helper()
+		var v string
+		if err := db.Conn.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return v
+	}
+	at := "toDateTime('2026-03-02 02:00:00', 'UTC')"
+	apply(1, 15)
+	// one insert per event, in the order of the lifecycle
+	exec(
+		"INSERT INTO "+db.Table("dossier_events")+" (source, id, type, subject, time, unit) SELECT 's', 'r', 'received', 'D-1', "+at+", '26740'",
+		"INSERT INTO "+db.Table("dossier_events")+" (source, id, type, subject, time, unit, officer) SELECT 's', 'a', 'assigned', 'D-1', "+at+", '26734', 'CB-1'",
+		"INSERT INTO "+db.Table("feedback_events")+" (source, id, type, subject, time, unit) SELECT 's', 'r', 'received', 'T-1', "+at+", '26740'",
+		"INSERT INTO "+db.Table("feedback_events")+" (source, id, type, subject, time, unit, officer) SELECT 's', 'a', 'assigned', 'T-1', "+at+", '26734', 'CB-2'",
+		"INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, online) SELECT 's', 'c1', 'status', 'CAM-1', "+at+", 1",
+	)
+	if got := one("SELECT holder_unit FROM " + db.Table("dossiers") + " WHERE dossier_id = 'D-1'"); got != "26740" {
+		t.Logf("before schema 16 the view shows %q, the later transition's unit", got)
+	}
+	apply(16, query.LatestVersion())
+	for _, c := range [][3]string{
+		{"SELECT holder_unit FROM dossiers WHERE dossier_id = 'D-1'", "26734"},
+		{"SELECT last_type FROM dossiers WHERE dossier_id = 'D-1'", "assigned"},
+		{"SELECT unit FROM dossiers WHERE dossier_id = 'D-1'", "26740"},
+		{"SELECT holder_unit FROM tickets WHERE ticket_id = 'T-1'", "26734"},
+		{"SELECT officer FROM tickets WHERE ticket_id = 'T-1'", "CB-2"},
+		{"SELECT toString(online) FROM camera_status WHERE camera_id = 'CAM-1'", "1"},
+	} {
+		if got := one(strings.Replace(c[0], "FROM ", "FROM "+db.Database()+".", 1)); got != c[1] {
+			t.Errorf("%s: %q, want %q", c[0], got, c[1])
+		}
+	}
+	// after the upgrade, the later event of the second arriving first
+	exec(
+		"INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, time_us, online) SELECT 's', 'c3', 'status', 'CAM-1', toDateTime('2026-03-02 03:00:00', 'UTC'), 800000, 0",
+		"INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, time_us, online) SELECT 's', 'c2', 'status', 'CAM-1', toDateTime('2026-03-02 03:00:00', 'UTC'), 200000, 1",
+		"INSERT INTO "+db.Table("indicator_events")+" (source, id, type, subject, time, time_us, unit, period, value) SELECT 's', 'i2', 'reported', '766.total', "+at+", 900000, '79', '2026-02', 2",
+		"INSERT INTO "+db.Table("indicator_events")+" (source, id, type, subject, time, time_us, unit, period, value) SELECT 's', 'i1', 'reported', '766.total', "+at+", 100000, '79', '2026-02', 1",
+	)
+	if got := one("SELECT toString(online) FROM " + db.Table("camera_status") + " WHERE camera_id = 'CAM-1'"); got != "0" {
+		t.Errorf("camera online %s after going offline 0.6 s after it came back", got)
+	}
+	if got := one("SELECT toString(value) FROM " + db.Table("indicators") + " WHERE indicator = '766.total'"); got != "2" {
+		t.Errorf("indicator %s, want the later report's 2", got)
+	}
+	if got := one("SELECT toString(count()) FROM system.tables WHERE database = ? AND name IN ('dossier_state', 'feedback_state', 'camera_state', 'dossier_state_mv2', 'feedback_state_mv2', 'camera_state_mv')", db.Database()); got != "0" {
+		t.Errorf("%s of the old state tables and their views are left", got)
 	}
 }
 

@@ -53,7 +53,7 @@ WHERE NOT (number %% 20 = 0 AND number * 63 < 30 * 86400)`, db, now.Unix(), load
 				b.Fatal(err)
 			}
 		}
-		_ = a.db.Conn.Exec(ctx, "OPTIMIZE TABLE "+db+".feedback_state FINAL")
+		_ = a.db.Conn.Exec(ctx, "OPTIMIZE TABLE "+db+".feedback_state2 FINAL")
 		loaded = n
 		// The open tickets as the engine keeps them after a takeover.
 		if err := a.engine.Rebuild(ctx, ingest.FamilyFeedback, now); err != nil {

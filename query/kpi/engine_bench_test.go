@@ -80,7 +80,7 @@ WHERE number %% 4 = 0 AND number * 63 > 86400 * 30`, db.Table("dossier_events"),
 		if err := db.Conn.Exec(ctx, withdraw); err != nil {
 			b.Fatal(err)
 		}
-		_ = db.Conn.Exec(ctx, "OPTIMIZE TABLE "+db.Table("dossier_state")+" FINAL")
+		_ = db.Conn.Exec(ctx, "OPTIMIZE TABLE "+db.Table("dossier_state2")+" FINAL")
 		loaded = n
 		at := time.Unix(atUnix, 0)
 		if err := eng.Rebuild(ctx, "dossier", at); err != nil {

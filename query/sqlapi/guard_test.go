@@ -164,7 +164,7 @@ func TestGuardLeaderScope(t *testing.T) {
 		{sql: "SELECT name FROM procedures", want: "SELECT name FROM procedures"},
 		{sql: "DESCRIBE dossiers", want: "DESCRIBE dossiers"},
 		{sql: "SELECT * FROM dossier_events", why: "dossier_events is outside your scope"},
-		{sql: "SELECT * FROM dossier_state", why: "outside your scope"},
+		{sql: "SELECT * FROM dossier_state2", why: "outside your scope"},
 		{sql: "SELECT * FROM sql_audit", why: "outside your scope"},
 		{sql: "SELECT * FROM dossiers WHERE dossier_id IN (SELECT subject FROM dossier_events)", why: "dossier_events is outside your scope"},
 		{sql: "SELECT * FROM dossiers AS d JOIN ref_officers AS o ON d.officer = o.id", why: "ref_officers is outside your scope"},
