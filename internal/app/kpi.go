@@ -275,7 +275,7 @@ func (a *App) handleKPIValue(w http.ResponseWriter, r *http.Request) {
 	}
 	var v kpi.Value
 	if req.span.Window == kpi.WindowCustom {
-		v, err = a.kpiReader.Compute(ctx, req.k, req.unit, req.span)
+		v, err = a.kpiReader.Custom(ctx, req.k, req.unit, req.span)
 	} else {
 		v, err = a.kpiReader.Value(ctx, req.k, req.unit, req.span.Window, time.Now())
 	}

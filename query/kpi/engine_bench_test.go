@@ -218,6 +218,41 @@ FROM (SELECT number, toDateTime(%d + %d) AS t FROM system.numbers LIMIT 1000)`,
 				}
 			})
 		})
+		// A trend of the city's wall (dossier.on_time_rate over 30d by
+		// day), as ioc reads it (from the rollups) and from the view.
+		span, err := kpi.Resolve(kpi.Window30d, at, bld.Loc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		onTime, _ := cat.KPI("dossier.on_time_rate")
+		reader := &kpi.Reader{Cat: cat, B: bld, DB: db}
+		b.Run(fmt.Sprintf("series/dossiers=%d", n), func(b *testing.B) {
+			testenv.MedianLoop(b, nil, func() {
+				sql, points, err := reader.Series(ctx, onTime, "79", span, "day")
+				if err != nil || !strings.Contains(sql, ".kpi_daily") || len(points) < 20 {
+					b.Fatalf("%d points, %v:\n%s", len(points), err, sql)
+				}
+			})
+		})
+		b.Run(fmt.Sprintf("series-view/dossiers=%d", n), func(b *testing.B) {
+			sql, err := bld.SeriesSQL(cat, onTime, "79", span, "day")
+			if err != nil {
+				b.Fatal(err)
+			}
+			testenv.MedianLoop(b, nil, func() {
+				rows, err := db.Conn.Query(ctx, sql)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for rows.Next() {
+					n++
+				}
+				if rows.Close(); n < 20 {
+					b.Fatalf("%d points", n)
+				}
+			})
+		})
 		// The drill-down lists of the city (overdue, due soon): read from
 		// the open entities, and by their SQL over the whole view.
 		for _, list := range []string{drill.DossierOverdue, drill.DossierDueSoon} {

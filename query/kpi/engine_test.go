@@ -681,3 +681,162 @@ func TestEngineDropsOrphanOpen(t *testing.T) {
 		t.Error("the open dossiers the catalog still keeps were dropped")
 	}
 }
+
+// A series is read from the rollups once the engine has built them with
+// the definitions in force, and its points are those of the view's series
+// (SeriesSQL): for every KPI with a series, random units, windows and steps.
+// Before, and for a span the rollups cannot cut, it is read from the view.
+func TestSeriesFromTheRollups(t *testing.T) {
+	c := newCity(t, 3)
+	ctx := context.Background()
+	reader := &kpi.Reader{Cat: c.cat, B: c.b, DB: c.db}
+	points := func(sql string) []kpi.Point {
+		t.Helper()
+		rows, err := c.db.Conn.Query(ctx, sql)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, sql)
+		}
+		defer rows.Close()
+		var out []kpi.Point
+		for rows.Next() {
+			var p kpi.Point
+			if err := rows.Scan(&p.T, &p.Numerator, &p.Denominator, &p.Value); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	fromRollups := func(sql string) bool {
+		return strings.Contains(sql, ".kpi_hourly") || strings.Contains(sql, ".kpi_daily")
+	}
+	k, _ := c.cat.KPI("dossier.received")
+	span, err := kpi.Resolve(kpi.Window30d, c.at, c.b.Loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sql, _, err := reader.Series(ctx, k, "79", span, "day"); err != nil || fromRollups(sql) {
+		t.Fatalf("read from the rollups before the engine built them (%v):\n%s", err, sql)
+	}
+	eng, err := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range c.cat.Families() {
+		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
+			t.Fatalf("%s: rebuild: %v", fam, err)
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 8))
+	steps := []string{"hour", "day", "week", "month"}
+	checked, nonzero := 0, 0
+	for _, k := range c.cat.KPIs {
+		if k.Instant() {
+			continue
+		}
+		for range 4 {
+			unit := "79"
+			if r.IntN(2) == 0 {
+				unit = c.units[r.IntN(len(c.units))]
+			}
+			win, step := kpi.StandardWindows[r.IntN(len(kpi.StandardWindows))], steps[r.IntN(len(steps))]
+			span, err := kpi.Resolve(win, c.at, c.b.Loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sql, got, err := reader.Series(ctx, k, unit, span, step)
+			if err != nil {
+				t.Fatalf("%s %s %s %s: %v", k.ID, unit, win, step, err)
+			}
+			if !fromRollups(sql) {
+				t.Fatalf("%s over %s by %s not read from the rollups:\n%s", k.ID, win, step, sql)
+			}
+			viewSQL, err := c.b.SeriesSQL(c.cat, k, unit, span, step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := points(viewSQL)
+			checked++
+			if len(want) > 0 {
+				nonzero++
+			}
+			if len(got) != len(want) {
+				t.Errorf("%s %s %s by %s: %d points from the rollups, %d from the view", k.ID, unit, win, step, len(got), len(want))
+				continue
+			}
+			for i := range want {
+				g, w := got[i], want[i]
+				if !g.T.Equal(w.T) || g.Numerator != w.Numerator || g.Denominator != w.Denominator || !sameFloat(g.Value, w.Value) {
+					t.Errorf("%s %s %s by %s, point %d: rollups %v %d/%d=%v, view %v %d/%d=%v", k.ID, unit, win, step, i,
+						g.T, g.Numerator, g.Denominator, show(g.Value), w.T, w.Numerator, w.Denominator, show(w.Value))
+					break
+				}
+			}
+		}
+	}
+	if checked < 60 || nonzero < checked/3 {
+		t.Fatalf("checked %d series, %d with points: the data does not exercise them", checked, nonzero)
+	}
+	t.Logf("%d series checked, %d with points", checked, nonzero)
+	// Values over custom spans of whole hours or days, read from the
+	// rollups, are those /sql gives.
+	var windowed []*kpi.KPI
+	for _, k := range c.cat.KPIs {
+		if !k.Instant() {
+			windowed = append(windowed, k)
+		}
+	}
+	y, m, d := c.at.In(c.b.Loc).Date()
+	midnight := time.Date(y, m, d, 0, 0, 0, 0, c.b.Loc)
+	values, valuesNonzero := 0, 0
+	for i := range 60 {
+		k := windowed[r.IntN(len(windowed))]
+		from := midnight.AddDate(0, 0, -r.IntN(40))
+		to := from.AddDate(0, 0, 1+r.IntN(20))
+		if i%2 == 1 { // whole hours
+			from, to = from.Add(time.Duration(r.IntN(24))*time.Hour), to.Add(-time.Duration(r.IntN(24))*time.Hour)
+		}
+		span, err := kpi.Custom(from, to, c.at, c.b.Loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unit := "79"
+		if r.IntN(2) == 0 {
+			unit = c.units[r.IntN(len(c.units))]
+		}
+		q, ok := c.b.RollupSQL(c.cat, k, unit, span)
+		if !ok {
+			t.Fatalf("%s over %v: no rollup statement", k.ID, span)
+		}
+		var got kpi.Value
+		if err := c.db.Conn.QueryRow(ctx, q).Scan(&got.Numerator, &got.Denominator, &got.Value); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+		var want kpi.Value
+		if err := c.db.Conn.QueryRow(ctx, c.b.SQL(c.cat, k, unit, span)).Scan(&want.Numerator, &want.Denominator, &want.Value); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := reader.Custom(ctx, k, unit, span); err != nil || v.Numerator != want.Numerator || v.Denominator != want.Denominator {
+			t.Fatalf("%s: Custom gives %d/%d (%v), want %d/%d", k.ID, v.Numerator, v.Denominator, err, want.Numerator, want.Denominator)
+		}
+		values++
+		if want.Numerator != 0 {
+			valuesNonzero++
+		}
+		if got.Numerator != want.Numerator || got.Denominator != want.Denominator || !sameFloat(got.Value, want.Value) {
+			t.Errorf("%s %s [%v, %v): rollups %d/%d=%v, sql %d/%d=%v", k.ID, unit, from, to,
+				got.Numerator, got.Denominator, show(got.Value), want.Numerator, want.Denominator, show(want.Value))
+		}
+	}
+	if valuesNonzero < values/4 {
+		t.Fatalf("%d of %d custom values non-zero: the data does not exercise them", valuesNonzero, values)
+	}
+	// A custom span that is not whole hours is read from the view.
+	custom, err := kpi.Custom(c.at.Add(-50*time.Hour-17*time.Minute), c.at, c.at, c.b.Loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sql, _, err := reader.Series(ctx, k, "79", custom, "day"); err != nil || fromRollups(sql) {
+		t.Fatalf("a span of part hours read from the rollups (%v):\n%s", err, sql)
+	}
+}

@@ -29,7 +29,7 @@ func (r *Reader) Compute(ctx context.Context, k *KPI, unit string, s Span) (Valu
 }
 
 // Value is the latest published value of a standard key, or the key
-// computed now when the engine has published none.
+// computed now (Custom) when the engine has published none.
 func (r *Reader) Value(ctx context.Context, k *KPI, unit, window string, now time.Time) (Value, error) {
 	v, ok, err := r.published(ctx, k, unit, window)
 	if err != nil || ok {
@@ -39,7 +39,7 @@ func (r *Reader) Value(ctx context.Context, k *KPI, unit, window string, now tim
 	if err != nil {
 		return Value{}, err
 	}
-	return r.Compute(ctx, k, unit, s)
+	return r.Custom(ctx, k, unit, s)
 }
 
 // Span of a key for /sql: the span of its latest published value, so that
@@ -75,9 +75,11 @@ type Point struct {
 	Value       *float64  `json:"value"`
 }
 
-// Series is the KPI's trend over the span by step.
+// Series is the KPI's trend over the span by step: read from the KPI
+// engine's rollups when they hold the span (SeriesRollupSQL), else from the
+// view (SeriesSQL).
 func (r *Reader) Series(ctx context.Context, k *KPI, unit string, s Span, step string) (string, []Point, error) {
-	sql, err := r.B.SeriesSQL(r.Cat, k, unit, s, step)
+	sql, err := r.seriesSQL(ctx, k, unit, s, step)
 	if err != nil {
 		return "", nil, err
 	}
@@ -96,6 +98,56 @@ func (r *Reader) Series(ctx context.Context, k *KPI, unit string, s Span, step s
 		out = append(out, p)
 	}
 	return sql, out, rows.Err()
+}
+
+// seriesSQL is the statement Series runs.
+func (r *Reader) seriesSQL(ctx context.Context, k *KPI, unit string, s Span, step string) (string, error) {
+	q, ok, err := r.B.SeriesRollupSQL(r.Cat, k, unit, s, step)
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		if ok, err = r.rollupsHold(ctx, k, s); err != nil || ok {
+			return q, err
+		}
+	}
+	return r.B.SeriesSQL(r.Cat, k, unit, s, step)
+}
+
+// Custom is the value of a key over a custom span: read from the KPI
+// engine's rollups when they hold the span (RollupSQL), else computed as
+// /sql shows (Compute). Both give the same numbers.
+func (r *Reader) Custom(ctx context.Context, k *KPI, unit string, s Span) (Value, error) {
+	q, ok := r.B.RollupSQL(r.Cat, k, unit, s)
+	if ok {
+		if held, err := r.rollupsHold(ctx, k, s); err != nil {
+			return Value{}, err
+		} else if held {
+			var num, den int64
+			var val *float64
+			if err := r.DB.Conn.QueryRow(ctx, q).Scan(&num, &den, &val); err != nil {
+				return Value{}, fmt.Errorf("compute %s: %w", k.ID, err)
+			}
+			return newValue(k, unit, s, num, den), nil
+		}
+	}
+	return r.Compute(ctx, k, unit, s)
+}
+
+// rollupsHold says whether the rollups hold the KPI's sums over the span:
+// it lies after the horizon of its instant (the rollups are kept from
+// there on, which every standard window does), and they were built with
+// the definitions in force (a node taking over with others rebuilds them,
+// and notes the new definitions when done).
+func (r *Reader) rollupsHold(ctx context.Context, k *KPI, s Span) (bool, error) {
+	if s.From.Before(horizon(s.At, r.B.Loc)) {
+		return false, nil
+	}
+	built, err := builtWith(ctx, r.DB, r.B.DB, k.Family)
+	if err != nil {
+		return false, fmt.Errorf("%s: the definitions the rollups were built with: %w", k.ID, err)
+	}
+	return built == r.Cat.Fingerprint(k.Family), nil
 }
 
 // Group is one row of a breakdown: the KPI over the rows whose dimension

@@ -167,7 +167,7 @@ func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error
 	if err := e.apply(ctx, family, &work{truncated: true}, at); err != nil {
 		return err
 	}
-	return e.noteDefinitions(ctx, family, e.fingerprint(family))
+	return e.noteDefinitions(ctx, family, e.cat.Fingerprint(family))
 }
 
 // catchUpMargin: events accepted or written this long before the rollups'
@@ -193,9 +193,9 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	}
 	// Built with other definitions (or with none recorded, before schema
 	// 15): rebuilt, so that the definitions in force apply to all history.
-	fp := e.fingerprint(family)
-	var built string
-	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(fingerprint, written) FROM %s.kpi_definitions WHERE family = %s", e.b.DB, query.Quote(family))).Scan(&built); err != nil {
+	fp := e.cat.Fingerprint(family)
+	built, err := builtWith(ctx, e.db, e.b.DB, family)
+	if err != nil {
 		return false, err
 	}
 	if last == 0 || built != fp {
@@ -812,22 +812,22 @@ func quoteList(ss []string) string {
 
 func dateLiteral(d time.Time) string { return "toDate('" + d.Format("2006-01-02") + "')" }
 
-// fingerprint is a digest of what the family's rollups and open entities
+// Fingerprint is a digest of what the family's rollups and open entities
 // are built from: its KPIs over entity or event views (id, version, source,
 // time column, filter, numerator, denominator) and their sources.
-func (e *Engine) fingerprint(family string) string {
+func (c *Catalog) Fingerprint(family string) string {
 	type kpiDef struct {
 		ID, Source, Time, Filter, Numerator, Denominator string
 		Version                                          int
 	}
 	var defs []kpiDef
 	sources := map[string]*Source{}
-	for _, k := range e.cat.KPIs {
+	for _, k := range c.KPIs {
 		if k.Family != family {
 			continue
 		}
 		defs = append(defs, kpiDef{k.ID, k.Source, k.Time, k.Filter, k.Numerator, k.Denominator, k.Version})
-		if s := e.cat.Sources[k.Source]; s != nil {
+		if s := c.Sources[k.Source]; s != nil {
 			sources[k.Source] = s
 		}
 	}
@@ -838,6 +838,15 @@ func (e *Engine) fingerprint(family string) string {
 	}{defs, sources})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// builtWith is the fingerprint the family's rollups were last built with
+// ("" when none was noted).
+func builtWith(ctx context.Context, db *query.DB, database, family string) (string, error) {
+	var fp string
+	err := db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(fingerprint, written) FROM %s.kpi_definitions WHERE family = %s",
+		database, query.Quote(family))).Scan(&fp)
+	return fp, err
 }
 
 // noteDefinitions records the fingerprint the family was built with.

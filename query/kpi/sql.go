@@ -234,8 +234,107 @@ var steps = map[string]string{
 	"month": "toDateTime(toStartOfMonth(%s, '%s'), '%[2]s')",
 }
 
-// SeriesSQL is the statement of a KPI's trend over a span, one row per step.
+// SeriesSQL is the statement of a KPI's trend over a span, one row per step
+// that counts something, read from the view.
 func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step string) (string, error) {
+	f, err := b.seriesStep(k, step)
+	if err != nil {
+		return "", err
+	}
+	src := cat.Sources[k.Source]
+	num, den, cond := b.rowTerms(k, s)
+	var w strings.Builder
+	fmt.Fprintf(&w, "-- %s (version %d) by %s: unit %s and its subtree; %s\n", k.ID, k.Version, step, unit, describeSpan(s, b))
+	b.seriesHead(&w, k, s, step)
+	fmt.Fprintf(&w, "    SELECT %s AS t, %s AS n, %s AS d\n", fmt.Sprintf(f, k.Time, b.Loc.String()), num, den)
+	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
+	fmt.Fprintf(&w, "    WHERE %s\n", query.Subtree(b.DB, src.Unit, unit))
+	fmt.Fprintf(&w, "      AND %s\n", cond)
+	seriesTail(&w)
+	return w.String(), nil
+}
+
+// SeriesRollupSQL is SeriesSQL read from the sums the KPI engine keeps per
+// hour and unit (kpi_hourly), or per local day and unit (kpi_daily) when
+// the span is whole days and the step a day or more: its cost grows with
+// the span, not with the history. Its rows are those of SeriesSQL while
+// the rollups hold the sums of the view (the engine has taken up the
+// commits, with the definitions in force, over the span). ok is false
+// when the span is not whole hours, which the rollups cannot cut.
+func (b *Builder) SeriesRollupSQL(cat *Catalog, k *KPI, unit string, s Span, step string) (sql string, ok bool, err error) {
+	f, err := b.seriesStep(k, step)
+	if err != nil {
+		return "", false, err
+	}
+	r, ok := b.rollupOf(s, step != "hour")
+	if !ok {
+		return "", false, nil
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "-- %s (version %d) by %s: unit %s and its subtree; %s\n", k.ID, k.Version, step, unit, describeSpan(s, b))
+	r.comment(&w, cat, k)
+	b.seriesHead(&w, k, s, step)
+	fmt.Fprintf(&w, "    SELECT %s AS t, numerator AS n, denominator AS d\n", fmt.Sprintf(f, r.time, b.Loc.String()))
+	r.from(&w, b, k, unit)
+	seriesTail(&w)
+	return w.String(), true, nil
+}
+
+// RollupSQL is SQL read from the rollups, for a span of whole hours (ok is
+// false otherwise): its numbers are those of SQL while the rollups hold the
+// sums of the view over the span.
+func (b *Builder) RollupSQL(cat *Catalog, k *KPI, unit string, s Span) (sql string, ok bool) {
+	if k.Instant() {
+		return "", false
+	}
+	r, ok := b.rollupOf(s, true)
+	if !ok {
+		return "", false
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "-- %s (version %d): %s\n", k.ID, k.Version, k.Title.EN)
+	fmt.Fprintf(&w, "-- unit %s and its subtree; %s\n", unit, describeSpan(s, b))
+	r.comment(&w, cat, k)
+	fmt.Fprintf(&w, "SELECT\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", valueExpr(k, s))
+	w.WriteString("    SELECT numerator AS n, denominator AS d\n")
+	r.from(&w, b, k, unit)
+	w.WriteString(")")
+	return w.String(), true
+}
+
+// rollupSpan is where the rollups hold a span: a table, its time column as
+// a DateTime, and the condition of the span.
+type rollupSpan struct{ table, time, cond string }
+
+// rollupOf is the rollup of a span of whole hours: kpi_daily when it is
+// whole local days and days may be (a step of a day or more, or none),
+// else kpi_hourly.
+func (b *Builder) rollupOf(s Span, days bool) (rollupSpan, bool) {
+	if !wholeHour(s.From) || !wholeHour(s.To) {
+		return rollupSpan{}, false
+	}
+	if days && b.wholeDay(s.From) && b.wholeDay(s.To) {
+		return rollupSpan{"kpi_daily", "toDateTime(day, '" + b.Loc.String() + "')",
+			"day >= " + dateLiteral(s.From.In(b.Loc)) + " AND day < " + dateLiteral(s.To.In(b.Loc))}, true
+	}
+	return rollupSpan{"kpi_hourly", "hour", "hour >= " + b.literal(s.From) + " AND hour < " + b.literal(s.To)}, true
+}
+
+func (r rollupSpan) comment(w *strings.Builder, cat *Catalog, k *KPI) {
+	fmt.Fprintf(w, "-- read from %s: the KPI engine's sums over the view %s, by %s and unit\n",
+		r.table, cat.Sources[k.Source].View, map[string]string{"kpi_hourly": "hour", "kpi_daily": "day"}[r.table])
+}
+
+// from is the rows of the key's subtree over the span.
+func (r rollupSpan) from(w *strings.Builder, b *Builder, k *KPI, unit string) {
+	fmt.Fprintf(w, "    FROM %s.%s\n", b.DB, r.table)
+	fmt.Fprintf(w, "    WHERE kpi = %s AND %s\n", query.Quote(k.ID), query.Subtree(b.DB, "unit", unit))
+	fmt.Fprintf(w, "      AND %s\n", r.cond)
+}
+
+// seriesStep is the bucket expression of a step (with %s for the time
+// column and the zone), for a KPI that has a series.
+func (b *Builder) seriesStep(k *KPI, step string) (string, error) {
 	if k.Instant() {
 		return "", fmt.Errorf("%s is taken at an instant and has no series: the state it reads keeps no history", k.ID)
 	}
@@ -243,9 +342,11 @@ func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step stri
 	if !ok {
 		return "", fmt.Errorf("step %q: use hour, day, week or month", step)
 	}
-	src := cat.Sources[k.Source]
-	num, den, cond := b.rowTerms(k, s)
-	bucket := fmt.Sprintf(f, k.Time, b.Loc.String())
+	return f, nil
+}
+
+// seriesHead opens a series statement: the sums and the value by step t.
+func (b *Builder) seriesHead(w *strings.Builder, k *KPI, s Span, step string) {
 	val := valueExpr(k, s)
 	if k.Kind == KindPerMinute {
 		// The minutes of the step that lie in the window and have passed
@@ -258,14 +359,24 @@ func (b *Builder) SeriesSQL(cat *Catalog, k *KPI, unit string, s Span, step stri
 		val = fmt.Sprintf("numerator / greatest(1, (toUnixTimestamp(least(%s, %s)) - toUnixTimestamp(greatest(t, %s))) / 60)",
 			stepEnd[step], b.literal(upper), b.literal(s.From))
 	}
-	var w strings.Builder
-	fmt.Fprintf(&w, "-- %s (version %d) by %s: unit %s and its subtree; %s\n", k.ID, k.Version, step, unit, describeSpan(s, b))
-	fmt.Fprintf(&w, "SELECT\n    t,\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", val)
-	fmt.Fprintf(&w, "    SELECT %s AS t, %s AS n, %s AS d\n", bucket, num, den)
-	fmt.Fprintf(&w, "    FROM %s.%s\n", b.DB, src.View)
-	fmt.Fprintf(&w, "    WHERE %s\n", query.Subtree(b.DB, src.Unit, unit))
-	fmt.Fprintf(&w, "      AND %s\n)\nGROUP BY t\nORDER BY t", cond)
-	return w.String(), nil
+	fmt.Fprintf(w, "SELECT\n    t,\n    sum(n) AS numerator,\n    sum(d) AS denominator,\n    %s AS value\nFROM (\n", val)
+}
+
+// seriesTail closes a series statement. A step whose rows sum to nothing
+// is left out: the rollups keep the hours an entity left (a resolution
+// moved to another hour) as zero sums, where the view has no row.
+func seriesTail(w *strings.Builder) {
+	w.WriteString(")\nGROUP BY t\nHAVING numerator != 0 OR denominator != 0\nORDER BY t")
+}
+
+// wholeHour says whether t is at the start of an hour, as the rollups'
+// hours are (hours of UTC, which are those of Asia/Ho_Chi_Minh, +07:00).
+func wholeHour(t time.Time) bool { return t.Equal(t.Truncate(time.Hour)) }
+
+// wholeDay says whether t is a local midnight.
+func (b *Builder) wholeDay(t time.Time) bool {
+	l := t.In(b.Loc)
+	return l.Hour() == 0 && l.Minute() == 0 && l.Second() == 0 && l.Nanosecond() == 0
 }
 
 // stepEnd is the end of the step that starts at t.
