@@ -52,7 +52,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		defer chLog.Close()
 		fmt.Fprintf(stdout, "starting a private ClickHouse in %s on 127.0.0.1:%d …\n", filepath.Join(n.dataDir, "clickhouse"), *chPort)
-		ch, err := chlocal.Supervise(ctx, chlocal.Options{Dir: filepath.Join(n.dataDir, "clickhouse"), TCPPort: *chPort, HTTPPort: *chPort + 1, Log: chLog},
+		ch, err := chlocal.Supervise(ctx, chlocal.Options{Dir: filepath.Join(n.dataDir, "clickhouse"), TCPPort: *chPort, HTTPPort: *chPort + 1, Log: chLog,
+			ReaderUser: n.readerUser, ReaderPassword: n.readerPassword},
 			func(exit, restarted error) {
 				if restarted == nil {
 					log.Warn("the private ClickHouse exited; started it again", "exit", exit, "errors", filepath.Join(n.dataDir, "clickhouse", "log", "err.log"))

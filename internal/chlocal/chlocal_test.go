@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // A supervised server that crashes (SIGKILL) is started again on the same
@@ -195,5 +198,42 @@ func TestStopStaleStopsOnlyThisFoldersServer(t *testing.T) {
 	stopStale(dir)
 	if !ended(ours, 5*time.Second) {
 		t.Fatal("this folder's server not stopped")
+	}
+}
+
+// The read-only user takes the name and password asked for (the demo's
+// IOC_CLICKHOUSE_READER_USER and _PASSWORD), a password with XML's special
+// characters included; it may read and not write. A name that is not one
+// is refused before anything starts.
+func TestReaderUserAndPassword(t *testing.T) {
+	needBinary(t)
+	if _, err := Start(context.Background(), Options{Dir: t.TempDir(), ReaderUser: "a<b"}); err == nil || !strings.Contains(err.Error(), `reader user "a<b"`) {
+		t.Fatalf("a reader user named a<b: %v", err)
+	}
+	const user, password = "city_analysts", `p<&"'>w`
+	s, err := Start(context.Background(), Options{Dir: t.TempDir(), ReaderUser: user, ReaderPassword: password, DieWithParent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	ctx := context.Background()
+	as := func(user, password string) driver.Conn {
+		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{s.Addr()}, Auth: clickhouse.Auth{Username: user, Password: password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	reader := as(user, password)
+	var one uint8
+	if err := reader.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("SELECT 1 as %s: %d, %v", user, one, err)
+	}
+	if err := reader.Exec(ctx, "CREATE DATABASE written_by_the_reader"); err == nil || !strings.Contains(err.Error(), "readonly") {
+		t.Fatalf("CREATE DATABASE as %s: %v, want a readonly refusal", user, err)
+	}
+	if err := as("ioc_reader", "ioc_reader").Ping(ctx); err == nil {
+		t.Fatal("the default reader user still exists")
 	}
 }
