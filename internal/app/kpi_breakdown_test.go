@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,45 @@ func TestKPIBreakdown(t *testing.T) {
 	}
 	if b := get(toks["analyst"], "survey.count/breakdown?unit=79&window=today&by=channel&limit=2"); len(b.Groups) != 2 || !b.Truncated {
 		t.Errorf("limit 2: %d groups, truncated %v", len(b.Groups), b.Truncated)
+	}
+
+	// Detections per minute by kind (KPIS.md): the kinds' rates sum to the
+	// value, and the SQL reads the span of camera_events, not its history.
+	cam := a.refs.Set().Cameras[0]
+	kinds := []string{"congestion", "congestion", "congestion", "flooding", "flooding", "vehicle_count"}
+	events = nil
+	for i, kind := range kinds {
+		events = append(events, fmt.Sprintf(`{"specversion":"1.0","id":"bd-det-%d","source":"hcmc/cameras","type":"vn.ioc.camera.detection","subject":%q,"time":%q,"data":{"kind":%q}}`,
+			i, cam.ID, now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339), kind))
+	}
+	camToken, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleIngest, Source: "hcmc/cameras"}, "cams", time.Hour)
+	if code, body := call(t, "POST", a.URL()+"/api/v1/events", camToken, "application/cloudevents-batch+json", "["+strings.Join(events, ",")+"]"); code != 202 {
+		t.Fatalf("post detections: %d %s", code, body)
+	}
+	v := waitKPI(t, a, toks["analyst"], "camera.detections_per_min?unit="+cam.Unit+"&window=today", int64(len(kinds)), int64(len(kinds)))
+	b = get(toks["analyst"], "camera.detections_per_min/breakdown?unit="+cam.Unit+"&window=today&by=kind")
+	// Each kind's rate is its detections over the same minutes of the
+	// window (those passed when the breakdown was computed).
+	want := map[string]int64{"congestion": 3, "flooding": 2, "vehicle_count": 1}
+	var total int64
+	minutes := 0.0
+	for _, g := range b.Groups {
+		total += g.Numerator
+		if g.Numerator != want[g.Key] || g.Value == nil || *g.Value <= 0 {
+			t.Errorf("kind %s: %d detections (%v a minute), want %d", g.Key, g.Numerator, g.Value, want[g.Key])
+			continue
+		}
+		m := float64(g.Numerator) / *g.Value
+		if minutes != 0 && math.Abs(m-minutes) > 1e-6*minutes {
+			t.Errorf("kind %s: a rate over %v minutes, another kind's over %v", g.Key, m, minutes)
+		}
+		minutes = m
+	}
+	if len(b.Groups) != len(want) || total != v.Numerator {
+		t.Errorf("by kind: %+v, %d detections in all; the value counts %d", b.Groups, total, v.Numerator)
+	}
+	if !strings.Contains(b.SQL, ".camera_events FINAL WHERE type = 'detection' AND time >= ") {
+		t.Errorf("the breakdown does not read the span of camera_events:\n%s", b.SQL)
 	}
 
 	leader, _ := a.Tokens.Issue(auth.Claims{Role: auth.RoleLeader, Unit: other}, "chair", time.Hour)

@@ -814,7 +814,8 @@ func dateLiteral(d time.Time) string { return "toDate('" + d.Format("2006-01-02"
 
 // Fingerprint is a digest of what the family's rollups and open entities
 // are built from: its KPIs over entity or event views (id, version, source,
-// time column, filter, numerator, denominator) and their sources.
+// time column, filter, numerator, denominator) and their sources (less
+// the dimensions of their breakdowns).
 func (c *Catalog) Fingerprint(family string) string {
 	type kpiDef struct {
 		ID, Source, Time, Filter, Numerator, Denominator string
@@ -828,7 +829,10 @@ func (c *Catalog) Fingerprint(family string) string {
 		}
 		defs = append(defs, kpiDef{k.ID, k.Source, k.Time, k.Filter, k.Numerator, k.Denominator, k.Version})
 		if s := c.Sources[k.Source]; s != nil {
-			sources[k.Source] = s
+			// What the KPIs may be broken down by changes no sum.
+			bare := *s
+			bare.Dimensions = nil
+			sources[k.Source] = &bare
 		}
 	}
 	slices.SortFunc(defs, func(a, b kpiDef) int { return strings.Compare(a.ID, b.ID) })

@@ -138,7 +138,14 @@ func (b *Builder) BreakdownSQL(cat *Catalog, k *KPI, unit string, s Span, by str
 	fmt.Fprintf(&w, "SELECT key, %s, numerator, denominator, value\nFROM (\n", name)
 	fmt.Fprintf(&w, "    SELECT key, sum(n) AS numerator, sum(d) AS denominator, %s AS value\n    FROM (\n", valueExpr(k, s))
 	fmt.Fprintf(&w, "        SELECT toString(%s) AS key, %s AS n, %s AS d\n", by, num, den)
-	fmt.Fprintf(&w, "        FROM %s.%s\n", b.DB, src.View)
+	if src.Filtered != "" && !k.Instant() {
+		// The view's rows of the span, read as the engine reads them (a
+		// view ClickHouse 18.16 does not move the condition into).
+		span := k.Time + " >= " + b.literal(s.From) + " AND " + k.Time + " < " + b.literal(s.To)
+		fmt.Fprintf(&w, "        FROM %s\n", strings.NewReplacer("{db}", b.DB, "{where}", span).Replace(src.Filtered))
+	} else {
+		fmt.Fprintf(&w, "        FROM %s.%s\n", b.DB, src.View)
+	}
 	fmt.Fprintf(&w, "        WHERE %s\n", query.Subtree(b.DB, src.Unit, unit))
 	fmt.Fprintf(&w, "          AND %s\n    )\n    GROUP BY key\n)", cond)
 	if dim.Labels != "" {
