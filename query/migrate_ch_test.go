@@ -147,6 +147,8 @@ func TestEventsOfOneSecondAfterSchema16(t *testing.T) {
 		"INSERT INTO "+db.Table("feedback_events")+" (source, id, type, subject, time, unit) SELECT 's', 'r', 'received', 'T-1', "+at+", '26740'",
 		"INSERT INTO "+db.Table("feedback_events")+" (source, id, type, subject, time, unit, officer) SELECT 's', 'a', 'assigned', 'T-1', "+at+", '26734', 'CB-2'",
 		"INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, online) SELECT 's', 'c1', 'status', 'CAM-1', "+at+", 1",
+		// the KPI engine's note that it built the dossier family
+		"INSERT INTO "+db.Table("kpi_definitions")+" (family, fingerprint, written) SELECT 'dossier', 'f15', 1",
 	)
 	if got := one("SELECT holder_unit FROM " + db.Table("dossiers") + " WHERE dossier_id = 'D-1'"); got != "26740" {
 		t.Logf("before schema 16 the view shows %q, the later transition's unit", got)
@@ -163,6 +165,10 @@ func TestEventsOfOneSecondAfterSchema16(t *testing.T) {
 		if got := one(strings.Replace(c[0], "FROM ", "FROM "+db.Database()+".", 1)); got != c[1] {
 			t.Errorf("%s: %q, want %q", c[0], got, c[1])
 		}
+	}
+	// what the engine built from the old state is to be rebuilt
+	if got := one("SELECT argMax(fingerprint, written) FROM " + db.Table("kpi_definitions") + " WHERE family = 'dossier'"); got != "" {
+		t.Errorf("the dossier family is noted as built with %q after schema 16", got)
 	}
 	// after the upgrade, the later event of the second arriving first
 	exec(

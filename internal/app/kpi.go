@@ -632,6 +632,7 @@ func (a *App) setupKPIs(ctx context.Context) error {
 	if a.lists, err = a.newListFeed(); err != nil {
 		return err
 	}
+	a.kpiReader.LastCommit = a.lists.lastCommit
 	if err := a.setupAlerts(ctx); err != nil {
 		return err
 	}

@@ -61,11 +61,13 @@ type listFeed struct {
 	log        *slog.Logger
 	m          listMetrics
 
-	seq   atomic.Uint64
-	mu    sync.Mutex
-	chans map[string]*listChan
-	dirty map[string]bool // topics changed since the last round
-	wake  chan struct{}
+	seq atomic.Uint64
+	// commits: when this node last heard of a commit of each family.
+	commits sync.Map // family → time.Time
+	mu      sync.Mutex
+	chans   map[string]*listChan
+	dirty   map[string]bool // topics changed since the last round
+	wake    chan struct{}
 }
 
 var _ stream.Source = (*listFeed)(nil)
@@ -297,7 +299,16 @@ func (f *listFeed) onCommit(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &n); err != nil || n.Family == "" {
 		return
 	}
+	f.commits.Store(n.Family, f.now())
 	f.changed(n.Family)
+}
+
+// lastCommit is when this node last heard of a commit of the family (zero:
+// not since it started).
+func (f *listFeed) lastCommit(family string) time.Time {
+	t, _ := f.commits.Load(family)
+	at, _ := t.(time.Time)
+	return at
 }
 
 // Published is told every KPI value published (the store's watch): the

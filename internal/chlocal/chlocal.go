@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Server is a running private ClickHouse.
@@ -176,6 +178,9 @@ func start(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.ReaderPassword == "" {
 		o.ReaderPassword = "ioc_reader"
+	}
+	if !utf8.ValidString(o.ReaderPassword) || strings.ContainsFunc(o.ReaderPassword, unicode.IsControl) {
+		return nil, errors.New("clickhouse reader password: want UTF-8 text without control characters (users.xml cannot hold them)")
 	}
 	switch o.LogLevel {
 	case "":

@@ -210,6 +210,9 @@ func TestReaderUserAndPassword(t *testing.T) {
 	if _, err := Start(context.Background(), Options{Dir: t.TempDir(), ReaderUser: "a<b"}); err == nil || !strings.Contains(err.Error(), `reader user "a<b"`) {
 		t.Fatalf("a reader user named a<b: %v", err)
 	}
+	if _, err := Start(context.Background(), Options{Dir: t.TempDir(), ReaderPassword: "a\x01b"}); err == nil || !strings.Contains(err.Error(), "control characters") {
+		t.Fatalf("a reader password with a control character: %v", err)
+	}
 	const user, password = "city_analysts", `p<&"'>w`
 	s, err := Start(context.Background(), Options{Dir: t.TempDir(), ReaderUser: user, ReaderPassword: password, DieWithParent: true})
 	if err != nil {

@@ -331,7 +331,7 @@ func (r *Reader) Composite(ctx context.Context, id, unit string, s Span, now tim
 		var v Value
 		var err error
 		if s.Window == WindowCustom {
-			v, err = r.Compute(ctx, k, unit, s)
+			v, err = r.Custom(ctx, k, unit, s) // as the component's own value
 		} else {
 			v, err = r.Value(ctx, k, unit, s.Window, now) // the published value
 		}

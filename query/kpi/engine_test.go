@@ -831,6 +831,28 @@ func TestSeriesFromTheRollups(t *testing.T) {
 	if valuesNonzero < values/4 {
 		t.Fatalf("%d of %d custom values non-zero: the data does not exercise them", valuesNonzero, values)
 	}
+	// Rollups the engine has not written for a while after a commit (no
+	// node leads) are not read; written since, they are.
+	reader.LastCommit = func(string) time.Time { return time.Now().Add(kpi.RollupsStale + time.Minute) }
+	if sql, _, err := reader.Series(ctx, k, "79", span, "day"); err != nil || fromRollups(sql) {
+		t.Fatalf("rollups not written since a commit read (%v):\n%s", err, sql)
+	}
+	reader.LastCommit = func(string) time.Time { return time.Now() }
+	if sql, _, err := reader.Series(ctx, k, "79", span, "day"); err != nil || !fromRollups(sql) {
+		t.Fatalf("rollups written since the last commit not read (%v):\n%s", err, sql)
+	}
+	// A rebuild under way: the views are read until it is done.
+	var noted string
+	if err := c.db.Conn.QueryRow(ctx, "SELECT argMax(fingerprint, written) FROM "+c.db.Table("kpi_definitions")+" WHERE family = 'dossier'").Scan(&noted); err != nil || noted == "" {
+		t.Fatalf("fingerprint %q after the rebuild: %v", noted, err)
+	}
+	if err := c.db.Conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (family, fingerprint, written) SELECT 'dossier', '', %d",
+		c.db.Table("kpi_definitions"), time.Now().UnixNano())); err != nil {
+		t.Fatal(err)
+	}
+	if sql, _, err := reader.Series(ctx, k, "79", span, "day"); err != nil || fromRollups(sql) {
+		t.Fatalf("rollups read while noted as being rebuilt (%v):\n%s", err, sql)
+	}
 	// A custom span that is not whole hours is read from the view.
 	custom, err := kpi.Custom(c.at.Add(-50*time.Hour-17*time.Minute), c.at, c.at, c.b.Loc)
 	if err != nil {

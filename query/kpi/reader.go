@@ -15,7 +15,16 @@ type Reader struct {
 	B     *Builder
 	DB    *query.DB
 	Store *Store
+	// LastCommit, when set, is when this node last heard of a commit of
+	// the family: rollups the engine has not written for RollupsStale
+	// after it are not read (no node leads, or its rounds fail).
+	LastCommit func(family string) time.Time
 }
+
+// RollupsStale: how long after a commit the rollups the engine has not
+// written since are still read (it notes its progress every 10 s while
+// it works).
+const RollupsStale = time.Minute
 
 // Compute runs the key's SQL (Builder.SQL) and returns its value.
 func (r *Reader) Compute(ctx context.Context, k *KPI, unit string, s Span) (Value, error) {
@@ -136,18 +145,27 @@ func (r *Reader) Custom(ctx context.Context, k *KPI, unit string, s Span) (Value
 
 // rollupsHold says whether the rollups hold the KPI's sums over the span:
 // it lies after the horizon of its instant (the rollups are kept from
-// there on, which every standard window does), and they were built with
-// the definitions in force (a node taking over with others rebuilds them,
-// and notes the new definitions when done).
+// there on, which every standard window does), they were built with the
+// definitions in force (a node taking over with others rebuilds them, and
+// notes the new definitions when done), and the engine is writing them
+// (LastCommit).
 func (r *Reader) rollupsHold(ctx context.Context, k *KPI, s Span) (bool, error) {
 	if s.From.Before(horizon(s.At, r.B.Loc)) {
 		return false, nil
 	}
-	built, err := builtWith(ctx, r.DB, r.B.DB, k.Family)
+	built, written, err := builtWith(ctx, r.DB, r.B.DB, k.Family)
 	if err != nil {
 		return false, fmt.Errorf("%s: the definitions the rollups were built with: %w", k.ID, err)
 	}
-	return built == r.Cat.Fingerprint(k.Family), nil
+	if built != r.Cat.Fingerprint(k.Family) {
+		return false, nil
+	}
+	if r.LastCommit != nil {
+		if c := r.LastCommit(k.Family); c.Sub(time.Unix(0, int64(written))) > RollupsStale {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Group is one row of a breakdown: the KPI over the rows whose dimension

@@ -161,9 +161,14 @@ func (e *Engine) rollupKPIs(family string) map[string]map[string][]*KPI {
 
 // Rebuild recomputes the family's rollups for every hour since the horizon
 // of at: what a node does when it takes over, since notices may have been
-// missed while no node led.
+// missed while no node led. While it runs the family is noted as built with
+// no known definitions, so that readers go to the views (Reader.Series),
+// and a rebuild cut short is done again at the next takeover.
 func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error {
 	e.dropMemory()
+	if err := e.noteDefinitions(ctx, family, ""); err != nil {
+		return err
+	}
 	if err := e.apply(ctx, family, &work{truncated: true}, at); err != nil {
 		return err
 	}
@@ -187,14 +192,10 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	// Another node may have built generations since.
 	e.setGen("kpi_open", family, 0)
 	e.setGen("kpi_contrib", family, 0)
-	var last uint64
-	if err := e.db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT max(written) FROM %s.kpi_progress WHERE family = %s", e.b.DB, query.Quote(family))).Scan(&last); err != nil {
-		return false, err
-	}
 	// Built with other definitions (or with none recorded, before schema
 	// 15): rebuilt, so that the definitions in force apply to all history.
 	fp := e.cat.Fingerprint(family)
-	built, err := builtWith(ctx, e.db, e.b.DB, family)
+	built, last, err := builtWith(ctx, e.db, e.b.DB, family)
 	if err != nil {
 		return false, err
 	}
@@ -845,12 +846,14 @@ func (c *Catalog) Fingerprint(family string) string {
 }
 
 // builtWith is the fingerprint the family's rollups were last built with
-// ("" when none was noted).
-func builtWith(ctx context.Context, db *query.DB, database, family string) (string, error) {
-	var fp string
-	err := db.Conn.QueryRow(ctx, fmt.Sprintf("SELECT argMax(fingerprint, written) FROM %s.kpi_definitions WHERE family = %s",
-		database, query.Quote(family))).Scan(&fp)
-	return fp, err
+// ("" when none was noted, or while a rebuild runs) and when the engine
+// last wrote them (unix nanoseconds; 0 never).
+func builtWith(ctx context.Context, db *query.DB, database, family string) (fp string, written uint64, err error) {
+	f := query.Quote(family)
+	err = db.Conn.QueryRow(ctx, fmt.Sprintf(`SELECT
+    (SELECT argMax(fingerprint, written) FROM %[1]s.kpi_definitions WHERE family = %[2]s),
+    (SELECT max(written) FROM %[1]s.kpi_progress WHERE family = %[2]s)`, database, f)).Scan(&fp, &written)
+	return fp, written, err
 }
 
 // noteDefinitions records the fingerprint the family was built with.

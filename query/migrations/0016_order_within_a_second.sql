@@ -25,11 +25,13 @@
 -- are built anew (`*_state2`), fed by new views, and filled from the event
 -- tables. Every aggregate is idempotent, so an event folded both by the new
 -- view and by the fill counts once. The fill goes in slices of entities,
--- which bounds its memory; a last pass folds again the events inserted in
--- the last day, for an insert that was under way while the new view was
--- created and whose rows the slices did not see. The views `dossiers`,
--- `tickets`, `camera_status`, `camera_overview` then read the new tables
--- (same columns, same meanings) and the old tables are dropped.
+-- which bounds its memory; once the old views are dropped, a last pass
+-- folds again the events inserted in the last day, for an insert that was
+-- under way while the new view was created and whose rows the slices did
+-- not see. The views `dossiers`, `tickets`, `camera_status`,
+-- `camera_overview` then read the new tables (same columns, same meanings),
+-- the old tables are dropped, and the KPI engine rebuilds what it built from
+-- them.
 
 ALTER TABLE {{local "dossier_events"}} {{onCluster}} ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time;
 {{alterDistributed "dossier_events" "ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time"}}
@@ -231,6 +233,13 @@ SELECT {{template "cameraFold"}}
 FROM {{.DB}}.camera_events
 GROUP BY subject;
 
+-- The old views go before the last pass: dropping a view waits for the
+-- inserts that feed it, so an insert begun before the new views existed
+-- (and which feeds the old ones only) has landed when the pass reads.
+DROP TABLE IF EXISTS {{local "dossier_state_mv2"}} {{onCluster}};
+DROP TABLE IF EXISTS {{local "feedback_state_mv2"}} {{onCluster}};
+DROP TABLE IF EXISTS {{local "camera_state_mv"}} {{onCluster}};
+
 INSERT INTO {{.DB}}.dossier_state2
 WITH {{template "dossierOrder"}}
 SELECT {{template "dossierFold"}}
@@ -374,14 +383,19 @@ SELECT subject AS indicator, unit, period,
 FROM {{.DB}}.indicator_events
 GROUP BY subject, unit, period;
 
--- The old views and tables. (On one server the local table of t is t itself,
--- and the second DROP of a pair finds nothing.)
-DROP TABLE IF EXISTS {{local "dossier_state_mv2"}} {{onCluster}};
-DROP TABLE IF EXISTS {{local "feedback_state_mv2"}} {{onCluster}};
-DROP TABLE IF EXISTS {{local "camera_state_mv"}} {{onCluster}};
+-- The old tables. (On one server the local table of t is t itself, and the
+-- second DROP of a pair finds nothing.)
 DROP TABLE IF EXISTS {{.DB}}.dossier_state {{onCluster}};
 DROP TABLE IF EXISTS {{local "dossier_state"}} {{onCluster}};
 DROP TABLE IF EXISTS {{.DB}}.feedback_state {{onCluster}};
 DROP TABLE IF EXISTS {{local "feedback_state"}} {{onCluster}};
 DROP TABLE IF EXISTS {{.DB}}.camera_state {{onCluster}};
 DROP TABLE IF EXISTS {{local "camera_state"}} {{onCluster}};
+
+-- The KPI engine's rollups, contributions and open entities were built from
+-- the state as the old views folded it: a family built before is marked as
+-- built with no known definitions, so that the next node to lead rebuilds it.
+INSERT INTO {{.DB}}.kpi_definitions (family, fingerprint, written)
+SELECT family, '', toUInt64(toUInt64(now()) * 1000000000)
+FROM {{.DB}}.kpi_definitions
+GROUP BY family;
