@@ -54,6 +54,10 @@ type Source struct {
 	// which the engine puts its condition ({where}) before the JOIN; {db}
 	// is the database. The /sql of a KPI still reads the view.
 	Filtered string `yaml:"filtered,omitempty" json:"-"`
+	// Reference lists the reference data the view's rows take from (their
+	// unit, for cameras): the engine's rollups keep what it was when they
+	// were written, so a change of it rebuilds them (references.go).
+	Reference []string `yaml:"reference,omitempty" json:"reference,omitempty"`
 }
 
 // Dimension is a column KPIs may be broken down by.
@@ -195,6 +199,11 @@ func (c *Catalog) validate() error {
 		for col, d := range s.Dimensions {
 			if !columnRE.MatchString(col) || d == nil || (d.Labels != "" && !columnRE.MatchString(d.Labels)) {
 				return fmt.Errorf("sources.%s.dimensions: %q: needs a column name and, if any, a labels view name", name, col)
+			}
+		}
+		for _, r := range s.Reference {
+			if _, ok := referenceDigests[r]; !ok || r == refCalendar {
+				return fmt.Errorf("sources.%s.reference: %q: the kinds a view takes rows from are %s", name, r, refCameras)
 			}
 		}
 		if s.Filtered != "" {

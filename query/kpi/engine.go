@@ -131,7 +131,11 @@ type Engine struct {
 	openMu   sync.Mutex           // guards gens and progress: written by apply, read by the instant loop
 	gens     map[string]uint64    // current generation of kpi_open and kpi_contrib, per "table/family" (cache)
 	progress map[string]time.Time // when a family's progress was last written
-	events   eventCache           // the recent hours of the event views, by bucket
+	// builtFP: the fingerprint each family's rollups were built with, as
+	// noted; refChecked: when its reference data was last looked at.
+	builtFP    map[string]string
+	refChecked map[string]time.Time
+	events     eventCache // the recent hours of the event views, by bucket
 
 	beforeContribWrite func() error                                // tests: called between the rollups and the contributions of a commit
 	rollupSend         func(table string, send func() error) error // tests: sends rollup rows (calling send, or not), before mem counts them; an error fails the write
@@ -363,6 +367,9 @@ func (e *Engine) familyLoop(ctx context.Context, fam string) {
 	var ended time.Time // when the last recomputation ended
 	run := func() {
 		start := time.Now()
+		if _, err := e.RebuildOnReferenceChange(ctx, fam, e.now()); err != nil && ctx.Err() == nil {
+			e.log.Error("kpi rebuild on a change of reference data", "family", fam, "err", err)
+		}
 		if err := e.recompute(ctx, fam); err != nil && ctx.Err() == nil {
 			// The work stays pending: retried at the next notice or sweep.
 			e.log.Error("kpi recompute", "family", fam, "err", err)

@@ -77,6 +77,25 @@ func (c *city) leader(t *testing.T, cfg kpi.Config, reg prometheus.Registerer) *
 	return eng
 }
 
+// points runs a series statement.
+func (c *city) points(t *testing.T, sql string) []kpi.Point {
+	t.Helper()
+	rows, err := c.db.Conn.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
+	defer rows.Close()
+	var out []kpi.Point
+	for rows.Next() {
+		var p kpi.Point
+		if err := rows.Scan(&p.T, &p.Numerator, &p.Denominator, &p.Value); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // computeAll computes every family's KPIs, which loads the window sums
 // into the engine's memory.
 func (c *city) computeAll(t *testing.T, eng *kpi.Engine) {
@@ -690,23 +709,7 @@ func TestSeriesFromTheRollups(t *testing.T) {
 	c := newCity(t, 3)
 	ctx := context.Background()
 	reader := &kpi.Reader{Cat: c.cat, B: c.b, DB: c.db}
-	points := func(sql string) []kpi.Point {
-		t.Helper()
-		rows, err := c.db.Conn.Query(ctx, sql)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, sql)
-		}
-		defer rows.Close()
-		var out []kpi.Point
-		for rows.Next() {
-			var p kpi.Point
-			if err := rows.Scan(&p.T, &p.Numerator, &p.Denominator, &p.Value); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, p)
-		}
-		return out
-	}
+	points := func(sql string) []kpi.Point { return c.points(t, sql) }
 	fromRollups := func(sql string) bool {
 		return strings.Contains(sql, ".kpi_hourly") || strings.Contains(sql, ".kpi_daily")
 	}
@@ -718,15 +721,7 @@ func TestSeriesFromTheRollups(t *testing.T) {
 	if sql, _, err := reader.Series(ctx, k, "79", span, "day"); err != nil || fromRollups(sql) {
 		t.Fatalf("read from the rollups before the engine built them (%v):\n%s", err, sql)
 	}
-	eng, err := kpi.NewEngine(kpi.Config{}, c.cat, c.b, c.db, nil, nil, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fam := range c.cat.Families() {
-		if err := eng.Rebuild(ctx, fam, c.at); err != nil {
-			t.Fatalf("%s: rebuild: %v", fam, err)
-		}
-	}
+	c.leader(t, kpi.Config{}, nil)
 	r := rand.New(rand.NewPCG(5, 8))
 	steps := []string{"hour", "day", "week", "month"}
 	checked, nonzero := 0, 0
@@ -861,4 +856,119 @@ func TestSeriesFromTheRollups(t *testing.T) {
 	if sql, _, err := reader.Series(ctx, k, "79", custom, "day"); err != nil || fromRollups(sql) {
 		t.Fatalf("a span of part hours read from the rollups (%v):\n%s", err, sql)
 	}
+}
+
+// A change of the reference data the rollups took from rebuilds them: a
+// camera moved to another ward (its detections' unit), a holiday added in
+// the past (the working time of dossier.avg_processing_days). Until the
+// engine has rebuilt, trends and custom values are read from the views;
+// after, from the rollups again, equal to the views.
+func TestReferenceChangeRebuilds(t *testing.T) {
+	c := newCity(t, 4)
+	ctx := context.Background()
+	eng := c.leader(t, kpi.Config{}, nil)
+	reader := &kpi.Reader{Cat: c.cat, B: c.b, DB: c.db}
+	rollups := func(k *kpi.KPI, unit string, s kpi.Span) bool {
+		t.Helper()
+		sql, _, err := reader.Series(ctx, k, unit, s, "day")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(sql, ".kpi_daily")
+	}
+	same := func(k *kpi.KPI, unit string, s kpi.Span) {
+		t.Helper()
+		_, got, err := reader.Series(ctx, k, unit, s, "day")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sql, err := c.b.SeriesSQL(c.cat, k, unit, s, "day")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := c.points(t, sql)
+		if len(got) != len(want) {
+			t.Fatalf("%s %s: %d points from the rollups, %d from the view", k.ID, unit, len(got), len(want))
+		}
+		for i := range want {
+			if got[i].Numerator != want[i].Numerator || got[i].Denominator != want[i].Denominator {
+				t.Fatalf("%s %s point %d: rollups %d/%d, view %d/%d", k.ID, unit, i, got[i].Numerator, got[i].Denominator, want[i].Numerator, want[i].Denominator)
+			}
+		}
+	}
+
+	// A camera heard from (one in three never is) moves to another ward.
+	cam := c.set.Cameras[1]
+	to := ""
+	for _, u := range c.set.Units {
+		if u.Kind == "ward" && u.Code != cam.Unit {
+			to = u.Code
+			break
+		}
+	}
+	detections, _ := c.cat.KPI("camera.detections_per_min")
+	week, err := kpi.Resolve(kpi.Window7d, c.at, c.b.Loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rollups(detections, cam.Unit, week) {
+		t.Fatal("the detections' trend is not read from the rollups after the rebuild")
+	}
+	if rebuilt, err := eng.RebuildOnReferenceChange(ctx, "camera", c.at); err != nil || rebuilt {
+		t.Fatalf("rebuilt %v (%v) with nothing changed", rebuilt, err)
+	}
+	if err := c.db.Conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (id, code, name, lat, lon, unit, type, ptz, version, deleted)
+SELECT id, code, name, lat, lon, %s, type, ptz, version + 1, 0 FROM %s FINAL WHERE id = %s`,
+		c.db.Table("ref_cameras"), query.Quote(to), c.db.Table("ref_cameras"), query.Quote(cam.ID))); err != nil {
+		t.Fatal(err)
+	}
+	if rollups(detections, to, week) {
+		t.Fatal("the detections' trend is read from rollups that keep the camera's old ward")
+	}
+	eng.ForgetReferenceChecks()
+	if rebuilt, err := eng.RebuildOnReferenceChange(ctx, "camera", c.at); err != nil || !rebuilt {
+		t.Fatalf("not rebuilt (%v) after the camera moved", err)
+	}
+	for _, unit := range []string{cam.Unit, to} {
+		if !rollups(detections, unit, week) {
+			t.Fatalf("%s: not read from the rebuilt rollups", unit)
+		}
+		same(detections, unit, week)
+	}
+	var moved int64
+	if err := c.db.Conn.QueryRow(ctx, "SELECT toInt64(sum(numerator)) FROM "+c.db.Table("kpi_hourly")+" WHERE kpi = 'camera.detections_per_min' AND unit = ?", to).Scan(&moved); err != nil || moved == 0 {
+		t.Fatalf("the ward the camera moved to holds %d detections in the rollups (%v)", moved, err)
+	}
+
+	// A weekday holiday added 10 days back (or more, to find a weekday).
+	days, _ := c.cat.KPI("dossier.avg_processing_days")
+	month, err := kpi.Resolve(kpi.Window30d, c.at, c.b.Loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rollups(days, "79", month) {
+		t.Fatal("the processing days' trend is not read from the rollups after the rebuild")
+	}
+	cal := c.b.Calendar()
+	day := c.at.In(c.b.Loc).AddDate(0, 0, -10)
+	for !cal.IsWorkingDay(day) {
+		day = day.AddDate(0, 0, -1)
+	}
+	y, m, d := day.Date()
+	withHoliday, err := worktime.New(append(slices.Clone(c.set.Calendar), refdata.Day{Date: time.Date(y, m, d, 0, 0, 0, 0, time.UTC), Kind: refdata.DayHoliday, Name: "test"}), worktime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.b.Calendar = func() *worktime.Calendar { return withHoliday }
+	if rollups(days, "79", month) {
+		t.Fatal("the processing days' trend is read from rollups measured on the old calendar")
+	}
+	eng.ForgetReferenceChecks()
+	if rebuilt, err := eng.RebuildOnReferenceChange(ctx, "dossier", c.at); err != nil || !rebuilt {
+		t.Fatalf("not rebuilt (%v) after the calendar changed", err)
+	}
+	if !rollups(days, "79", month) {
+		t.Fatal("the processing days' trend is not read from the rebuilt rollups")
+	}
+	same(days, "79", month)
 }

@@ -92,3 +92,11 @@ func (e *Engine) MemoryLoadWaiting() bool {
 	defer e.memMu.Unlock()
 	return e.memLoading > 0
 }
+
+// ForgetReferenceChecks lets the next RebuildOnReferenceChange look at the
+// reference data at once.
+func (e *Engine) ForgetReferenceChecks() {
+	e.openMu.Lock()
+	e.refChecked = nil
+	e.openMu.Unlock()
+}

@@ -166,13 +166,63 @@ func (e *Engine) rollupKPIs(family string) map[string]map[string][]*KPI {
 // and a rebuild cut short is done again at the next takeover.
 func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error {
 	e.dropMemory()
+	// The fingerprint of what the rebuild reads: reference data changed
+	// while it runs gives another one, and another rebuild.
+	fp, err := e.fingerprint(ctx, family)
+	if err != nil {
+		return err
+	}
 	if err := e.noteDefinitions(ctx, family, ""); err != nil {
 		return err
 	}
 	if err := e.apply(ctx, family, &work{truncated: true}, at); err != nil {
 		return err
 	}
-	return e.noteDefinitions(ctx, family, e.cat.Fingerprint(family))
+	return e.noteDefinitions(ctx, family, fp)
+}
+
+// fingerprint is the family's fingerprint with its reference data now.
+func (e *Engine) fingerprint(ctx context.Context, family string) (string, error) {
+	refs, err := references(ctx, e.cat, e.db, e.b, family)
+	if err != nil {
+		return "", err
+	}
+	return e.cat.Fingerprint(family, refs), nil
+}
+
+// referenceCheck: how often a family's loop looks for a change of the
+// reference data its rollups took from.
+const referenceCheck = 10 * time.Second
+
+// RebuildOnReferenceChange rebuilds the family's rollups when the reference
+// data they took from (References) changed since they were built (a camera
+// moved to another ward, a holiday added in the past), or when a rebuild was
+// cut short. Looked at every referenceCheck at most; a family with no
+// references costs nothing.
+func (e *Engine) RebuildOnReferenceChange(ctx context.Context, family string, at time.Time) (bool, error) {
+	if len(e.cat.References(family)) == 0 {
+		return false, nil
+	}
+	e.openMu.Lock()
+	if e.refChecked == nil {
+		e.refChecked = map[string]time.Time{}
+	}
+	last := e.refChecked[family]
+	due := time.Since(last) >= referenceCheck
+	if due {
+		e.refChecked[family] = time.Now()
+	}
+	built, known := e.builtFP[family]
+	e.openMu.Unlock()
+	if !due || !known { // not caught up yet (CatchUp notes it)
+		return false, nil
+	}
+	fp, err := e.fingerprint(ctx, family)
+	if err != nil || fp == built {
+		return false, err
+	}
+	e.log.Info("reference data changed: rebuilding the family's rollups", "family", family, "references", e.cat.References(family))
+	return true, e.Rebuild(ctx, family, at)
 }
 
 // catchUpMargin: events accepted or written this long before the rollups'
@@ -194,10 +244,16 @@ func (e *Engine) CatchUp(ctx context.Context, family string, at time.Time) (rebu
 	e.setGen("kpi_contrib", family, 0)
 	// Built with other definitions (or with none recorded, before schema
 	// 15): rebuilt, so that the definitions in force apply to all history.
-	fp := e.cat.Fingerprint(family)
+	fp, err := e.fingerprint(ctx, family)
+	if err != nil {
+		return false, err
+	}
 	built, last, err := builtWith(ctx, e.db, e.b.DB, family)
 	if err != nil {
 		return false, err
+	}
+	if built == fp {
+		e.setBuilt(family, fp)
 	}
 	if last == 0 || built != fp {
 		if last != 0 {
@@ -815,9 +871,10 @@ func dateLiteral(d time.Time) string { return "toDate('" + d.Format("2006-01-02"
 
 // Fingerprint is a digest of what the family's rollups and open entities
 // are built from: its KPIs over entity or event views (id, version, source,
-// time column, filter, numerator, denominator) and their sources (less
-// the dimensions of their breakdowns).
-func (c *Catalog) Fingerprint(family string) string {
+// time column, filter, numerator, denominator), their sources (less the
+// dimensions of their breakdowns) and the digests of the reference data
+// they take from (References; refs by kind).
+func (c *Catalog) Fingerprint(family string, refs map[string]string) string {
 	type kpiDef struct {
 		ID, Source, Time, Filter, Numerator, Denominator string
 		Version                                          int
@@ -837,10 +894,16 @@ func (c *Catalog) Fingerprint(family string) string {
 		}
 	}
 	slices.SortFunc(defs, func(a, b kpiDef) int { return strings.Compare(a.ID, b.ID) })
+	filtered := map[string]string{}
+	for name, src := range sources {
+		filtered[name] = src.Filtered
+	}
 	b, _ := json.Marshal(struct {
-		KPIs    []kpiDef
-		Sources map[string]*Source
-	}{defs, sources})
+		KPIs       []kpiDef
+		Sources    map[string]*Source
+		Filtered   map[string]string
+		References map[string]string `json:",omitempty"`
+	}{defs, sources, filtered, refs})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -856,8 +919,20 @@ func builtWith(ctx context.Context, db *query.DB, database, family string) (fp s
 	return fp, written, err
 }
 
+// setBuilt keeps the fingerprint the family's rollups are built with ("":
+// a rebuild under way, or cut short).
+func (e *Engine) setBuilt(family, fp string) {
+	e.openMu.Lock()
+	defer e.openMu.Unlock()
+	if e.builtFP == nil {
+		e.builtFP = map[string]string{}
+	}
+	e.builtFP[family] = fp
+}
+
 // noteDefinitions records the fingerprint the family was built with.
 func (e *Engine) noteDefinitions(ctx context.Context, family, fp string) error {
+	e.setBuilt(family, fp)
 	q := fmt.Sprintf("INSERT INTO %s.kpi_definitions (family, fingerprint, written) SELECT %s, %s, %d",
 		e.b.DB, query.Quote(family), query.Quote(fp), time.Now().UnixNano())
 	if err := e.db.Conn.Exec(e.db.InsertContext(ctx), q); err != nil {
