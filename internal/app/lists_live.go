@@ -85,6 +85,10 @@ type feedChannel struct {
 	every time.Duration
 }
 
+// rollupsTopic is the topic of the KPI engine's writes of a family's
+// rollups.
+func rollupsTopic(family string) string { return "rollups:" + family }
+
 // kpiTopic is the topic of the published values of a KPI.
 func kpiTopic(kpiID string) string { return "kpi:" + kpiID }
 
@@ -265,6 +269,13 @@ func (f *listFeed) Run(ctx context.Context, nc *nats.Conn) error {
 		return fmt.Errorf("subscribe commit notices: %w", err)
 	}
 	defer sub.Unsubscribe()
+	applied, err := nc.Subscribe(kpi.AppliedSubjectPrefix+">", func(m *nats.Msg) {
+		f.changed(rollupsTopic(strings.TrimPrefix(m.Subject, kpi.AppliedSubjectPrefix)))
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe the KPI engine's rollup notices: %w", err)
+	}
+	defer applied.Unsubscribe()
 	tick := time.NewTicker(listRefresh)
 	defer tick.Stop()
 	due := time.NewTicker(time.Second)

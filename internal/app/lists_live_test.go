@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vn-ioc/ioc/internal/testenv"
 	"github.com/vn-ioc/ioc/query/drill"
+	"github.com/vn-ioc/ioc/query/kpi"
 	"github.com/vn-ioc/ioc/stream"
 )
 
@@ -271,4 +274,41 @@ func (kpiOnly) Latest(context.Context, string) (stream.Update, bool, error) {
 }
 func (kpiOnly) Since(context.Context, string, uint64) ([]stream.Update, bool, error) {
 	return nil, false, errKPI
+}
+
+// A channel that follows a family's rollups (a series) is computed again
+// when the KPI engine says it wrote them, and not for another family's.
+func TestListFeedFollowsRollupNotices(t *testing.T) {
+	_, nc := testenv.NATS(t)
+	f, _ := newFakeFeed()
+	var computed atomic.Int32
+	f.parse = func(ch string) (feedChannel, error) {
+		return feedChannel{topics: []string{rollupsTopic("survey")}, compute: func(_ context.Context, at time.Time) (feedValue, error) {
+			n := computed.Add(1)
+			return jsonValue(at, [32]byte{byte(n)}, n, func(*int32, uint64) {}), nil
+		}}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, nc) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if _, _, err := f.Latest(ctx, "series:survey.count:79:today:hour"); err != nil || computed.Load() != 1 {
+		t.Fatalf("first computation: %d (%v)", computed.Load(), err)
+	}
+	// Run subscribes as it starts: notices until it listens are lost.
+	testenv.Eventually(t, 10*time.Second, "a computation after the survey rollups' notice", func() (bool, error) {
+		if err := nc.Publish(kpi.AppliedSubjectPrefix+"survey", nil); err != nil {
+			return false, err
+		}
+		time.Sleep(2 * listDebounce)
+		return computed.Load() >= 2, fmt.Errorf("computed %d times", computed.Load())
+	})
+	n := computed.Load()
+	if err := nc.Publish(kpi.AppliedSubjectPrefix+"dossier", nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * listDebounce)
+	if computed.Load() != n {
+		t.Fatalf("computed again (%d → %d) for the dossier rollups", n, computed.Load())
+	}
 }

@@ -157,10 +157,9 @@ func (a *App) parseFeedChannel(ch string) (feedChannel, error) {
 	if !found {
 		return feedChannel{}, fmt.Errorf("unknown kpi %s", key.KPI)
 	}
-	// A series is read from the engine's rollups, which take a commit up
-	// by the time the engine publishes the KPI's new values; from the view
-	// (no rollups yet), at the commit.
-	return feedChannel{topics: []string{k.Family, kpiTopic(k.ID)}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
+	// A series is read from the engine's rollups, once it has written a
+	// commit into them; from the view (no rollups yet), at the commit.
+	return feedChannel{topics: []string{k.Family, rollupsTopic(k.Family)}, compute: func(ctx context.Context, at time.Time) (feedValue, error) {
 		span, err := kpi.Resolve(key.Window, at, a.kpiBuilder.Loc)
 		if err != nil {
 			return feedValue{}, err

@@ -347,6 +347,18 @@ func (e *Engine) leadLoop(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// AppliedSubjectPrefix: after writing a family's rollups the engine
+// publishes an empty message on AppliedSubjectPrefix+family (core NATS),
+// for what reads them (the nodes' series channels) to read them again.
+const AppliedSubjectPrefix = "ioc.kpi.applied."
+
+// applied says the family's rollups were written.
+func (e *Engine) applied(family string) {
+	if e.nc != nil {
+		_ = e.nc.Publish(AppliedSubjectPrefix+family, nil)
+	}
+}
+
 // When the writers are behind (the newest event of a commit was accepted
 // more than writersBehind before the engine hears of it), ClickHouse is
 // saturated and the engine yields to the inserts: a family's loop then
@@ -367,8 +379,10 @@ func (e *Engine) familyLoop(ctx context.Context, fam string) {
 	var ended time.Time // when the last recomputation ended
 	run := func() {
 		start := time.Now()
-		if _, err := e.RebuildOnReferenceChange(ctx, fam, e.now()); err != nil && ctx.Err() == nil {
+		if rebuilt, err := e.RebuildOnReferenceChange(ctx, fam, e.now()); err != nil && ctx.Err() == nil {
 			e.log.Error("kpi rebuild on a change of reference data", "family", fam, "err", err)
+		} else if rebuilt {
+			e.applied(fam)
 		}
 		if err := e.recompute(ctx, fam); err != nil && ctx.Err() == nil {
 			// The work stays pending: retried at the next notice or sweep.
@@ -443,6 +457,7 @@ func (e *Engine) recompute(ctx context.Context, families ...string) error {
 				errs = append(errs, fmt.Errorf("%s: %w", fam, err))
 				continue
 			}
+			e.applied(fam)
 		}
 		// The instants read what apply wrote: marked only once it is
 		// written (a mark taken earlier would let the instant loop compute
