@@ -157,11 +157,11 @@ func (r *Reader) rollupsHold(ctx context.Context, k *KPI, s Span) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("%s: the definitions the rollups were built with: %w", k.ID, err)
 	}
-	refs, err := references(ctx, r.Cat, r.DB, r.B, k.Family)
+	fp, err := fingerprintNow(ctx, r.Cat, r.DB, r.B, k.Family)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", k.ID, err)
 	}
-	if built != r.Cat.Fingerprint(k.Family, refs) {
+	if built != fp {
 		return false, nil
 	}
 	if r.LastCommit != nil {

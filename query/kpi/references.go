@@ -70,15 +70,17 @@ func (c *Catalog) References(family string) []string {
 	return slices.Compact(out)
 }
 
-// references are the digests of the family's references, by kind.
-func references(ctx context.Context, cat *Catalog, db *query.DB, b *Builder, family string) (map[string]string, error) {
-	out := map[string]string{}
+// fingerprintNow is the family's fingerprint with its reference data as
+// it is now: what the engine notes when it builds, and what a reader
+// compares the noted one with.
+func fingerprintNow(ctx context.Context, cat *Catalog, db *query.DB, b *Builder, family string) (string, error) {
+	refs := map[string]string{}
 	for _, kind := range cat.References(family) {
 		d, err := referenceDigests[kind](ctx, db, b)
 		if err != nil {
-			return nil, fmt.Errorf("digest of the %s: %w", kind, err)
+			return "", fmt.Errorf("digest of the %s: %w", kind, err)
 		}
-		out[kind] = d
+		refs[kind] = d
 	}
-	return out, nil
+	return cat.Fingerprint(family, refs), nil
 }

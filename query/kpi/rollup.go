@@ -183,11 +183,7 @@ func (e *Engine) Rebuild(ctx context.Context, family string, at time.Time) error
 
 // fingerprint is the family's fingerprint with its reference data now.
 func (e *Engine) fingerprint(ctx context.Context, family string) (string, error) {
-	refs, err := references(ctx, e.cat, e.db, e.b, family)
-	if err != nil {
-		return "", err
-	}
-	return e.cat.Fingerprint(family, refs), nil
+	return fingerprintNow(ctx, e.cat, e.db, e.b, family)
 }
 
 // referenceCheck: how often a family's loop looks for a change of the
