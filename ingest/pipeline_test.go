@@ -516,6 +516,9 @@ func TestEventsOfOneSecondAreOrdered(t *testing.T) {
 		received("r4", "D-SAME", "2024-03-01T09:00:00+07:00"),
 		assigned("a4", "D-SAME", "2024-03-01T09:00:00+07:00", "26734", "CB-4"),
 	)
+	// The state is written after the raw rows of an insert: wait for every
+	// event to be folded (9 events of 4 dossiers).
+	p.waitCount(t, 9, "SELECT sum(events) FROM DB.dossiers WHERE dossier_id IN ('D-US1', 'D-US2', 'D-US3', 'D-SAME')")
 	for id, want := range map[string][2]string{"D-US1": {"26734", "CB-1"}, "D-US2": {"26734", "CB-1"},
 		"D-US3": {"26734", "CB-3"}, "D-SAME": {"26734", "CB-4"}} {
 		var holder, officer, last string

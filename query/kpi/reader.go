@@ -38,7 +38,7 @@ func (r *Reader) Compute(ctx context.Context, k *KPI, unit string, s Span) (Valu
 }
 
 // Value is the latest published value of a standard key, or the key
-// computed now (Custom) when the engine has published none.
+// computed now when the engine has published none.
 func (r *Reader) Value(ctx context.Context, k *KPI, unit, window string, now time.Time) (Value, error) {
 	v, ok, err := r.published(ctx, k, unit, window)
 	if err != nil || ok {
@@ -48,7 +48,9 @@ func (r *Reader) Value(ctx context.Context, k *KPI, unit, window string, now tim
 	if err != nil {
 		return Value{}, err
 	}
-	return r.Custom(ctx, k, unit, s)
+	// Never published: the engine has not caught up yet (a node starting),
+	// when its rollups may still lack commits it holds: computed as /sql.
+	return r.Compute(ctx, k, unit, s)
 }
 
 // Span of a key for /sql: the span of its latest published value, so that
