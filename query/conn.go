@@ -111,6 +111,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		conn.Close()
 		return nil, fmt.Errorf("ping clickhouse at %s: %w", cfg.Addr, err)
 	}
+	if cfg.Cluster != "" {
+		if err := CheckProductMode(ctx, conn, cfg.User); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -119,6 +125,25 @@ func (db *DB) Database() string { return db.cfg.Database }
 
 // Table qualifies a table name with the database.
 func (db *DB) Table(name string) string { return db.cfg.Database + "." + name }
+
+// CheckProductMode checks, for cluster mode, that the profile of user sets
+// distributed_product_mode = global. A subquery over a Distributed table
+// inside a query over another (a unit subtree from units, the open
+// entities from kpi_open) must run once, on the server asked, and go to
+// every shard with the query: ClickHouse refuses it by default ("deny"),
+// and "local" would read one shard's rows of the subquery's table. The
+// setting cannot be sent with each query: over the native protocol of
+// ClickHouse 18.16 a query carries numeric settings only.
+func CheckProductMode(ctx context.Context, conn driver.Conn, user string) error {
+	var mode string
+	if err := conn.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'distributed_product_mode'").Scan(&mode); err != nil {
+		return fmt.Errorf("read distributed_product_mode: %w", err)
+	}
+	if mode != "global" {
+		return fmt.Errorf("clickhouse cluster mode: the profile of user %s sets distributed_product_mode = %s; set it to global (docs/operations.md, Cluster mode)", user, mode)
+	}
+	return nil
+}
 
 // InsertContext is the context for writes: on a cluster, an insert into a
 // Distributed table returns only once the shards hold the rows

@@ -70,8 +70,9 @@ func Migrations(database, cluster string) ([]Migration, error) {
 //	{{onCluster}}        "" or ON CLUSTER name
 //	{{engine "E()" "t"}} E(), or ReplicatedE('/clickhouse/tables/{shard}/db/t', '{replica}')
 //	{{distributed "t" k}} nothing, or db.t as a Distributed table over db.t_local sharded by k
-//	{{alterDistributed "t" "ADD COLUMN …"}} nothing, or that ALTER of the Distributed table db.t
-//	                     (on one server the ALTER of {{local "t"}} already changed db.t)
+//	{{redistribute "t" k}} nothing, or the Distributed table db.t created again over
+//	                     db.t_local, after an ALTER of db.t_local (on one server that
+//	                     ALTER already changed db.t)
 //	{{range slices n}}   0 … n-1, to repeat a statement over slices of the rows
 func render(src, database, cluster string) (string, error) {
 	funcs := template.FuncMap{
@@ -99,13 +100,13 @@ func render(src, database, cluster string) (string, error) {
 			}
 			return "Replicated" + name + "(" + zk + ")"
 		},
-		"distributed": func(t, key string) string {
-			if cluster == "" {
-				return ""
-			}
-			return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s ON CLUSTER %[3]s AS %[1]s.%[2]s_local ENGINE = Distributed(%[3]s, %[1]s, %[2]s_local, %[4]s);",
-				database, t, cluster, key)
-		},
+	}
+	funcs["distributed"] = func(t, key string) string {
+		if cluster == "" {
+			return ""
+		}
+		return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s ON CLUSTER %[3]s AS %[1]s.%[2]s_local ENGINE = Distributed(%[3]s, %[1]s, %[2]s_local, %[4]s);",
+			database, t, cluster, key)
 	}
 	funcs["slices"] = func(n int) []int {
 		out := make([]int, n)
@@ -114,11 +115,16 @@ func render(src, database, cluster string) (string, error) {
 		}
 		return out
 	}
-	funcs["alterDistributed"] = func(t, change string) string {
+	// A Distributed table holds no rows (inserts wait for the shards), so
+	// its columns follow its local table's by creating it again: ClickHouse
+	// refuses an ALTER … ON CLUSTER of a table that is not Replicated on a
+	// cluster whose shards replicate internally.
+	funcs["redistribute"] = func(t, key string) string {
 		if cluster == "" {
 			return ""
 		}
-		return fmt.Sprintf("ALTER TABLE %s.%s ON CLUSTER %s %s;", database, t, cluster, change)
+		return fmt.Sprintf("DROP TABLE IF EXISTS %s.%s ON CLUSTER %s;\n", database, t, cluster) +
+			funcs["distributed"].(func(string, string) string)(t, key)
 	}
 	tpl, err := template.New("m").Funcs(funcs).Parse(src)
 	if err != nil {

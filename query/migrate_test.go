@@ -90,13 +90,14 @@ func TestReplicatedEngineKeepsItsArguments(t *testing.T) {
 	}
 }
 
-func TestAlterDistributedOnlyOnACluster(t *testing.T) {
-	src := `{{alterDistributed "t" "ADD COLUMN c UInt8"}}`
+func TestRedistributeOnlyOnACluster(t *testing.T) {
+	src := `{{redistribute "t" "rand()"}}`
 	if out, err := render(src, "db", ""); err != nil || out != "" {
 		t.Fatalf("one server: %q %v", out, err)
 	}
 	out, err := render(src, "db", "c")
-	if err != nil || out != "ALTER TABLE db.t ON CLUSTER c ADD COLUMN c UInt8;" {
+	if err != nil || out != "DROP TABLE IF EXISTS db.t ON CLUSTER c;\n"+
+		"CREATE TABLE IF NOT EXISTS db.t ON CLUSTER c AS db.t_local ENGINE = Distributed(c, db, t_local, rand());" {
 		t.Fatalf("cluster: %q %v", out, err)
 	}
 }

@@ -34,13 +34,16 @@ esac
 go mod download
 
 # The tests also read ioc's Arrow streams with an independent implementation
-# (apache-arrow from npm, pinned by its lockfile), and drive the web UI in
+# (apache-arrow from npm, pinned by its lockfile), drive the web UI in
 # Debian's chromium (with playwright-core from web/'s lockfile, which never
-# downloads a browser of its own).
+# downloads a browser of its own), and run ioc on a ClickHouse cluster of two
+# servers with Debian's ZooKeeper.
 if [ "${1:-}" = "--test" ]; then
   need_apt=()
   command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  # ZooKeeper (with Java) for the tests that run ioc on a ClickHouse cluster.
+  [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || need_apt+=(zookeeper)
   if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get"
     SUDO=""

@@ -38,6 +38,11 @@ func nodeWith(t testing.TB, tune func(*Config)) (*App, map[string]string) {
 	cfg.ClickHouse.Addr = chAddr
 	cfg.ClickHouse.HTTPAddr = testenv.ClickHouseHTTPAddr(t)
 	cfg.ClickHouse.Database = "app_" + testenv.RandomHex(4)
+	if testenv.OnCluster() {
+		c := testenv.Cluster(t)
+		cfg.ClickHouse.Addr, cfg.ClickHouse.HTTPAddr = c.Servers[0].Addr(), c.Servers[0].HTTPAddr()
+		cfg.ClickHouse.Cluster = testenv.ClusterName
+	}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -54,7 +59,11 @@ func nodeWith(t testing.TB, tune func(*Config)) (*App, map[string]string) {
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
-		_ = a.DB().Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.ClickHouse.Database)
+		drop := "DROP DATABASE IF EXISTS " + cfg.ClickHouse.Database
+		if cfg.ClickHouse.Cluster != "" {
+			drop += " ON CLUSTER " + cfg.ClickHouse.Cluster
+		}
+		_ = a.DB().Conn.Exec(context.Background(), drop)
 		a.Close()
 	})
 	// Run starts its parts concurrently; the tests begin once it serves,

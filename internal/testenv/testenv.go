@@ -39,6 +39,7 @@ var (
 // Use it from TestMain: func TestMain(m *testing.M) { testenv.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
+	stopCluster(code != 0)
 	if chServer != nil {
 		chServer.Stop()
 		if chCrashes.Load() == 0 {
@@ -111,9 +112,33 @@ func ClickHouseHTTPAddr(t testing.TB) string {
 
 // ClickHouse returns a config for a fresh, migrated database of its own on
 // the test ClickHouse, dropped when the test ends.
+//
+// With IOC_TEST_CLUSTER=1 it is a database on the test cluster instead
+// (ClusterClickHouse): the tests that use it then run in cluster mode.
 func ClickHouse(t testing.TB) (*query.DB, query.Config) {
 	t.Helper()
-	cfg := query.Config{Addr: ClickHouseAddr(t), HTTPAddr: chHTTPAddr, Database: "test_" + RandomHex(6)}
+	if OnCluster() {
+		return ClusterClickHouse(t)
+	}
+	return migrated(t, query.Config{Addr: ClickHouseAddr(t), HTTPAddr: chHTTPAddr, Database: "test_" + RandomHex(6)})
+}
+
+// OnCluster says whether IOC_TEST_CLUSTER=1 asks the tests to run on the
+// test cluster.
+func OnCluster() bool { return os.Getenv("IOC_TEST_CLUSTER") == "1" }
+
+// ClusterClickHouse is ClickHouse on the test cluster: a fresh database
+// migrated in cluster mode through its first server, dropped on every
+// server when the test ends.
+func ClusterClickHouse(t testing.TB) (*query.DB, query.Config) {
+	t.Helper()
+	c := Cluster(t)
+	return migrated(t, query.Config{Addr: c.Servers[0].Addr(), HTTPAddr: c.Servers[0].HTTPAddr(),
+		Database: "test_" + RandomHex(6), Cluster: ClusterName})
+}
+
+func migrated(t testing.TB, cfg query.Config) (*query.DB, query.Config) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	db, err := query.Open(ctx, cfg)
@@ -131,7 +156,11 @@ func ClickHouse(t testing.TB) (*query.DB, query.Config) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = db.Conn.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+		drop := "DROP DATABASE IF EXISTS " + cfg.Database
+		if cfg.Cluster != "" {
+			drop += " ON CLUSTER " + cfg.Cluster
+		}
+		_ = db.Conn.Exec(ctx, drop)
 		db.Close()
 	})
 	return db, cfg

@@ -137,7 +137,7 @@ func (env *ticketEnv) overdueTicket(ctx context.Context, t *testing.T, id string
 	t.Helper()
 	q := fmt.Sprintf("INSERT INTO %s.feedback_events (source, id, type, subject, time, accepted_at, unit, channel, category, due_at) SELECT 'test', %s, 'received', %s, toDateTime(%d), toDateTime(%d), '26740', 'zalo', 'traffic', toDateTime(%d)",
 		env.db.Database(), query.Quote("r-"+id), query.Quote(id), now.Add(-3*24*time.Hour).Unix(), now.Unix(), now.Add(-time.Hour).Unix())
-	if err := env.db.Conn.Exec(ctx, q); err != nil {
+	if err := env.db.Conn.Exec(env.db.InsertContext(ctx), q); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -180,7 +180,7 @@ func TestCommitSubjectsAreEvaluatedBeforeKPIOpenHasThem(t *testing.T) {
 	// A generation of kpi_open for the feedback family that holds neither
 	// ticket: the rule looks its candidates up there.
 	gen := time.Now().UnixNano()
-	if err := db.Conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s.kpi_open (family, gen, id, unit, due_at, open, version) SELECT 'feedback', %d, '', '', toDateTime(0), 0, 1", db.Database(), gen)); err != nil {
+	if err := db.Conn.Exec(db.InsertContext(ctx), fmt.Sprintf("INSERT INTO %s.kpi_open (family, gen, id, unit, due_at, open, version) SELECT 'feedback', %d, '', '', toDateTime(0), 0, 1", db.Database(), gen)); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().Truncate(time.Second)
@@ -227,7 +227,7 @@ func TestHoldSuspendsTheRules(t *testing.T) {
 		}
 		q := fmt.Sprintf("INSERT INTO %s.kpi_open (family, gen, id, unit, due_at, open, version) SELECT 'feedback', %d, arrayJoin(['', %s]) AS i, if(i = '', '', '26740'), toDateTime(%d), toUInt8(i != ''), 1",
 			db.Database(), time.Now().UnixNano(), strings.Join(ids, ", "), now.Add(-time.Hour).Unix())
-		if err := db.Conn.Exec(ctx, q); err != nil {
+		if err := db.Conn.Exec(db.InsertContext(ctx), q); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -480,7 +480,7 @@ func TestCameraOfflineSinceItsLastOnlineStatus(t *testing.T) {
 	db := env.db.Database()
 	exec := func(q string) {
 		t.Helper()
-		if err := env.db.Conn.Exec(ctx, q); err != nil {
+		if err := env.db.Conn.Exec(env.db.InsertContext(ctx), q); err != nil {
 			t.Fatalf("%v\n%s", err, q)
 		}
 	}

@@ -63,7 +63,7 @@ func insert(t *testing.T, db *query.DB, evs ...event) {
 				"SELECT 'test', %s, %s, %s, %s, now(), %s, 'phone', %s, %s, %s", db.Table(e.table), query.Quote(fmt.Sprint(i, e.subject, e.typ)),
 				query.Quote(e.typ), query.Quote(e.subject), lit(e.time), query.Quote(e.unit), query.Quote(e.extra), lit(e.due), query.Quote(e.officer))
 		}
-		if err := db.Conn.Exec(ctx, sql); err != nil {
+		if err := db.Conn.Exec(db.InsertContext(ctx), sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
@@ -212,7 +212,7 @@ func TestRunOnClickHouse(t *testing.T) {
 			fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT %s, %d, '', '', toDateTime(0), 0, 1",
 				db.Table("kpi_open"), query.Quote(f.family), gen),
 		} {
-			if err := db.Conn.Exec(ctx, q); err != nil {
+			if err := db.Conn.Exec(db.InsertContext(ctx), q); err != nil {
 				t.Fatalf("%s: %v", q, err)
 			}
 		}
@@ -238,7 +238,7 @@ func TestRunOnClickHouse(t *testing.T) {
 		ver++
 		q := fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT 'dossier', %d, %s, '26740', %s, %d, %d",
 			db.Table("kpi_open"), gen, query.Quote(id), literal(due, time.UTC), open, ver)
-		if err := db.Conn.Exec(ctx, q); err != nil {
+		if err := db.Conn.Exec(db.InsertContext(ctx), q); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -292,7 +292,7 @@ func TestLongIDsTakeSeveralStatements(t *testing.T) {
 		"SELECT 'test', toString(number), 'received', concat('D-', toString(number), '-', %s), toDateTime(%d), now(), '26740', 'TP-001', "+
 		"toDateTime(%d) - 3600 * (number %% 5 + 1), '' FROM system.numbers LIMIT 1000",
 		db.Table("dossier_events"), query.Quote(tail), at.Add(-240*time.Hour).Unix(), at.Unix())
-	if err := db.Conn.Exec(ctx, ins); err != nil {
+	if err := db.Conn.Exec(db.InsertContext(ctx), ins); err != nil {
 		t.Fatal(err)
 	}
 	r := Request{List: DossierOverdue, Unit: "26740", Limit: 1000, At: at}
@@ -317,7 +317,7 @@ func TestLongIDsTakeSeveralStatements(t *testing.T) {
 		fmt.Sprintf("INSERT INTO %s (family, gen, id, unit, due_at, open, version) SELECT 'dossier', %d, '', '', toDateTime(0), 0, 1",
 			db.Table("kpi_open"), gen),
 	} {
-		if err := db.Conn.Exec(ctx, q); err != nil {
+		if err := db.Conn.Exec(db.InsertContext(ctx), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}

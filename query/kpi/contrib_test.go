@@ -73,7 +73,7 @@ func moveDossiers(t *testing.T, c *city) ingest.CommitNotice {
 	resolved := pick("resolved_at > toDateTime(0) AND resolved_at > now() - 86400 * 20")
 	open := pick("resolved_at = toDateTime(0) AND withdrawn_at = toDateTime(0) AND received_at > toDateTime(0)")
 	received := pick("received_at > toDateTime(0) AND received_at > now() - 86400 * 20")
-	batch, _ := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("dossier_events")+" (source, id, type, subject, time, accepted_at, unit, channel, due_at, e_result)")
+	batch, _ := c.db.Conn.PrepareBatch(c.db.InsertContext(ctx), "INSERT INTO "+c.db.Table("dossier_events")+" (source, id, type, subject, time, accepted_at, unit, channel, due_at, e_result)")
 	var subjects []string
 	zero := time.Unix(0, 0)
 	for i, id := range resolved { // resolved again, hours later
@@ -190,7 +190,7 @@ func TestEventRollupsRetry(t *testing.T) {
 			eng := c.leader(t, kpi.Config{}, prometheus.NewRegistry())
 			c.computeAll(t, eng)
 			minT := c.at.Add(-2 * time.Hour)
-			sb, err := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
+			sb, err := c.db.Conn.PrepareBatch(c.db.InsertContext(ctx), "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
 			if err != nil {
 				t.Fatal(err)
 			}

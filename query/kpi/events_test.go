@@ -33,11 +33,11 @@ func TestEngineEventBuckets(t *testing.T) {
 	}
 	commit := func(evs []ev) {
 		t.Helper()
-		sb, err := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
+		sb, err := c.db.Conn.PrepareBatch(c.db.InsertContext(ctx), "INSERT INTO "+c.db.Table("survey_events")+" (source, id, type, subject, time, accepted_at, unit, rating)")
 		if err != nil {
 			t.Fatal(err)
 		}
-		cb, err := c.db.Conn.PrepareBatch(ctx, "INSERT INTO "+c.db.Table("camera_events")+" (source, id, type, subject, time, accepted_at, kind)")
+		cb, err := c.db.Conn.PrepareBatch(c.db.InsertContext(ctx), "INSERT INTO "+c.db.Table("camera_events")+" (source, id, type, subject, time, accepted_at, kind)")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -96,7 +96,7 @@ func TestHistoryCopiesEachValueOnce(t *testing.T) {
 		t.Fatalf("a value with no denominator: %d NULL rows, err %v", nulls, err)
 	}
 	// A row copied twice counts once.
-	if err := db.Conn.Exec(ctx, "INSERT INTO "+db.Table("kpi_value_log")+" SELECT * FROM "+db.Table("kpi_value_log")); err != nil {
+	if err := db.Conn.Exec(db.InsertContext(ctx), "INSERT INTO "+db.Table("kpi_value_log")+" SELECT * FROM "+db.Table("kpi_value_log")); err != nil {
 		t.Fatal(err)
 	}
 	if n := count("kpi_values"); n != 3 {

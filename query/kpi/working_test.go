@@ -192,7 +192,7 @@ func TestAvgProcessingDaysMatchesCalendar(t *testing.T) {
 		{id: "waiting", received: "2024-03-11 13:30:00", resolved: "2024-03-20 10:00:00",
 			pauses: [][2]string{{"2024-03-18 09:00:00", ""}}, wantPaused: [][2]string{{"2024-03-18 09:00:00", "2024-03-20 10:00:00"}}},
 	}
-	batch, err := db.Conn.PrepareBatch(ctx, "INSERT INTO "+db.Table("dossier_events")+" (source, id, type, subject, time, accepted_at, unit, channel, due_at)")
+	batch, err := db.Conn.PrepareBatch(db.InsertContext(ctx), "INSERT INTO "+db.Table("dossier_events")+" (source, id, type, subject, time, accepted_at, unit, channel, due_at)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestPerMinuteSeriesCountsTheMinutesPassed(t *testing.T) {
 	db, set, cal, at := cityDB(t)
 	ctx := context.Background()
 	cam := set.Cameras[0]
-	batch, err := db.Conn.PrepareBatch(ctx, "INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, accepted_at, kind, level)")
+	batch, err := db.Conn.PrepareBatch(db.InsertContext(ctx), "INSERT INTO "+db.Table("camera_events")+" (source, id, type, subject, time, accepted_at, kind, level)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ ALTER TABLE {{local "dossier_state"}} {{onCluster}}
     ADD COLUMN supplement_requested_s AggregateFunction(groupUniqArrayIf, DateTime, UInt8),
     ADD COLUMN supplement_received_s AggregateFunction(groupUniqArrayIf, DateTime, UInt8);
 
-{{alterDistributed "dossier_state" "ADD COLUMN supplement_requested_s AggregateFunction(groupUniqArrayIf, DateTime, UInt8), ADD COLUMN supplement_received_s AggregateFunction(groupUniqArrayIf, DateTime, UInt8)"}}
+{{redistribute "dossier_state" "cityHash64(dossier_id)"}}
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{local "dossier_state_mv2"}} {{onCluster}} TO {{local "dossier_state"}} AS
 SELECT

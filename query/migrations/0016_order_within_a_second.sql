@@ -34,15 +34,15 @@
 -- them.
 
 ALTER TABLE {{local "dossier_events"}} {{onCluster}} ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time;
-{{alterDistributed "dossier_events" "ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time"}}
+{{redistribute "dossier_events" "cityHash64(source, id)"}}
 ALTER TABLE {{local "feedback_events"}} {{onCluster}} ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time;
-{{alterDistributed "feedback_events" "ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time"}}
+{{redistribute "feedback_events" "cityHash64(source, id)"}}
 ALTER TABLE {{local "camera_events"}} {{onCluster}} ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time;
-{{alterDistributed "camera_events" "ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time"}}
+{{redistribute "camera_events" "cityHash64(source, id)"}}
 ALTER TABLE {{local "survey_events"}} {{onCluster}} ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time;
-{{alterDistributed "survey_events" "ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time"}}
+{{redistribute "survey_events" "cityHash64(source, id)"}}
 ALTER TABLE {{local "indicator_events"}} {{onCluster}} ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time;
-{{alterDistributed "indicator_events" "ADD COLUMN time_us UInt32 DEFAULT 0 AFTER time"}}
+{{redistribute "indicator_events" "cityHash64(source, id)"}}
 
 {{- define "dossierOrder"}}toUInt64(toUInt64(time) * 4294967296 + toUInt64(time_us) * 4096 + indexOf(['received', 'assigned', 'due_changed', 'supplement_requested', 'supplement_received', 'paid', 'digitized', 'synced', 'resolved', 'returned', 'apology_issued', 'withdrawn'], type) * 256 + cityHash64(source, id) % 256) AS ord{{end}}
 {{- define "ticketOrder"}}toUInt64(toUInt64(time) * 4294967296 + toUInt64(time_us) * 4096 + indexOf(['received', 'assigned', 'resolved', 'closed', 'rated'], type) * 256 + cityHash64(source, id) % 256) AS ord{{end}}

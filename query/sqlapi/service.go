@@ -184,6 +184,11 @@ func (s *Service) checkReader(ctx context.Context) error {
 	if ro != "1" {
 		return fmt.Errorf("clickhouse user %s has readonly=%s: the SQL API needs a user whose profile sets readonly=1 (see docs/operations.md)", s.cfg.ReaderUser, ro)
 	}
+	if s.db.Config().Cluster != "" {
+		if err := query.CheckProductMode(ctx, s.reader, s.cfg.ReaderUser); err != nil {
+			return err
+		}
+	}
 	if loc, err := time.LoadLocation(tz); err == nil {
 		s.serverTZ = loc
 	}

@@ -436,7 +436,7 @@ func TestReaderUserIsReadOnly(t *testing.T) {
 func TestLeaderScopeAndSchema(t *testing.T) {
 	e := newEnv(t, sqlapi.Config{})
 	ctx := context.Background()
-	b, err := e.db.Conn.PrepareBatch(ctx, "INSERT INTO "+e.db.Table("ref_officers")+" (id, unit, name, title, version, deleted)")
+	b, err := e.db.Conn.PrepareBatch(e.db.InsertContext(ctx), "INSERT INTO "+e.db.Table("ref_officers")+" (id, unit, name, title, version, deleted)")
 	if err != nil {
 		t.Fatal(err)
 	}
