@@ -83,8 +83,8 @@ func TestNodeOnACluster(t *testing.T) {
 	}
 	// The KPI of the ward equals its SQL, run by the SQL API as a leader
 	// of the ward (scoped by its unit subtree, on the read-only user).
-	v := waitKPI(t, a, toks["analyst"], "dossier.overdue_open?unit=26740&window=today", 6, 6)
-	code, sql := call(t, "GET", a.URL()+"/api/v1/kpis/dossier.overdue_open/sql?unit=26740&window=today", toks["analyst"], "", "")
+	v := waitKPI(t, a, toks["analyst"], "dossier.overdue_open?unit=26740&window=now", 6, 6)
+	code, sql := call(t, "GET", a.URL()+"/api/v1/kpis/dossier.overdue_open/sql?unit=26740&window=now", toks["analyst"], "", "")
 	if code != 200 {
 		t.Fatalf("sql of the KPI: %d %s", code, sql)
 	}

@@ -38,8 +38,10 @@ func (s *Service) openNative(ctx context.Context, addr string) *nativeHTTP {
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 4,
 		ReadBufferSize:      256 << 10,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
+		// Below ClickHouse's keep_alive_timeout (3 s by default), which
+		// closes an idle connection from the server's side.
+		IdleConnTimeout:    2 * time.Second,
+		DisableCompression: true,
 	}
 	n := &nativeHTTP{
 		base:   "http://" + addr + "/?database=" + url.QueryEscape(s.db.Database()),
@@ -73,6 +75,11 @@ func (n *nativeHTTP) post(ctx context.Context, queryID, sql, format string) (*ht
 		return nil, err
 	}
 	req.SetBasicAuth(n.user, n.password)
+	// A read-only statement may be sent again: when ClickHouse closed the
+	// idle connection it went out on just as it was reused, the transport
+	// retries it on a new one instead of failing (which would send the
+	// statement through the driver's path). The key is not sent.
+	req.Header["X-Idempotency-Key"] = nil
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -102,6 +109,12 @@ type nativeResult struct {
 func (s *Service) nativeColumns(ctx context.Context, sql, queryID string) (*nativeResult, bool) {
 	resp, err := s.native.post(ctx, queryID+"-columns", "SELECT * FROM (\n"+sql+"\n) LIMIT 0", "TabSeparatedWithNamesAndTypes")
 	if err != nil {
+		// A statement ClickHouse refuses is refused again on the driver's
+		// path, with its message; any other failure is the interface's.
+		var ex *httpException
+		if !errors.As(err, &ex) && ctx.Err() == nil {
+			s.log.Warn("sql: ClickHouse's HTTP interface failed; the statement is read through the driver", "query_id", queryID, "err", err)
+		}
 		return nil, false
 	}
 	head, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
