@@ -13,7 +13,7 @@ import (
 // The migrations, from empty to the latest, on a cluster of two shards:
 // every server has the same tables, each table that holds rows is
 // Replicated under its plain name's _local with a Distributed table over
-// it, and migrating again changes nothing.
+// it, and migrating again, through either server, changes nothing.
 func TestMigrateOnACluster(t *testing.T) {
 	db, cfg := testenv.ClusterClickHouse(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -30,7 +30,7 @@ func TestMigrateOnACluster(t *testing.T) {
 			if err := rows.Scan(&name, &engine); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasPrefix(name, "schema_migrations") { // local to the server migrated through
+			if name != "schema_migrations_lock" { // on the server migrated through, while it migrates
 				m[name] = engine
 			}
 		}
@@ -50,6 +50,9 @@ func TestMigrateOnACluster(t *testing.T) {
 			t.Errorf("%s: engine %s, want Replicated…", name, engine)
 		case local && engine != "MaterializedView" && tables[0][base] != "Distributed":
 			t.Errorf("%s: no Distributed table %s over it (%q)", name, base, tables[0][base])
+		case name == "schema_migrations" && engine != "ReplicatedMergeTree":
+			t.Errorf("schema_migrations: engine %s, want one Replicated table on every server", engine)
+		case name == "schema_migrations":
 		case !local && (strings.Contains(engine, "MergeTree") || engine == "Memory"):
 			t.Errorf("%s: engine %s holds rows under a plain name", name, engine)
 		}
@@ -57,5 +60,29 @@ func TestMigrateOnACluster(t *testing.T) {
 	v, err := db.Migrate(ctx)
 	if err != nil || v != query.LatestVersion() {
 		t.Fatalf("migrating again: version %d, %v", v, err)
+	}
+	// Through the second server: every migration is found applied, none
+	// is applied or recorded again.
+	second := cfg
+	second.Addr, second.HTTPAddr = testenv.Cluster(t).Servers[1].Addr(), testenv.Cluster(t).Servers[1].HTTPAddr()
+	db2, err := query.Open(ctx, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	records := func(d *query.DB) (n uint64) {
+		if err := d.Conn.QueryRow(ctx, "SELECT count() FROM "+d.Table("schema_migrations")).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	testenv.Eventually(t, 30*time.Second, "the records on the second server", func() (bool, error) {
+		return records(db2) == uint64(query.LatestVersion()), nil
+	})
+	if v, err := db2.Migrate(ctx); err != nil || v != query.LatestVersion() {
+		t.Fatalf("migrating through the second server: version %d, %v", v, err)
+	}
+	if a, b := records(db), records(db2); a != uint64(query.LatestVersion()) || b != a {
+		t.Fatalf("%d records on the first server, %d on the second; want %d each", a, b, query.LatestVersion())
 	}
 }

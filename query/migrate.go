@@ -169,9 +169,16 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err := db.Conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db.cfg.Database+onCluster); err != nil {
 		return 0, fmt.Errorf("create database: %w", err)
 	}
-	// The migrations table is local on every node: each records what it applied.
-	if err := db.Conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+db.Table("schema_migrations")+
-		" (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree() ORDER BY version"); err != nil {
+	// On a cluster every server holds every record: the table is one
+	// Replicated table with a replica on each server (not one per shard),
+	// so a node that migrates through another server finds what was
+	// applied through the first.
+	engine := "MergeTree()"
+	if db.cfg.Cluster != "" {
+		engine = fmt.Sprintf("ReplicatedMergeTree('/clickhouse/tables/all/%s/schema_migrations', '{shard}_{replica}')", db.cfg.Database)
+	}
+	if err := db.Conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+db.Table("schema_migrations")+onCluster+
+		" (version UInt32, name String, applied_at DateTime) ENGINE = "+engine+" ORDER BY version"); err != nil {
 		return 0, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	unlock, err := db.lockMigrations(ctx)
