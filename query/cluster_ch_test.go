@@ -57,9 +57,21 @@ func TestMigrateOnACluster(t *testing.T) {
 			t.Errorf("%s: engine %s holds rows under a plain name", name, engine)
 		}
 	}
+	// Migrating an up-to-date schema queues no DDL for the servers (a node
+	// then starts while one of them is down).
+	queued := func() (n uint64) {
+		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.zookeeper WHERE path = '/clickhouse/task_queue/ddl'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := queued()
 	v, err := db.Migrate(ctx)
 	if err != nil || v != query.LatestVersion() {
 		t.Fatalf("migrating again: version %d, %v", v, err)
+	}
+	if after := queued(); after != before {
+		t.Errorf("migrating an up-to-date schema queued %d statements of DDL", after-before)
 	}
 	// Through the second server: every migration is found applied, none
 	// is applied or recorded again.

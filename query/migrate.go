@@ -162,6 +162,22 @@ func splitStatements(text string) []string {
 // migration interrupted half-way is simply applied again. It returns the
 // schema version reached.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
+	ms, err := Migrations(db.cfg.Database, db.cfg.Cluster)
+	if err != nil {
+		return 0, err
+	}
+	// A schema at the latest version is left as it is, without a
+	// statement of DDL: on a cluster each waits for every server (ON
+	// CLUSTER), and a node would not start while one of them was down.
+	if done, err := db.appliedVersions(ctx); err == nil && len(done) > 0 && done[ms[len(ms)-1].Version] {
+		complete := true
+		for _, m := range ms {
+			complete = complete && done[m.Version]
+		}
+		if complete {
+			return ms[len(ms)-1].Version, nil
+		}
+	}
 	onCluster := ""
 	if db.cfg.Cluster != "" {
 		onCluster = " ON CLUSTER " + db.cfg.Cluster
@@ -187,10 +203,6 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	}
 	defer unlock()
 	done, err := db.appliedVersions(ctx)
-	if err != nil {
-		return 0, err
-	}
-	ms, err := Migrations(db.cfg.Database, db.cfg.Cluster)
 	if err != nil {
 		return 0, err
 	}

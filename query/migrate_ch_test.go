@@ -242,13 +242,31 @@ func TestMigrationsOneAtATime(t *testing.T) {
 		t.Errorf("%d migrations recorded %d times", versions, records)
 	}
 
-	// A lock its node left: broken once stale, and Migrate goes on.
+	// A schema at the latest version is not locked: a node starts while
+	// another holds the lock (or a server of a cluster is down).
+	exec := func(q string) {
+		t.Helper()
+		if err := dbs[0].Conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("CREATE TABLE " + dbs[0].Table("schema_migrations_lock") + " (owner String, beat DateTime) ENGINE = Memory")
+	quick, cancelQuick := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelQuick()
+	if v, err := dbs[2].Migrate(quick); err != nil || v != query.LatestVersion() {
+		t.Fatalf("an up-to-date schema under a lock: version %d, %v", v, err)
+	}
+
+	// A lock its node left: broken once stale, and Migrate goes on to
+	// apply what is missing (the latest migration, its record taken away).
+	tbl := dbs[0].Table("schema_migrations")
+	exec("CREATE TABLE " + tbl + "_older AS " + tbl)
+	exec(fmt.Sprintf("INSERT INTO %s_older SELECT * FROM %s WHERE version < %d", tbl, tbl, query.LatestVersion()))
+	exec("DROP TABLE " + tbl)
+	exec("RENAME TABLE " + tbl + "_older TO " + tbl)
 	old := query.MigrationLockStale
 	query.MigrationLockStale = 2 * time.Second
 	t.Cleanup(func() { query.MigrationLockStale = old })
-	if err := dbs[0].Conn.Exec(ctx, "CREATE TABLE "+dbs[0].Table("schema_migrations_lock")+" (owner String, beat DateTime) ENGINE = Memory"); err != nil {
-		t.Fatal(err)
-	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -264,5 +282,11 @@ func TestMigrationsOneAtATime(t *testing.T) {
 	}
 	if left != 0 {
 		t.Errorf("%d lock tables left", left)
+	}
+	if err := dbs[0].Conn.QueryRow(ctx, "SELECT count(), uniqExact(version) FROM "+tbl).Scan(&records, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if records != versions || versions != uint64(query.LatestVersion()) {
+		t.Errorf("after the stale lock: %d migrations recorded %d times", versions, records)
 	}
 }
