@@ -597,7 +597,10 @@ func TestRefusedRowGoesToDeadLetters(t *testing.T) {
 	}
 	p.startWriter()
 	p.waitCount(t, 1, "SELECT count() FROM DB.dead_letters WHERE family = 'survey' AND id = 'bad' AND reason LIKE 'clickhouse refused the row:%395%throwIf%'")
-	p.waitCount(t, 9, "SELECT count() FROM DB.survey_events WHERE subject != 'REFUSED'")
+	// An insert the view refused may have stored its rows in survey_events
+	// before the view threw, and the retries store them again: what the
+	// analysts and the KPIs read (the surveys view) counts each once.
+	p.waitCount(t, 9, "SELECT count() FROM DB.surveys WHERE survey_id != 'REFUSED'")
 	if n := p.count(t, "SELECT count() FROM DB.dead_letters"); n != 1 {
 		t.Fatalf("%d dead letters, want 1", n)
 	}
