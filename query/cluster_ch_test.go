@@ -59,19 +59,20 @@ func TestMigrateOnACluster(t *testing.T) {
 	}
 	// Migrating an up-to-date schema queues no DDL for the servers (a node
 	// then starts while one of them is down).
-	queued := func() (n uint64) {
-		if err := db.Conn.QueryRow(ctx, "SELECT count() FROM system.zookeeper WHERE path = '/clickhouse/task_queue/ddl'").Scan(&n); err != nil {
+	// (The newest entry of the queue: ClickHouse prunes old ones.)
+	newest := func() (name string) {
+		if err := db.Conn.QueryRow(ctx, "SELECT max(name) FROM system.zookeeper WHERE path = '/clickhouse/task_queue/ddl'").Scan(&name); err != nil {
 			t.Fatal(err)
 		}
-		return n
+		return name
 	}
-	before := queued()
+	before := newest()
 	v, err := db.Migrate(ctx)
 	if err != nil || v != query.LatestVersion() {
 		t.Fatalf("migrating again: version %d, %v", v, err)
 	}
-	if after := queued(); after != before {
-		t.Errorf("migrating an up-to-date schema queued %d statements of DDL", after-before)
+	if after := newest(); after != before {
+		t.Errorf("migrating an up-to-date schema queued DDL (%s, then %s)", before, after)
 	}
 	// Through the second server: every migration is found applied, none
 	// is applied or recorded again.
@@ -88,9 +89,8 @@ func TestMigrateOnACluster(t *testing.T) {
 		}
 		return n
 	}
-	testenv.Eventually(t, 30*time.Second, "the records on the second server", func() (bool, error) {
-		return records(db2) == uint64(query.LatestVersion()), nil
-	})
+	// At once: the records may not have reached the second server yet
+	// (Migrate fetches them before it reads them).
 	if v, err := db2.Migrate(ctx); err != nil || v != query.LatestVersion() {
 		t.Fatalf("migrating through the second server: version %d, %v", v, err)
 	}

@@ -197,11 +197,24 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		" (version UInt32, name String, applied_at DateTime) ENGINE = "+engine+" ORDER BY version"); err != nil {
 		return 0, fmt.Errorf("create schema_migrations: %w", err)
 	}
+	if db.cfg.Cluster != "" {
+		if err := db.clusterRecords(ctx); err != nil {
+			return 0, err
+		}
+	}
 	unlock, err := db.lockMigrations(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
+	if db.cfg.Cluster != "" {
+		// What was recorded through another server, fetched before it is
+		// read: a node starting just after another migrated would
+		// otherwise apply again what is not replicated here yet.
+		if err := db.Conn.Exec(ctx, "SYSTEM SYNC REPLICA "+db.Table("schema_migrations")); err != nil {
+			return 0, fmt.Errorf("sync schema_migrations: %w", err)
+		}
+	}
 	done, err := db.appliedVersions(ctx)
 	if err != nil {
 		return 0, err
@@ -221,6 +234,22 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		version = m.Version
 	}
 	return version, nil
+}
+
+// clusterRecords checks that schema_migrations on this server is the
+// replicated table of cluster mode: one created by an earlier version of
+// ioc holds this server's records only, and every migration would be
+// applied again through the others.
+func (db *DB) clusterRecords(ctx context.Context) error {
+	var engine string
+	err := db.Conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = 'schema_migrations'", db.cfg.Database).Scan(&engine)
+	if err != nil {
+		return fmt.Errorf("read the engine of schema_migrations: %w", err)
+	}
+	if engine != "ReplicatedMergeTree" {
+		return fmt.Errorf("cluster mode: %s is a %s table on this server, not one replicated to every server (made by an earlier version of ioc): copy its rows into a table created as docs/schema.md, \"Cluster mode\", says, then start again", db.Table("schema_migrations"), engine)
+	}
+	return nil
 }
 
 // columnAdded: ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS, so an

@@ -162,14 +162,17 @@ func serving(port int) bool {
 
 // stopCluster stops what startCluster started and removes its folder,
 // unless keep (a test failed): then it says where the servers' logs are.
+// It may be called again: what it stopped is forgotten.
 func stopCluster(keep bool) {
 	if cluster != nil {
 		for _, s := range cluster.Servers {
 			s.Stop()
 		}
+		cluster = nil
 	}
 	if zkCmd != nil && zkCmd.Process != nil {
 		_ = syscall.Kill(-zkCmd.Process.Pid, syscall.SIGKILL)
+		zkCmd = nil
 	}
 	switch {
 	case clusterDir == "":
@@ -178,4 +181,5 @@ func stopCluster(keep bool) {
 	default:
 		os.RemoveAll(clusterDir)
 	}
+	clusterDir = ""
 }

@@ -75,10 +75,13 @@ func (n *nativeHTTP) post(ctx context.Context, queryID, sql, format string) (*ht
 		return nil, err
 	}
 	req.SetBasicAuth(n.user, n.password)
-	// A read-only statement may be sent again: when ClickHouse closed the
-	// idle connection it went out on just as it was reused, the transport
-	// retries it on a new one instead of failing (which would send the
-	// statement through the driver's path). The key is not sent.
+	// A read-only statement may be sent again: when the connection it went
+	// out on fails before any answer (ClickHouse closed it, idle, just as
+	// it was reused; or something between cut it), the transport sends it
+	// on a new one instead of failing (which would send the statement
+	// through the driver's path). The key is not sent. Should the first
+	// still run, ClickHouse refuses the second for its query id, or both
+	// run: read-only (the user is checked), at worst twice the work.
 	req.Header["X-Idempotency-Key"] = nil
 	resp, err := n.client.Do(req)
 	if err != nil {
