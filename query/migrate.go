@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,14 +170,8 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	// A schema at the latest version is left as it is, without a
 	// statement of DDL: on a cluster each waits for every server (ON
 	// CLUSTER), and a node would not start while one of them was down.
-	if done, err := db.appliedVersions(ctx); err == nil && len(done) > 0 && done[ms[len(ms)-1].Version] {
-		complete := true
-		for _, m := range ms {
-			complete = complete && done[m.Version]
-		}
-		if complete {
-			return ms[len(ms)-1].Version, nil
-		}
+	if done, err := db.appliedVersions(ctx); err == nil && !slices.ContainsFunc(ms, func(m Migration) bool { return !done[m.Version] }) {
+		return ms[len(ms)-1].Version, nil
 	}
 	onCluster := ""
 	if db.cfg.Cluster != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vn-ioc/ioc/internal/chlocal"
+	"github.com/vn-ioc/ioc/query"
 )
 
 // ClusterName is the remote_servers name of the test cluster.
@@ -182,4 +183,20 @@ func stopCluster(keep bool) {
 		os.RemoveAll(clusterDir)
 	}
 	clusterDir = ""
+}
+
+// ShardRows counts, on each server of the cluster, the rows of table's
+// local part in db's database: where a Distributed table put them.
+func (c *TestCluster) ShardRows(t testing.TB, db *query.DB, table string) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, s := range c.Servers {
+		var n uint64
+		q := fmt.Sprintf("SELECT count() FROM remote('%s', %s)", s.Addr(), db.Table(table+"_local"))
+		if err := db.Conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
 }

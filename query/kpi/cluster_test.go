@@ -1,7 +1,6 @@
 package kpi_test
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 
@@ -16,17 +15,11 @@ import (
 func TestEngineOnACluster(t *testing.T) {
 	db, _ := testenv.ClusterClickHouse(t)
 	c := newCityOn(t, db, 1)
-	ctx := context.Background()
-	for _, s := range testenv.Cluster(t).Servers {
-		var n uint64
-		q := "SELECT count() FROM remote('" + s.Addr() + "', " + db.Database() + ".dossier_events_local)"
-		if err := db.Conn.QueryRow(ctx, q).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
+	for i, n := range testenv.Cluster(t).ShardRows(t, db, "dossier_events") {
 		if n == 0 {
-			t.Fatalf("no dossier events on the shard of %s", s.Addr())
+			t.Fatalf("no dossier events on shard %d", i+1)
 		}
-		t.Logf("%d dossier events on %s", n, s.Addr())
+		t.Logf("%d dossier events on shard %d", n, i+1)
 	}
 	eng := c.leader(t, kpi.Config{}, nil)
 	r := rand.New(rand.NewPCG(2, 3))
